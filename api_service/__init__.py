@@ -1,0 +1,1 @@
+"""Postgate's REST API: Postmark-compatible sending, servers, senders, messages and bounces."""

@@ -1,0 +1,1 @@
+"""Bounces: list, get, dump, activate and delivery statistics."""

@@ -1,0 +1,121 @@
+"""`/bounces` and `/deliverystats` (server token)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from api_service.bounces import repository, service
+from api_service.core.dates import parse_query_date
+from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.paging import Paging
+from api_service.errors import PostmarkError
+from api_service.models import Bounce as BounceRow
+from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, BounceType, ErrorCode
+from shared.schemas.base import ErrorResponse, format_timestamp
+from shared.schemas.bounces import Bounce, BounceActivation, BounceCount, BounceDump, BounceList, DeliveryStats
+
+router = APIRouter(route_class=TransactionalRoute, tags=["Bounces"])
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+
+
+def to_wire(b: BounceRow, *, dump_available: bool | None = None, with_content: bool = False) -> Bounce:
+    info = BOUNCE_TYPES[BounceType(b.type)]
+    return Bounce(
+        ID=b.id,
+        Type=b.type,
+        TypeCode=b.type_code,
+        Name=info.name,
+        Tag=b.tag,
+        MessageID=str(b.message_id) if b.message_id else "",
+        ServerID=b.server_id,
+        MessageStream=b.message_stream,
+        Description=info.description,
+        Details=b.details,
+        Email=b.email,
+        From=b.from_email,
+        BouncedAt=format_timestamp(b.bounced_at),
+        DumpAvailable=dump_available if dump_available is not None else b.dump is not None,
+        Inactive=b.inactive,
+        CanActivate=b.can_activate,
+        Subject=b.subject,
+        Content=(b.content or "") if with_content else None,
+    )
+
+
+@router.get("/deliverystats", response_model=DeliveryStats, response_model_exclude_none=True, responses=ERRORS)
+async def delivery_stats(server: CurrentServer, session: Session) -> DeliveryStats:
+    """Inactive addresses and bounce counts by type."""
+    inactive, rows = await service.delivery_stats(session=session, server_id=server.id)
+    counts = [BounceCount(Name="All", Count=sum(c for _, c in rows))]
+    counts += [BounceCount(Type=t.value, Name=BOUNCE_TYPES[t].name, Count=c) for t, c in rows]
+    return DeliveryStats(InactiveMails=inactive, Bounces=counts)
+
+
+@router.get("/bounces", response_model=BounceList, response_model_exclude_none=True, responses=ERRORS)
+async def list_bounces(
+    server: CurrentServer,
+    session: Session,
+    paging: Paging,
+    type: Annotated[str | None, Query(description="A bounce type name, e.g. HardBounce")] = None,
+    inactive: Annotated[bool | None, Query()] = None,
+    emailfilter: Annotated[str | None, Query(description="Substring of the recipient")] = None,
+    tag: Annotated[str | None, Query()] = None,
+    messageid: Annotated[str | None, Query()] = None,
+    fromdate: Annotated[str | None, Query()] = None,
+    todate: Annotated[str | None, Query()] = None,
+    messagestream: Annotated[str | None, Query(description="Defaults to outbound")] = None,
+) -> BounceList:
+    """Search bounces, newest first."""
+    if paging.count + paging.offset > MAX_PAGE_WINDOW:
+        raise PostmarkError(ErrorCode.BOUNCE_QUERY, "count + offset must not exceed 10000.")
+    bounce_type = None
+    if type:
+        found = BOUNCE_TYPE_BY_NAME.get(type.lower())
+        if found is None:
+            raise PostmarkError(ErrorCode.BOUNCE_QUERY, f"'{type}' is not a bounce type.")
+        bounce_type = found.value
+    message_id = None
+    if messageid:
+        try:
+            message_id = uuid.UUID(messageid)
+        except ValueError:
+            raise PostmarkError(ErrorCode.BOUNCE_QUERY, f"'{messageid}' is not a MessageID.") from None
+    filters = repository.BounceFilter(
+        type=bounce_type,
+        inactive=inactive,
+        email=emailfilter,
+        tag=tag,
+        message_id=message_id,
+        message_stream=(messagestream or DEFAULT_MESSAGE_STREAM).lower(),
+        from_date=parse_query_date(fromdate, error_code=ErrorCode.BOUNCE_QUERY),
+        to_date=parse_query_date(todate, error_code=ErrorCode.BOUNCE_QUERY, end_of_day=True),
+    )
+    total, rows = await repository.list_bounces(
+        session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset
+    )
+    return BounceList(TotalCount=total, Bounces=[to_wire(b, dump_available=d) for b, d in rows])
+
+
+@router.get("/bounces/{bounce_id}", response_model=Bounce, responses=ERRORS)
+async def get_bounce(bounce_id: int, server: CurrentServer, session: Session) -> Bounce:
+    """A single bounce, with `Content`."""
+    return to_wire(await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id), with_content=True)
+
+
+@router.get("/bounces/{bounce_id}/dump", response_model=BounceDump, responses=ERRORS)
+async def bounce_dump(bounce_id: int, server: CurrentServer, session: Session) -> BounceDump:
+    """The raw source of the bounce (or of the refused message); empty when none is kept."""
+    bounce = await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id)
+    return BounceDump(Body=bounce.dump.decode("utf-8", "replace") if bounce.dump else "")
+
+
+@router.put("/bounces/{bounce_id}/activate", response_model=BounceActivation, responses=ERRORS)
+async def activate_bounce(
+    bounce_id: int, server: CurrentServer, session: Session, _body: Annotated[dict[str, Any] | None, Body()] = None
+) -> BounceActivation:
+    """Reactivate the bounced recipient, so mail to it is delivered again."""
+    bounce = await service.activate(session=session, server_id=server.id, bounce_id=bounce_id)
+    return BounceActivation(Message="OK", Bounce=to_wire(bounce, with_content=True))

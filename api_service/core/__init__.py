@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the API: wire normalisation, error rendering, auth, transactions."""

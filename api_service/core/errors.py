@@ -1,0 +1,86 @@
+"""One renderer for every error: Postmark's envelope, never FastAPI's `{"detail": …}`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api_service.errors import PostmarkError
+from shared.constants import API_ERROR_CODE_HEADER, ErrorCode
+
+logger = logging.getLogger("postgate.api")
+
+# ErrorCode for a bad query or path parameter, by the first path segment.
+QUERY_ERROR_CODES: dict[str, int] = {
+    "bounces": ErrorCode.BOUNCE_QUERY,
+    "deliverystats": ErrorCode.BOUNCE_QUERY,
+    "messages": ErrorCode.MESSAGE_QUERY,
+    "servers": ErrorCode.SERVER_QUERY,
+    "server": ErrorCode.SERVER_QUERY,
+    "senders": ErrorCode.SIGNATURE_QUERY,
+    "domains": ErrorCode.DOMAIN_INVALID_FIELDS,
+}
+
+
+def postmark_response(status: int, error_code: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"ErrorCode": error_code, "Message": message},
+        status_code=status,
+        headers={API_ERROR_CODE_HEADER: str(error_code)},
+    )
+
+
+def describe_location(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc[1:]] or [str(loc[0])]
+    return ".".join(parts)
+
+
+def validation_response(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return postmark_response(422, ErrorCode.INVALID_JSON, "Received invalid JSON input.")
+    body_errors = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
+    if body_errors:
+        if any(len(e["loc"]) == 1 for e in body_errors):
+            return postmark_response(
+                422, ErrorCode.INVALID_JSON, "Received invalid JSON input: the body must be a JSON object (or, for a batch, an array)."
+            )
+        fields = sorted({describe_location(e["loc"]) for e in body_errors})
+        return postmark_response(422, ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {', '.join(fields)}.")
+    segment = request.url.path.strip("/").split("/", 1)[0]
+    code = QUERY_ERROR_CODES.get(segment, ErrorCode.INVALID_REQUEST_FIELDS)
+    details = "; ".join(f"'{describe_location(e['loc'])}': {e['msg']}" for e in errors)
+    return postmark_response(422, code, f"Invalid request parameter(s): {details}.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PostmarkError)
+    async def on_postmark_error(request: Request, exc: PostmarkError) -> Response:
+        return postmark_response(exc.http_status, exc.error_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return validation_response(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return postmark_response(404, 404, f"There is no endpoint at {request.method} {request.url.path}.")
+        if exc.status_code == 405:
+            return postmark_response(405, 405, f"Method {request.method} is not allowed on {request.url.path}.")
+        if exc.status_code == 413:
+            return postmark_response(413, ErrorCode.INVALID_EMAIL_REQUEST, str(exc.detail))
+        if exc.status_code == 400:
+            return postmark_response(422, ErrorCode.INVALID_JSON, "Received invalid JSON input.")
+        return postmark_response(exc.status_code, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        error_id = uuid.uuid4()
+        logger.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
+        return postmark_response(500, ErrorCode.INTERNAL_ERROR, f"An unexpected error occurred. Error ID: {error_id}")

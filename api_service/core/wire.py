@@ -1,0 +1,131 @@
+"""ASGI middleware for Postmark's wire rules, applied before routing.
+
+Paths and query keys are matched case-insensitively and a trailing slash is ignored (the
+official clients call `/deliveryStats` and POST to `/senders/`); bodies must be JSON; request
+bodies are capped before they are read into memory.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ErrorCode
+
+# A JSON body with base64 attachments is larger than the message it describes; allow for the
+# JSON and base64 overhead on top of Postmark's 10 MB message limit.
+BODY_LIMITS: dict[str, int] = {
+    "/email/batch": MAX_BATCH_BYTES,
+    "/internal/smtp/messages": MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
+}
+DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a body without Content-Length grows past its limit.
+
+    An HTTPException, because FastAPI turns any other error while reading a body into a 400.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than the {limit // (1024 * 1024)} MB limit.")
+
+
+def normalise_path(path: str) -> str:
+    path = path.lower()
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    return path
+
+
+def normalise_query(query: bytes) -> bytes:
+    """Lower-case query keys, keeping the case of a `metadata_<key>` suffix."""
+    if not query:
+        return query
+    pairs = []
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        prefix, sep, rest = key.partition("_")
+        pairs.append(((prefix.lower() + sep + rest) if prefix.lower() == "metadata" and sep else key.lower(), value))
+    return urlencode(pairs).encode("latin-1")
+
+
+def error_body(error_code: int, message: str) -> bytes:
+    return orjson.dumps({"ErrorCode": error_code, "Message": message})
+
+
+async def send_error(send: Send, status: int, error_code: int, message: str) -> None:
+    body = error_body(error_code, message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (API_ERROR_CODE_HEADER.lower().encode(), str(error_code).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class PostmarkWireMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = normalise_path(scope["path"])
+        scope = dict(scope, path=path, raw_path=path.encode(), query_string=normalise_query(scope.get("query_string", b"")))
+        if scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+
+        headers = {k.lower(): v for k, v in scope["headers"]}
+        limit = BODY_LIMITS.get(path, DEFAULT_BODY_LIMIT)
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await send_error(
+                send, 413, ErrorCode.INVALID_EMAIL_REQUEST, f"The request body is larger than the {limit // (1024 * 1024)} MB limit."
+            )
+            return
+        has_body = (length is None and b"transfer-encoding" in headers) or (length is not None and length not in (b"0", b""))
+        content_type = headers.get(b"content-type", b"").lower()
+        if has_body and b"json" not in content_type:
+            await send_error(
+                send,
+                415,
+                ErrorCode.JSON_REQUIRED,
+                "JSON data required: send the body as JSON with the header 'Content-Type: application/json'.",
+            )
+            return
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:
+            if not started:
+                await send_error(send, 413, ErrorCode.INVALID_EMAIL_REQUEST, exc.detail)

@@ -1,0 +1,1 @@
+"""Sending domains: every address on a domain may send (account token)."""

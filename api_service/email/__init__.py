@@ -1,0 +1,1 @@
+"""Sending: `/email` and `/email/batch`, validation, MIME building and queueing."""

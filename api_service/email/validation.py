@@ -1,0 +1,201 @@
+"""Checks of one message against Postmark's rules: pure, no I/O; raises PostmarkError."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
+from api_service.email.mime import AttachmentPart
+from api_service.errors import ForbiddenAttachment, InvalidEmailRequest
+from shared.constants import (
+    DEFAULT_MESSAGE_STREAM,
+    FORBIDDEN_ATTACHMENT_EXTENSIONS,
+    MAX_BODY_BYTES,
+    MAX_FROM_CHARS,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_CHARS,
+    MAX_RECIPIENTS_PER_FIELD,
+    MAX_SUBJECT_CHARS,
+    MAX_TAG_CHARS,
+    TrackLinks,
+)
+from shared.schemas.email import EmailRequest
+
+FIELD_NAME = re.compile(r"^[!-9;-~]{1,76}$")
+# Headers Postgate writes itself from the message's fields; a custom one would contradict them.
+STRUCTURAL_HEADERS = frozenset(
+    {"from", "to", "cc", "bcc", "subject", "date", "reply-to", "sender", "mime-version", "content-type", "content-transfer-encoding"}
+)
+MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+
+
+@dataclass(slots=True)
+class ParsedEmail:
+    sender: Mailbox
+    to: list[Mailbox]
+    cc: list[Mailbox]
+    bcc: list[Mailbox]
+    reply_to: list[Mailbox]
+    subject: str
+    tag: str
+    text_body: str | None
+    html_body: str | None
+    headers: list[tuple[str, str]]
+    custom_message_id: str | None
+    metadata: dict[str, str]
+    attachments: list[AttachmentPart]
+    message_stream: str
+    track_opens: bool | None
+    track_links: str | None
+
+    def envelope_recipients(self) -> list[str]:
+        seen: dict[str, str] = {}
+        for mailbox in (*self.to, *self.cc, *self.bcc):
+            seen.setdefault(mailbox.email.lower(), mailbox.email)
+        return list(seen.values())
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _addresses(value: str | None, field: str) -> list[Mailbox]:
+    if value is None or not value.strip():
+        return []
+    try:
+        mailboxes = parse_address_list(value)
+    except AddressError as exc:
+        raise InvalidEmailRequest(f"Invalid '{field}' address: '{exc}'.") from None
+    if len(mailboxes) > MAX_RECIPIENTS_PER_FIELD:
+        raise InvalidEmailRequest(f"Too many '{field}' recipients ({len(mailboxes)}). The maximum is {MAX_RECIPIENTS_PER_FIELD}.")
+    return mailboxes
+
+
+def _attachment(raw: Any, index: int) -> AttachmentPart:
+    name = (raw.Name or "").strip()
+    if not name or any(c in name for c in "\r\n"):
+        raise InvalidEmailRequest(f"Attachment {index + 1} has no valid 'Name'.")
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    if extension in FORBIDDEN_ATTACHMENT_EXTENSIONS:
+        raise ForbiddenAttachment()
+    try:
+        content = base64.b64decode("".join((raw.Content or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidEmailRequest(f"Attachment '{name}' has no valid Base64 'Content'.") from None
+    content_type = (raw.ContentType or "application/octet-stream").strip()
+    if "/" not in content_type or any(c in content_type for c in "\r\n"):
+        raise InvalidEmailRequest(f"Attachment '{name}' has an invalid 'ContentType'.")
+    content_id = (raw.ContentID or "").strip() or None
+    if content_id is not None:
+        content_id = content_id.removeprefix("cid:").strip("<>")
+        if not content_id or any(c in content_id for c in "\r\n<> "):
+            raise InvalidEmailRequest(f"Attachment '{name}' has an invalid 'ContentID'.")
+    return AttachmentPart(name=name, content=content, content_type=content_type, content_id=content_id)
+
+
+def parse_email(request: EmailRequest) -> ParsedEmail:
+    """Validate one message; every problem becomes ErrorCode 300 (411 for attachments)."""
+    if _has_nul(request.model_dump(exclude_none=True)):
+        raise InvalidEmailRequest("The message contains a NUL character, which is not allowed.")
+    if not request.From or not request.From.strip():
+        raise InvalidEmailRequest("The 'From' address is required.")
+    if len(request.From) > MAX_FROM_CHARS:
+        raise InvalidEmailRequest(f"The 'From' field must be at most {MAX_FROM_CHARS} characters.")
+    try:
+        sender = parse_mailbox(request.From)
+    except AddressError:
+        raise InvalidEmailRequest(f"Invalid 'From' address: '{request.From}'.") from None
+
+    to = _addresses(request.To, "To")
+    cc = _addresses(request.Cc, "Cc")
+    bcc = _addresses(request.Bcc, "Bcc")
+    if not (to or cc or bcc):
+        raise InvalidEmailRequest("Zero recipients specified.")
+    reply_to = _addresses(request.ReplyTo, "ReplyTo")
+
+    subject = request.Subject or ""
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise InvalidEmailRequest(f"The 'Subject' must be at most {MAX_SUBJECT_CHARS} characters.")
+    if "\r" in subject or "\n" in subject:
+        subject = " ".join(subject.splitlines())
+    tag = (request.Tag or "").strip()
+    if len(tag) > MAX_TAG_CHARS or "\r" in tag or "\n" in tag:
+        raise InvalidEmailRequest(f"The 'Tag' must be one line of at most {MAX_TAG_CHARS} characters.")
+
+    text_body = request.TextBody if request.TextBody else None
+    html_body = request.HtmlBody if request.HtmlBody else None
+    if text_body is None and html_body is None:
+        raise InvalidEmailRequest("Provide either email TextBody or HtmlBody or both.")
+    for body, name in ((text_body, "TextBody"), (html_body, "HtmlBody")):
+        if body is not None and len(body.encode()) > MAX_BODY_BYTES:
+            raise InvalidEmailRequest(f"The '{name}' must be at most 5 MB.")
+
+    headers: list[tuple[str, str]] = []
+    custom_message_id = None
+    for header in request.Headers or []:
+        name = (header.Name or "").strip()
+        value = header.Value or ""
+        if not FIELD_NAME.match(name):
+            raise InvalidEmailRequest(f"Invalid header name: '{name}'.")
+        if "\r" in value or "\n" in value:
+            raise InvalidEmailRequest(f"The value of header '{name}' must not contain line breaks.")
+        lowered = name.lower()
+        if lowered == "message-id":
+            if not MESSAGE_ID.match(value.strip()):
+                raise InvalidEmailRequest("The 'Message-ID' header must look like <id@domain>.")
+            custom_message_id = value.strip()
+        elif lowered not in STRUCTURAL_HEADERS:
+            headers.append((name, value))
+
+    metadata: dict[str, str] = {}
+    raw_metadata = request.Metadata or {}
+    if len(raw_metadata) > MAX_METADATA_KEYS:
+        raise InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys.")
+    for key, value in raw_metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY_CHARS:
+            raise InvalidEmailRequest(f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters: '{key}'.")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise InvalidEmailRequest(f"Metadata value for '{key}' must be a string.")
+        text = str(value)
+        if len(text) > MAX_METADATA_VALUE_CHARS:
+            raise InvalidEmailRequest(f"Metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters: '{key}'.")
+        metadata[key] = text
+
+    attachments = [_attachment(raw, i) for i, raw in enumerate(request.Attachments or [])]
+
+    track_links = None
+    if request.TrackLinks is not None:
+        track_links = next((t.value for t in TrackLinks if t.value.lower() == request.TrackLinks.lower()), None)
+        if track_links is None:
+            raise InvalidEmailRequest("TrackLinks must be one of None, HtmlAndText, HtmlOnly, TextOnly.")
+
+    stream = (request.MessageStream or DEFAULT_MESSAGE_STREAM).strip().lower()
+    return ParsedEmail(
+        sender=sender,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
+        subject=subject,
+        tag=tag,
+        text_body=text_body,
+        html_body=html_body,
+        headers=headers,
+        custom_message_id=custom_message_id,
+        metadata=metadata,
+        attachments=attachments,
+        message_stream=stream,
+        track_opens=request.TrackOpens,
+        track_links=track_links,
+    )

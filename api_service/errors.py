@@ -1,0 +1,66 @@
+"""Domain errors, all rendered as Postmark's `{"ErrorCode": N, "Message": "…"}`."""
+
+from __future__ import annotations
+
+from shared.constants import ErrorCode
+
+
+class PostmarkError(Exception):
+    """An error a client can act on; `http_status` defaults to 422 as in Postmark."""
+
+    def __init__(self, error_code: int, message: str, http_status: int = 422) -> None:
+        super().__init__(message)
+        self.error_code = int(error_code)
+        self.message = message
+        self.http_status = http_status
+
+
+class InvalidToken(PostmarkError):
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            ErrorCode.INVALID_TOKEN,
+            message or "Request does not contain a valid Server token. Please check that the X-Postmark-Server-Token header is set.",
+            401,
+        )
+
+
+class InvalidEmailRequest(PostmarkError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_EMAIL_REQUEST, message)
+
+
+class SenderSignatureNotFound(PostmarkError):
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            ErrorCode.SENDER_SIGNATURE_NOT_FOUND,
+            f"The 'From' address you supplied ({address}) is not a Sender Signature on your account. "
+            "Please add and confirm this address in order to be able to use it in the 'From' field of your messages.",
+        )
+
+
+class InactiveRecipients(PostmarkError):
+    def __init__(self, addresses: list[str], *, batch: bool = False) -> None:
+        if batch:
+            message = (
+                "You tried to send to a recipient that has been marked as inactive. "
+                f"Found inactive addresses: {', '.join(addresses)}. Inactive recipients are ones that have "
+                "generated a hard bounce, a spam complaint, or a manual suppression. "
+            )
+        else:
+            message = (
+                "You tried to send to recipient(s) that have been marked as inactive. "
+                f"Found inactive addresses: {', '.join(addresses)}. Inactive recipients are ones that have "
+                "generated a hard bounce, a spam complaint, or a manual suppression."
+            )
+        super().__init__(ErrorCode.INACTIVE_RECIPIENT, message)
+        self.addresses = addresses
+
+
+class ForbiddenAttachment(PostmarkError):
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.FORBIDDEN_ATTACHMENT, "Attachment file type not allowed.")
+
+
+class NotFound(PostmarkError):
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(error_code, message, 404)

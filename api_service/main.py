@@ -1,0 +1,61 @@
+"""App assembly: `create_app(settings)` with a lifespan that owns the engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api_service.bounces.router import router as bounces_router
+from api_service.config import Settings, get_settings
+from api_service.core.errors import install_error_handlers
+from api_service.core.wire import PostmarkWireMiddleware
+from api_service.db import create_engine, create_sessionmaker
+from api_service.domains.router import router as domains_router
+from api_service.email.router import router as email_router
+from api_service.health.router import router as health_router
+from api_service.messages.router import router as messages_router
+from api_service.senders.router import router as senders_router
+from api_service.servers.router import router as servers_router
+
+DESCRIPTION = """
+Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
+messages, bounces) or `X-Postmark-Account-Token` (servers, senders, domains).
+Every error is `{"ErrorCode": N, "Message": "…"}` with Postmark's codes.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Postgate",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(PostmarkWireMiddleware)
+    for router in (
+        health_router,
+        email_router,
+        servers_router,
+        senders_router,
+        domains_router,
+        messages_router,
+        bounces_router,
+    ):
+        app.include_router(router)
+    return app

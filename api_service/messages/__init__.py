@@ -1,0 +1,1 @@
+"""Outbound message activity: list, details and raw dump."""

@@ -1,0 +1,29 @@
+"""All ORM models, imported in one place for Alembic."""
+
+from api_service.models.base import Base
+from api_service.models.bounce import Bounce
+from api_service.models.domain import Domain
+from api_service.models.idempotency_key import IdempotencyKey
+from api_service.models.message import Message
+from api_service.models.message_event import MessageEvent
+from api_service.models.message_recipient import MessageRecipient
+from api_service.models.message_stream import MessageStream
+from api_service.models.sender_signature import SenderSignature
+from api_service.models.server import Server
+from api_service.models.server_token import ServerToken
+from api_service.models.suppression import Suppression
+
+__all__ = [
+    "Base",
+    "Bounce",
+    "Domain",
+    "IdempotencyKey",
+    "Message",
+    "MessageEvent",
+    "MessageRecipient",
+    "MessageStream",
+    "SenderSignature",
+    "Server",
+    "ServerToken",
+    "Suppression",
+]

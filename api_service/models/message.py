@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api_service.models.base import Base, CreatedAtMixin
+
+
+class Message(CreatedAtMixin, Base):
+    """An accepted outbound message with its raw MIME; `created_at` is Postmark's ReceivedAt."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_server_id_created_at", "server_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"))
+    message_stream: Mapped[str] = mapped_column(String(30))
+    source: Mapped[str] = mapped_column(String(10), doc="api or smtp")
+    status: Mapped[str] = mapped_column(String(20), default="Queued")
+    from_header: Mapped[str] = mapped_column(Text)
+    from_email: Mapped[str] = mapped_column(String(255), index=True)
+    envelope_from: Mapped[str] = mapped_column(String(255), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    tag: Mapped[str] = mapped_column(String(1000), default="")
+    to: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    cc: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    bcc: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    recipients: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONB, default=dict)
+    attachments: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    track_opens: Mapped[bool] = mapped_column(default=False)
+    track_links: Mapped[str] = mapped_column(String(20), default="None")
+    sandboxed: Mapped[bool] = mapped_column(default=False)
+    raw_mime: Mapped[bytes] = mapped_column(LargeBinary)

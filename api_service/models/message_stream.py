@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api_service.models.base import Base, CreatedAtMixin
+
+
+class MessageStream(CreatedAtMixin, Base):
+    """A server's message stream; every server starts with outbound, inbound and broadcast."""
+
+    __tablename__ = "message_streams"
+
+    server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(String(30), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    stream_type: Mapped[str] = mapped_column(String(20))
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,1 @@
+"""Sender signatures: single From addresses (account token)."""

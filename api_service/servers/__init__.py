@@ -1,0 +1,1 @@
+"""Servers: `/server` (server token) and `/servers` (account token)."""

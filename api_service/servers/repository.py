@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api_service.models import MessageStream, Server, ServerToken
+
+
+async def get_server_by_token_digest(*, session: AsyncSession, digest: str) -> Server | None:
+    stmt = select(Server).join(ServerToken, ServerToken.server_id == Server.id).where(ServerToken.token_sha256 == digest)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_server(*, session: AsyncSession, server_id: int, for_update: bool = False) -> Server | None:
+    stmt = select(Server).where(Server.id == server_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_server_by_name(*, session: AsyncSession, name: str) -> Server | None:
+    return (await session.execute(select(Server).where(func.lower(Server.name) == name.lower()))).scalar_one_or_none()
+
+
+async def list_servers(*, session: AsyncSession, count: int, offset: int, name: str | None) -> tuple[int, list[Server]]:
+    stmt = select(Server)
+    if name:
+        stmt = stmt.where(Server.name.icontains(name, autoescape=True))
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = (await session.execute(stmt.order_by(Server.id).limit(count).offset(offset))).scalars().all()
+    return total, list(rows)
+
+
+async def token_hints(*, session: AsyncSession, server_ids: list[int]) -> dict[int, list[str]]:
+    stmt = select(ServerToken.server_id, ServerToken.hint).where(ServerToken.server_id.in_(server_ids)).order_by(ServerToken.id)
+    hints: dict[int, list[str]] = {sid: [] for sid in server_ids}
+    for server_id, hint in (await session.execute(stmt)).all():
+        hints[server_id].append(hint)
+    return hints
+
+
+async def add_server(*, session: AsyncSession, server: Server, token_digest: str, token_hint: str) -> Server:
+    session.add(server)
+    await session.flush()
+    session.add(ServerToken(server_id=server.id, token_sha256=token_digest, hint=token_hint))
+    session.add_all(
+        [
+            MessageStream(server_id=server.id, stream_id="outbound", name="Default Transactional Stream", stream_type="Transactional"),
+            MessageStream(server_id=server.id, stream_id="inbound", name="Default Inbound Stream", stream_type="Inbound"),
+            MessageStream(server_id=server.id, stream_id="broadcast", name="Default Broadcast Stream", stream_type="Broadcasts"),
+        ]
+    )
+    await session.flush()
+    return server
+
+
+async def delete_server(*, session: AsyncSession, server: Server) -> None:
+    await session.delete(server)
+    await session.flush()
+
+
+async def get_stream(*, session: AsyncSession, server_id: int, stream_id: str) -> MessageStream | None:
+    stmt = select(MessageStream).where(MessageStream.server_id == server_id, MessageStream.stream_id == stream_id)
+    return (await session.execute(stmt)).scalar_one_or_none()

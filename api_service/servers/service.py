@@ -1,0 +1,169 @@
+"""Server rules: names, colours, hook URLs and the token shown once."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api_service.core.deps import token_digest
+from api_service.errors import NotFound, PostmarkError
+from api_service.models import Server
+from api_service.servers import repository
+from shared.constants import SERVER_COLORS, DeliveryType, ErrorCode, TrackLinks
+from shared.schemas.servers import ServerCreate, ServerEdit
+
+HOOK_FIELDS = ("InboundHookUrl", "BounceHookUrl", "OpenHookUrl", "DeliveryHookUrl", "ClickHookUrl")
+
+# Wire field → column, for the fields PUT may change.
+EDITABLE: dict[str, str] = {
+    "Name": "name",
+    "Color": "color",
+    "SmtpApiActivated": "smtp_api_activated",
+    "RawEmailEnabled": "raw_email_enabled",
+    "InboundHookUrl": "inbound_hook_url",
+    "BounceHookUrl": "bounce_hook_url",
+    "OpenHookUrl": "open_hook_url",
+    "DeliveryHookUrl": "delivery_hook_url",
+    "ClickHookUrl": "click_hook_url",
+    "PostFirstOpenOnly": "post_first_open_only",
+    "InboundDomain": "inbound_domain",
+    "InboundSpamThreshold": "inbound_spam_threshold",
+    "TrackOpens": "track_opens",
+    "TrackLinks": "track_links",
+    "IncludeBounceContentInHook": "include_bounce_content_in_hook",
+    "EnableSmtpApiErrorHooks": "enable_smtp_api_error_hooks",
+}
+
+
+@dataclass(slots=True)
+class CreatedServer:
+    server: Server
+    token: str
+
+
+def new_token() -> str:
+    return str(uuid.uuid4())
+
+
+def valid_hook_url(url: str) -> bool:
+    if url == "":
+        return True
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+
+
+def clean_changes(data: ServerEdit) -> dict[str, Any]:
+    """Validate the given fields and return them as column values."""
+    given = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes: dict[str, Any] = {}
+    for field, column in EDITABLE.items():
+        if field not in given:
+            continue
+        value = given[field]
+        if isinstance(value, str) and "\x00" in value:
+            raise PostmarkError(ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {field}.")
+        if field == "Name":
+            value = value.strip()
+            if not value or len(value) > 255:
+                raise PostmarkError(ErrorCode.SERVER_NAME_INVALID, "The server name is missing or invalid.")
+        elif field == "Color":
+            value = value.lower()
+            if value not in SERVER_COLORS:
+                raise PostmarkError(
+                    ErrorCode.INVALID_COLOR,
+                    f"Invalid color '{given[field]}'. Valid colors: Purple, Blue, Turquoise, Green, Red, Yellow, Grey, Orange.",
+                )
+        elif field in HOOK_FIELDS:
+            value = value.strip()
+            if not valid_hook_url(value):
+                raise PostmarkError(ErrorCode.INVALID_HOOK_URL, f"The {field} is not a valid http or https URL.")
+        elif field == "InboundSpamThreshold":
+            if not 0 <= value <= 30 or value % 5:
+                raise PostmarkError(ErrorCode.INVALID_SPAM_THRESHOLD, "InboundSpamThreshold must be between 0 and 30, in steps of 5.")
+        elif field == "TrackLinks":
+            matched = next((t.value for t in TrackLinks if t.value.lower() == str(value).lower()), None)
+            if matched is None:
+                raise PostmarkError(ErrorCode.INVALID_TRACK_LINKS, "TrackLinks must be one of None, HtmlAndText, HtmlOnly, TextOnly.")
+            value = matched
+        elif field == "InboundDomain":
+            value = value.strip().lower()
+        changes[column] = value
+    return changes
+
+
+async def _check_name_free(*, session: AsyncSession, name: str, server_id: int | None) -> None:
+    existing = await repository.get_server_by_name(session=session, name=name)
+    if existing is not None and existing.id != server_id:
+        raise PostmarkError(ErrorCode.SERVER_NAME_EXISTS, "This server name already exists.")
+
+
+async def create_server(*, session: AsyncSession, data: ServerCreate) -> CreatedServer:
+    if not data.Name or not data.Name.strip():
+        raise PostmarkError(ErrorCode.SERVER_NAME_INVALID, "The server name is missing or invalid.")
+    changes = clean_changes(data)
+    delivery = DeliveryType.LIVE.value
+    if data.DeliveryType is not None:
+        matched = next((t.value for t in DeliveryType if t.value.lower() == data.DeliveryType.lower()), None)
+        if matched is None:
+            raise PostmarkError(ErrorCode.INVALID_DELIVERY_TYPE, "DeliveryType must be Live or Sandbox.")
+        delivery = matched
+    await _check_name_free(session=session, name=changes["name"], server_id=None)
+    server = Server(
+        delivery_type=delivery,
+        inbound_hash=secrets.token_hex(16),
+        webhook_secret=secrets.token_urlsafe(32),
+        color="purple",
+        smtp_api_activated=False,
+        raw_email_enabled=False,
+        inbound_hook_url="",
+        bounce_hook_url="",
+        open_hook_url="",
+        delivery_hook_url="",
+        click_hook_url="",
+        post_first_open_only=False,
+        inbound_domain="",
+        inbound_spam_threshold=0,
+        track_opens=False,
+        track_links="None",
+        include_bounce_content_in_hook=False,
+        enable_smtp_api_error_hooks=False,
+    )
+    for column, value in changes.items():
+        setattr(server, column, value)
+    token = new_token()
+    await repository.add_server(session=session, server=server, token_digest=token_digest(token), token_hint=token[-4:])
+    return CreatedServer(server=server, token=token)
+
+
+async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit) -> Server:
+    changes = clean_changes(data)
+    if not data.model_dump(exclude_unset=True, exclude_none=True):
+        raise PostmarkError(ErrorCode.SERVER_NO_DATA, "No data was supplied: send at least one server field to change.")
+    if "name" in changes:
+        await _check_name_free(session=session, name=changes["name"], server_id=server.id)
+    for column, value in changes.items():
+        setattr(server, column, value)
+    await session.flush()
+    return server
+
+
+async def get_server_or_raise(*, session: AsyncSession, server_id: int) -> Server:
+    server = await repository.get_server(session=session, server_id=server_id)
+    if server is None:
+        raise NotFound(ErrorCode.SERVER_QUERY, f"Server {server_id} was not found.")
+    return server
+
+
+async def delete_server(*, session: AsyncSession, server_id: int) -> str:
+    server = await get_server_or_raise(session=session, server_id=server_id)
+    name = server.name
+    await repository.delete_server(session=session, server=server)
+    return name

@@ -1,0 +1,1 @@
+"""Postgate's wire contract: the pydantic schemas and constants both services use."""

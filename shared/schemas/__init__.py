@@ -1,0 +1,1 @@
+"""Pydantic schemas of Postmark's wire format, shared by api_service and smtp_service."""

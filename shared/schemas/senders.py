@@ -1,0 +1,103 @@
+"""Sender signatures and domains (account token)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.schemas.base import WireModel, WireResponse
+
+
+class SenderCreate(WireModel):
+    """A new sender signature."""
+
+    FromEmail: str | None = None
+    Name: str | None = None
+    ReplyToEmail: str | None = None
+    ReturnPathDomain: str | None = None
+    ConfirmationPersonalNote: str | None = Field(default=None, description="≤ 400 chars")
+
+    model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"FromEmail": "sender@example.com", "Name": "Sender"}]}}
+
+
+class SenderEdit(WireModel):
+    Name: str | None = None
+    ReplyToEmail: str | None = None
+    ReturnPathDomain: str | None = None
+    ConfirmationPersonalNote: str | None = None
+
+
+class DnsDetails(WireResponse):
+    """DNS fields shared by signatures and domains."""
+
+    SPFVerified: bool = False
+    SPFHost: str = ""
+    SPFTextValue: str = ""
+    DKIMVerified: bool = False
+    WeakDKIM: bool = False
+    DKIMHost: str = ""
+    DKIMTextValue: str = ""
+    DKIMPendingHost: str = ""
+    DKIMPendingTextValue: str = ""
+    DKIMRevokedHost: str = ""
+    DKIMRevokedTextValue: str = ""
+    SafeToRemoveRevokedKeyFromDNS: bool = False
+    DKIMUpdateStatus: str = "Regular"
+    ReturnPathDomain: str = ""
+    ReturnPathDomainVerified: bool = False
+    ReturnPathDomainCNAMEValue: str = ""
+
+
+class SenderSummary(WireResponse):
+    ID: int
+    Domain: str
+    EmailAddress: str
+    ReplyToEmailAddress: str
+    Name: str
+    Confirmed: bool
+
+
+class SenderDetails(DnsDetails):
+    ID: int
+    Domain: str
+    EmailAddress: str
+    ReplyToEmailAddress: str
+    Name: str
+    Confirmed: bool
+    ConfirmationPersonalNote: str = ""
+
+
+class SenderList(WireResponse):
+    TotalCount: int
+    SenderSignatures: list[SenderSummary]
+
+
+class DomainCreate(WireModel):
+    """A new sending domain: every address on it may send."""
+
+    Name: str | None = None
+    ReturnPathDomain: str | None = None
+
+    model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"Name": "example.com"}]}}
+
+
+class DomainEdit(WireModel):
+    ReturnPathDomain: str | None = None
+
+
+class DomainSummary(WireResponse):
+    ID: int
+    Name: str
+    SPFVerified: bool
+    DKIMVerified: bool
+    WeakDKIM: bool
+    ReturnPathDomainVerified: bool
+
+
+class DomainDetails(DnsDetails):
+    ID: int
+    Name: str
+
+
+class DomainList(WireResponse):
+    TotalCount: int
+    Domains: list[DomainSummary]

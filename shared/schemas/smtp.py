@@ -1,0 +1,33 @@
+"""The internal hop from smtp_service to api_service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.schemas.base import WireModel, WireResponse
+
+SMTP_AUTH_PATH = "/internal/smtp/auth"
+SMTP_SUBMIT_PATH = "/internal/smtp/messages"
+
+
+class SmtpAuthResponse(WireResponse):
+    """Whether a server token may send over SMTP."""
+
+    ServerID: int
+    SmtpApiActivated: bool
+
+
+class SmtpSubmission(WireModel):
+    """One message received over SMTP: the envelope and the raw bytes (base64)."""
+
+    MailFrom: str = Field(description="The envelope sender (MAIL FROM)")
+    RcptTo: list[str] = Field(description="Every RCPT TO, Bcc included")
+    RawMessage: str = Field(description="The DATA content, base64-encoded")
+    PeerAddress: str | None = None
+
+
+class SmtpSubmissionResult(WireResponse):
+    """Stored: the MessageID; `Duplicate` when a retried submission was recognised."""
+
+    MessageID: str
+    Duplicate: bool = False

@@ -1,0 +1,1 @@
+"""Postgate's SMTP gateway: another entry point to the API for applications that only speak SMTP."""
