@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -83,3 +84,12 @@ async def reactivate_recipient(*, session: AsyncSession, server_id: int, stream:
             Suppression.server_id == server_id, Suppression.message_stream == stream, Suppression.email == email.lower()
         )
     )
+
+
+async def suppress(*, session: AsyncSession, server_id: int, stream: str, email: str, reason: str, origin: str) -> None:
+    stmt = (
+        pg_insert(Suppression)
+        .values(server_id=server_id, message_stream=stream, email=email.lower(), reason=reason, origin=origin)
+        .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
+    )
+    await session.execute(stmt)
