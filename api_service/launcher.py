@@ -36,7 +36,10 @@ def account_token(env: dict[str, str]) -> str:
 
 
 def runnable(module: str) -> bool:
-    return importlib.util.find_spec(module + ".__main__") is not None
+    try:
+        return importlib.util.find_spec(module + ".__main__") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def main() -> None:
@@ -56,10 +59,20 @@ def main() -> None:
     env.setdefault("API_URL", api)
 
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    for name, module in SERVICES:
-        if runnable(module):
-            child = subprocess.Popen([sys.executable, "-m", module], env=env)  # noqa: S603 - our own modules
-            children.append((name, child))
+    try:
+        for name, module in SERVICES:
+            if runnable(module):
+                child = subprocess.Popen([sys.executable, "-m", module], env=env)  # noqa: S603 - our own modules
+                children.append((name, child))
+        exit_code = supervise(children, api=api, env=env)
+    finally:
+        stop_all(children)
+    del embedded  # the embedded server stops with the last handle
+    sys.exit(exit_code)
+
+
+def supervise(children: list[tuple[str, subprocess.Popen[bytes]]], *, api: str, env: dict[str, str]) -> int:
+    """Wait until Ctrl-C, SIGTERM or a child's death; return the exit code to use."""
     print(
         f"postgate: API {api}  docs {api}/docs  SMTP {env.get('SMTP_HOST', '127.0.0.1')}:{env.get('SMTP_PORT', '2525')}\n"
         f"postgate: account token {env['ACCOUNT_TOKEN']}  (header X-Postmark-Account-Token)\n"
@@ -83,6 +96,10 @@ def main() -> None:
                 exit_code = child.returncode or 1
                 stopping = True
         time.sleep(0.2)
+    return exit_code
+
+
+def stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -92,8 +109,6 @@ def main() -> None:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    del embedded  # the embedded server stops with the last handle
-    sys.exit(exit_code)
 
 
 if __name__ == "__main__":

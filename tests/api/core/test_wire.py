@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from tests.factories import message, sending_server
+
+pytestmark = pytest.mark.asyncio
+
+
+class TestWireRules:
+    async def test_paths_and_query_keys_are_case_insensitive_and_slash_tolerant(self, client: httpx.AsyncClient) -> None:
+        server = await sending_server(client)
+        assert (await client.post("/Email/", json=message(), headers=server.headers)).status_code == 200
+        response = await client.get("/Messages/Outbound/?Count=5&Offset=0&MessageStream=outbound", headers=server.headers)
+        assert response.status_code == 200
+        assert response.json()["TotalCount"] == 1
+
+    async def test_unknown_endpoint_answers_postmark_envelope(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/no/such/thing")
+        assert response.status_code == 404
+        assert set(response.json()) == {"ErrorCode", "Message"}
+
+    async def test_errors_carry_x_pm_apierrorcode(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/server")
+        assert response.status_code == 401
+        assert response.headers["X-PM-ApiErrorCode"] == "10"
+        assert "detail" not in response.json()
+
+    async def test_body_that_is_not_an_object_returns_402(self, client: httpx.AsyncClient) -> None:
+        server = await sending_server(client)
+        response = await client.post("/email", json=["not", "an", "object"], headers=server.headers)
+        assert response.status_code == 422
+        assert response.json()["ErrorCode"] == 402
+
+
+class TestHealthAndDocs:
+    async def test_health_is_200_when_database_answers(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/health")
+        assert response.status_code == 200
+        assert response.json()["database"] == "ok"
+
+    async def test_openapi_lists_endpoints_with_examples(self, client: httpx.AsyncClient) -> None:
+        spec = (await client.get("/openapi.json")).json()
+        for path in (
+            "/email",
+            "/email/batch",
+            "/server",
+            "/servers",
+            "/senders",
+            "/domains",
+            "/bounces",
+            "/deliverystats",
+            "/messages/outbound",
+        ):
+            assert path in spec["paths"], path
+        assert spec["components"]["schemas"]["EmailRequest"]["examples"]
+        assert (await client.get("/docs")).status_code == 200
+
+
+class TestTransactions:
+    async def test_failing_commit_returns_500_and_stores_nothing(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        server = await sending_server(client)
+        # A deferred constraint trigger makes PostgreSQL itself refuse the COMMIT.
+        async with app.state.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'commit refused by test'; END $$"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON messages "
+                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit()"
+                )
+            )
+        # The server error middleware re-raises after answering; a real server logs it.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://postgate.test") as raw_client:
+                response = await raw_client.post("/email", json=message(), headers=server.headers)
+        finally:
+            async with app.state.engine.begin() as conn:
+                await conn.execute(text("DROP TRIGGER refuse_commit ON messages"))
+                await conn.execute(text("DROP FUNCTION refuse_commit()"))
+        assert response.status_code == 500
+        assert response.json()["ErrorCode"] == 101
+        listed = await client.get("/messages/outbound?count=5&offset=0", headers=server.headers)
+        assert listed.json()["TotalCount"] == 0
