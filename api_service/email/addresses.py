@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.headerregistry import Address, HeaderRegistry
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -26,6 +27,7 @@ class AddressError(ValueError):
     """An address field that cannot be used; the message names the culprit."""
 
 
+@lru_cache(maxsize=65536)
 def normalise_email(address: str) -> str | None:
     """The address if it is a syntactically valid mailbox, else None."""
     address = address.strip()

@@ -2,14 +2,69 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ARRAY, Text, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import Domain, IdempotencyKey, Message, MessageRecipient, MessageStream, SenderSignature, Suppression
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    stream_type: str
+    archived: bool
+
+
+@dataclass(slots=True)
+class SendLookups:
+    """What sending needs to know, fetched in one round trip for a whole request."""
+
+    streams: dict[str, StreamInfo]
+    reply_tos: dict[str, str]
+    domains: set[str]
+    suppressed: set[tuple[str, str]]
+
+
+LOOKUPS = text(
+    """
+    SELECT
+      (SELECT coalesce(json_object_agg(stream_id, json_build_array(stream_type, archived_at IS NOT NULL)), '{}')
+         FROM message_streams WHERE server_id = :server_id) AS streams,
+      (SELECT coalesce(json_object_agg(email, reply_to_email), '{}')
+         FROM sender_signatures WHERE email = ANY(:emails) AND confirmed) AS signatures,
+      (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains)) AS domains,
+      (SELECT coalesce(json_agg(json_build_array(message_stream, email)), '[]')
+         FROM suppressions WHERE server_id = :server_id AND email = ANY(:recipients)) AS suppressed
+    """
+).bindparams(
+    bindparam("emails", type_=ARRAY(Text)),
+    bindparam("domains", type_=ARRAY(Text)),
+    bindparam("recipients", type_=ARRAY(Text)),
+)
+
+
+async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str], domains: set[str], recipients: set[str]) -> SendLookups:
+    """Streams, confirmed signatures (with Reply-To), known domains and suppressed recipients."""
+    row = (
+        await session.execute(
+            LOOKUPS, {"server_id": server_id, "emails": list(emails), "domains": list(domains), "recipients": list(recipients)}
+        )
+    ).one()
+    streams_json, signatures_json, domain_names, suppressed_json = row
+    streams = json.loads(streams_json) if isinstance(streams_json, str) else streams_json
+    signatures = json.loads(signatures_json) if isinstance(signatures_json, str) else signatures_json
+    suppressed = json.loads(suppressed_json) if isinstance(suppressed_json, str) else suppressed_json
+    return SendLookups(
+        streams={k: StreamInfo(stream_type=v[0], archived=v[1]) for k, v in streams.items()},
+        reply_tos=dict(signatures),
+        domains=set(domain_names),
+        suppressed={(stream, email) for stream, email in suppressed},
+    )
 
 
 async def streams(*, session: AsyncSession, server_id: int) -> dict[str, MessageStream]:

@@ -93,11 +93,12 @@ async def send_messages(
             parsed.append(exc)
     good = [p for p in parsed if isinstance(p, ParsedEmail)]
 
-    streams = await repository.streams(session=session, server_id=server.id)
-    reply_tos = await repository.signature_reply_tos(session=session, emails={p.sender.email.lower() for p in good})
-    domains = await repository.known_domains(session=session, names={domain_of(p.sender.email) for p in good})
-    suppressed = await repository.suppressed(
-        session=session, server_id=server.id, emails={r.lower() for p in good for r in p.envelope_recipients()}
+    lookups = await repository.send_lookups(
+        session=session,
+        server_id=server.id,
+        emails={p.sender.email.lower() for p in good},
+        domains={domain_of(p.sender.email) for p in good},
+        recipients={r.lower() for p in good for r in p.envelope_recipients()},
     )
 
     now = datetime.now(UTC)
@@ -113,10 +114,7 @@ async def send_messages(
                 server=server,
                 request=request,
                 item=item,
-                streams=streams,
-                reply_tos=reply_tos,
-                domains=domains,
-                suppressed=suppressed,
+                lookups=lookups,
                 now=now,
                 submitted_at=submitted_at,
                 message_id_domain=message_id_domain,
@@ -139,10 +137,7 @@ def _queue_one(
     server: Server,
     request: EmailRequest,
     item: ParsedEmail,
-    streams: dict[str, Any],
-    reply_tos: dict[str, str],
-    domains: set[str],
-    suppressed: set[tuple[str, str]],
+    lookups: repository.SendLookups,
     now: datetime,
     submitted_at: str,
     message_id_domain: str,
@@ -150,15 +145,16 @@ def _queue_one(
     message_rows: list[dict[str, Any]],
     recipient_rows: list[dict[str, Any]],
 ) -> SendResult:
-    stream = streams.get(item.message_stream)
-    if stream is None or stream.archived_at is not None:
+    stream = lookups.streams.get(item.message_stream)
+    reply_tos, suppressed = lookups.reply_tos, lookups.suppressed
+    if stream is None or stream.archived:
         raise PostmarkError(
             ErrorCode.STREAM_NOT_FOUND, f"The 'MessageStream' provided does not exist on this server: '{item.message_stream}'."
         )
     if stream.stream_type == "Inbound":
         raise PostmarkError(ErrorCode.STREAM_NOT_SENDABLE, "Sending is not supported on the supplied 'MessageStream'.")
     sender_email = item.sender.email.lower()
-    if sender_email not in reply_tos and domain_of(sender_email) not in domains:
+    if sender_email not in reply_tos and domain_of(sender_email) not in lookups.domains:
         raise SenderSignatureNotFound(item.sender.email)
 
     recipients = item.envelope_recipients()

@@ -94,3 +94,42 @@ class TestBuildMime:
         assert parsed.get_content_type() == "multipart/related"
         image = next(p for p in parsed.walk() if p.get_content_type() == "image/png")
         assert image["Content-ID"] == "<logo>"
+
+    @given(
+        text=st.text(max_size=300),
+        html=st.text(max_size=300),
+        filename=st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), min_size=1, max_size=40),
+        content=st.binary(max_size=300),
+        long_line=st.booleans(),
+    )
+    def test_parts_and_attachments_survive_a_round_trip(self, text: str, html: str, filename: str, content: bytes, long_line: bool) -> None:
+        if long_line:
+            text += "x" * 2000
+        raw = build_mime(
+            MimeInput(
+                message_id="<id@example.com>",
+                date=datetime(2026, 1, 2, tzinfo=UTC),
+                sender=Mailbox(name="", email="s@example.com"),
+                to=[Mailbox(name="", email="t@example.com")],
+                cc=[],
+                reply_to=[],
+                subject="s",
+                text_body=text,
+                html_body=html,
+                attachments=[AttachmentPart(name=filename, content=content, content_type="application/pdf")],
+            )
+        )
+        assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+        parsed = email.message_from_bytes(raw, _class=email.message.EmailMessage, policy=policy.default)
+        plain, rich = parsed.get_body(preferencelist=("plain",)), parsed.get_body(preferencelist=("html",))
+        assert plain is not None
+        assert rich is not None
+
+        def same(a: str, b: str) -> bool:
+            return a.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") == b.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+
+        assert same(plain.get_content(), text)
+        assert same(rich.get_content(), html)
+        [attachment] = list(parsed.iter_attachments())
+        assert attachment.get_filename() == filename
+        assert attachment.get_content() == content
