@@ -93,3 +93,8 @@ async def suppress(*, session: AsyncSession, server_id: int, stream: str, email:
         .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
     )
     await session.execute(stmt)
+
+
+async def bounce_tags(*, session: AsyncSession, server_id: int) -> list[str]:
+    stmt = select(Bounce.tag).where(Bounce.server_id == server_id, Bounce.tag != "").distinct().order_by(Bounce.tag)
+    return list((await session.execute(stmt)).scalars().all())

@@ -99,6 +99,12 @@ async def list_bounces(
     return BounceList(TotalCount=total, Bounces=[to_wire(b, dump_available=d) for b, d in rows])
 
 
+@router.get("/bounces/tags", response_model=list[str], responses=ERRORS)
+async def bounce_tags(server: CurrentServer, session: Session) -> list[str]:
+    """Tags of messages that bounced (an older Postmark endpoint some clients still call)."""
+    return await repository.bounce_tags(session=session, server_id=server.id)
+
+
 @router.get("/bounces/{bounce_id}", response_model=Bounce, responses=ERRORS)
 async def get_bounce(bounce_id: int, server: CurrentServer, session: Session) -> Bounce:
     """A single bounce, with `Content`."""

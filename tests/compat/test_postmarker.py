@@ -1,0 +1,152 @@
+"""Postmark's Python client, unchanged, against Postgate: every endpoint Postgate implements."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+
+import httpx
+import pytest
+from postmarker.core import PostmarkClient
+from postmarker.exceptions import ClientError
+
+from api_service.bounces.service import record_bounce
+from api_service.config import Settings
+from api_service.db import create_engine, create_sessionmaker
+from shared.constants import BounceType
+from tests.conftest import ACCOUNT_TOKEN
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def postmark(clean_live_api: str) -> PostmarkClient:
+    created = httpx.post(f"{clean_live_api}/servers", json={"Name": "Compat"}, headers={"X-Postmark-Account-Token": ACCOUNT_TOKEN})
+    assert created.status_code == 200, created.text
+    client = PostmarkClient(server_token=created.json()["ApiTokens"][0], account_token=ACCOUNT_TOKEN, root_api_url=clean_live_api + "/")
+    client.senders.create(FromEmail="app@compat.example", Name="App")
+    return client
+
+
+def add_bounce(settings: Settings, server_id: int, bounce_type: BounceType, email: str, message_id: str) -> None:
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        async with create_sessionmaker(engine)() as session:
+            await record_bounce(
+                session=session,
+                server_id=server_id,
+                bounce_type=bounce_type,
+                email=email,
+                details="550 5.1.1 no such user",
+                message_id=uuid.UUID(message_id),
+                dump=b"raw",
+                tag="t",
+            )
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+class TestPostmarkerEmails:
+    def test_send_with_attachment_and_read_it_back(self, postmark: PostmarkClient) -> None:
+        result = postmark.emails.send(
+            From="App <app@compat.example>",
+            To="user@example.net",
+            Cc="copy@example.net",
+            Subject="Invoice",
+            HtmlBody="<p>Attached</p>",
+            TextBody="Attached",
+            Tag="invoice",
+            Metadata={"order": "42"},
+            Headers={"X-Order": "42"},
+            Attachments=[{"Name": "invoice.txt", "Content": base64.b64encode(b"total: 1").decode(), "ContentType": "text/plain"}],
+        )
+        assert result["ErrorCode"] == 0
+        assert result["To"] == "user@example.net"
+        message = postmark.messages.outbound.get(result["MessageID"])
+        assert message.Subject == "Invoice"
+        assert message.Tag == "invoice"
+        assert message.Metadata == {"order": "42"}
+        assert message.Attachments == ["invoice.txt"]
+        assert message.TextBody.strip() == "Attached"
+        assert [r["Email"] for r in message.Cc] == ["copy@example.net"]
+        assert "X-Order: 42" in postmark.messages.outbound.get_dump(result["MessageID"])
+
+    def test_batch(self, postmark: PostmarkClient) -> None:
+        results = postmark.emails.send_batch(
+            {"From": "app@compat.example", "To": "a@example.net", "Subject": "A", "TextBody": "a"},
+            {"From": "nobody@elsewhere.example", "To": "b@example.net", "Subject": "B", "TextBody": "b"},
+        )
+        assert [r["ErrorCode"] for r in results] == [0, 400]
+        assert len(postmark.messages.outbound.all(count=10)) == 1
+
+    def test_errors_raise_client_error_with_code(self, postmark: PostmarkClient) -> None:
+        with pytest.raises(ClientError) as caught:
+            postmark.emails.send(From="app@compat.example", To="", Subject="x", TextBody="x")
+        assert caught.value.error_code == 300
+
+    def test_outbound_search_filters(self, postmark: PostmarkClient) -> None:
+        postmark.emails.send(From="app@compat.example", To="a@example.net", Subject="Welcome", TextBody="x", Tag="welcome")
+        postmark.emails.send(From="app@compat.example", To="b@example.net", Subject="Reset", TextBody="x", Tag="reset")
+        assert [m.Subject for m in postmark.messages.outbound.all(count=10, tag="welcome")] == ["Welcome"]
+        assert [m.Subject for m in postmark.messages.outbound.all(count=10, recipient="b@example.net")] == ["Reset"]
+        assert len(postmark.messages.outbound.all(count=10, status="queued")) == 2
+
+
+class TestPostmarkerServer:
+    def test_get_and_edit(self, postmark: PostmarkClient) -> None:
+        server = postmark.server.get()
+        assert server.Name == "Compat"
+        assert server.SmtpApiActivated is False
+        edited = postmark.server.edit(SmtpApiActivated=True, Color="Red")
+        assert edited["SmtpApiActivated"] is True
+        assert postmark.server.get().Color == "red"
+
+
+class TestPostmarkerSendersAndDomains:
+    def test_senders(self, postmark: PostmarkClient) -> None:
+        [sender] = postmark.senders.all()
+        assert sender.EmailAddress == "app@compat.example"
+        assert sender.Confirmed is True
+        details = postmark.senders.get(sender.ID)
+        assert details.Name == "App"
+        postmark.senders.edit(sender.ID, Name="Renamed")
+        assert postmark.senders.get(sender.ID).Name == "Renamed"
+        postmark.senders.delete(sender.ID)
+        assert postmark.senders.all() == []
+
+    def test_domains(self, postmark: PostmarkClient) -> None:
+        domain = postmark.domains.create(Name="compat-domain.example")
+        assert domain.Name == "compat-domain.example"
+        assert [d.Name for d in postmark.domains.all()] == ["compat-domain.example"]
+        postmark.domains.edit(domain.ID, ReturnPathDomain="pm.compat-domain.example")
+        assert postmark.domains.get(domain.ID).ReturnPathDomain == "pm.compat-domain.example"
+        sent = postmark.emails.send(From="anyone@compat-domain.example", To="x@example.net", Subject="x", TextBody="x")
+        assert sent["ErrorCode"] == 0
+        assert "removed" in postmark.domains.delete(domain.ID)
+        with pytest.raises(ClientError) as caught:
+            postmark.emails.send(From="anyone@compat-domain.example", To="x@example.net", Subject="x", TextBody="x")
+        assert caught.value.error_code == 400
+
+
+class TestPostmarkerBounces:
+    def test_list_get_dump_activate_and_stats(self, postmark: PostmarkClient, settings: Settings) -> None:
+        sent = postmark.emails.send(From="app@compat.example", To="gone@example.net", Subject="x", TextBody="x", Tag="t")
+        add_bounce(settings, postmark.server.get().ID, BounceType.HARD_BOUNCE, "gone@example.net", sent["MessageID"])
+        [bounce] = postmark.bounces.all(count=10)
+        assert bounce.Type == "HardBounce"
+        assert bounce.Inactive is True
+        assert bounce.MessageID == sent["MessageID"]
+        assert postmark.bounces.get(bounce.ID).Email == "gone@example.net"
+        assert bounce.dump == "raw"
+        stats = postmark.bounces.deliverystats
+        assert stats["InactiveMails"] == 1
+        assert stats["Bounces"][0] == {"Name": "All", "Count": 1}
+        with pytest.raises(ClientError) as caught:
+            postmark.emails.send(From="app@compat.example", To="gone@example.net", Subject="x", TextBody="x")
+        assert caught.value.error_code == 406
+        assert bounce.activate() == "OK"
+        assert postmark.bounces.get(bounce.ID).Inactive is False
+        assert postmark.bounces.tags == ["t"]
