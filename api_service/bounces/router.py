@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query
 from api_service.bounces import repository, service
 from api_service.core.dates import parse_query_date
 from api_service.core.deps import CurrentServer, Session, TransactionalRoute
-from api_service.core.paging import Paging
+from api_service.core.paging import EntityId, Paging
 from api_service.errors import PostmarkError
 from api_service.models import Bounce as BounceRow
 from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, BounceType, ErrorCode
@@ -106,13 +106,13 @@ async def bounce_tags(server: CurrentServer, session: Session) -> list[str]:
 
 
 @router.get("/bounces/{bounce_id}", response_model=Bounce, responses=ERRORS)
-async def get_bounce(bounce_id: int, server: CurrentServer, session: Session) -> Bounce:
+async def get_bounce(bounce_id: EntityId, server: CurrentServer, session: Session) -> Bounce:
     """A single bounce, with `Content`."""
     return to_wire(await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id), with_content=True)
 
 
 @router.get("/bounces/{bounce_id}/dump", response_model=BounceDump, responses=ERRORS)
-async def bounce_dump(bounce_id: int, server: CurrentServer, session: Session) -> BounceDump:
+async def bounce_dump(bounce_id: EntityId, server: CurrentServer, session: Session) -> BounceDump:
     """The raw source of the bounce (or of the refused message); empty when none is kept."""
     bounce = await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id)
     return BounceDump(Body=bounce.dump.decode("utf-8", "replace") if bounce.dump else "")
@@ -120,7 +120,7 @@ async def bounce_dump(bounce_id: int, server: CurrentServer, session: Session) -
 
 @router.put("/bounces/{bounce_id}/activate", response_model=BounceActivation, responses=ERRORS)
 async def activate_bounce(
-    bounce_id: int, server: CurrentServer, session: Session, _body: Annotated[dict[str, Any] | None, Body()] = None
+    bounce_id: EntityId, server: CurrentServer, session: Session, _body: Annotated[dict[str, Any] | None, Body()] = None
 ) -> BounceActivation:
     """Reactivate the bounced recipient, so mail to it is delivered again."""
     bounce = await service.activate(session=session, server_id=server.id, bounce_id=bounce_id)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from api_service.core.deps import AccountAuth, Session, TransactionalRoute
-from api_service.core.paging import Paging
+from api_service.core.paging import EntityId, Paging
 from api_service.domains import repository, service
 from api_service.models import Domain
 from shared.schemas.base import ErrorResponse
@@ -57,19 +57,19 @@ async def create_domain(session: Session, data: Annotated[DomainCreate, Body()])
 
 
 @router.get("/domains/{domain_id}", response_model=DomainDetails, responses=ERRORS)
-async def get_domain(domain_id: int, session: Session) -> DomainDetails:
+async def get_domain(domain_id: EntityId, session: Session) -> DomainDetails:
     """Get a domain with its DNS details."""
     return details(await service.get_domain_or_raise(session=session, domain_id=domain_id))
 
 
 @router.put("/domains/{domain_id}", response_model=DomainDetails, responses=ERRORS)
-async def edit_domain(domain_id: int, session: Session, data: Annotated[DomainEdit, Body()]) -> DomainDetails:
+async def edit_domain(domain_id: EntityId, session: Session, data: Annotated[DomainEdit, Body()]) -> DomainDetails:
     """Change a domain's return-path domain."""
     return details(await service.edit_domain(session=session, domain_id=domain_id, data=data))
 
 
 @router.delete("/domains/{domain_id}", response_model=ErrorResponse, responses=ERRORS)
-async def delete_domain(domain_id: int, session: Session) -> ErrorResponse:
+async def delete_domain(domain_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a domain."""
     name = await service.delete_domain(session=session, domain_id=domain_id)
     return ErrorResponse(ErrorCode=0, Message=f"Domain {name} removed.")

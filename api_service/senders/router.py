@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from api_service.core.deps import AccountAuth, Session, TransactionalRoute
-from api_service.core.paging import Paging
+from api_service.core.paging import EntityId, Paging
 from api_service.models import SenderSignature
 from api_service.senders import repository, service
 from shared.schemas.base import ErrorResponse
@@ -52,19 +52,19 @@ async def create_sender(session: Session, data: Annotated[SenderCreate, Body()])
 
 
 @router.get("/senders/{signature_id}", response_model=SenderDetails, responses=ERRORS)
-async def get_sender(signature_id: int, session: Session) -> SenderDetails:
+async def get_sender(signature_id: EntityId, session: Session) -> SenderDetails:
     """Get a sender signature."""
     return details(await service.get_signature_or_raise(session=session, signature_id=signature_id))
 
 
 @router.put("/senders/{signature_id}", response_model=SenderDetails, responses=ERRORS)
-async def edit_sender(signature_id: int, session: Session, data: Annotated[SenderEdit, Body()]) -> SenderDetails:
+async def edit_sender(signature_id: EntityId, session: Session, data: Annotated[SenderEdit, Body()]) -> SenderDetails:
     """Edit a sender signature."""
     return details(await service.edit_signature(session=session, signature_id=signature_id, data=data))
 
 
 @router.delete("/senders/{signature_id}", response_model=ErrorResponse, responses=ERRORS)
-async def delete_sender(signature_id: int, session: Session) -> ErrorResponse:
+async def delete_sender(signature_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a sender signature."""
     email = await service.delete_signature(session=session, signature_id=signature_id)
     return ErrorResponse(ErrorCode=0, Message=f"Signature {email} removed.")

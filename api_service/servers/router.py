@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
 from api_service.core.deps import AccountAuth, AppSettings, CurrentServer, Session, TransactionalRoute
-from api_service.core.paging import Paging
+from api_service.core.paging import EntityId, Paging
 from api_service.models import Server as ServerRow
 from api_service.servers import repository, service
 from shared.constants import SERVER_TOKEN_HEADER
@@ -100,14 +100,14 @@ async def create_server(session: Session, settings: AppSettings, data: Annotated
 
 
 @router.get("/servers/{server_id}", response_model=Server, responses=ERRORS, dependencies=[AccountAuth])
-async def get_server(server_id: int, session: Session, settings: AppSettings) -> Server:
+async def get_server(server_id: EntityId, session: Session, settings: AppSettings) -> Server:
     """Get a server by ID."""
     server = await service.get_server_or_raise(session=session, server_id=server_id)
     return to_wire(server, tokens=await masked_tokens(session=session, server=server), settings=settings)
 
 
 @router.put("/servers/{server_id}", response_model=Server, responses=ERRORS, dependencies=[AccountAuth])
-async def edit_server(server_id: int, session: Session, settings: AppSettings, data: Annotated[ServerEdit, Body()]) -> Server:
+async def edit_server(server_id: EntityId, session: Session, settings: AppSettings, data: Annotated[ServerEdit, Body()]) -> Server:
     """Edit a server by ID."""
     server = await service.get_server_or_raise(session=session, server_id=server_id)
     await service.edit_server(session=session, server=server, data=data)
@@ -115,7 +115,7 @@ async def edit_server(server_id: int, session: Session, settings: AppSettings, d
 
 
 @router.delete("/servers/{server_id}", response_model=ErrorResponse, responses=ERRORS, dependencies=[AccountAuth])
-async def delete_server(server_id: int, session: Session) -> ErrorResponse:
+async def delete_server(server_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a server with all its messages, bounces and tokens."""
     name = await service.delete_server(session=session, server_id=server_id)
     return ErrorResponse(ErrorCode=0, Message=f"Server {name} removed.")

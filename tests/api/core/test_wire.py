@@ -5,7 +5,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from tests.factories import message, sending_server
+from tests.factories import ACCOUNT, message, sending_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -90,3 +90,18 @@ class TestTransactions:
         assert response.json()["ErrorCode"] == 101
         listed = await client.get("/messages/outbound?count=5&offset=0", headers=server.headers)
         assert listed.json()["TotalCount"] == 0
+
+
+class TestFuzzRegressions:
+    """Inputs schemathesis found that used to reach the database and answer 500."""
+
+    @pytest.mark.parametrize(
+        ("path", "token"),
+        [("/servers/71571925451095312171008", "account"), ("/bounces/42057163645375166594154496", "server"), ("/domains?count=5&offset=11675253958728633680392757968526901248", "account")],
+    )
+    async def test_numbers_beyond_bigint_are_client_errors(self, client: httpx.AsyncClient, path: str, token: str) -> None:
+        server = await sending_server(client)
+        headers = ACCOUNT if token == "account" else server.headers
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 422
+        assert set(response.json()) == {"ErrorCode", "Message"}

@@ -1,0 +1,3 @@
+from tests.compat.conftest import live_api
+
+__all__ = ["live_api"]
