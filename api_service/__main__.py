@@ -15,6 +15,8 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        access_log=settings.api_access_log,
+        workers=settings.api_workers,
         proxy_headers=False,
     )
 

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     account_token: str = Field(default="", description="Account API token; empty refuses every account request")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes; one per core for throughput")
+    api_access_log: bool = Field(default=False, description="One log line per request (costs about a tenth of throughput)")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_public_host: str = Field(default="", description="Host name shown in SMTP connection instructions")

@@ -97,7 +97,11 @@ class TestFuzzRegressions:
 
     @pytest.mark.parametrize(
         ("path", "token"),
-        [("/servers/71571925451095312171008", "account"), ("/bounces/42057163645375166594154496", "server"), ("/domains?count=5&offset=11675253958728633680392757968526901248", "account")],
+        [
+            ("/servers/71571925451095312171008", "account"),
+            ("/bounces/42057163645375166594154496", "server"),
+            ("/domains?count=5&offset=11675253958728633680392757968526901248", "account"),
+        ],
     )
     async def test_numbers_beyond_bigint_are_client_errors(self, client: httpx.AsyncClient, path: str, token: str) -> None:
         server = await sending_server(client)

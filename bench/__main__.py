@@ -1,0 +1,52 @@
+"""`python -m bench [--quick] [--out PATH]`: run the scenarios, write RESULTS.md and a plot.
+
+Loopback only, bounded in time; it creates its own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from api_service.embedded_db import drop_database, ensure_database, migrate, start_embedded, with_database
+from bench import report, rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every scenario")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
+    args = parser.parse_args(argv)
+
+    handle: Any = None
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        handle, base = start_embedded()
+    url = with_database(base, f"postgate_bench_{secrets.token_hex(4)}")
+    ensure_database(url)
+    migrate(url)
+    try:
+        rows = rest.run(database_url=url, quick=args.quick)
+    finally:
+        drop_database(url)
+    del handle
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "versions": ", ".join(f"{p} {version(p)}" for p in ("fastapi", "uvicorn", "sqlalchemy", "asyncpg", "aiosmtpd")),
+        "mode": "quick (smoke sizes, not representative)" if args.quick else "full",
+    }
+    report.write(args.out, rows=rows, meta=meta)
+    print(f"bench: wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

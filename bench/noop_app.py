@@ -1,0 +1,27 @@
+"""The REST ceiling: FastAPI with the same request model and server settings, doing nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI
+
+from shared.schemas.email import EmailRequest
+
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/email")
+    async def send(message: Annotated[EmailRequest, Body()]) -> dict[str, Any]:
+        return {"ErrorCode": 0, "Message": "OK", "To": message.To, "MessageID": "00000000-0000-0000-0000-000000000000"}
+
+    @app.post("/email/batch")
+    async def batch(messages: Annotated[list[EmailRequest], Body()]) -> list[dict[str, Any]]:
+        return [{"ErrorCode": 0, "Message": "OK", "To": m.To} for m in messages]
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

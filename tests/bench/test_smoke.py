@@ -1,0 +1,25 @@
+"""`make bench` with tiny sizes, so the benchmark cannot rot. No timing is asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api_service.embedded_db import with_database
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def test_quick_bench_writes_results_and_plot(database_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    env = {**os.environ, "DATABASE_URL": with_database(database_url, "postgres")}
+    subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, env=env, check=True, timeout=300)  # noqa: S603
+    text = out.read_text()
+    assert "| REST /email | 64 |" in text
+    assert "REST /email/batch" in text
+    assert (tmp_path / "throughput.png").stat().st_size > 1000
