@@ -25,7 +25,7 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_recycle=1800,
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, ObsoleteHeaderDefect
 from email.headerregistry import Address, HeaderRegistry
 from functools import lru_cache
 
@@ -42,24 +43,55 @@ def normalise_email(address: str) -> str | None:
 
 def parse_address_list(value: str) -> list[Mailbox]:
     """Split a comma-separated address field (`"Name, Jr." <a@b.c>, d@e.f`) into mailboxes."""
+    return list(_parse_address_list(value))
+
+
+@lru_cache(maxsize=8192)
+def _parse_address_list(value: str) -> tuple[Mailbox, ...]:
     if any(c in value for c in "\r\n\x00"):
         raise AddressError(value)
     if not value.strip(" ,\t"):
-        return []
+        return ()
+    simple = _parse_simple(value)
+    if simple is not None:
+        return simple
     try:
         header = _REGISTRY("To", value)
         parsed = header.addresses  # type: ignore[attr-defined]
     except (HeaderParseError, IndexError, ValueError):
         raise AddressError(value) from None
-    if header.defects or not parsed:
+    # Obsolete syntax (a period in an unquoted name: "John Q. Public") is accepted everywhere.
+    if not parsed or any(not isinstance(d, ObsoleteHeaderDefect) for d in header.defects):
         raise AddressError(value)
+    return tuple(_mailbox(address.display_name, address.addr_spec, value) for address in parsed)
+
+
+# The common shapes, `a@b.c` and `Name <a@b.c>`, without RFC 5322's quoting, comments or groups;
+# anything else goes through the full parser.
+_SIMPLE_ITEM = re.compile(r"^\s*(?:([^<>]*?)\s*<([^<>\s]+)>|([^<>\s]+))\s*$")
+_NOT_SIMPLE = frozenset('"()\\;:[]')
+
+
+def _parse_simple(value: str) -> tuple[Mailbox, ...] | None:
+    if any(c in _NOT_SIMPLE for c in value):
+        return None
     mailboxes = []
-    for address in parsed:
-        email = normalise_email(address.addr_spec)
-        if email is None:
-            raise AddressError(address.addr_spec or value)
-        mailboxes.append(Mailbox(name=address.display_name.strip(), email=email))
-    return mailboxes
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        match = _SIMPLE_ITEM.match(item)
+        if match is None:
+            return None
+        name, bracketed, bare = match.groups()
+        mailboxes.append(_mailbox(name or "", bracketed or bare, value))
+    return tuple(mailboxes)
+
+
+def _mailbox(name: str, addr_spec: str, value: str) -> Mailbox:
+    email = normalise_email(addr_spec)
+    if email is None:
+        raise AddressError(addr_spec or value)
+    return Mailbox(name=" ".join(name.split()), email=email)
 
 
 def parse_mailbox(value: str) -> Mailbox:

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from api_service.core.deps import AppSettings, Session, TransactionalRoute, current_server
+from api_service.core.deps import AppSettings, Session, TransactionalRoute, current_server, token_digest
+from api_service.core.server_cache import SERVER_SNAPSHOTS, ServerSnapshot
 from api_service.email import service
 from api_service.email.validation import parse_email
 from api_service.errors import PostmarkError
-from api_service.models import Server
 from shared.constants import MAX_BATCH_MESSAGES, SERVER_TOKEN_HEADER, ErrorCode
 from shared.schemas.base import ErrorResponse, format_timestamp
 from shared.schemas.email import EmailRequest, SendResult
@@ -35,14 +35,23 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-async def sending_server(request: Request, session: Session) -> Server | None:
-    """The sending server, or None for Postmark's test token (validate, send nothing)."""
-    if request.headers.get(SERVER_TOKEN_HEADER, "").strip() == TEST_TOKEN:
+async def sending_server(request: Request, session: Session) -> ServerSnapshot | None:
+    """The sending server's settings, or None for Postmark's test token (validate, send nothing)."""
+    token = request.headers.get(SERVER_TOKEN_HEADER, "").strip()
+    if token == TEST_TOKEN:
         return None
-    return await current_server(request, session)
+    digest = token_digest(token)
+    snapshot = SERVER_SNAPSHOTS.get(digest)
+    if snapshot is None:
+        server = await current_server(request, session)
+        snapshot = ServerSnapshot(
+            id=server.id, track_opens=server.track_opens, track_links=server.track_links, delivery_type=server.delivery_type
+        )
+        SERVER_SNAPSHOTS.put(digest, snapshot)
+    return snapshot
 
 
-SendingServer = Annotated[Server | None, Depends(sending_server)]
+SendingServer = Annotated[ServerSnapshot | None, Depends(sending_server)]
 
 
 def test_result(request: EmailRequest) -> SendResult:

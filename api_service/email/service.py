@@ -6,19 +6,32 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.email import repository
 from api_service.email.addresses import Mailbox, domain_of
 from api_service.email.mime import MimeInput, build_mime
 from api_service.email.validation import ParsedEmail, parse_email
-from api_service.errors import InactiveRecipients, PostmarkError, SenderSignatureNotFound
-from api_service.models import Server
+from api_service.errors import InactiveRecipients, InvalidToken, PostmarkError, SenderSignatureNotFound
 from shared.constants import IDEMPOTENCY_KEY_HEADER, ErrorCode, MessageStatus
 from shared.schemas.base import format_timestamp
 from shared.schemas.email import EmailRequest, SendResult
+
+
+class SendingServer(Protocol):
+    """What sending needs of a server: a `models.Server` row or a cached snapshot of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def track_opens(self) -> bool: ...
+    @property
+    def track_links(self) -> str: ...
+    @property
+    def delivery_type(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +66,7 @@ def _wire_list(mailboxes: list[Mailbox]) -> list[dict[str, Any]]:
     return [{"Email": m.email, "Name": m.name} for m in mailboxes]
 
 
-async def begin_idempotent(*, session: AsyncSession, server: Server, idempotency: Idempotency | None) -> Replay | None:
+async def begin_idempotent(*, session: AsyncSession, server: SendingServer, idempotency: Idempotency | None) -> Replay | None:
     """Reserve the key, or return the response it already produced."""
     if idempotency is None:
         return None
@@ -71,7 +84,7 @@ async def begin_idempotent(*, session: AsyncSession, server: Server, idempotency
     return Replay(status=row.response_status, body=row.response_body)
 
 
-async def finish_idempotent(*, session: AsyncSession, server: Server, idempotency: Idempotency | None, body: Any) -> None:
+async def finish_idempotent(*, session: AsyncSession, server: SendingServer, idempotency: Idempotency | None, body: Any) -> None:
     if idempotency is not None:
         await repository.store_idempotent_response(
             session=session, server_id=server.id, endpoint=idempotency.endpoint, key=idempotency.key, status=200, body=body
@@ -79,7 +92,7 @@ async def finish_idempotent(*, session: AsyncSession, server: Server, idempotenc
 
 
 async def send_messages(
-    *, session: AsyncSession, server: Server, requests: list[EmailRequest], batch: bool, message_id_domain: str = ""
+    *, session: AsyncSession, server: SendingServer, requests: list[EmailRequest], batch: bool, message_id_domain: str = ""
 ) -> list[SendResult]:
     """Validate and queue each message. A failing item of a batch does not stop the others;
     a single send raises its error instead."""
@@ -100,6 +113,9 @@ async def send_messages(
         domains={domain_of(p.sender.email) for p in good},
         recipients={r.lower() for p in good for r in p.envelope_recipients()},
     )
+    if not lookups.streams:
+        # Every server has its default streams: none means it was deleted after its token was cached.
+        raise InvalidToken()
 
     now = datetime.now(UTC)
     submitted_at = format_timestamp(now)
@@ -128,13 +144,17 @@ async def send_messages(
             results.append(SendResult(ErrorCode=exc.error_code, Message=exc.message))
             continue
         results.append(result)
-    await repository.insert_messages(session=session, messages=message_rows, recipients=recipient_rows)
+    try:
+        await repository.insert_messages(session=session, messages=message_rows, recipients=recipient_rows)
+    except IntegrityError as exc:
+        # The only foreign key is the server's: it was deleted after its token was cached.
+        raise InvalidToken() from exc
     return results
 
 
 def _queue_one(
     *,
-    server: Server,
+    server: SendingServer,
     request: EmailRequest,
     item: ParsedEmail,
     lookups: repository.SendLookups,

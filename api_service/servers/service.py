@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.deps import token_digest
+from api_service.core.server_cache import SERVER_SNAPSHOTS
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Server
 from api_service.servers import repository
@@ -152,6 +153,7 @@ async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit
     for column, value in changes.items():
         setattr(server, column, value)
     await session.flush()
+    SERVER_SNAPSHOTS.clear()
     return server
 
 
@@ -166,4 +168,5 @@ async def delete_server(*, session: AsyncSession, server_id: int) -> str:
     server = await get_server_or_raise(session=session, server_id=server_id)
     name = server.name
     await repository.delete_server(session=session, server=server)
+    SERVER_SNAPSHOTS.clear()
     return name

@@ -6,12 +6,13 @@ import email
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
+from email.headerregistry import HeaderRegistry
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
+from api_service.email.addresses import AddressError, Mailbox, _parse_simple, parse_address_list, parse_mailbox
 from api_service.email.mime import AttachmentPart, MimeInput, build_mime
 
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=20).filter(
@@ -39,6 +40,24 @@ class TestParseAddressList:
     @given(st.lists(ADDRESS, min_size=1, max_size=5))
     def test_round_trips_plain_lists(self, addresses: list[str]) -> None:
         assert [m.email for m in parse_address_list(", ".join(addresses))] == addresses
+
+    def test_periods_in_unquoted_names_are_accepted(self) -> None:
+        assert parse_address_list("John Q. Public <john@example.com>") == [Mailbox(name="John Q. Public", email="john@example.com")]
+
+    @given(
+        st.lists(
+            st.tuples(st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N")) | st.just(" "), max_size=15), ADDRESS),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    def test_fast_path_agrees_with_the_full_parser(self, items: list[tuple[str, str]]) -> None:
+        value = ", ".join(f"{name} <{addr}>" if name.strip() else addr for name, addr in items)
+        fast = _parse_simple(value)
+        assert fast is not None
+        header = HeaderRegistry()("To", value)
+        full = [Mailbox(name=" ".join(a.display_name.split()), email=a.addr_spec) for a in header.addresses]  # type: ignore[attr-defined]
+        assert list(fast) == full
 
     def test_single_mailbox_required_for_from(self) -> None:
         with pytest.raises(AddressError):
@@ -98,7 +117,10 @@ class TestBuildMime:
     @given(
         text=st.text(max_size=300),
         html=st.text(max_size=300),
-        filename=st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), min_size=1, max_size=40),
+        # Names are stripped by validation before they get here.
+        filename=st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), min_size=1, max_size=40)
+        .map(str.strip)
+        .filter(bool),
         content=st.binary(max_size=300),
         long_line=st.booleans(),
     )

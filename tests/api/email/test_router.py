@@ -7,6 +7,8 @@ from email import policy
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
+from sqlalchemy import text
 
 from tests.factories import ServerHandle, create_domain, message, sending_server
 
@@ -204,3 +206,21 @@ class TestIdempotencyKey:
         headers = {**server.headers, "Idempotency-Key": "k-3"}
         assert (await client.post("/email", json=message(To=""), headers=headers)).status_code == 422
         assert (await client.post("/email", json=message(To=""), headers=headers)).json()["ErrorCode"] == 300
+
+
+class TestServerSettingsCache:
+    async def test_edit_applies_to_the_next_send_at_once(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        assert (await client.post("/email", json=message(), headers=server.headers)).status_code == 200
+        await client.put("/server", json={"TrackOpens": True}, headers=server.headers)
+        sent = await client.post("/email", json=message(), headers=server.headers)
+        details = await client.get(f"/messages/outbound/{sent.json()['MessageID']}/details", headers=server.headers)
+        assert details.json()["TrackOpens"] is True
+
+    async def test_server_deleted_behind_the_cache_gives_401(self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        assert (await client.post("/email", json=message(), headers=server.headers)).status_code == 200
+        # As another worker process would: delete without clearing this process' cache.
+        async with app.state.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM servers WHERE id = :id"), {"id": server.id})
+        response = await client.post("/email", json=message(), headers=server.headers)
+        assert response.status_code == 401
+        assert response.json()["ErrorCode"] == 10
