@@ -18,6 +18,7 @@ from api_service.health.router import router as health_router
 from api_service.messages.router import router as messages_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
+from api_service.smtp_gateway.router import router as smtp_gateway_router
 
 DESCRIPTION = """
 Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         domains_router,
         messages_router,
         bounces_router,
+        smtp_gateway_router,
     ):
         app.include_router(router)
     return app

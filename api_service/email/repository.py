@@ -144,8 +144,11 @@ async def store_idempotent_response(*, session: AsyncSession, server_id: int, en
     await session.execute(stmt)
 
 
-def now_rows(recipients: list[str], *, message_id: Any, kinds: dict[str, str], at: datetime) -> list[dict[str, Any]]:
+def now_rows(
+    recipients: list[str], *, message_id: Any, kinds: dict[str, str], at: datetime, default_kind: str = "to"
+) -> list[dict[str, Any]]:
+    """Delivery queue rows, due at once."""
     return [
-        {"message_id": message_id, "email": r, "kind": kinds.get(r.lower(), "to"), "status": "queued", "next_attempt_at": at}
+        {"message_id": message_id, "email": r, "kind": kinds.get(r.lower(), default_kind), "status": "queued", "next_attempt_at": at}
         for r in recipients
     ]

@@ -8,6 +8,7 @@ from shared.schemas.base import WireModel, WireResponse
 
 SMTP_AUTH_PATH = "/internal/smtp/auth"
 SMTP_SUBMIT_PATH = "/internal/smtp/messages"
+SMTP_AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 
 
 class SmtpAuthResponse(WireResponse):
@@ -22,8 +23,7 @@ class SmtpSubmission(WireModel):
 
     MailFrom: str = Field(description="The envelope sender (MAIL FROM)")
     RcptTo: list[str] = Field(description="Every RCPT TO, Bcc included")
-    RawMessage: str = Field(description="The DATA content, base64-encoded")
-    PeerAddress: str | None = None
+    RawMessage: str = Field(description="The DATA content, base64-encoded, CRLF line endings")
 
 
 class SmtpSubmissionResult(WireResponse):
@@ -31,3 +31,5 @@ class SmtpSubmissionResult(WireResponse):
 
     MessageID: str
     Duplicate: bool = False
+    Accepted: int = Field(default=0, description="Recipients that will be delivered to")
+    Refused: int = Field(default=0, description="Recipients turned into SMTPApiError bounces")

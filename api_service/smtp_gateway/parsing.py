@@ -1,0 +1,142 @@
+"""Reading a message received over SMTP: pure functions, bytes in, typed result out."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
+from shared.constants import DEFAULT_MESSAGE_STREAM, MAX_METADATA_KEYS, TrackLinks
+
+CONTROL_PREFIX = b"x-pm-"
+HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
+FIELD_START = re.compile(rb"^[!-9;-~]+:")
+
+
+@dataclass(slots=True)
+class SmtpMessage:
+    """What the gateway needs of a message, and the control headers Postmark honours."""
+
+    sender: Mailbox | None
+    to: list[Mailbox]
+    cc: list[Mailbox]
+    subject: str
+    message_id: str | None
+    tag: str = ""
+    message_stream: str = DEFAULT_MESSAGE_STREAM
+    metadata: dict[str, str] = field(default_factory=dict)
+    track_opens: bool | None = None
+    track_links: str | None = None
+    keep_id: bool = False
+    attachment_names: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block with its final line break, the rest)."""
+    match = HEADER_END.search(raw)
+    if match is None:
+        return raw, b""
+    cut = match.start() + len(match.group()) // 2
+    return raw[:cut], raw[cut:]
+
+
+def header_fields(head: bytes) -> list[bytes]:
+    """The header block as whole fields, each with its continuation lines and line break."""
+    fields: list[bytes] = []
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def rewrite_headers(raw: bytes, *, message_id: str | None) -> bytes:
+    """Drop every X-PM-* control header and, when given, set the Message-ID."""
+    head, body = split_head(raw)
+    kept = []
+    for item in header_fields(head):
+        name = item.split(b":", 1)[0].strip().lower()
+        if name.startswith(CONTROL_PREFIX):
+            continue
+        if message_id is not None and name == b"message-id":
+            continue
+        kept.append(item)
+    if message_id is not None:
+        kept.insert(0, f"Message-ID: {message_id}\r\n".encode())
+    return b"".join(kept) + body
+
+
+def content_key(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _addresses(message: EmailMessage, name: str, problems: list[str]) -> list[Mailbox]:
+    values = message.get_all(name) or []
+    found: list[Mailbox] = []
+    for value in values:
+        try:
+            found += parse_address_list(str(value))
+        except AddressError as exc:
+            problems.append(f"Invalid '{name}' address: '{exc}'.")
+    return found
+
+
+def parse_smtp_message(raw: bytes) -> SmtpMessage:
+    """Read the headers that matter; problems are collected, not raised (Postmark's SMTP model)."""
+    message = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+    problems: list[str] = []
+    sender = None
+    from_value = message.get("From")
+    if from_value is None:
+        problems.append("The message has no 'From' header.")
+    else:
+        try:
+            sender = parse_mailbox(str(from_value))
+        except AddressError:
+            problems.append(f"Invalid 'From' address: '{from_value}'.")
+    parsed = SmtpMessage(
+        sender=sender,
+        to=_addresses(message, "To", problems),
+        cc=_addresses(message, "Cc", problems),
+        subject=str(message.get("Subject", "")),
+        message_id=str(message["Message-ID"]).strip() if message.get("Message-ID") else None,
+        problems=problems,
+    )
+    metadata: dict[str, str] = {}
+    for name, value in message.items():
+        lowered = name.lower()
+        text = str(value).strip()
+        if lowered == "x-pm-tag":
+            parsed.tag = text[:1000]
+        elif lowered == "x-pm-message-stream":
+            parsed.message_stream = text.lower() or DEFAULT_MESSAGE_STREAM
+        elif lowered.startswith("x-pm-metadata-"):
+            key = name[len("x-pm-metadata-") :]
+            suffix = 1
+            while key in metadata:
+                suffix += 1
+                key = f"{name[len('x-pm-metadata-') :]}{suffix}"
+            metadata[key] = text
+        elif lowered == "x-pm-trackopens":
+            parsed.track_opens = text.lower() == "true"
+        elif lowered == "x-pm-tracklinks":
+            parsed.track_links = next((t.value for t in TrackLinks if t.value.lower() == text.lower()), None)
+            if parsed.track_links is None:
+                problems.append(f"Invalid X-PM-TrackLinks value: '{text}'.")
+        elif lowered == "x-pm-keepid":
+            parsed.keep_id = text.lower() == "true"
+    if len(metadata) > MAX_METADATA_KEYS:
+        problems.append(f"Metadata may have at most {MAX_METADATA_KEYS} keys.")
+    parsed.metadata = metadata
+    parsed.attachment_names = [part.get_filename() or "" for part in message.iter_attachments()] if message.is_multipart() else []
+    if message.is_multipart():
+        for part in message.walk():
+            filename = part.get_filename()
+            if filename and filename not in parsed.attachment_names:
+                parsed.attachment_names.append(filename)
+    return parsed

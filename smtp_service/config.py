@@ -1,0 +1,34 @@
+"""SMTP gateway settings, from environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from shared.constants import MAX_MESSAGE_BYTES, MAX_RECIPIENTS_PER_FIELD
+
+
+class SmtpSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_extra_ports: str = Field(default="", description="More plain/STARTTLS ports, comma-separated (compose: 587,2525)")
+    smtp_hostname: str = Field(default="postgate", description="Name in the greeting and EHLO reply")
+    api_url: str = "http://127.0.0.1:8000"
+    api_timeout_seconds: float = 30.0
+    smtp_tls_cert: str = Field(default="", description="PEM certificate: enables STARTTLS")
+    smtp_tls_key: str = ""
+    smtp_tls_port: int = Field(default=0, description="Port for implicit TLS (0: none)")
+    smtp_require_tls_for_auth: bool = Field(default=False, description="Refuse AUTH before STARTTLS")
+    smtp_auth_cache_seconds: float = 30.0
+    smtp_max_auth_failures: int = Field(default=5, description="Failed AUTHs on one connection before it is closed")
+    smtp_ip_auth_failures: int = Field(default=30, description="Failed AUTHs per client IP within smtp_ip_window_seconds; 0 disables")
+    smtp_ip_window_seconds: float = 600.0
+    smtp_idle_timeout_seconds: float = 300.0
+    smtp_max_message_bytes: int = MAX_MESSAGE_BYTES
+    smtp_max_recipients: int = MAX_RECIPIENTS_PER_FIELD
+
+    @property
+    def ports(self) -> list[int]:
+        extra = [int(p) for p in self.smtp_extra_ports.replace(" ", "").split(",") if p]
+        return [self.smtp_port, *[p for p in extra if p != self.smtp_port]]

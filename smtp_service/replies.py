@@ -1,0 +1,26 @@
+"""API outcome → SMTP reply, in one place.
+
+2xx → 250. A 4xx is the client's fault and will not change on retry → 5xx. A 5xx, a timeout or
+a connection error says nothing about the message → 451, so the client keeps it and retries.
+"""
+
+from __future__ import annotations
+
+from smtp_service.api_client import SubmitOutcome
+
+SMTP_DISABLED = 1460
+
+
+def submission_reply(outcome: SubmitOutcome) -> str:
+    if outcome.status == 200 and outcome.result is not None:
+        return f"250 2.0.0 Ok: queued as {outcome.result.MessageID}"
+    if outcome.status == 401:
+        return "535 5.7.8 Authentication credentials are no longer valid"
+    if outcome.error_code == SMTP_DISABLED:
+        return "550 5.7.1 SMTP API access is not enabled for this server"
+    if outcome.status == 413:
+        return "552 5.3.4 Message too big"
+    if 400 <= outcome.status < 500:
+        text = " ".join(outcome.message.split())[:400] or "Message refused"
+        return f"554 5.6.0 {text}"
+    return "451 4.3.0 Temporary failure storing the message, please retry"

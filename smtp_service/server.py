@@ -1,0 +1,98 @@
+"""Serving: the SMTP listeners and the httpx client share one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import warnings
+import weakref
+from collections.abc import Awaitable, Callable
+
+from aiosmtpd.smtp import SMTP
+
+from smtp_service.api_client import ApiClient
+from smtp_service.config import SmtpSettings
+from smtp_service.handler import GatewayHandler
+
+log = logging.getLogger("postgate.smtp")
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    if not (settings.smtp_tls_cert and settings.smtp_tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.smtp_tls_cert, settings.smtp_tls_key)
+    return context
+
+
+def protocol_factory(
+    handler: GatewayHandler,
+    settings: SmtpSettings,
+    *,
+    context: ssl.SSLContext | None,
+    implicit_tls: bool,
+    sessions: weakref.WeakSet[SMTP],
+) -> Callable[[], SMTP]:
+    def make() -> SMTP:
+        with warnings.catch_warnings():
+            # aiosmtpd warns when AUTH is allowed before STARTTLS. Postmark allows it, legacy
+            # clients rely on it, and SMTP_REQUIRE_TLS_FOR_AUTH turns it off (see README).
+            warnings.simplefilter("ignore", UserWarning)
+            protocol = _smtp()
+        sessions.add(protocol)
+        return protocol
+
+    def _smtp() -> SMTP:
+        return SMTP(
+            handler,
+            hostname=settings.smtp_hostname,
+            ident="Postgate ESMTP",
+            data_size_limit=settings.smtp_max_message_bytes,
+            decode_data=False,
+            enable_SMTPUTF8=False,
+            # STARTTLS only on plain ports; the implicit-TLS port is encrypted from the start.
+            tls_context=None if implicit_tls else context,
+            require_starttls=False,
+            auth_required=True,
+            auth_require_tls=settings.smtp_require_tls_for_auth and not implicit_tls,
+            timeout=settings.smtp_idle_timeout_seconds,
+            command_call_limit=100,
+        )
+
+    return make
+
+
+async def serve(
+    settings: SmtpSettings, *, started: Callable[[list[asyncio.Server]], Awaitable[None]] | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Listen until `stop` is set."""
+    api = ApiClient(base_url=settings.api_url, timeout=settings.api_timeout_seconds, auth_cache_seconds=settings.smtp_auth_cache_seconds)
+    handler = GatewayHandler(api=api, settings=settings)
+    context = tls_context(settings)
+    loop = asyncio.get_running_loop()
+    servers = []
+    sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+    try:
+        for port in settings.ports:
+            factory = protocol_factory(handler, settings, context=context, implicit_tls=False, sessions=sessions)
+            servers.append(await loop.create_server(factory, host=settings.smtp_host, port=port))
+        if context is not None and settings.smtp_tls_port:
+            factory = protocol_factory(handler, settings, context=context, implicit_tls=True, sessions=sessions)
+            servers.append(await loop.create_server(factory, host=settings.smtp_host, port=settings.smtp_tls_port, ssl=context))
+        log.info("SMTP gateway listening on %s ports %s", settings.smtp_host, [s.sockets[0].getsockname()[1] for s in servers])
+        if started is not None:
+            await started(servers)
+        await (stop or asyncio.Event()).wait()
+    finally:
+        for server in servers:
+            server.close()
+        # Connections still open are closed too: a client mid-DATA has had no 250, so it keeps
+        # its message and retries elsewhere or later.
+        for session in list(sessions):
+            if session.transport is not None:
+                session.transport.close()
+        for server in servers:
+            await server.wait_closed()
+        await api.aclose()
