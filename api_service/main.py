@@ -19,6 +19,7 @@ from api_service.messages.router import router as messages_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
 from api_service.smtp_gateway.router import router as smtp_gateway_router
+from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         messages_router,
         bounces_router,
         smtp_gateway_router,
+        webhooks_router,
     ):
         app.include_router(router)
     return app

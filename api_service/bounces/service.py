@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.bounces import repository
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Bounce
+from api_service.servers import repository as servers_repository
+from api_service.webhooks import service as webhooks_service
+from api_service.webhooks.payloads import subscription_change_payload
 from shared.constants import BOUNCE_TYPES, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
 
 
@@ -50,6 +53,7 @@ async def record_bounce(
     dump: bytes | None = None,
     content: str | None = None,
     bounced_at: datetime | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Bounce:
     """Store a bounce; a type that deactivates also suppresses the recipient on its stream.
 
@@ -86,4 +90,26 @@ async def record_bounce(
             origin=SuppressionOrigin.RECIPIENT.value,
         )
     await session.flush()
+    server = await servers_repository.get_server(session=session, server_id=server_id)
+    if server is not None:
+        await webhooks_service.bounce_recorded(session=session, server=server, bounce=bounce, metadata=metadata or {})
+        if info.deactivates:
+            await webhooks_service.event_recorded(
+                session=session,
+                server=server,
+                stream=message_stream,
+                trigger="SubscriptionChange",
+                payload=subscription_change_payload(
+                    server_id=server_id,
+                    stream=message_stream,
+                    message_id=str(message_id) if message_id else None,
+                    recipient=email,
+                    changed_at=bounce.bounced_at,
+                    origin=SuppressionOrigin.RECIPIENT.value,
+                    suppress=True,
+                    reason=reason.value,
+                    tag=tag,
+                    metadata=metadata or {},
+                ),
+            )
     return bounce

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.delivery.dkim_keys import generate_key
 from api_service.domains import repository
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Domain
@@ -37,12 +39,13 @@ async def create_domain(*, session: AsyncSession, data: DomainCreate) -> Domain:
         raise PostmarkError(ErrorCode.DOMAIN_NAME_INVALID, f"'{data.Name}' is not a valid domain name.")
     if await repository.get_domain_by_name(session=session, name=name) is not None:
         raise PostmarkError(ErrorCode.DOMAIN_EXISTS, "This domain already exists.")
+    key = await asyncio.to_thread(generate_key)  # RSA key generation would block the loop for ~0.1 s
     domain = Domain(
         name=name,
         return_path_domain=clean_return_path(data.ReturnPathDomain, domain=name),
-        dkim_selector="",
-        dkim_private_key="",
-        dkim_public_key="",
+        dkim_selector=key.selector,
+        dkim_private_key=key.private_pem,
+        dkim_public_key=key.public_b64,
         dkim_verified=False,
         spf_verified=False,
         return_path_verified=False,

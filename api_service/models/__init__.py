@@ -12,6 +12,8 @@ from api_service.models.sender_signature import SenderSignature
 from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
 from api_service.models.suppression import Suppression
+from api_service.models.webhook import Webhook
+from api_service.models.webhook_delivery import WebhookDelivery
 
 __all__ = [
     "Base",
@@ -26,4 +28,6 @@ __all__ = [
     "Server",
     "ServerToken",
     "Suppression",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -46,6 +46,7 @@ def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Serv
         TrackLinks=server.track_links,
         IncludeBounceContentInHook=server.include_bounce_content_in_hook,
         EnableSmtpApiErrorHooks=server.enable_smtp_api_error_hooks,
+        WebhookSecret=server.webhook_secret,
         SmtpConnection=SmtpConnectionInfo(
             Host=settings.smtp_public_host or settings.smtp_host,
             Ports=[settings.smtp_port],

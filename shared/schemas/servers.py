@@ -74,6 +74,7 @@ class Server(WireResponse):
     IncludeBounceContentInHook: bool
     EnableSmtpApiErrorHooks: bool
     SmtpConnection: SmtpConnectionInfo | None = None
+    WebhookSecret: str = Field(default="", description="Key of the X-Postgate-Signature HMAC on webhook requests (a Postgate addition)")
 
 
 class ServerList(WireResponse):

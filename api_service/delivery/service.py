@@ -1,0 +1,151 @@
+"""Delivery rules: what each SMTP reply means for the recipient, its message and its webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api_service.bounces.service import record_bounce
+from api_service.config import Settings
+from api_service.delivery import dkim_keys, repository
+from api_service.delivery.classify import Outcome, classify
+from api_service.delivery.repository import Claimed
+from api_service.delivery.transport import Attempt, Reply, Transport
+from api_service.delivery.verp import return_path
+from api_service.email.addresses import domain_of
+from api_service.models import Message, Server
+from api_service.webhooks import service as webhooks
+from api_service.webhooks.payloads import delivery_payload
+from shared.constants import BounceType
+
+log = logging.getLogger("postgate.delivery")
+SANDBOX_REPLY = Reply(250, "Sandboxed: accepted, not delivered")
+
+
+def retry_delay(*, attempts: int, first: float) -> float:
+    """Doubling from `first`, with ±10 % jitter so retries of a burst spread out."""
+    return float(first * 2 ** max(0, attempts - 1) * random.uniform(0.9, 1.1))  # noqa: S311 - jitter, not security
+
+
+async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], transport: Transport, settings: Settings) -> int:
+    """Claim due recipients, deliver them grouped by message and domain; returns how many."""
+    async with sessionmaker() as session, session.begin():
+        claimed = await repository.claim(session=session, limit=settings.delivery_batch_size, lease_seconds=settings.delivery_lease_seconds)
+    if not claimed:
+        return 0
+    async with sessionmaker() as session:
+        messages = await repository.load_messages(session=session, ids={c.message_id for c in claimed})
+        servers = await repository.load_servers(session=session, ids={m.server_id for m in messages.values()})
+        keys = await repository.signing_keys(session=session, names={domain_of(m.from_email) for m in messages.values()})
+    groups: dict[tuple[uuid.UUID, str], list[Claimed]] = defaultdict(list)
+    for item in claimed:
+        groups[(item.message_id, domain_of(item.email))].append(item)
+    signed: dict[uuid.UUID, bytes] = {}
+    limit = asyncio.Semaphore(settings.delivery_concurrency)
+
+    async def one(message_id: uuid.UUID, domain: str, items: list[Claimed]) -> None:
+        async with limit:
+            message = messages.get(message_id)
+            if message is None:  # deleted with its server meanwhile
+                return
+            server = servers[message.server_id]
+            if message.sandboxed or server.delivery_type == "Sandbox":
+                attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
+            else:
+                if message_id not in signed:
+                    signed[message_id] = sign(message, keys)
+                attempt = await transport.send(
+                    sender=return_path(message_id=message_id, domain=settings.return_path_domain),
+                    domain=domain,
+                    recipients=[i.email for i in items],
+                    data=signed[message_id],
+                )
+            await record_attempt(sessionmaker=sessionmaker, message=message, server=server, items=items, attempt=attempt, settings=settings)
+
+    await asyncio.gather(*(one(mid, domain, items) for (mid, domain), items in groups.items()))
+    return len(claimed)
+
+
+def sign(message: Message, keys: dict[str, tuple[str, str]]) -> bytes:
+    domain = domain_of(message.from_email)
+    key = keys.get(domain)
+    if key is None:
+        return message.raw_mime
+    try:
+        return dkim_keys.sign(message.raw_mime, domain=domain, selector=key[0], private_pem=key[1])
+    except Exception:  # a message dkimpy cannot sign is still delivered, unsigned
+        log.exception("DKIM signing failed for %s", message.id)
+        return message.raw_mime
+
+
+async def record_attempt(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    message: Message,
+    server: Server,
+    items: list[Claimed],
+    attempt: Attempt,
+    settings: Settings,
+) -> None:
+    now = datetime.now(UTC)
+    async with sessionmaker() as session, session.begin():
+        for item in items:
+            reply = attempt.replies.get(item.email, Reply(451, "4.3.0 No reply for this recipient"))
+            text = f"{reply.code} {reply.message}".strip()
+            details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
+            verdict = classify(reply.code, reply.message)
+            if verdict.outcome is Outcome.DELIVERED:
+                await repository.finish(session=session, recipient_id=item.id, status="delivered", response=text, delivered_at=now)
+                await repository.add_event(session=session, message_id=message.id, recipient=item.email, type_="Delivered", details=details)
+                payload = delivery_payload(
+                    server_id=server.id,
+                    stream=message.message_stream,
+                    message_id=str(message.id),
+                    recipient=item.email,
+                    tag=message.tag,
+                    delivered_at=now,
+                    details=text,
+                    metadata=message.metadata_,
+                )
+                await webhooks.event_recorded(
+                    session=session, server=server, stream=message.message_stream, trigger="Delivery", payload=payload
+                )
+                continue
+            bounce_type = verdict.bounce_type
+            if verdict.outcome is Outcome.RETRY:
+                delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
+                if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
+                    await repository.defer(session=session, recipient_id=item.id, response=text, at=now + timedelta(seconds=delay))
+                    await repository.add_event(
+                        session=session, message_id=message.id, recipient=item.email, type_="Transient", details=details
+                    )
+                    continue
+                bounce_type = BounceType.SOFT_BOUNCE
+            bounce = await record_bounce(
+                session=session,
+                server_id=server.id,
+                bounce_type=bounce_type or BounceType.UNKNOWN,
+                email=item.email,
+                details=text,
+                message_id=message.id,
+                message_stream=message.message_stream,
+                from_email=message.from_email,
+                subject=message.subject,
+                tag=message.tag,
+                metadata=message.metadata_,
+            )
+            await repository.finish(session=session, recipient_id=item.id, status="bounced", response=text)
+            await repository.add_event(
+                session=session,
+                message_id=message.id,
+                recipient=item.email,
+                type_="Bounced",
+                details={"Summary": text, "BounceID": str(bounce.id), **details},
+            )
+        await repository.settle_message(session=session, message_id=message.id)

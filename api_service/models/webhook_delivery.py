@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api_service.models.base import Base, CreatedAtMixin
+
+
+class WebhookDelivery(CreatedAtMixin, Base):
+    """One event to POST to one URL: the webhook outbox, written with the event it reports."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    record_type: Mapped[str] = mapped_column(String(30))
+    url: Mapped[str] = mapped_column(Text)
+    http_auth_username: Mapped[str] = mapped_column(String(255), default="")
+    http_auth_password: Mapped[str] = mapped_column(String(255), default="")
+    http_headers: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(20), default="pending", doc="pending, delivered or failed")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_status: Mapped[int | None] = mapped_column(default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)

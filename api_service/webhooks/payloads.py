@@ -1,0 +1,90 @@
+"""Postmark's webhook payloads (RecordType Bounce, SpamComplaint, Delivery, SubscriptionChange)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from api_service.models import Bounce
+from shared.constants import BOUNCE_TYPES, BounceType
+from shared.schemas.base import format_timestamp
+
+
+def bounce_payload(bounce: Bounce, *, metadata: dict[str, str], include_content: bool) -> dict[str, Any]:
+    info = BOUNCE_TYPES[BounceType(bounce.type)]
+    payload: dict[str, Any] = {
+        "RecordType": "SpamComplaint" if bounce.type == BounceType.SPAM_COMPLAINT.value else "Bounce",
+        "ID": bounce.id,
+        "Type": bounce.type,
+        "TypeCode": bounce.type_code,
+        "Name": info.name,
+        "Tag": bounce.tag,
+        "MessageID": str(bounce.message_id) if bounce.message_id else "",
+        "Metadata": metadata,
+        "ServerID": bounce.server_id,
+        "MessageStream": bounce.message_stream,
+        "Description": info.description,
+        "Details": bounce.details,
+        "Email": bounce.email,
+        "From": bounce.from_email,
+        "BouncedAt": format_timestamp(bounce.bounced_at),
+        "DumpAvailable": bounce.dump is not None,
+        "Inactive": bounce.inactive,
+        "CanActivate": bounce.can_activate,
+        "Subject": bounce.subject,
+    }
+    if include_content:
+        payload["Content"] = bounce.content or (bounce.dump or b"").decode("utf-8", "replace")
+    return payload
+
+
+def delivery_payload(
+    *,
+    server_id: int,
+    stream: str,
+    message_id: str,
+    recipient: str,
+    tag: str,
+    delivered_at: datetime,
+    details: str,
+    metadata: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "RecordType": "Delivery",
+        "ServerID": server_id,
+        "MessageStream": stream,
+        "MessageID": message_id,
+        "Recipient": recipient,
+        "Tag": tag,
+        "DeliveredAt": format_timestamp(delivered_at),
+        "Details": details,
+        "Metadata": metadata,
+    }
+
+
+def subscription_change_payload(
+    *,
+    server_id: int,
+    stream: str,
+    message_id: str | None,
+    recipient: str,
+    changed_at: datetime,
+    origin: str,
+    suppress: bool,
+    reason: str | None,
+    tag: str,
+    metadata: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "RecordType": "SubscriptionChange",
+        "MessageID": message_id,
+        "ServerID": server_id,
+        "MessageStream": stream,
+        "ChangedAt": format_timestamp(changed_at),
+        "Recipient": recipient,
+        "Origin": origin,
+        "SuppressSending": suppress,
+        "SuppressionReason": reason,
+        "Tag": tag,
+        "Metadata": metadata,
+    }

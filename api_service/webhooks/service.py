@@ -1,0 +1,108 @@
+"""Who hears about an event: the stream's /webhooks with the trigger on, and the legacy hook URLs.
+
+Events are written to the outbox in the transaction that records them, so a webhook is never
+promised for something that was rolled back, nor lost when a process dies.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api_service.errors import NotFound, PostmarkError
+from api_service.models import Bounce, Server, Webhook
+from api_service.servers.service import valid_hook_url
+from api_service.webhooks import payloads, repository
+from shared.constants import BounceType
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+TRIGGERS: dict[str, dict[str, bool]] = {
+    "Open": {"Enabled": False, "PostFirstOpenOnly": False},
+    "Click": {"Enabled": False},
+    "Delivery": {"Enabled": False},
+    "Bounce": {"Enabled": False, "IncludeContent": False},
+    "SpamComplaint": {"Enabled": False, "IncludeContent": False},
+    "SubscriptionChange": {"Enabled": False},
+}
+
+
+def _target(*, server_id: int, record_type: str, url: str, payload: dict[str, Any], hook: Webhook | None = None) -> dict[str, Any]:
+    return {
+        "server_id": server_id,
+        "record_type": record_type,
+        "url": url,
+        "payload": payload,
+        "http_auth_username": hook.http_auth_username if hook else "",
+        "http_auth_password": hook.http_auth_password if hook else "",
+        "http_headers": hook.http_headers if hook else [],
+    }
+
+
+async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Bounce, metadata: dict[str, str]) -> None:
+    """Queue the Bounce (or SpamComplaint) webhook of a new bounce."""
+    if bounce.type == BounceType.SMTP_API_ERROR.value and not server.enable_smtp_api_error_hooks:
+        return
+    trigger = "SpamComplaint" if bounce.type == BounceType.SPAM_COMPLAINT.value else "Bounce"
+    rows = []
+    for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=bounce.message_stream):
+        setting = hook.triggers.get(trigger, {})
+        if setting.get("Enabled"):
+            payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=bool(setting.get("IncludeContent")))
+            rows.append(_target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook))
+    if trigger == "Bounce" and server.bounce_hook_url:
+        payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=server.include_bounce_content_in_hook)
+        rows.append(_target(server_id=server.id, record_type=trigger, url=server.bounce_hook_url, payload=payload))
+    await repository.enqueue(session=session, rows=rows)
+
+
+async def event_recorded(*, session: AsyncSession, server: Server, stream: str, trigger: str, payload: dict[str, Any]) -> None:
+    """Queue a Delivery or SubscriptionChange webhook."""
+    rows = [
+        _target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook)
+        for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=stream)
+        if hook.triggers.get(trigger, {}).get("Enabled")
+    ]
+    if trigger == "Delivery" and server.delivery_hook_url:
+        rows.append(_target(server_id=server.id, record_type=trigger, url=server.delivery_hook_url, payload=payload))
+    await repository.enqueue(session=session, rows=rows)
+
+
+# --- the /webhooks API ------------------------------------------------------------------------
+
+
+def merge_triggers(current: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    merged = {name: dict(current.get(name, default)) for name, default in TRIGGERS.items()}
+    for name, values in (given or {}).items():
+        if name not in TRIGGERS or not isinstance(values, dict):
+            raise PostmarkError(1361, f"Invalid trigger '{name}'.")
+        for key, value in values.items():
+            if key not in TRIGGERS[name] or not isinstance(value, bool):
+                raise PostmarkError(1361, f"Invalid value for {name}.{key}.")
+            merged[name][key] = value
+    return merged
+
+
+def check_url(url: str | None) -> str:
+    url = (url or "").strip()
+    if not url or not valid_hook_url(url):
+        raise PostmarkError(1354, "The webhook Url is missing or invalid.")
+    return url
+
+
+def check_headers(headers: list[dict[str, Any]] | None) -> list[dict[str, str]]:
+    cleaned = []
+    for header in headers or []:
+        name, value = str(header.get("Name") or ""), str(header.get("Value") or "")
+        if not HEADER_NAME.match(name) or any(c in value for c in "\r\n\x00"):
+            raise PostmarkError(1358, f"Invalid HttpHeaders entry '{name}'.")
+        cleaned.append({"Name": name, "Value": value})
+    return cleaned
+
+
+async def get_webhook_or_raise(*, session: AsyncSession, server_id: int, webhook_id: int) -> Webhook:
+    hook = await repository.get_webhook(session=session, server_id=server_id, webhook_id=webhook_id)
+    if hook is None:
+        raise NotFound(1352, f"Webhook {webhook_id} was not found.")
+    return hook

@@ -1,0 +1,57 @@
+"""docker-compose.yml cannot be run here (no Docker engine), so it is checked by parsing."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+class TestCompose:
+    def test_has_every_service(self, compose: dict[str, Any]) -> None:
+        assert set(compose["services"]) == {"postgres", "api", "smtp", "worker", "mailpit"}
+
+    def test_postgres_has_volume_and_healthcheck(self, compose: dict[str, Any]) -> None:
+        postgres = compose["services"]["postgres"]
+        assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+        assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+    def test_services_share_one_image_and_wait_for_their_dependencies(self, compose: dict[str, Any]) -> None:
+        services = compose["services"]
+        assert {services[name]["image"] for name in ("api", "smtp", "worker")} == {"postgate:latest"}
+        assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert services["smtp"]["depends_on"]["api"]["condition"] == "service_healthy"
+        assert services["worker"]["depends_on"]["api"]["condition"] == "service_healthy"
+        assert "/health" in " ".join(services["api"]["healthcheck"]["test"])
+
+    def test_ports(self, compose: dict[str, Any]) -> None:
+        services = compose["services"]
+        assert "8000:8000" in services["api"]["ports"]
+        assert {"25:25", "587:587", "2525:2525"} <= set(services["smtp"]["ports"])
+        assert "8025:8025" in services["mailpit"]["ports"]
+
+    def test_relay_is_the_mail_sink(self, compose: dict[str, Any]) -> None:
+        for name in ("api", "smtp", "worker"):
+            assert compose["services"][name]["environment"]["OUTBOUND_RELAY"] == "smtp://mailpit:1025"
+
+    def test_every_command_exists_in_the_code(self, compose: dict[str, Any]) -> None:
+        for name in ("api", "smtp", "worker"):
+            command = " ".join(compose["services"][name]["command"])
+            for module in re.findall(r"python -m ([\w.]+)", command):
+                assert importlib.util.find_spec(module + ".__main__") is not None, (name, module)
+        assert "alembic upgrade head" in " ".join(compose["services"]["api"]["command"])
+        dockerfile = (ROOT / "Dockerfile").read_text()
+        for path in ("api_service", "smtp_service", "shared", "migrations", "alembic.ini"):
+            assert path in dockerfile
