@@ -12,6 +12,7 @@ from api_service.config import Settings, get_settings
 from api_service.core.errors import install_error_handlers
 from api_service.core.wire import PostmarkWireMiddleware
 from api_service.db import create_engine, create_sessionmaker
+from api_service.delivery.router import router as inbound_bounce_router
 from api_service.domains.router import router as domains_router
 from api_service.email.router import router as email_router
 from api_service.health.router import router as health_router
@@ -19,6 +20,7 @@ from api_service.messages.router import router as messages_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
 from api_service.smtp_gateway.router import router as smtp_gateway_router
+from api_service.suppressions.router import router as suppressions_router
 from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bounces_router,
         smtp_gateway_router,
         webhooks_router,
+        suppressions_router,
+        inbound_bounce_router,
     ):
         app.include_router(router)
     return app

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 import httpx
-from shared.constants import SERVER_TOKEN_HEADER
+from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER
+from shared.schemas.inbound import INBOUND_BOUNCE_PATH, InboundBounce
 from shared.schemas.smtp import SMTP_AUTH_PATH, SMTP_SUBMIT_PATH, SmtpAuthResponse, SmtpSubmission, SmtpSubmissionResult
 
 
@@ -63,6 +64,19 @@ class ApiClient:
             self._auth_cache.clear()
         self._auth_cache[token] = (time.monotonic() + self._auth_cache_seconds, outcome)
         return outcome
+
+    async def report_bounce(self, *, account_token: str, rcpt_tos: list[str], raw: bytes) -> int:
+        """Hand a report mailed to the return path to the API; its HTTP status, 0 if unreachable."""
+        report = InboundBounce(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))
+        try:
+            response = await self._client.post(
+                INBOUND_BOUNCE_PATH,
+                content=report.model_dump_json(),
+                headers={ACCOUNT_TOKEN_HEADER: account_token, "Content-Type": "application/json"},
+            )
+        except httpx.HTTPError:
+            return 0
+        return response.status_code
 
     async def submit(self, *, token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> SubmitOutcome:
         submission = SmtpSubmission(MailFrom=mail_from, RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))

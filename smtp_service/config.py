@@ -27,6 +27,9 @@ class SmtpSettings(BaseSettings):
     smtp_idle_timeout_seconds: float = 300.0
     smtp_max_message_bytes: int = MAX_MESSAGE_BYTES
     smtp_max_recipients: int = MAX_RECIPIENTS_PER_FIELD
+    smtp_inbound_port: int = Field(default=0, description="Listener for bounces mailed to the return path, no AUTH (0: off)")
+    return_path_domain: str = Field(default="bounces.localhost", description="Same as the API's RETURN_PATH_DOMAIN")
+    account_token: str = Field(default="", description="Lets the inbound listener hand reports to the API")
 
     @property
     def ports(self) -> list[int]:

@@ -151,3 +151,28 @@ class GatewayHandler:
         if not reply.startswith("250"):
             log.warning("submission from %s answered %r", session.peer, reply)
         return reply
+
+
+class ReturnPathHandler:
+    """The return-path listener: like an MX, no AUTH, only for the return-path domain."""
+
+    def __init__(self, *, api: ApiClient, settings: SmtpSettings) -> None:
+        self.api = api
+        self.settings = settings
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+        if address.rpartition("@")[2].lower() != self.settings.return_path_domain.lower():
+            return "550 5.7.1 Relaying denied: this listener only takes mail for the return path"
+        if len(envelope.rcpt_tos) >= self.settings.smtp_max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = normalise_line_endings(envelope.original_content or b"")
+        status = await self.api.report_bounce(account_token=self.settings.account_token, rcpt_tos=list(envelope.rcpt_tos), raw=raw)
+        if status == 200:
+            return "250 2.0.0 Ok: report recorded"
+        if 400 <= status < 500:
+            return "554 5.6.0 Report refused"
+        return "451 4.3.0 Temporary failure, please retry"

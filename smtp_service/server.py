@@ -13,7 +13,7 @@ from aiosmtpd.smtp import SMTP
 
 from smtp_service.api_client import ApiClient
 from smtp_service.config import SmtpSettings
-from smtp_service.handler import GatewayHandler
+from smtp_service.handler import GatewayHandler, ReturnPathHandler
 
 log = logging.getLogger("postgate.smtp")
 
@@ -81,6 +81,23 @@ async def serve(
         if context is not None and settings.smtp_tls_port:
             factory = protocol_factory(handler, settings, context=context, implicit_tls=True, sessions=sessions)
             servers.append(await loop.create_server(factory, host=settings.smtp_host, port=settings.smtp_tls_port, ssl=context))
+        if settings.smtp_inbound_port:
+            inbound = ReturnPathHandler(api=api, settings=settings)
+
+            def make_inbound() -> SMTP:
+                protocol = SMTP(
+                    inbound,
+                    hostname=settings.smtp_hostname,
+                    ident="Postgate ESMTP",
+                    data_size_limit=settings.smtp_max_message_bytes,
+                    decode_data=False,
+                    auth_required=False,
+                    timeout=settings.smtp_idle_timeout_seconds,
+                )
+                sessions.add(protocol)
+                return protocol
+
+            servers.append(await loop.create_server(make_inbound, host=settings.smtp_host, port=settings.smtp_inbound_port))
         log.info("SMTP gateway listening on %s ports %s", settings.smtp_host, [s.sockets[0].getsockname()[1] for s in servers])
         if started is not None:
             await started(servers)

@@ -129,6 +129,9 @@ def gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         smtp_auth_cache_seconds=0,
         smtp_ip_auth_failures=0,
         smtp_max_message_bytes=200_000,
+        smtp_inbound_port=free_port(),
+        return_path_domain="bounces.postgate.test",
+        account_token=ACCOUNT_TOKEN,
     )
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

@@ -1,0 +1,87 @@
+"""Late bounces: DSNs (RFC 3464) and complaint reports (RFC 5965 ARF). Pure: bytes in, result out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+
+from api_service.email.addresses import normalise_email
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecipient:
+    email: str
+    status: str
+    diagnostic: str
+
+
+@dataclass(slots=True)
+class Report:
+    """`kind` is "dsn", "complaint" or "unknown"."""
+
+    kind: str
+    failed: list[FailedRecipient] = field(default_factory=list)
+    complainant: str | None = None
+    original_message_id: str | None = None
+
+
+def _address(value: str | None) -> str | None:
+    if not value:
+        return None
+    text = value.split(";", 1)[-1].strip().strip("<>")
+    return normalise_email(text)
+
+
+def _field_blocks(part: Message) -> list[Message]:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [p for p in payload if isinstance(p, Message)]
+    if isinstance(payload, str):
+        # Some parsers leave the delivery-status body as text: split its blank-line blocks.
+        return [
+            message_from_bytes(block.encode(), policy=policy.compat32)
+            for block in payload.replace("\r\n", "\n").split("\n\n")
+            if block.strip()
+        ]
+    return []
+
+
+def _original_message_id(message: EmailMessage) -> str | None:
+    for part in message.walk():
+        if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message) and inner.get("Message-ID"):
+                return str(inner["Message-ID"]).strip()
+            if isinstance(payload, str):
+                headers = message_from_bytes(payload.encode(), policy=policy.compat32)
+                if headers.get("Message-ID"):
+                    return str(headers["Message-ID"]).strip()
+    return None
+
+
+def parse_report(raw: bytes) -> Report:
+    message = message_from_bytes(raw, _class=EmailMessage, policy=policy.compat32)
+    report_type = (message.get_param("report-type") or "") if message.get_content_type() == "multipart/report" else ""
+    original = _original_message_id(message)  # type: ignore[arg-type]
+    if str(report_type).lower() == "feedback-report":
+        complainant = None
+        for part in message.walk():
+            if part.get_content_type() == "message/feedback-report":
+                for block in _field_blocks(part) or [part]:
+                    complainant = complainant or _address(block.get("Original-Rcpt-To"))
+        return Report(kind="complaint", complainant=complainant, original_message_id=original)
+    if str(report_type).lower() != "delivery-status":
+        return Report(kind="unknown", original_message_id=original)
+    failed = []
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        for block in _field_blocks(part):
+            email = _address(block.get("Final-Recipient")) or _address(block.get("Original-Recipient"))
+            action = str(block.get("Action", "")).strip().lower()
+            if email and action == "failed":
+                diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split(";", 1)[-1].split())
+                failed.append(FailedRecipient(email=email, status=str(block.get("Status", "")).strip(), diagnostic=diagnostic))
+    return Report(kind="dsn", failed=failed, original_message_id=original)

@@ -1,0 +1,1 @@
+"""Per-stream suppression lists: dump, suppress, reactivate."""

@@ -1,0 +1,74 @@
+"""`/message-streams/{stream}/suppressions` (server token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from api_service.core.dates import parse_query_date
+from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.errors import PostmarkError
+from api_service.suppressions import repository, service
+from shared.constants import SuppressionOrigin, SuppressionReason
+from shared.schemas.base import ErrorResponse, format_timestamp
+from shared.schemas.suppressions import Suppression, SuppressionChange, SuppressionDump, SuppressionResults
+
+router = APIRouter(route_class=TransactionalRoute, tags=["Suppressions"])
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+
+
+def _enum(value: str | None, options: type[SuppressionReason] | type[SuppressionOrigin], code: int) -> str | None:
+    if not value:
+        return None
+    found = next((o.value for o in options if o.value.lower() == value.lower()), None)
+    if found is None:
+        raise PostmarkError(code, f"'{value}' is not a valid value.")
+    return found
+
+
+@router.get("/message-streams/{stream}/suppressions/dump", response_model=SuppressionDump, responses=ERRORS)
+async def dump(
+    stream: str,
+    server: CurrentServer,
+    session: Session,
+    suppressionreason: Annotated[str | None, Query()] = None,
+    origin: Annotated[str | None, Query()] = None,
+    emailaddress: Annotated[str | None, Query()] = None,
+    fromdate: Annotated[str | None, Query()] = None,
+    todate: Annotated[str | None, Query()] = None,
+) -> SuppressionDump:
+    """The stream's suppressed addresses."""
+    stream_id = await service.check_stream(session=session, server=server, stream=stream)
+    rows = await repository.dump(
+        session=session,
+        server_id=server.id,
+        stream=stream_id,
+        reason=_enum(suppressionreason, SuppressionReason, 1404),
+        origin=_enum(origin, SuppressionOrigin, 1405),
+        email=emailaddress,
+        from_date=parse_query_date(fromdate, error_code=1400),
+        to_date=parse_query_date(todate, error_code=1400, end_of_day=True),
+    )
+    return SuppressionDump(
+        Suppressions=[
+            Suppression(EmailAddress=r.email, SuppressionReason=r.reason, Origin=r.origin, CreatedAt=format_timestamp(r.created_at))
+            for r in rows
+        ]
+    )
+
+
+@router.post("/message-streams/{stream}/suppressions", response_model=SuppressionResults, responses=ERRORS)
+async def suppress(stream: str, server: CurrentServer, session: Session, data: Annotated[SuppressionChange, Body()]) -> SuppressionResults:
+    """Suppress up to 50 addresses on the stream."""
+    stream_id = await service.check_stream(session=session, server=server, stream=stream)
+    return SuppressionResults(Suppressions=await service.suppress(session=session, server=server, stream=stream_id, data=data))
+
+
+@router.post("/message-streams/{stream}/suppressions/delete", response_model=SuppressionResults, responses=ERRORS)
+async def reactivate(
+    stream: str, server: CurrentServer, session: Session, data: Annotated[SuppressionChange, Body()]
+) -> SuppressionResults:
+    """Reactivate up to 50 addresses (spam complaints stay suppressed)."""
+    stream_id = await service.check_stream(session=session, server=server, stream=stream)
+    return SuppressionResults(Suppressions=await service.reactivate(session=session, server=server, stream=stream_id, data=data))

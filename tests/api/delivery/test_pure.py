@@ -1,0 +1,93 @@
+"""Bounce classification and DSN/ARF parsing, on real-world shaped samples in tests/fixtures/dsn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api_service.delivery.classify import Outcome, classify
+from api_service.delivery.dsn import parse_report
+from api_service.delivery.transport import parse_relay
+from api_service.delivery.verp import parse_return_path, return_path
+from shared.constants import BounceType
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dsn"
+HEX = "0123456789abcdef0123456789abcdef"
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes().replace(b"{HEX}", HEX.encode()).replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "outcome", "bounce_type"),
+    [
+        (250, "2.0.0 Ok", Outcome.DELIVERED, None),
+        (451, "4.7.1 Greylisted", Outcome.RETRY, None),
+        (421, "Service not available", Outcome.RETRY, None),
+        (550, "5.1.1 <a@b.c>: Recipient address rejected: User unknown", Outcome.BOUNCE, BounceType.HARD_BOUNCE),
+        (552, "5.2.2 Mailbox full", Outcome.BOUNCE, BounceType.SOFT_BOUNCE),
+        (550, "5.2.1 Mailbox disabled", Outcome.BOUNCE, BounceType.SOFT_BOUNCE),
+        (554, "5.7.1 Message rejected: listed on a spam blocklist", Outcome.BOUNCE, BounceType.SPAM_NOTIFICATION),
+        (550, "5.7.1 Relaying denied", Outcome.BOUNCE, BounceType.BLOCKED),
+        (550, "5.7.26 Unauthenticated email is not accepted due to DMARC policy", Outcome.BOUNCE, BounceType.DMARC_POLICY),
+        (553, "5.1.3 Bad recipient address syntax", Outcome.BOUNCE, BounceType.BAD_EMAIL_ADDRESS),
+        (550, "No such user here", Outcome.BOUNCE, BounceType.HARD_BOUNCE),
+        (552, "Message size exceeds fixed limit", Outcome.BOUNCE, BounceType.SOFT_BOUNCE),
+        (554, "Transaction failed", Outcome.BOUNCE, BounceType.UNKNOWN),
+    ],
+)
+def test_classify(code: int, text: str, outcome: Outcome, bounce_type: BounceType | None) -> None:
+    verdict = classify(code, text)
+    assert verdict.outcome is outcome
+    assert verdict.bounce_type is bounce_type
+
+
+class TestReports:
+    def test_postfix_user_unknown(self) -> None:
+        report = parse_report(fixture("postfix_user_unknown.eml"))
+        assert report.kind == "dsn"
+        [failed] = report.failed
+        assert failed.email == "gone@example.net"
+        assert failed.status == "5.1.1"
+        assert failed.diagnostic.startswith("550 5.1.1 <gone@example.net>: Recipient address rejected")
+
+    def test_exchange_mailbox_full(self) -> None:
+        [failed] = parse_report(fixture("exchange_mailbox_full.eml")).failed
+        assert (failed.email, failed.status) == ("full@example.net", "5.2.2")
+
+    def test_delayed_is_not_a_failure(self) -> None:
+        report = parse_report(fixture("delayed_only.eml"))
+        assert report.kind == "dsn"
+        assert report.failed == []
+
+    def test_arf_abuse_report(self) -> None:
+        report = parse_report(fixture("arf_abuse_report.eml"))
+        assert report.kind == "complaint"
+        assert report.complainant == "angry@example.net"
+
+    def test_plain_mail_is_unknown(self) -> None:
+        assert parse_report(b"From: a@b.c\r\nSubject: hi\r\n\r\nhello\r\n").kind == "unknown"
+
+
+def test_verp_round_trip() -> None:
+    import uuid
+
+    message_id = uuid.uuid4()
+    assert parse_return_path(return_path(message_id=message_id, domain="bounces.example.com")) == message_id
+    assert parse_return_path("someone@example.com") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "host", "port", "user", "starttls"),
+    [
+        ("smtp://127.0.0.1:2525", "127.0.0.1", 2525, None, False),
+        ("smtp://u%40x:p@relay.example:587?starttls=true", "relay.example", 587, "u@x", True),
+    ],
+)
+def test_parse_relay(value: str, host: str, port: int, user: str | None, starttls: bool) -> None:
+    relay = parse_relay(value)
+    assert relay is not None
+    assert (relay.host, relay.port, relay.username, relay.starttls) == (host, port, user, starttls)
+    assert parse_relay("mx") is None
