@@ -68,6 +68,12 @@ async def edit_domain(domain_id: EntityId, session: Session, data: Annotated[Dom
     return details(await service.edit_domain(session=session, domain_id=domain_id, data=data))
 
 
+@router.put("/domains/{domain_id}/verifydkim", response_model=DomainDetails, responses=ERRORS)
+async def verify_dkim(domain_id: EntityId, session: Session) -> DomainDetails:
+    """Check that DKIMHost publishes DKIMTextValue in DNS; DKIMVerified tells the result."""
+    return details(await service.verify_dkim(session=session, domain_id=domain_id))
+
+
 @router.delete("/domains/{domain_id}", response_model=ErrorResponse, responses=ERRORS)
 async def delete_domain(domain_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a domain."""

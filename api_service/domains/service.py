@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
+import dns.asyncresolver
+import dns.exception
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.delivery.dkim_keys import generate_key
@@ -73,3 +76,32 @@ async def delete_domain(*, session: AsyncSession, domain_id: int) -> str:
     name = domain.name
     await repository.delete_domain(session=session, domain=domain)
     return name
+
+
+TxtLookup = Callable[[str], Awaitable[list[str]]]
+
+
+async def dns_txt(name: str) -> list[str]:
+    """The TXT records of a name (joined strings), or none when it has none or DNS fails."""
+    try:
+        answer = await dns.asyncresolver.resolve(name, "TXT")
+    except dns.exception.DNSException:
+        return []
+    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+
+
+def published_key(records: list[str]) -> str:
+    for record in records:
+        fields = dict(part.strip().split("=", 1) for part in record.split(";") if "=" in part)
+        if "p" in fields:
+            return "".join(fields["p"].split())
+    return ""
+
+
+async def verify_dkim(*, session: AsyncSession, domain_id: int, lookup: TxtLookup = dns_txt) -> Domain:
+    """Look up the selector's TXT record and mark DKIM verified when it holds our public key."""
+    domain = await get_domain_or_raise(session=session, domain_id=domain_id)
+    records = await lookup(f"{domain.dkim_selector}._domainkey.{domain.name}")
+    domain.dkim_verified = bool(domain.dkim_public_key) and published_key(records) == domain.dkim_public_key
+    await session.flush()
+    return domain

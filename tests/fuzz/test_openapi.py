@@ -26,7 +26,13 @@ from tests.conftest import ACCOUNT_TOKEN
 pytestmark = pytest.mark.slow
 
 SCHEMA = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
-OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operations() if isinstance(result, Ok)}
+# verifyDkim looks the domain up in public DNS: tests reach no host outside this machine.
+OFFLINE_ONLY = {"PUT /domains/{domain_id}/verifydkim"}
+OPERATIONS = {
+    result.ok().label: result.ok()
+    for result in SCHEMA.get_all_operations()
+    if isinstance(result, Ok) and result.ok().label not in OFFLINE_ONLY
+}
 MAX_EXAMPLES = 30
 
 
