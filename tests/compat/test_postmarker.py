@@ -150,3 +150,30 @@ class TestPostmarkerBounces:
         assert bounce.activate() == "OK"
         assert postmark.bounces.get(bounce.ID).Inactive is False
         assert postmark.bounces.tags == ["t"]
+
+
+class TestPostmarkerGenericCalls:
+    """postmarker 1.0 has no managers for these; its generic `call` sends them as the client would."""
+
+    def test_webhooks(self, postmark: PostmarkClient) -> None:
+        created = postmark.call("POST", "/webhooks", data={"Url": "https://example.com/hook", "Triggers": {"Bounce": {"Enabled": True}}})
+        assert created["Triggers"]["Bounce"]["Enabled"] is True
+        assert [w["ID"] for w in postmark.call("GET", "/webhooks", messageStream="outbound")["Webhooks"]] == [created["ID"]]
+        edited = postmark.call("PUT", f"/webhooks/{created['ID']}", data={"Url": "https://example.com/other"})
+        assert edited["Url"] == "https://example.com/other"
+        assert postmark.call("DELETE", f"/webhooks/{created['ID']}")["ErrorCode"] == 0
+
+    def test_suppressions(self, postmark: PostmarkClient) -> None:
+        added = postmark.call(
+            "POST", "/message-streams/outbound/suppressions", data={"Suppressions": [{"EmailAddress": "quiet@example.net"}]}
+        )
+        assert added["Suppressions"][0]["Status"] == "Suppressed"
+        dump = postmark.call("GET", "/message-streams/outbound/suppressions/dump")
+        assert [s["EmailAddress"] for s in dump["Suppressions"]] == ["quiet@example.net"]
+        with pytest.raises(ClientError) as caught:
+            postmark.emails.send(From="app@compat.example", To="quiet@example.net", Subject="x", TextBody="x")
+        assert caught.value.error_code == 406
+        removed = postmark.call(
+            "POST", "/message-streams/outbound/suppressions/delete", data={"Suppressions": [{"EmailAddress": "quiet@example.net"}]}
+        )
+        assert removed["Suppressions"][0]["Status"] == "Deleted"
