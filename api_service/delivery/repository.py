@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ARRAY, Uuid, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import Domain, Message, MessageEvent, MessageRecipient, Server
@@ -79,13 +79,20 @@ async def add_event(*, session: AsyncSession, message_id: uuid.UUID, recipient: 
     session.add(MessageEvent(message_id=message_id, recipient=recipient, type=type_, details=details))
 
 
-async def settle_message(*, session: AsyncSession, message_id: uuid.UUID) -> None:
-    """Sent once no recipient is waiting any more."""
-    pending = select(func.count()).where(
-        MessageRecipient.message_id == message_id, MessageRecipient.status.in_(("queued", "deferred", "sending"))
-    )
-    if (await session.execute(pending)).scalar_one() == 0:
-        await session.execute(update(Message).where(Message.id == message_id, Message.status == "Queued").values(status="Sent"))
+SETTLE = text(
+    """
+    UPDATE messages AS m SET status = 'Sent'
+     WHERE m.id = ANY(:ids) AND m.status = 'Queued'
+       AND NOT EXISTS (SELECT 1 FROM message_recipients r
+                        WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred', 'sending'))
+    """
+).bindparams(bindparam("ids", type_=ARRAY(Uuid)))
+
+
+async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
+    """A message is Sent once none of its recipients is waiting any more."""
+    if message_ids:
+        await session.execute(SETTLE, {"ids": list(message_ids)})
 
 
 async def recipient_by_id(*, session: AsyncSession, recipient_id: int) -> MessageRecipient | None:

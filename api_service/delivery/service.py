@@ -7,6 +7,7 @@ import logging
 import random
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,11 +50,11 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
     signed: dict[uuid.UUID, bytes] = {}
     limit = asyncio.Semaphore(settings.delivery_concurrency)
 
-    async def one(message_id: uuid.UUID, domain: str, items: list[Claimed]) -> None:
+    async def one(message_id: uuid.UUID, domain: str, items: list[Claimed]) -> Outcomes | None:
         async with limit:
             message = messages.get(message_id)
             if message is None:  # deleted with its server meanwhile
-                return
+                return None
             server = servers[message.server_id]
             if message.sandboxed or server.delivery_type == "Sandbox":
                 attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
@@ -66,10 +67,39 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                     recipients=[i.email for i in items],
                     data=signed[message_id],
                 )
-            await record_attempt(sessionmaker=sessionmaker, message=message, server=server, items=items, attempt=attempt, settings=settings)
+            return Outcomes(message=message, server=server, items=items, attempt=attempt)
 
-    await asyncio.gather(*(one(mid, domain, items) for (mid, domain), items in groups.items()))
+    outcomes = [o for o in await asyncio.gather(*(one(mid, domain, items) for (mid, domain), items in groups.items())) if o is not None]
+    try:
+        # One transaction (one commit) for the whole batch …
+        async with sessionmaker() as session, session.begin():
+            hooks = HookCache()
+            for outcome in outcomes:
+                await record_attempt(session=session, outcome=outcome, settings=settings, hooks=hooks)
+            await repository.settle_messages(session=session, message_ids={o.message.id for o in outcomes})
+    except Exception:
+        # … but one message that cannot be recorded must not hold back the others.
+        log.exception("recording a batch failed; recording its messages one by one")
+        for outcome in outcomes:
+            try:
+                async with sessionmaker() as session, session.begin():
+                    await record_attempt(session=session, outcome=outcome, settings=settings, hooks=HookCache())
+                    await repository.settle_messages(session=session, message_ids={outcome.message.id})
+            except Exception:  # its lease expires and it is tried again
+                log.exception("recording the delivery of %s failed", outcome.message.id)
     return len(claimed)
+
+
+@dataclass(slots=True)
+class Outcomes:
+    message: Message
+    server: Server
+    items: list[Claimed]
+    attempt: Attempt
+
+
+class HookCache(dict[tuple[int, str], bool]):
+    """Within one batch: does a server's stream have any webhook at all? (Most have none.)"""
 
 
 def sign(message: Message, keys: dict[str, tuple[str, str]]) -> bytes:
@@ -84,68 +114,64 @@ def sign(message: Message, keys: dict[str, tuple[str, str]]) -> bytes:
         return message.raw_mime
 
 
-async def record_attempt(
-    *,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    message: Message,
-    server: Server,
-    items: list[Claimed],
-    attempt: Attempt,
-    settings: Settings,
-) -> None:
+async def record_attempt(*, session: AsyncSession, outcome: Outcomes, settings: Settings, hooks: HookCache) -> None:
+    """What each recipient's reply means: delivered, retried later, or bounced."""
+    message, server, items, attempt = outcome.message, outcome.server, outcome.items, outcome.attempt
     now = datetime.now(UTC)
-    async with sessionmaker() as session, session.begin():
-        for item in items:
-            reply = attempt.replies.get(item.email, Reply(451, "4.3.0 No reply for this recipient"))
-            text = f"{reply.code} {reply.message}".strip()
-            details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
-            verdict = classify(reply.code, reply.message)
-            if verdict.outcome is Outcome.DELIVERED:
-                await repository.finish(session=session, recipient_id=item.id, status="delivered", response=text, delivered_at=now)
-                await repository.add_event(session=session, message_id=message.id, recipient=item.email, type_="Delivered", details=details)
-                payload = delivery_payload(
-                    server_id=server.id,
-                    stream=message.message_stream,
-                    message_id=str(message.id),
-                    recipient=item.email,
-                    tag=message.tag,
-                    delivered_at=now,
-                    details=text,
-                    metadata=message.metadata_,
-                )
+    key = (server.id, message.message_stream)
+    if key not in hooks:
+        hooks[key] = bool(server.delivery_hook_url) or await webhooks.has_webhooks(
+            session=session, server_id=server.id, stream=message.message_stream
+        )
+    for item in items:
+        reply = attempt.replies.get(item.email, Reply(451, "4.3.0 No reply for this recipient"))
+        text = f"{reply.code} {reply.message}".strip()
+        details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
+        verdict = classify(reply.code, reply.message)
+        if verdict.outcome is Outcome.DELIVERED:
+            await repository.finish(session=session, recipient_id=item.id, status="delivered", response=text, delivered_at=now)
+            await repository.add_event(session=session, message_id=message.id, recipient=item.email, type_="Delivered", details=details)
+            payload = delivery_payload(
+                server_id=server.id,
+                stream=message.message_stream,
+                message_id=str(message.id),
+                recipient=item.email,
+                tag=message.tag,
+                delivered_at=now,
+                details=text,
+                metadata=message.metadata_,
+            )
+            if hooks[key]:
                 await webhooks.event_recorded(
                     session=session, server=server, stream=message.message_stream, trigger="Delivery", payload=payload
                 )
+            continue
+        bounce_type = verdict.bounce_type
+        if verdict.outcome is Outcome.RETRY:
+            delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
+            if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
+                await repository.defer(session=session, recipient_id=item.id, response=text, at=now + timedelta(seconds=delay))
+                await repository.add_event(session=session, message_id=message.id, recipient=item.email, type_="Transient", details=details)
                 continue
-            bounce_type = verdict.bounce_type
-            if verdict.outcome is Outcome.RETRY:
-                delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
-                if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
-                    await repository.defer(session=session, recipient_id=item.id, response=text, at=now + timedelta(seconds=delay))
-                    await repository.add_event(
-                        session=session, message_id=message.id, recipient=item.email, type_="Transient", details=details
-                    )
-                    continue
-                bounce_type = BounceType.SOFT_BOUNCE
-            bounce = await record_bounce(
-                session=session,
-                server_id=server.id,
-                bounce_type=bounce_type or BounceType.UNKNOWN,
-                email=item.email,
-                details=text,
-                message_id=message.id,
-                message_stream=message.message_stream,
-                from_email=message.from_email,
-                subject=message.subject,
-                tag=message.tag,
-                metadata=message.metadata_,
-            )
-            await repository.finish(session=session, recipient_id=item.id, status="bounced", response=text)
-            await repository.add_event(
-                session=session,
-                message_id=message.id,
-                recipient=item.email,
-                type_="Bounced",
-                details={"Summary": text, "BounceID": str(bounce.id), **details},
-            )
-        await repository.settle_message(session=session, message_id=message.id)
+            bounce_type = BounceType.SOFT_BOUNCE
+        bounce = await record_bounce(
+            session=session,
+            server_id=server.id,
+            bounce_type=bounce_type or BounceType.UNKNOWN,
+            email=item.email,
+            details=text,
+            message_id=message.id,
+            message_stream=message.message_stream,
+            from_email=message.from_email,
+            subject=message.subject,
+            tag=message.tag,
+            metadata=message.metadata_,
+        )
+        await repository.finish(session=session, recipient_id=item.id, status="bounced", response=text)
+        await repository.add_event(
+            session=session,
+            message_id=message.id,
+            recipient=item.email,
+            type_="Bounced",
+            details={"Summary": text, "BounceID": str(bounce.id), **details},
+        )

@@ -40,7 +40,10 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     engine = create_engine(settings.database_url, pool_size=max(5, settings.delivery_concurrency), max_overflow=5)
     sessionmaker = create_sessionmaker(engine)
     transport = Transport(
-        relay=parse_relay(settings.outbound_relay), helo=settings.helo_name or socket.getfqdn(), timeout=settings.delivery_timeout_seconds
+        relay=parse_relay(settings.outbound_relay),
+        helo=settings.helo_name or socket.getfqdn(),
+        timeout=settings.delivery_timeout_seconds,
+        pool_size=settings.delivery_concurrency,
     )
     retry = schedule(settings.webhook_retry_schedule)
     try:
@@ -60,6 +63,8 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 ),
             )
     finally:
+        if transport.pool is not None:
+            transport.pool.close()
         await engine.dispose()
 
 

@@ -57,6 +57,10 @@ async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Boun
     await repository.enqueue(session=session, rows=rows)
 
 
+async def has_webhooks(*, session: AsyncSession, server_id: int, stream: str) -> bool:
+    return bool(await repository.stream_webhooks(session=session, server_id=server_id, stream=stream))
+
+
 async def event_recorded(*, session: AsyncSession, server: Server, stream: str, trigger: str, payload: dict[str, Any]) -> None:
     """Queue a Delivery or SubscriptionChange webhook."""
     rows = [
