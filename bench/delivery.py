@@ -15,7 +15,7 @@ from sqlalchemy import text
 from api_service.db import create_engine
 from bench.loadgen import encode_request, run_load
 from bench.procs import Meter, Service, free_port, postgres_processes, start
-from bench.rest import MESSAGE, Row
+from bench.rest import MESSAGE, Row, measured
 
 ACCOUNT = "bench-account-token"
 
@@ -97,18 +97,7 @@ def _drain(
     finally:
         for proc in procs:
             proc.stop()
-    return Row(
-        scenario=name,
-        concurrency=workers,
-        messages=delivered,
-        seconds=seconds,
-        rate=delivered / seconds if seconds else 0,
-        p50_ms=0,
-        p99_ms=0,
-        cpu_per_msg_ms={k: v / max(delivered, 1) * 1000 for k, v in meter.cpu.items()},
-        peak_rss_mb={k: v / 2**20 for k, v in meter.peak_rss.items()},
-        errors=count - delivered,
-    )
+    return measured(name, workers, messages=delivered, seconds=seconds, meter=meter, errors=count - delivered)
 
 
 def _latency(*, database_url: str, api_url: str, sink_port: int, server_id: int, token: str, rate: int, seconds: float) -> Row:
@@ -175,18 +164,7 @@ def _webhooks(*, database_url: str, sink_port: int, server_id: int, count: int, 
                 proc.stop()
     finally:
         receiver.stop()
-    return Row(
-        scenario="Webhooks delivered",
-        concurrency=1,
-        messages=delivered,
-        seconds=seconds,
-        rate=delivered / seconds if seconds else 0,
-        p50_ms=0,
-        p99_ms=0,
-        cpu_per_msg_ms={k: v / max(delivered, 1) * 1000 for k, v in meter.cpu.items()},
-        peak_rss_mb={k: v / 2**20 for k, v in meter.peak_rss.items()},
-        errors=count - delivered,
-    )
+    return measured("Webhooks delivered", 1, messages=delivered, seconds=seconds, meter=meter, errors=count - delivered)
 
 
 def _sizes(*, api_url: str, port: int, token: str, quick: bool, api: Service) -> list[Row]:
@@ -203,17 +181,14 @@ def _sizes(*, api_url: str, port: int, token: str, quick: bool, api: Service) ->
         with Meter({"api": [api.tree()[0]], "postgres": postgres_processes(), "loadgen": [psutil.Process()]}) as meter:
             result = asyncio.run(run_load(host="127.0.0.1", port=port, request=request, concurrency=4, total=total, max_seconds=30))
         rows.append(
-            Row(
-                scenario=f"REST /email, {label} body",
-                concurrency=4,
+            measured(
+                f"REST /email, {label} body",
+                4,
                 messages=result.requests,
                 seconds=result.seconds,
-                rate=result.rate,
-                p50_ms=result.percentile(0.5) * 1000,
-                p99_ms=result.percentile(0.99) * 1000,
-                cpu_per_msg_ms={k: v / max(result.requests, 1) * 1000 for k, v in meter.cpu.items()},
-                peak_rss_mb={k: v / 2**20 for k, v in meter.peak_rss.items()},
+                meter=meter,
                 errors=result.errors,
+                result=result,
             )
         )
     return rows

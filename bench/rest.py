@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 import psutil
 
-from bench.loadgen import encode_request, run_load
+from bench.loadgen import LoadResult, encode_request, run_load
 from bench.procs import Meter, free_port, postgres_processes, start
 
 MESSAGE = {
@@ -43,6 +43,24 @@ class Row:
         return self.rate / self.ceiling_rate if self.ceiling_rate else 0.0
 
 
+def measured(
+    name: str, concurrency: int, *, messages: int, seconds: float, meter: Meter, errors: int, result: LoadResult | None = None
+) -> Row:
+    """A row from what a Meter saw; latency percentiles when there is a load result."""
+    return Row(
+        scenario=name,
+        concurrency=concurrency,
+        messages=messages,
+        seconds=seconds,
+        rate=messages / seconds if seconds else 0.0,
+        p50_ms=result.percentile(0.5) * 1000 if result else 0.0,
+        p99_ms=result.percentile(0.99) * 1000 if result else 0.0,
+        cpu_per_msg_ms={k: v / max(messages, 1) * 1000 for k, v in meter.cpu.items()},
+        peak_rss_mb={k: v / 2**20 for k, v in meter.peak_rss.items()},
+        errors=errors,
+    )
+
+
 def _workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -66,18 +84,8 @@ def _measure(
         result = asyncio.run(
             run_load(host="127.0.0.1", port=port, request=request, concurrency=concurrency, total=total, max_seconds=seconds)
         )
-    messages = result.requests * per_request
-    return Row(
-        scenario=name,
-        concurrency=concurrency,
-        messages=messages,
-        seconds=result.seconds,
-        rate=messages / result.seconds if result.seconds else 0.0,
-        p50_ms=result.percentile(0.5) * 1000,
-        p99_ms=result.percentile(0.99) * 1000,
-        cpu_per_msg_ms={k: v / max(messages, 1) * 1000 for k, v in meter.cpu.items()},
-        peak_rss_mb={k: v / 2**20 for k, v in meter.peak_rss.items()},
-        errors=result.errors,
+    return measured(
+        name, concurrency, messages=result.requests * per_request, seconds=result.seconds, meter=meter, errors=result.errors, result=result
     )
 
 

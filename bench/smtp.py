@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from email.message import EmailMessage
@@ -13,7 +14,7 @@ import psutil
 
 from bench.loadgen import LoadResult
 from bench.procs import Meter, free_port, postgres_processes, start
-from bench.rest import Row
+from bench.rest import Row, measured
 
 
 def _message() -> bytes:
@@ -60,9 +61,13 @@ async def _load(*, port: int, token: str, concurrency: int, seconds: float, tota
                     result.errors += 1
         except aiosmtplib.SMTPException:
             result.errors += 1
-        finally:
             if client is not None:
-                await client.quit()
+                client.close()
+                client = None
+        finally:
+            if client is not None and client.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException):
+                    await client.quit()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -71,18 +76,7 @@ async def _load(*, port: int, token: str, concurrency: int, seconds: float, tota
 
 
 def _row(name: str, concurrency: int, result: LoadResult, meter: Meter) -> Row:
-    return Row(
-        scenario=name,
-        concurrency=concurrency,
-        messages=result.requests,
-        seconds=result.seconds,
-        rate=result.rate,
-        p50_ms=result.percentile(0.5) * 1000,
-        p99_ms=result.percentile(0.99) * 1000,
-        cpu_per_msg_ms={k: v / max(result.requests, 1) * 1000 for k, v in meter.cpu.items()},
-        peak_rss_mb={k: v / 2**20 for k, v in meter.peak_rss.items()},
-        errors=result.errors,
-    )
+    return measured(name, concurrency, messages=result.requests, seconds=result.seconds, meter=meter, errors=result.errors, result=result)
 
 
 def run(*, database_url: str, quick: bool) -> list[Row]:

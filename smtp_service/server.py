@@ -58,7 +58,9 @@ def protocol_factory(
             auth_required=True,
             auth_require_tls=settings.smtp_require_tls_for_auth and not implicit_tls,
             timeout=settings.smtp_idle_timeout_seconds,
-            command_call_limit=100,
+            # A client may send any number of messages per connection; only AUTH and unknown
+            # commands are capped (the AUTH failure counter in the handler closes sooner).
+            command_call_limit={"AUTH": 20, "*": 1_000_000},
         )
 
     return make

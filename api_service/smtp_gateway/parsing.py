@@ -59,12 +59,13 @@ def header_fields(head: bytes) -> list[bytes]:
 
 
 def rewrite_headers(raw: bytes, *, message_id: str | None) -> bytes:
-    """Drop every X-PM-* control header and, when given, set the Message-ID."""
+    """Drop every X-PM-* control header and any Bcc (the envelope carries it), and, when given,
+    set the Message-ID."""
     head, body = split_head(raw)
     kept = []
     for item in header_fields(head):
         name = item.split(b":", 1)[0].strip().lower()
-        if name.startswith(CONTROL_PREFIX):
+        if name.startswith(CONTROL_PREFIX) or name == b"bcc":
             continue
         if message_id is not None and name == b"message-id":
             continue

@@ -14,6 +14,7 @@ RAW = (
     b"X-PM-TrackLinks: htmlonly\r\n"
     b"X-PM-KeepID: true\r\n"
     b"X-Pm-Other: folded\r\n  continuation\r\n"
+    b"Bcc: hidden@example.net\r\n"
     b"\r\n"
     b"X-PM-Tag: this is body text\r\n"
 )
@@ -44,6 +45,7 @@ class TestRewriteHeaders:
         head, _, body = out.partition(b"\r\n\r\n")
         assert b"x-pm-" not in head.lower()
         assert b"continuation" not in head
+        assert b"hidden@example.net" not in head
         assert head.startswith(b"Message-ID: <new@example.com>\r\n")
         assert b"<orig@app.example>" not in head
         assert body == b"X-PM-Tag: this is body text\r\n"
