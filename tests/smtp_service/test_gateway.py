@@ -130,6 +130,17 @@ class TestSubmission:
         dump = httpx.get(f"{clean_live_api}/messages/outbound/{stored['MessageID']}/dump", headers=smtp_server.headers).json()["Body"]
         assert "Message-ID: <legacy-1@app.example>" in dump
 
+    def test_a_connection_may_carry_more_than_a_hundred_messages(
+        self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str
+    ) -> None:
+        # Regression: aiosmtpd's command_call_limit once closed the connection at the 101st MAIL.
+        with connect(gateway) as client:
+            client.login(smtp_server.token, smtp_server.token)
+            for i in range(105):
+                assert client.send_message(mail(Message_ID=f"<bulk-{i}@app.example>")) == {}
+        total = httpx.get(f"{clean_live_api}/messages/outbound?count=1&offset=0", headers=smtp_server.headers).json()["TotalCount"]
+        assert total == 105
+
     def test_retry_of_the_same_message_is_stored_once(self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str) -> None:
         message = mail(Message_ID="<retry-1@app.example>")
         replies = []
