@@ -84,31 +84,31 @@ class GatewayHandler:
             server.transport.close()
         return AuthResult(success=False, handled=True)
 
-    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+    @staticmethod
+    async def _first_response(server: SMTP, args: list[str], prompt: str) -> bytes | AuthResult:
+        """The initial response of `AUTH <mechanism> [response]`, asked for when absent."""
         if len(args) == 1:
-            blob = await server.challenge_auth("")
-        else:
-            try:
-                blob = base64.b64decode(args[1], validate=True)
-            except (binascii.Error, ValueError):
-                return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode base64")
-        if not isinstance(blob, bytes):  # MISSING: the client aborted, aiosmtpd replied
-            return AuthResult(success=False, handled=True)
+            blob = await server.challenge_auth(prompt)
+            # MISSING: the client aborted and aiosmtpd has already replied.
+            return blob if isinstance(blob, bytes) else AuthResult(success=False, handled=True)
+        try:
+            return base64.b64decode(args[1], validate=True)
+        except (binascii.Error, ValueError):
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode base64")
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        blob = await self._first_response(server, args, "")
+        if isinstance(blob, AuthResult):
+            return blob
         parts = blob.split(b"\x00")
         if len(parts) != 3:
             return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot split AUTH PLAIN value")
         return await self._check(server, parts[1], parts[2])
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        if len(args) == 1:
-            user = await server.challenge_auth("Username:")
-        else:
-            try:
-                user = base64.b64decode(args[1], validate=True)
-            except (binascii.Error, ValueError):
-                return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode base64")
-        if not isinstance(user, bytes):  # MISSING: the client aborted, aiosmtpd replied
-            return AuthResult(success=False, handled=True)
+        user = await self._first_response(server, args, "Username:")
+        if isinstance(user, AuthResult):
+            return user
         password = await server.challenge_auth("Password:")
         if not isinstance(password, bytes):
             return AuthResult(success=False, handled=True)

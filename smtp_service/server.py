@@ -8,6 +8,7 @@ import ssl
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
@@ -45,25 +46,34 @@ def protocol_factory(
         return protocol
 
     def _smtp() -> SMTP:
-        return SMTP(
+        return smtp_protocol(
             handler,
-            hostname=settings.smtp_hostname,
-            ident="Postgate ESMTP",
-            data_size_limit=settings.smtp_max_message_bytes,
-            decode_data=False,
-            enable_SMTPUTF8=False,
+            settings,
             # STARTTLS only on plain ports; the implicit-TLS port is encrypted from the start.
             tls_context=None if implicit_tls else context,
-            require_starttls=False,
             auth_required=True,
             auth_require_tls=settings.smtp_require_tls_for_auth and not implicit_tls,
-            timeout=settings.smtp_idle_timeout_seconds,
-            # A client may send any number of messages per connection; only AUTH and unknown
-            # commands are capped (the AUTH failure counter in the handler closes sooner).
-            command_call_limit={"AUTH": 20, "*": 1_000_000},
         )
 
     return make
+
+
+def smtp_protocol(handler: object, settings: SmtpSettings, **options: Any) -> SMTP:
+    """aiosmtpd's protocol with the settings every Postgate listener shares."""
+    return SMTP(
+        handler,
+        hostname=settings.smtp_hostname,
+        ident="Postgate ESMTP",
+        data_size_limit=settings.smtp_max_message_bytes,
+        decode_data=False,
+        enable_SMTPUTF8=False,
+        require_starttls=False,
+        timeout=settings.smtp_idle_timeout_seconds,
+        # A client may send any number of messages per connection; only AUTH and unknown
+        # commands are capped (the AUTH failure counter in the handler closes sooner).
+        command_call_limit={"AUTH": 20, "*": 1_000_000},
+        **options,
+    )
 
 
 async def serve(
@@ -87,15 +97,7 @@ async def serve(
             inbound = ReturnPathHandler(api=api, settings=settings)
 
             def make_inbound() -> SMTP:
-                protocol = SMTP(
-                    inbound,
-                    hostname=settings.smtp_hostname,
-                    ident="Postgate ESMTP",
-                    data_size_limit=settings.smtp_max_message_bytes,
-                    decode_data=False,
-                    auth_required=False,
-                    timeout=settings.smtp_idle_timeout_seconds,
-                )
+                protocol = smtp_protocol(inbound, settings, auth_required=False)
                 sessions.add(protocol)
                 return protocol
 

@@ -89,9 +89,21 @@ SETTLE = text(
 ).bindparams(bindparam("ids", type_=ARRAY(Uuid)))
 
 
+LOCK_MESSAGES = text("SELECT id FROM messages WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE").bindparams(
+    bindparam("ids", type_=ARRAY(Uuid))
+)
+
+
 async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
-    """A message is Sent once none of its recipients is waiting any more."""
+    """A message is Sent once none of its recipients is waiting any more.
+
+    Two workers finishing a message's last recipients at once would each still see the other's
+    recipient as sending and neither would settle it. Locking the message rows first (in id order,
+    so two workers cannot deadlock) makes the second wait, and its count, a statement taken after
+    the wait, sees the first one's committed rows.
+    """
     if message_ids:
+        await session.execute(LOCK_MESSAGES, {"ids": list(message_ids)})
         await session.execute(SETTLE, {"ids": list(message_ids)})
 
 

@@ -200,3 +200,14 @@ class TestWebhooks:
         deleted = await client.delete(f"/webhooks/{created['ID']}", headers=server.headers)
         assert deleted.json() == {"ErrorCode": 0, "Message": f"Webhook {created['ID']} removed."}
         assert (await client.get(f"/webhooks/{created['ID']}", headers=server.headers)).json()["ErrorCode"] == 1352
+
+
+class TestConcurrentWorkers:
+    async def test_two_workers_finishing_one_message_settle_it(
+        self, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, sink: tuple[SinkHandler, int]
+    ) -> None:
+        worker.settings = worker.settings.model_copy(update={"delivery_batch_size": 1})
+        sent = (await client.post("/email", json=sent_from(To="ok@example.net", Cc="ok@example.com"), headers=server.headers)).json()
+        assert list(await asyncio.gather(worker.deliver(), worker.deliver())) == [1, 1]
+        assert len(sink[0].received) == 2
+        assert (await details(client, server, sent["MessageID"]))["Status"] == "Sent"
