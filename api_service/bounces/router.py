@@ -10,15 +10,19 @@ from fastapi import APIRouter, Body, Query
 from api_service.bounces import repository, service
 from api_service.core.dates import parse_query_date
 from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.errors import PostmarkError
 from api_service.models import Bounce as BounceRow
 from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, BounceType, ErrorCode
-from shared.schemas.base import ErrorResponse, format_timestamp
+from shared.schemas.base import format_timestamp
 from shared.schemas.bounces import Bounce, BounceActivation, BounceCount, BounceDump, BounceList, DeliveryStats
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Bounces"])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = error_responses(
+    invalid="ErrorCode 1000: invalid query (type, dates, count + offset > 10000); 1003: this bounce type cannot be activated",
+    not_found="ErrorCode 1001: no such bounce",
+)
 
 
 def to_wire(b: BounceRow, *, dump_available: bool | None = None, with_content: bool = False) -> Bounce:

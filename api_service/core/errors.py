@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.errors import PostmarkError
-from shared.constants import API_ERROR_CODE_HEADER, ErrorCode
+from shared.constants import ACCOUNT_TOKEN_HEADER, API_ERROR_CODE_HEADER, SERVER_TOKEN_HEADER, ErrorCode
+from shared.schemas.base import ErrorResponse
 
 logger = logging.getLogger("postgate.api")
 
@@ -84,3 +86,17 @@ def install_error_handlers(app: FastAPI) -> None:
         error_id = uuid.uuid4()
         logger.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
         return postmark_response(500, ErrorCode.INTERNAL_ERROR, f"An unexpected error occurred. Error ID: {error_id}")
+
+
+def error_responses(*, invalid: str, not_found: str | None = None, account: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a router: Postmark's envelope with the ErrorCodes each status carries."""
+    header = ACCOUNT_TOKEN_HEADER if account else SERVER_TOKEN_HEADER
+    responses: dict[int | str, dict[str, Any]] = {
+        401: {"model": ErrorResponse, "description": f"ErrorCode 10: missing or wrong {header}"},
+        422: {"model": ErrorResponse, "description": f"{invalid}; 402 invalid JSON, 403 a field of the wrong type"},
+        415: {"model": ErrorResponse, "description": "ErrorCode 409: the body is not JSON"},
+        500: {"model": ErrorResponse, "description": "ErrorCode 101: unexpected error, with an Error ID to report"},
+    }
+    if not_found:
+        responses[404] = {"model": ErrorResponse, "description": not_found}
+    return responses

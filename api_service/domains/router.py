@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body
 
 from api_service.core.deps import AccountAuth, Session, TransactionalRoute
+from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.domains import repository, service
 from api_service.models import Domain
@@ -14,7 +15,11 @@ from shared.schemas.base import ErrorResponse
 from shared.schemas.senders import DomainCreate, DomainDetails, DomainEdit, DomainList, DomainSummary
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Domains"], dependencies=[AccountAuth])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = error_responses(
+    invalid="ErrorCodes 511 invalid ReturnPathDomain, 512 exists, 514 Name required, 515 Name too long, 516 Name invalid",
+    not_found="ErrorCode 510: no such domain",
+    account=True,
+)
 
 
 def details(domain: Domain) -> DomainDetails:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from api_service.core.dates import parse_query_date
 from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.errors import error_responses
 from api_service.core.paging import Paging
 from api_service.errors import PostmarkError
 from api_service.messages import repository, service
 from api_service.models import Message
 from shared.constants import MAX_PAGE_WINDOW, ErrorCode, MessageStatus
-from shared.schemas.base import ErrorResponse, format_timestamp
+from shared.schemas.base import format_timestamp
 from shared.schemas.messages import EmailName, MessageDump, MessageEvent, OutboundMessage, OutboundMessageDetails, OutboundMessageList
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Messages"])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = error_responses(
+    invalid="ErrorCode 700: invalid query (status, dates, count + offset > 10000)", not_found="ErrorCode 701: no such message"
+)
 
 
 def summary_fields(m: Message) -> dict[str, object]:

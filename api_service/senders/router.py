@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body
 
 from api_service.core.deps import AccountAuth, Session, TransactionalRoute
+from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.models import SenderSignature
 from api_service.senders import repository, service
@@ -14,7 +15,11 @@ from shared.schemas.base import ErrorResponse
 from shared.schemas.senders import SenderCreate, SenderDetails, SenderEdit, SenderList, SenderSummary
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Sender signatures"], dependencies=[AccountAuth])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = error_responses(
+    invalid="ErrorCodes 504 exists, 520 FromEmail and Name required, 521 field too long, 522 invalid address",
+    not_found="ErrorCode 501: no such sender signature",
+    account=True,
+)
 
 
 def details(signature: SenderSignature) -> SenderDetails:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
 from api_service.core.deps import AccountAuth, AppSettings, CurrentServer, Session, TransactionalRoute
+from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.models import Server as ServerRow
 from api_service.servers import repository, service
@@ -62,7 +63,9 @@ async def masked_tokens(*, session: AsyncSession, server: ServerRow, known: str 
     return [known if known and known.lower().endswith(h) else f"{MASK}{h}" for h in hints]
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+SERVER_CODES = "ErrorCodes 603 name exists, 606 invalid hook URL, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
+ERRORS = error_responses(invalid=SERVER_CODES)
+ACCOUNT_ERRORS = error_responses(invalid=f"{SERVER_CODES}, 600 invalid query", not_found="ErrorCode 600: no such server", account=True)
 
 
 @router.get("/server", response_model=Server, responses=ERRORS)
@@ -82,7 +85,7 @@ async def edit_current_server(
     return to_wire(server, tokens=tokens, settings=settings)
 
 
-@router.get("/servers", response_model=ServerList, responses=ERRORS, dependencies=[AccountAuth])
+@router.get("/servers", response_model=ServerList, responses=ACCOUNT_ERRORS, dependencies=[AccountAuth])
 async def list_servers(session: Session, settings: AppSettings, paging: Paging, name: Annotated[str | None, Query()] = None) -> ServerList:
     """List servers; `name` filters by substring."""
     total, servers = await repository.list_servers(session=session, count=paging.count, offset=paging.offset, name=name)
@@ -93,21 +96,21 @@ async def list_servers(session: Session, settings: AppSettings, paging: Paging, 
     )
 
 
-@router.post("/servers", response_model=Server, responses=ERRORS, dependencies=[AccountAuth])
+@router.post("/servers", response_model=Server, responses=ACCOUNT_ERRORS, dependencies=[AccountAuth])
 async def create_server(session: Session, settings: AppSettings, data: Annotated[ServerCreate, Body()]) -> Server:
     """Create a server. Its API token is returned in full only in this response."""
     created = await service.create_server(session=session, data=data)
     return to_wire(created.server, tokens=[created.token], settings=settings)
 
 
-@router.get("/servers/{server_id}", response_model=Server, responses=ERRORS, dependencies=[AccountAuth])
+@router.get("/servers/{server_id}", response_model=Server, responses=ACCOUNT_ERRORS, dependencies=[AccountAuth])
 async def get_server(server_id: EntityId, session: Session, settings: AppSettings) -> Server:
     """Get a server by ID."""
     server = await service.get_server_or_raise(session=session, server_id=server_id)
     return to_wire(server, tokens=await masked_tokens(session=session, server=server), settings=settings)
 
 
-@router.put("/servers/{server_id}", response_model=Server, responses=ERRORS, dependencies=[AccountAuth])
+@router.put("/servers/{server_id}", response_model=Server, responses=ACCOUNT_ERRORS, dependencies=[AccountAuth])
 async def edit_server(server_id: EntityId, session: Session, settings: AppSettings, data: Annotated[ServerEdit, Body()]) -> Server:
     """Edit a server by ID."""
     server = await service.get_server_or_raise(session=session, server_id=server_id)
@@ -115,7 +118,7 @@ async def edit_server(server_id: EntityId, session: Session, settings: AppSettin
     return to_wire(server, tokens=await masked_tokens(session=session, server=server), settings=settings)
 
 
-@router.delete("/servers/{server_id}", response_model=ErrorResponse, responses=ERRORS, dependencies=[AccountAuth])
+@router.delete("/servers/{server_id}", response_model=ErrorResponse, responses=ACCOUNT_ERRORS, dependencies=[AccountAuth])
 async def delete_server(server_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a server with all its messages, bounces and tokens."""
     name = await service.delete_server(session=session, server_id=server_id)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
 from api_service.core.dates import parse_query_date
 from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.errors import error_responses
 from api_service.errors import PostmarkError
 from api_service.suppressions import repository, service
 from shared.constants import SuppressionOrigin, SuppressionReason
-from shared.schemas.base import ErrorResponse, format_timestamp
+from shared.schemas.base import format_timestamp
 from shared.schemas.suppressions import Suppression, SuppressionChange, SuppressionDump, SuppressionResults
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Suppressions"])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = error_responses(
+    invalid="ErrorCodes 1404 SuppressionReason, 1405 Origin, 1409 no Suppressions, 1410 more than 50",
+    not_found="ErrorCode 1226: no such message stream",
+)
 
 
 def _enum(value: str | None, options: type[SuppressionReason] | type[SuppressionOrigin], code: int) -> str | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
 from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId
 from api_service.errors import PostmarkError
 from api_service.models import Webhook as WebhookRow
@@ -17,7 +18,10 @@ from shared.schemas.base import ErrorResponse
 from shared.schemas.webhooks import Webhook, WebhookList, WebhookWrite
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Webhooks"])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = error_responses(
+    invalid="ErrorCodes 1226 no such stream, 1351 inbound stream, 1354 Url invalid, 1357 MessageStream cannot change, 1358 HttpHeaders invalid, 1361 trigger invalid",
+    not_found="ErrorCode 1352: no such webhook",
+)
 
 
 def to_wire(hook: WebhookRow) -> Webhook:

@@ -20,6 +20,12 @@ class SenderCreate(WireModel):
 
 
 class SenderEdit(WireModel):
+    """Fields of a sender signature that can change."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": {"examples": [{"Name": "Billing", "ReplyToEmail": "support@example.com"}]}
+    }
+
     Name: str | None = None
     ReplyToEmail: str | None = None
     ReturnPathDomain: str | None = None
@@ -81,6 +87,10 @@ class DomainCreate(WireModel):
 
 
 class DomainEdit(WireModel):
+    """A domain's return-path domain (a subdomain of it)."""
+
+    model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"ReturnPathDomain": "pm-bounces.example.com"}]}}
+
     ReturnPathDomain: str | None = None
 
 

@@ -27,6 +27,12 @@ class ServerEdit(WireModel):
     IncludeBounceContentInHook: bool | None = None
     EnableSmtpApiErrorHooks: bool | None = Field(default=None, description="Send SMTPApiError bounces to the bounce webhook")
 
+    model_config = WireModel.model_config | {
+        "json_schema_extra": {
+            "examples": [{"SmtpApiActivated": True, "BounceHookUrl": "https://example.com/hooks/bounce", "TrackOpens": False}]
+        }
+    }
+
 
 class ServerCreate(ServerEdit):
     """A new server: `Name` is required; `DeliveryType` is fixed at creation."""
