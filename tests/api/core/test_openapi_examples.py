@@ -12,7 +12,7 @@ from tests.factories import ACCOUNT, create_server
 pytestmark = pytest.mark.asyncio
 
 
-async def examples(client: httpx.AsyncClient) -> list[tuple[str, str, dict[str, Any]]]:
+async def examples(client: httpx.AsyncClient) -> list[tuple[str, str, Any]]:
     spec = (await client.get("/openapi.json")).json()
     schemas = spec["components"]["schemas"]
     found = []
