@@ -105,7 +105,3 @@ async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID])
     if message_ids:
         await session.execute(LOCK_MESSAGES, {"ids": list(message_ids)})
         await session.execute(SETTLE, {"ids": list(message_ids)})
-
-
-async def recipient_by_id(*, session: AsyncSession, recipient_id: int) -> MessageRecipient | None:
-    return await session.get(MessageRecipient, recipient_id)

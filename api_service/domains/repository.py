@@ -29,9 +29,3 @@ async def add_domain(*, session: AsyncSession, domain: Domain) -> Domain:
 async def delete_domain(*, session: AsyncSession, domain: Domain) -> None:
     await session.delete(domain)
     await session.flush()
-
-
-async def existing_domain_names(*, session: AsyncSession, names: set[str]) -> set[str]:
-    if not names:
-        return set()
-    return set((await session.execute(select(Domain.name).where(Domain.name.in_(names)))).scalars().all())

@@ -11,7 +11,7 @@ from sqlalchemy import ARRAY, Table, Text, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.models import Domain, IdempotencyKey, Message, MessageRecipient, MessageStream, SenderSignature, Suppression
+from api_service.models import IdempotencyKey, Message, MessageRecipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,35 +65,6 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
         domains=set(domain_names),
         suppressed={(stream, email) for stream, email in suppressed},
     )
-
-
-async def streams(*, session: AsyncSession, server_id: int) -> dict[str, MessageStream]:
-    rows = (await session.execute(select(MessageStream).where(MessageStream.server_id == server_id))).scalars().all()
-    return {row.stream_id: row for row in rows}
-
-
-async def signature_reply_tos(*, session: AsyncSession, emails: set[str]) -> dict[str, str]:
-    """Confirmed signatures among `emails` (lower-cased), with their Reply-To."""
-    if not emails:
-        return {}
-    stmt = select(SenderSignature.email, SenderSignature.reply_to_email).where(
-        SenderSignature.email.in_(emails), SenderSignature.confirmed.is_(True)
-    )
-    return dict((await session.execute(stmt)).all())
-
-
-async def known_domains(*, session: AsyncSession, names: set[str]) -> set[str]:
-    if not names:
-        return set()
-    return set((await session.execute(select(Domain.name).where(Domain.name.in_(names)))).scalars().all())
-
-
-async def suppressed(*, session: AsyncSession, server_id: int, emails: set[str]) -> set[tuple[str, str]]:
-    """(stream, email) pairs among `emails` that are suppressed."""
-    if not emails:
-        return set()
-    stmt = select(Suppression.message_stream, Suppression.email).where(Suppression.server_id == server_id, Suppression.email.in_(emails))
-    return set((await session.execute(stmt)).all())
 
 
 async def insert_messages(*, session: AsyncSession, messages: list[dict[str, Any]], recipients: list[dict[str, Any]]) -> None:

@@ -29,10 +29,3 @@ async def add_signature(*, session: AsyncSession, signature: SenderSignature) ->
 async def delete_signature(*, session: AsyncSession, signature: SenderSignature) -> None:
     await session.delete(signature)
     await session.flush()
-
-
-async def confirmed_signature_emails(*, session: AsyncSession, emails: set[str]) -> set[str]:
-    if not emails:
-        return set()
-    stmt = select(SenderSignature.email).where(SenderSignature.email.in_(emails), SenderSignature.confirmed.is_(True))
-    return set((await session.execute(stmt)).scalars().all())

@@ -52,12 +52,18 @@ async def _notify(*, session: AsyncSession, server: Server, stream: str, email: 
     await webhooks.event_recorded(session=session, server=server, stream=stream, trigger="SubscriptionChange", payload=payload)
 
 
+def _valid(raw: str) -> str | SuppressionResult:
+    """The normalised address, or the per-item failure Postmark answers for an invalid one."""
+    email = normalise_email(raw)
+    return email if email is not None else SuppressionResult(EmailAddress=raw, Status="Failed", Message=INVALID)
+
+
 async def suppress(*, session: AsyncSession, server: Server, stream: str, data: SuppressionChange) -> list[SuppressionResult]:
     results = []
     for raw in addresses(data):
-        email = normalise_email(raw)
-        if email is None:
-            results.append(SuppressionResult(EmailAddress=raw, Status="Failed", Message=INVALID))
+        email = _valid(raw)
+        if isinstance(email, SuppressionResult):
+            results.append(email)
             continue
         reason = SuppressionReason.MANUAL_SUPPRESSION.value
         if await repository.add(
@@ -71,9 +77,9 @@ async def suppress(*, session: AsyncSession, server: Server, stream: str, data: 
 async def reactivate(*, session: AsyncSession, server: Server, stream: str, data: SuppressionChange) -> list[SuppressionResult]:
     results = []
     for raw in addresses(data):
-        email = normalise_email(raw)
-        if email is None:
-            results.append(SuppressionResult(EmailAddress=raw, Status="Failed", Message=INVALID))
+        email = _valid(raw)
+        if isinstance(email, SuppressionResult):
+            results.append(email)
             continue
         existing = await repository.get(session=session, server_id=server.id, stream=stream, email=email)
         if existing is not None and existing.reason == SuppressionReason.SPAM_COMPLAINT.value:
