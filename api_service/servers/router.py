@@ -24,6 +24,8 @@ MASK = "********-****-****-****-********"
 
 def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Server:
     base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+    # The SMTP credentials are the token itself, when this response may show it.
+    shown = next((t for t in tokens if not t.startswith(MASK)), "<server API token>")
     return Server(
         ID=server.id,
         Name=server.name,
@@ -51,8 +53,8 @@ def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Serv
         SmtpConnection=SmtpConnectionInfo(
             Host=settings.smtp_public_host or settings.smtp_host,
             Ports=[settings.smtp_port],
-            Username=tokens[0] if tokens and MASK[:4] not in tokens[0] else "<server API token>",
-            Password=tokens[0] if tokens and MASK[:4] not in tokens[0] else "<server API token>",
+            Username=shown,
+            Password=shown,
             AuthMechanisms=["PLAIN", "LOGIN", "CRAM-MD5"],
         ),
     )

@@ -21,7 +21,7 @@ from api_service.email.addresses import domain_of, normalise_email
 from api_service.email.service import message_id_header
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.models import Server
-from api_service.smtp_gateway.parsing import content_key, parse_smtp_message, rewrite_headers
+from api_service.smtp_gateway.parsing import SmtpMessage, content_key, parse_smtp_message, rewrite_headers
 from shared.constants import FORBIDDEN_ATTACHMENT_EXTENSIONS, MAX_RECIPIENTS_PER_FIELD, BounceType, ErrorCode, MessageStatus
 from shared.schemas.smtp import SmtpSubmission, SmtpSubmissionResult
 
@@ -39,7 +39,7 @@ class Verdict:
     refused: dict[str, str]
 
 
-def _message_problems(parsed: Any, lookups: email_repository.SendLookups, recipients: list[str]) -> list[str]:
+def _message_problems(parsed: SmtpMessage, lookups: email_repository.SendLookups, recipients: list[str]) -> list[str]:
     problems = list(parsed.problems)
     stream = lookups.streams.get(parsed.message_stream)
     if stream is None or stream.archived:
@@ -61,7 +61,7 @@ def _message_problems(parsed: Any, lookups: email_repository.SendLookups, recipi
     return problems
 
 
-def judge(parsed: Any, lookups: email_repository.SendLookups, recipients: list[str], invalid: list[str]) -> Verdict:
+def judge(parsed: SmtpMessage, lookups: email_repository.SendLookups, recipients: list[str], invalid: list[str]) -> Verdict:
     """Who gets the message, and why each other recipient does not."""
     refused = dict.fromkeys(invalid, "Invalid recipient address.")
     problems = _message_problems(parsed, lookups, recipients)
