@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install Postgate with its dev tools (fast when done)
 
 run: $(STAMP) ## Migrate, then run API, SMTP gateway and delivery worker (embedded PostgreSQL when DATABASE_URL is unset)
-	$(PY) -m api_service.launcher
+	$(PY) -m api_service.devtools
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff check .

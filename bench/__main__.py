@@ -18,7 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from api_service.embedded_db import drop_database, ensure_database, migrate, start_embedded, with_database
+from api_service.devtools.embedded_db import drop_database, ensure_database, migrate, start_embedded, with_database
 from bench import delivery, report, rest, smtp
 from bench.rest import Row
 

@@ -9,7 +9,7 @@ from enum import Enum
 
 import httpx
 from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER
-from shared.schemas.inbound import INBOUND_BOUNCE_PATH, InboundBounce
+from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport
 from shared.schemas.smtp import SMTP_AUTH_PATH, SMTP_SUBMIT_PATH, SmtpAuthResponse, SmtpSubmission, SmtpSubmissionResult
 
 
@@ -67,10 +67,10 @@ class ApiClient:
 
     async def report_bounce(self, *, account_token: str, rcpt_tos: list[str], raw: bytes) -> int:
         """Hand a report mailed to the return path to the API; its HTTP status, 0 if unreachable."""
-        report = InboundBounce(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))
+        report = BounceReport(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))
         try:
             response = await self._client.post(
-                INBOUND_BOUNCE_PATH,
+                BOUNCE_REPORT_PATH,
                 content=report.model_dump_json(),
                 headers={ACCOUNT_TOKEN_HEADER: account_token, "Content-Type": "application/json"},
             )

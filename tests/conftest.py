@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api_service.config import Settings
-from api_service.embedded_db import drop_database, ensure_database, migrate, start_embedded, with_database
+from api_service.devtools.embedded_db import drop_database, ensure_database, migrate, start_embedded, with_database
 from api_service.main import create_app
 from api_service.models import Base
 

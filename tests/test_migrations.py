@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from api_service.embedded_db import drop_database, ensure_database, migrate, with_database
+from api_service.devtools.embedded_db import drop_database, ensure_database, migrate, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from api_service.delivery.verp import parse_return_path
 from api_service.errors import InvalidEmailRequest
 from api_service.models import Message, MessageRecipient
 from shared.constants import BounceType
-from shared.schemas.inbound import InboundBounce
+from shared.schemas.bounce_reports import BounceReport
 
 
 async def _bounce(
@@ -39,7 +39,7 @@ async def _bounce(
     )
 
 
-async def record_report(*, session: AsyncSession, report: InboundBounce) -> int:
+async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
     try:
         raw = base64.b64decode(report.RawMessage, validate=True)
     except (binascii.Error, ValueError):

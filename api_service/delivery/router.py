@@ -8,12 +8,12 @@ from fastapi import APIRouter, Body
 
 from api_service.core.deps import AccountAuth, Session, TransactionalRoute
 from api_service.delivery.late_bounces import record_report
-from shared.schemas.inbound import INBOUND_BOUNCE_PATH, InboundBounce, InboundBounceResult
+from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport, BounceReportResult
 
 router = APIRouter(route_class=TransactionalRoute, include_in_schema=False, dependencies=[AccountAuth])
 
 
-@router.post(INBOUND_BOUNCE_PATH, response_model=InboundBounceResult)
-async def inbound_bounce(session: Session, report: Annotated[InboundBounce, Body()]) -> InboundBounceResult:
+@router.post(BOUNCE_REPORT_PATH, response_model=BounceReportResult)
+async def bounce_report(session: Session, report: Annotated[BounceReport, Body()]) -> BounceReportResult:
     """Record the bounces or complaint in a report mailed to a return-path address."""
-    return InboundBounceResult(Matched=await record_report(session=session, report=report))
+    return BounceReportResult(Matched=await record_report(session=session, report=report))

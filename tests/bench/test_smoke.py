@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api_service.embedded_db import with_database
+from api_service.devtools.embedded_db import with_database
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

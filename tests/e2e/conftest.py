@@ -60,7 +60,7 @@ def postgate(database_url: str, tmp_path: Path) -> Iterator[RunningPostgate]:
         "OUTBOUND_RELAY": f"smtp://127.0.0.1:{dead_port}",
     }
     log = (tmp_path / "postgate.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "api_service.launcher"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "api_service.devtools"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{api_port}"
         wait_healthy(url, process)

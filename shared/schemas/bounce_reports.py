@@ -1,4 +1,4 @@
-"""The internal hop for mail sent to return-path addresses (bounces and complaints)."""
+"""The internal hop for reports mailed to return-path addresses (DSN bounces and ARF complaints)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from pydantic import Field
 
 from shared.schemas.base import WireModel, WireResponse
 
-INBOUND_BOUNCE_PATH = "/internal/inbound/bounce"
+BOUNCE_REPORT_PATH = "/internal/bounce-reports"
 
 
-class InboundBounce(WireModel):
+class BounceReport(WireModel):
+    """A report received by the return-path listener."""
+
     RcptTo: list[str] = Field(description="The return-path addresses the report was sent to")
     RawMessage: str = Field(description="The report, base64-encoded")
 
 
-class InboundBounceResult(WireResponse):
+class BounceReportResult(WireResponse):
     Matched: int = Field(description="Bounces or complaints recorded")

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from api_service.embedded_db import DATA_DIR, ensure_database, migrate, start_embedded, with_database
+from api_service.devtools.embedded_db import DATA_DIR, ensure_database, migrate, start_embedded, with_database
 
 SERVICES = (
     ("api", "api_service"),
