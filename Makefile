@@ -17,10 +17,11 @@ install: $(STAMP) ## Create .venv and install Postgate with its dev tools (fast 
 run: $(STAMP) ## Migrate, then run API, SMTP gateway and delivery worker (embedded PostgreSQL when DATABASE_URL is unset)
 	$(PY) -m api_service.devtools
 
-lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
+lint: $(STAMP) ## ruff (lint and format check), mypy --strict and the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: $(STAMP) ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .

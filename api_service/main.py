@@ -12,7 +12,6 @@ from api_service.config import Settings, get_settings
 from api_service.core.errors import install_error_handlers
 from api_service.core.wire import PostmarkWireMiddleware
 from api_service.db import create_engine, create_sessionmaker
-from api_service.delivery.router import router as bounce_report_router
 from api_service.domains.router import router as domains_router
 from api_service.email.router import router as email_router
 from api_service.health.router import router as health_router
@@ -63,7 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         smtp_gateway_router,
         webhooks_router,
         suppressions_router,
-        bounce_report_router,
     ):
         app.include_router(router)
     return app

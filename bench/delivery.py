@@ -60,7 +60,7 @@ def _workers(n: int, database_url: str, sink_port: int) -> list[Service]:
         "DELIVERY_BATCH_SIZE": "200",
         "WORKER_POLL_SECONDS": "0.05",
     }
-    return [start(f"worker{i}", ["-m", "api_service.delivery"], env) for i in range(n)]
+    return [start(f"worker{i}", ["-m", "api_service.worker"], env) for i in range(n)]
 
 
 def _wait(url: str, statement: str, target: int, timeout: float) -> float:

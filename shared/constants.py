@@ -108,6 +108,7 @@ class ErrorCode(IntEnum):
     BOUNCE_ID_REQUIRED = 1002
     BOUNCE_CANNOT_ACTIVATE = 1003
     STREAM_NOT_FOUND_BY_ID = 1226
+    SMTP_DISABLED = 1460
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +312,34 @@ class MessageStatus(StrEnum):
     QUEUED = "Queued"
     SENT = "Sent"
     PROCESSED = "Processed"
+
+
+class MessageEventType(StrEnum):
+    """`MessageEvents[].Type` in a message's details."""
+
+    DELIVERED = "Delivered"
+    TRANSIENT = "Transient"
+    BOUNCED = "Bounced"
+    OPENED = "Opened"
+    LINK_CLICKED = "LinkClicked"
+    SUBSCRIPTION_CHANGED = "SubscriptionChanged"
+
+
+class WebhookTrigger(StrEnum):
+    """The triggers of `/webhooks`; also the RecordType of the payloads they send."""
+
+    OPEN = "Open"
+    CLICK = "Click"
+    DELIVERY = "Delivery"
+    BOUNCE = "Bounce"
+    SPAM_COMPLAINT = "SpamComplaint"
+    SUBSCRIPTION_CHANGE = "SubscriptionChange"
+
+
+class StreamType(StrEnum):
+    TRANSACTIONAL = "Transactional"
+    INBOUND = "Inbound"
+    BROADCASTS = "Broadcasts"
 
 
 class TrackLinks(StrEnum):

@@ -4,8 +4,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ColumnElement, and_, exists, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -24,15 +23,44 @@ class BounceFilter:
     to_date: datetime | None = None
 
 
+@dataclass(slots=True)
+class BounceRow:
+    """A bounce with what the API shows beside it: whether its dump is kept and whether its
+    recipient is still suppressed (the suppression list is the truth for `Inactive`)."""
+
+    bounce: Bounce
+    dump_available: bool
+    suppressed: bool
+
+    @property
+    def inactive(self) -> bool:
+        return self.bounce.inactive and self.suppressed
+
+
+def _suppressed() -> ColumnElement[bool]:
+    return exists().where(
+        Suppression.server_id == Bounce.server_id,
+        Suppression.message_stream == Bounce.message_stream,
+        Suppression.email == func.lower(Bounce.email),
+    )
+
+
+async def add_bounce(*, session: AsyncSession, bounce: Bounce) -> Bounce:
+    session.add(bounce)
+    await session.flush()
+    return bounce
+
+
 async def list_bounces(
     *, session: AsyncSession, server_id: int, filters: BounceFilter, count: int, offset: int
-) -> tuple[int, list[tuple[Bounce, bool]]]:
-    """A page of bounces, each with whether its dump is kept (the dump itself is not loaded)."""
+) -> tuple[int, list[BounceRow]]:
+    """A page of bounces (their dumps are not loaded)."""
     stmt = select(Bounce).where(Bounce.server_id == server_id)
     if filters.type:
         stmt = stmt.where(Bounce.type == filters.type)
     if filters.inactive is not None:
-        stmt = stmt.where(Bounce.inactive.is_(filters.inactive))
+        inactive = and_(Bounce.inactive.is_(True), _suppressed())
+        stmt = stmt.where(inactive if filters.inactive else not_(inactive))
     if filters.email:
         stmt = stmt.where(Bounce.email.icontains(filters.email, autoescape=True))
     if filters.tag:
@@ -47,19 +75,21 @@ async def list_bounces(
         stmt = stmt.where(Bounce.bounced_at < filters.to_date)
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     page = (
-        stmt.add_columns(Bounce.dump.is_not(None))
+        stmt.add_columns(Bounce.dump.is_not(None), _suppressed())
         .options(defer(Bounce.dump), defer(Bounce.content))
         .order_by(Bounce.bounced_at.desc(), Bounce.id.desc())
     )
     rows = (await session.execute(page.limit(count).offset(offset))).all()
-    return total, [(b, bool(has_dump)) for b, has_dump in rows]
+    return total, [BounceRow(bounce=b, dump_available=bool(d), suppressed=bool(s)) for b, d, s in rows]
 
 
-async def get_bounce(*, session: AsyncSession, server_id: int, bounce_id: int, for_update: bool = False) -> Bounce | None:
-    stmt = select(Bounce).where(Bounce.server_id == server_id, Bounce.id == bounce_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+async def get_bounce(*, session: AsyncSession, server_id: int, bounce_id: int) -> BounceRow | None:
+    stmt = select(Bounce, _suppressed()).where(Bounce.server_id == server_id, Bounce.id == bounce_id)
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    bounce, suppressed = row
+    return BounceRow(bounce=bounce, dump_available=bounce.dump is not None, suppressed=bool(suppressed))
 
 
 async def count_by_type(*, session: AsyncSession, server_id: int) -> list[tuple[str, int]]:
@@ -70,29 +100,6 @@ async def count_by_type(*, session: AsyncSession, server_id: int) -> list[tuple[
 async def count_inactive(*, session: AsyncSession, server_id: int) -> int:
     stmt = select(func.count()).select_from(Suppression).where(Suppression.server_id == server_id)
     return (await session.execute(stmt)).scalar_one()
-
-
-async def reactivate_recipient(*, session: AsyncSession, server_id: int, stream: str, email: str) -> None:
-    """Lift the recipient's suppression and mark its bounces on that stream active."""
-    await session.execute(
-        update(Bounce)
-        .where(Bounce.server_id == server_id, Bounce.message_stream == stream, func.lower(Bounce.email) == email.lower())
-        .values(inactive=False)
-    )
-    await session.execute(
-        delete(Suppression).where(
-            Suppression.server_id == server_id, Suppression.message_stream == stream, Suppression.email == email.lower()
-        )
-    )
-
-
-async def suppress(*, session: AsyncSession, server_id: int, stream: str, email: str, reason: str, origin: str) -> None:
-    stmt = (
-        pg_insert(Suppression)
-        .values(server_id=server_id, message_stream=stream, email=email.lower(), reason=reason, origin=origin)
-        .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
-    )
-    await session.execute(stmt)
 
 
 async def bounce_tags(*, session: AsyncSession, server_id: int) -> list[str]:

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Body, Query
 
 from api_service.bounces import repository, service
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.errors import PostmarkError
-from api_service.models import Bounce as BounceRow
+from api_service.servers.deps import AccountAuth, CurrentServer
 from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, BounceType, ErrorCode
 from shared.schemas.base import format_timestamp
+from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport, BounceReportResult
 from shared.schemas.bounces import Bounce, BounceActivation, BounceCount, BounceDump, BounceList, DeliveryStats
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Bounces"])
@@ -25,7 +26,8 @@ ERRORS = error_responses(
 )
 
 
-def to_wire(b: BounceRow, *, dump_available: bool | None = None, with_content: bool = False) -> Bounce:
+def to_wire(row: repository.BounceRow, *, with_content: bool = False) -> Bounce:
+    b = row.bounce
     info = BOUNCE_TYPES[BounceType(b.type)]
     return Bounce(
         ID=b.id,
@@ -41,8 +43,8 @@ def to_wire(b: BounceRow, *, dump_available: bool | None = None, with_content: b
         Email=b.email,
         From=b.from_email,
         BouncedAt=format_timestamp(b.bounced_at),
-        DumpAvailable=dump_available if dump_available is not None else b.dump is not None,
-        Inactive=b.inactive,
+        DumpAvailable=row.dump_available,
+        Inactive=row.inactive,
         CanActivate=b.can_activate,
         Subject=b.subject,
         Content=(b.content or "") if with_content else None,
@@ -97,16 +99,16 @@ async def list_bounces(
         from_date=parse_query_date(fromdate, error_code=ErrorCode.BOUNCE_QUERY),
         to_date=parse_query_date(todate, error_code=ErrorCode.BOUNCE_QUERY, end_of_day=True),
     )
-    total, rows = await repository.list_bounces(
+    total, rows = await service.list_bounces(
         session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset
     )
-    return BounceList(TotalCount=total, Bounces=[to_wire(b, dump_available=d) for b, d in rows])
+    return BounceList(TotalCount=total, Bounces=[to_wire(row) for row in rows])
 
 
 @router.get("/bounces/tags", response_model=list[str], responses=ERRORS)
 async def bounce_tags(server: CurrentServer, session: Session) -> list[str]:
     """Tags of messages that bounced (an older Postmark endpoint some clients still call)."""
-    return await repository.bounce_tags(session=session, server_id=server.id)
+    return await service.bounce_tags(session=session, server_id=server.id)
 
 
 @router.get("/bounces/{bounce_id}", response_model=Bounce, responses=ERRORS)
@@ -118,8 +120,8 @@ async def get_bounce(bounce_id: EntityId, server: CurrentServer, session: Sessio
 @router.get("/bounces/{bounce_id}/dump", response_model=BounceDump, responses=ERRORS)
 async def bounce_dump(bounce_id: EntityId, server: CurrentServer, session: Session) -> BounceDump:
     """The raw source of the bounce (or of the refused message); empty when none is kept."""
-    bounce = await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id)
-    return BounceDump(Body=bounce.dump.decode("utf-8", "replace") if bounce.dump else "")
+    row = await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id)
+    return BounceDump(Body=row.bounce.dump.decode("utf-8", "replace") if row.bounce.dump else "")
 
 
 @router.put("/bounces/{bounce_id}/activate", response_model=BounceActivation, responses=ERRORS)
@@ -127,5 +129,12 @@ async def activate_bounce(
     bounce_id: EntityId, server: CurrentServer, session: Session, _body: Annotated[dict[str, Any] | None, Body()] = None
 ) -> BounceActivation:
     """Reactivate the bounced recipient, so mail to it is delivered again."""
-    bounce = await service.activate(session=session, server_id=server.id, bounce_id=bounce_id)
-    return BounceActivation(Message="OK", Bounce=to_wire(bounce, with_content=True))
+    row = await service.activate(session=session, server_id=server.id, bounce_id=bounce_id)
+    return BounceActivation(Message="OK", Bounce=to_wire(row, with_content=True))
+
+
+@router.post(BOUNCE_REPORT_PATH, response_model=BounceReportResult, include_in_schema=False, dependencies=[AccountAuth])
+async def bounce_report(session: Session, report: Annotated[BounceReport, Body()]) -> BounceReportResult:
+    """Record the bounces or complaint in a report mailed to a return-path address (the return-path
+    listener calls this with the account token; the listener itself takes no AUTH)."""
+    return BounceReportResult(Matched=await service.record_report(session=session, report=report))

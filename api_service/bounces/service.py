@@ -1,35 +1,53 @@
-"""Bounce rules: activation lifts the recipient's suppression on the bounce's stream."""
+"""Bounces: the one place they are recorded (delivery failures, DSNs and complaints mailed back,
+SMTP API errors), so that suppression and webhooks follow the same rules whatever found them."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import repository
-from api_service.errors import NotFound, PostmarkError
-from api_service.models import Bounce
+from api_service.bounces.classify import Outcome, classify
+from api_service.bounces.reports import parse_report
+from api_service.bounces.verp import parse_return_path
+from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
+from api_service.messages import service as messages
+from api_service.models import Bounce, Message
 from api_service.servers import repository as servers_repository
+from api_service.suppressions import service as suppressions
 from api_service.webhooks import service as webhooks_service
-from api_service.webhooks.payloads import subscription_change_payload
-from shared.constants import BOUNCE_TYPES, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
+from shared.constants import BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
+from shared.schemas.bounce_reports import BounceReport
 
 
-async def get_bounce_or_raise(*, session: AsyncSession, server_id: int, bounce_id: int, for_update: bool = False) -> Bounce:
-    bounce = await repository.get_bounce(session=session, server_id=server_id, bounce_id=bounce_id, for_update=for_update)
-    if bounce is None:
+async def get_bounce_or_raise(*, session: AsyncSession, server_id: int, bounce_id: int) -> repository.BounceRow:
+    row = await repository.get_bounce(session=session, server_id=server_id, bounce_id=bounce_id)
+    if row is None:
         raise NotFound(ErrorCode.BOUNCE_NOT_FOUND, f"Bounce {bounce_id} was not found.")
-    return bounce
+    return row
 
 
-async def activate(*, session: AsyncSession, server_id: int, bounce_id: int) -> Bounce:
-    bounce = await get_bounce_or_raise(session=session, server_id=server_id, bounce_id=bounce_id, for_update=True)
+async def activate(*, session: AsyncSession, server_id: int, bounce_id: int) -> repository.BounceRow:
+    """Reactivate the bounced recipient on the bounce's stream (lifts its suppression)."""
+    row = await get_bounce_or_raise(session=session, server_id=server_id, bounce_id=bounce_id)
+    bounce = row.bounce
     if not bounce.can_activate:
         raise PostmarkError(ErrorCode.BOUNCE_CANNOT_ACTIVATE, f"Bounces of type {bounce.type} cannot be activated.")
-    await repository.reactivate_recipient(session=session, server_id=server_id, stream=bounce.message_stream, email=bounce.email)
-    await session.refresh(bounce)
-    return bounce
+    server = await servers_repository.get_server(session=session, server_id=server_id)
+    if server is None:
+        raise NotFound(ErrorCode.BOUNCE_NOT_FOUND, f"Bounce {bounce_id} was not found.")
+    lifted = await suppressions.lift(
+        session=session, server=server, stream=bounce.message_stream, email=bounce.email, origin=SuppressionOrigin.CUSTOMER
+    )
+    if lifted is suppressions.Lifted.NOT_ALLOWED:
+        raise PostmarkError(
+            ErrorCode.BOUNCE_CANNOT_ACTIVATE, f"{bounce.email} is suppressed because of a spam complaint, which cannot be reactivated."
+        )
+    return repository.BounceRow(bounce=bounce, dump_available=row.dump_available, suppressed=False)
 
 
 async def delivery_stats(*, session: AsyncSession, server_id: int) -> tuple[int, list[tuple[BounceType, int]]]:
@@ -46,7 +64,7 @@ async def record_bounce(
     email: str,
     details: str,
     message_id: uuid.UUID | None = None,
-    message_stream: str = "outbound",
+    message_stream: str = DEFAULT_MESSAGE_STREAM,
     from_email: str = "",
     subject: str = "",
     tag: str = "",
@@ -55,11 +73,8 @@ async def record_bounce(
     bounced_at: datetime | None = None,
     metadata: dict[str, str] | None = None,
 ) -> Bounce:
-    """Store a bounce; a type that deactivates also suppresses the recipient on its stream.
-
-    The one place bounces are created (delivery failures, DSNs, SMTP API errors), so that
-    suppression and webhooks follow the same rules whatever found the bounce.
-    """
+    """Store a bounce and queue its webhooks; a type that deactivates also suppresses the
+    recipient on its stream (which fires SubscriptionChange)."""
     info = BOUNCE_TYPES[bounce_type]
     bounce = Bounce(
         server_id=server_id,
@@ -78,38 +93,106 @@ async def record_bounce(
         content=content,
         bounced_at=bounced_at or datetime.now(UTC),
     )
-    session.add(bounce)
+    await repository.add_bounce(session=session, bounce=bounce)
+    server = await servers_repository.get_server(session=session, server_id=server_id)
+    if server is None:
+        return bounce
+    await webhooks_service.bounce_recorded(session=session, server=server, bounce=bounce, metadata=metadata or {})
     if info.deactivates:
         reason = SuppressionReason.SPAM_COMPLAINT if bounce_type is BounceType.SPAM_COMPLAINT else SuppressionReason.HARD_BOUNCE
-        await repository.suppress(
+        await suppressions.suppress(
             session=session,
-            server_id=server_id,
+            server=server,
             stream=message_stream,
             email=email,
-            reason=reason.value,
-            origin=SuppressionOrigin.RECIPIENT.value,
+            reason=reason,
+            origin=SuppressionOrigin.RECIPIENT,
+            context=suppressions.MessageContext(message_id=message_id, tag=tag, metadata=metadata or {}),
         )
-    await session.flush()
-    server = await servers_repository.get_server(session=session, server_id=server_id)
-    if server is not None:
-        await webhooks_service.bounce_recorded(session=session, server=server, bounce=bounce, metadata=metadata or {})
-        if info.deactivates:
-            await webhooks_service.event_recorded(
-                session=session,
-                server=server,
-                stream=message_stream,
-                trigger="SubscriptionChange",
-                payload=subscription_change_payload(
-                    server_id=server_id,
-                    stream=message_stream,
-                    message_id=str(message_id) if message_id else None,
-                    recipient=email,
-                    changed_at=bounce.bounced_at,
-                    origin=SuppressionOrigin.RECIPIENT.value,
-                    suppress=True,
-                    reason=reason.value,
-                    tag=tag,
-                    metadata=metadata or {},
-                ),
-            )
     return bounce
+
+
+async def record_message_bounce(
+    *,
+    session: AsyncSession,
+    message: Message,
+    bounce_type: BounceType,
+    email: str,
+    details: str,
+    dump: bytes | None = None,
+    content: str | None = None,
+) -> Bounce:
+    """A bounce of one recipient of a stored message."""
+    return await record_bounce(
+        session=session,
+        server_id=message.server_id,
+        bounce_type=bounce_type,
+        email=email,
+        details=details,
+        message_id=message.id,
+        message_stream=message.message_stream,
+        from_email=message.from_email,
+        subject=message.subject,
+        tag=message.tag,
+        dump=dump,
+        content=content,
+        metadata=message.metadata_,
+    )
+
+
+async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
+    """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names."""
+    try:
+        raw = base64.b64decode(report.RawMessage, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidEmailRequest("RawMessage is not valid Base64.") from None
+    ids = {mid for rcpt in report.RcptTo if (mid := parse_return_path(rcpt)) is not None}
+    if not ids:
+        return 0
+    parsed = parse_report(raw)
+    matched = 0
+    for message in (await messages.get_messages(session=session, ids=ids)).values():
+        known = {r.lower() for r in message.recipients}
+        if parsed.kind == "complaint":
+            email = parsed.complainant or (message.recipients[0] if len(message.recipients) == 1 else None)
+            if email and email.lower() in known:
+                await record_message_bounce(
+                    session=session,
+                    message=message,
+                    bounce_type=BounceType.SPAM_COMPLAINT,
+                    email=email,
+                    details="Spam complaint (ARF abuse report)",
+                    dump=raw,
+                    content=raw.decode("utf-8", "replace"),
+                )
+                matched += 1
+            continue
+        for failed in parsed.failed:
+            if failed.email.lower() not in known:
+                continue
+            text = failed.diagnostic or f"Status {failed.status}"
+            # The DSN's status code decides; 552 for 5.2.x keeps mailbox-full a soft bounce.
+            verdict = classify(552 if failed.status.startswith("5.2.") else 550, f"{failed.status} {text}")
+            if verdict.outcome is not Outcome.BOUNCE:
+                continue
+            await record_message_bounce(
+                session=session,
+                message=message,
+                bounce_type=verdict.bounce_type or BounceType.UNKNOWN,
+                email=failed.email,
+                details=text,
+                dump=raw,
+            )
+            await messages.mark_bounced(session=session, message_id=message.id, email=failed.email)
+            matched += 1
+    return matched
+
+
+async def list_bounces(
+    *, session: AsyncSession, server_id: int, filters: repository.BounceFilter, count: int, offset: int
+) -> tuple[int, list[repository.BounceRow]]:
+    return await repository.list_bounces(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+
+
+async def bounce_tags(*, session: AsyncSession, server_id: int) -> list[str]:
+    return await repository.bounce_tags(session=session, server_id=server_id)

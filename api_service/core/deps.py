@@ -1,9 +1,7 @@
-"""Request-scoped dependencies: the database session (committed by the route) and the tokens."""
+"""Request-scoped dependencies: the database session (committed by the route) and the settings."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -12,15 +10,6 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
-from api_service.errors import InvalidToken
-from api_service.models import Server
-from api_service.servers import repository as servers_repo
-from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER
-
-
-def token_digest(token: str) -> str:
-    """Tokens are kept as SHA-256 digests; header values are case-insensitive in Postmark."""
-    return hashlib.sha256(token.strip().lower().encode()).hexdigest()
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -64,26 +53,3 @@ class TransactionalRoute(APIRoute):
 
 Session = Annotated[AsyncSession, Depends(get_session)]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
-
-
-async def current_server(request: Request, session: Session) -> Server:
-    """The server whose token is in `X-Postmark-Server-Token`."""
-    token = request.headers.get(SERVER_TOKEN_HEADER, "")
-    if not token:
-        raise InvalidToken("Request does not contain a valid Server token. Please check that the X-Postmark-Server-Token header is set.")
-    server = await servers_repo.get_server_by_token_digest(session=session, digest=token_digest(token))
-    if server is None:
-        raise InvalidToken("Request does not contain a valid Server token. Please check that the X-Postmark-Server-Token header is set.")
-    return server
-
-
-def require_account(request: Request, settings: AppSettings) -> None:
-    """Check `X-Postmark-Account-Token` against the configured account token."""
-    token = request.headers.get(ACCOUNT_TOKEN_HEADER, "")
-    expected = settings.account_token
-    if not token or not expected or not hmac.compare_digest(token_digest(token), token_digest(expected)):
-        raise InvalidToken("Request does not contain a valid Account token. Please check that the X-Postmark-Account-Token header is set.")
-
-
-CurrentServer = Annotated[Server, Depends(current_server)]
-AccountAuth = Depends(require_account)

@@ -14,12 +14,15 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ErrorCode
+from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
+from shared.schemas.smtp import SMTP_SUBMIT_PATH
 
 # A JSON body with base64 attachments is larger than the message it describes; allow for the
 # JSON and base64 overhead on top of Postmark's 10 MB message limit.
 BODY_LIMITS: dict[str, int] = {
     "/email/batch": MAX_BATCH_BYTES,
-    "/internal/smtp/messages": MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
+    SMTP_SUBMIT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
+    BOUNCE_REPORT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
 }
 DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -1,1 +1,1 @@
-"""The delivery worker: drains the queue to a relay or MX, records outcomes, posts webhooks."""
+"""Delivery: drains the queue to a relay or the MX, one attempt at a time, and records each outcome."""

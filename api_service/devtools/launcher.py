@@ -17,7 +17,7 @@ from api_service.devtools.embedded_db import DATA_DIR, ensure_database, migrate,
 SERVICES = (
     ("api", "api_service"),
     ("smtp", "smtp_service"),
-    ("worker", "api_service.delivery"),
+    ("worker", "api_service.worker"),
 )
 
 

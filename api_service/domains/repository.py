@@ -29,3 +29,11 @@ async def add_domain(*, session: AsyncSession, domain: Domain) -> Domain:
 async def delete_domain(*, session: AsyncSession, domain: Domain) -> None:
     await session.delete(domain)
     await session.flush()
+
+
+async def signing_keys(*, session: AsyncSession, names: set[str]) -> dict[str, tuple[str, str]]:
+    """Domain → (selector, private key PEM) for the domains that have one."""
+    if not names:
+        return {}
+    stmt = select(Domain.name, Domain.dkim_selector, Domain.dkim_private_key).where(Domain.name.in_(names), Domain.dkim_private_key != "")
+    return {name: (selector, key) for name, selector, key in (await session.execute(stmt)).all()}

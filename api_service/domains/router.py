@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from api_service.core.deps import AccountAuth, Session, TransactionalRoute
+from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
-from api_service.domains import repository, service
+from api_service.domains import service
 from api_service.models import Domain
+from api_service.servers.deps import AccountAuth
 from shared.schemas.base import ErrorResponse
 from shared.schemas.senders import DomainCreate, DomainDetails, DomainEdit, DomainList, DomainSummary
 
@@ -38,7 +39,7 @@ def details(domain: Domain) -> DomainDetails:
 @router.get("/domains", response_model=DomainList, responses=ERRORS)
 async def list_domains(session: Session, paging: Paging) -> DomainList:
     """List sending domains."""
-    total, rows = await repository.list_domains(session=session, count=paging.count, offset=paging.offset)
+    total, rows = await service.list_domains(session=session, count=paging.count, offset=paging.offset)
     return DomainList(
         TotalCount=total,
         Domains=[

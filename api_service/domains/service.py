@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.delivery.dkim_keys import generate_key
 from api_service.domains import repository
+from api_service.domains.dkim import generate_key
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Domain
 from shared.constants import ErrorCode
@@ -105,3 +106,20 @@ async def verify_dkim(*, session: AsyncSession, domain_id: int, lookup: TxtLooku
     domain.dkim_verified = bool(domain.dkim_public_key) and published_key(records) == domain.dkim_public_key
     await session.flush()
     return domain
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    domain: str
+    selector: str
+    private_pem: str
+
+
+async def signing_keys(*, session: AsyncSession, domains: set[str]) -> dict[str, SigningKey]:
+    """The DKIM key of each of these domains that has one."""
+    found = await repository.signing_keys(session=session, names=domains)
+    return {name: SigningKey(domain=name, selector=selector, private_pem=pem) for name, (selector, pem) in found.items()}
+
+
+async def list_domains(*, session: AsyncSession, count: int, offset: int) -> tuple[int, list[Domain]]:
+    return await repository.list_domains(session=session, count=count, offset=offset)

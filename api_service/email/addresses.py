@@ -42,7 +42,8 @@ def normalise_email(address: str) -> str | None:
 
 
 def parse_address_list(value: str) -> list[Mailbox]:
-    """Split a comma-separated address field (`"Name, Jr." <a@b.c>, d@e.f`) into mailboxes."""
+    """Split a comma-separated address field (`"Name, Jr." <a@b.c>, d@e.f`) into mailboxes; the
+    members of a group (`team: a@b.c, d@e.f;`) are listed like the others."""
     return list(_parse_address_list(value))
 
 
@@ -61,7 +62,11 @@ def _parse_address_list(value: str) -> tuple[Mailbox, ...]:
     except (HeaderParseError, IndexError, ValueError):
         raise AddressError(value) from None
     # Obsolete syntax (a period in an unquoted name: "John Q. Public") is accepted everywhere.
-    if not parsed or any(not isinstance(d, ObsoleteHeaderDefect) for d in header.defects):
+    if any(not isinstance(d, ObsoleteHeaderDefect) for d in header.defects):
+        raise AddressError(value)
+    # RFC 5322 group syntax is valid; an empty group (`undisclosed-recipients:;`, what mail
+    # programs write when every recipient is in Bcc) names nobody.
+    if not parsed and not any(group.display_name is not None for group in header.groups):  # type: ignore[attr-defined]
         raise AddressError(value)
     return tuple(_mailbox(address.display_name, address.addr_spec, value) for address in parsed)
 

@@ -21,6 +21,8 @@ from api_service.email.addresses import Mailbox
 CRLF = "\r\n"
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 MAX_LINE = 998
+# What mail programs write in To when every recipient is in Bcc (an empty RFC 5322 group).
+UNDISCLOSED = "undisclosed-recipients:;"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,8 @@ def build_mime(data: MimeInput) -> bytes:
     head = [f"From: {formataddr((data.sender.name, data.sender.email), charset='utf-8')}"]
     if data.to:
         head.append(f"To: {address_list(data.to)}")
+    elif not data.cc:
+        head.append(f"To: {UNDISCLOSED}")
     if data.cc:
         head.append(f"Cc: {address_list(data.cc)}")
     if data.reply_to:

@@ -1,17 +1,16 @@
-"""SQL for sending: look-ups batched per request, and bulk inserts of messages and recipients."""
+"""SQL for sending: the look-ups of a whole request in one round trip, and idempotency keys."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ARRAY, Table, Text, bindparam, select, text, update
+from sqlalchemy import ARRAY, Text, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.models import IdempotencyKey, Message, MessageRecipient
+from api_service.models import IdempotencyKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,35 +66,17 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
     )
 
 
-async def insert_messages(*, session: AsyncSession, messages: list[dict[str, Any]], recipients: list[dict[str, Any]]) -> None:
-    # Core inserts on the session's connection: the ORM's bulk path costs more than the SQL.
-    connection = await session.connection()
-    if messages:
-        await connection.execute(MESSAGES.insert(), [_columns(m) for m in messages])
-    if recipients:
-        await connection.execute(RECIPIENTS.insert(), recipients)
-
-
-MESSAGES = cast(Table, Message.__table__)
-RECIPIENTS = cast(Table, MessageRecipient.__table__)
-
-
-def _columns(row: dict[str, Any]) -> dict[str, Any]:
-    """ORM attribute names to column names (only `metadata_` differs)."""
-    if "metadata_" in row:
-        row = dict(row)
-        row["metadata"] = row.pop("metadata_")
-    return row
-
-
-async def reserve_idempotency_key(*, session: AsyncSession, server_id: int, endpoint: str, key: str, request_sha256: str) -> bool:
-    """Claim the key in this transaction. A concurrent holder makes this wait for its outcome."""
-    stmt = (
-        pg_insert(IdempotencyKey)
-        .values(server_id=server_id, endpoint=endpoint, key=key, request_sha256=request_sha256)
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)
-    )
+async def reserve_idempotency_key(
+    *, session: AsyncSession, server_id: int, endpoint: str, key: str, request_sha256: str, window_seconds: float
+) -> bool:
+    """Claim the key in this transaction; a key older than the window is claimed afresh. A
+    concurrent holder makes this wait for its outcome (the unique index's row lock)."""
+    insert = pg_insert(IdempotencyKey).values(server_id=server_id, endpoint=endpoint, key=key, request_sha256=request_sha256)
+    stmt = insert.on_conflict_do_update(
+        index_elements=[IdempotencyKey.server_id, IdempotencyKey.endpoint, IdempotencyKey.key],
+        set_={"request_sha256": insert.excluded.request_sha256, "response_status": None, "response_body": None, "created_at": func.now()},
+        where=IdempotencyKey.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, window_seconds),
+    ).returning(IdempotencyKey.key)
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
@@ -113,13 +94,3 @@ async def store_idempotent_response(*, session: AsyncSession, server_id: int, en
         .values(response_status=status, response_body=body)
     )
     await session.execute(stmt)
-
-
-def now_rows(
-    recipients: list[str], *, message_id: Any, kinds: dict[str, str], at: datetime, default_kind: str = "to"
-) -> list[dict[str, Any]]:
-    """Delivery queue rows, due at once."""
-    return [
-        {"message_id": message_id, "email": r, "kind": kinds.get(r.lower(), default_kind), "status": "queued", "next_attempt_at": at}
-        for r in recipients
-    ]

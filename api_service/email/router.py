@@ -1,4 +1,4 @@
-"""`POST /email` and `POST /email/batch` (server token)."""
+"""`POST /email` and `POST /email/batch` (server token): the JSON entry point to intake."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
 
-from api_service.core.deps import AppSettings, Session, TransactionalRoute, current_server, token_digest
-from api_service.core.server_cache import SERVER_SNAPSHOTS, ServerSnapshot
+from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.email import service
-from api_service.email.validation import parse_email
-from api_service.errors import PostmarkError
-from shared.constants import MAX_BATCH_MESSAGES, SERVER_TOKEN_HEADER, ErrorCode
+from api_service.email.from_json import from_json
+from api_service.email.message import OutgoingMessage
+from api_service.errors import InactiveRecipients, PostmarkError
+from api_service.servers.deps import SendingServer
+from shared.constants import MAX_BATCH_MESSAGES, ErrorCode
 from shared.schemas.base import ErrorResponse, format_timestamp
 from shared.schemas.email import EmailRequest, SendResult
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Email"])
-TEST_TOKEN = "POSTMARK_API_TEST"  # noqa: S105 - Postmark's public test token, not a secret
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong server token (ErrorCode 10)"},
     413: {"model": ErrorResponse, "description": "Request body too large"},
@@ -35,27 +35,19 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-async def sending_server(request: Request, session: Session) -> ServerSnapshot | None:
-    """The sending server's settings, or None for Postmark's test token (validate, send nothing)."""
-    token = request.headers.get(SERVER_TOKEN_HEADER, "").strip()
-    if token == TEST_TOKEN:
-        return None
-    digest = token_digest(token)
-    snapshot = SERVER_SNAPSHOTS.get(digest)
-    if snapshot is None:
-        server = await current_server(request, session)
-        snapshot = ServerSnapshot(
-            id=server.id, track_opens=server.track_opens, track_links=server.track_links, delivery_type=server.delivery_type
-        )
-        SERVER_SNAPSHOTS.put(digest, snapshot)
-    return snapshot
-
-
-SendingServer = Annotated[ServerSnapshot | None, Depends(sending_server)]
+def read(request: EmailRequest) -> OutgoingMessage | PostmarkError:
+    try:
+        return from_json(request)
+    except PostmarkError as exc:
+        return exc
 
 
 def test_result(request: EmailRequest) -> SendResult:
-    parse_email(request)
+    """`POSTMARK_API_TEST`: every check that needs no account, nothing stored or sent."""
+    item = read(request)
+    problems = [item] if isinstance(item, PostmarkError) else service.static_problems(item)
+    if problems:
+        raise problems[0]
     return SendResult(
         ErrorCode=0,
         Message="Test job accepted",
@@ -63,6 +55,27 @@ def test_result(request: EmailRequest) -> SendResult:
         SubmittedAt=format_timestamp(datetime.now(UTC)),
         MessageID=str(uuid.uuid4()),
     )
+
+
+def send_result(request: EmailRequest, outcome: service.Accepted) -> SendResult:
+    message = "OK"
+    if outcome.inactive:
+        message = f"Message OK, but will not deliver to these inactive addresses: {', '.join(outcome.inactive)}."
+    return SendResult(
+        ErrorCode=0,
+        Message=message,
+        To=request.To or None,
+        Cc=request.Cc or None,
+        Bcc=request.Bcc or None,
+        SubmittedAt=format_timestamp(outcome.submitted_at),
+        MessageID=str(outcome.message_id),
+    )
+
+
+def batch_error(error: PostmarkError) -> SendResult:
+    if isinstance(error, InactiveRecipients):
+        error = InactiveRecipients(error.addresses, batch=True)  # Postmark words it differently in a batch
+    return SendResult(ErrorCode=error.error_code, Message=error.message)
 
 
 def dump(results: list[SendResult]) -> list[dict[str, Any]]:
@@ -81,15 +94,18 @@ async def send_email(
     """Send one email. The message is stored and queued before the 200 is returned."""
     if server is None:
         return test_result(message)
-    idem = service.Idempotency.from_request(key=idempotency_key, endpoint="email", body=await request.body())
-    replay = await service.begin_idempotent(session=session, server=server, idempotency=idem)
+    item = from_json(message)
+    idem = service.Idempotency.from_header(key=idempotency_key, endpoint="email", body=await request.body())
+    replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
     if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status)
-    [result] = await service.send_messages(
-        session=session, server=server, requests=[message], batch=False, message_id_domain=settings.message_id_domain
+    [outcome] = await service.accept(
+        session=session, server=server, items=[item], policy=service.Policy.REJECT, message_id_domain=settings.message_id_domain
     )
-    body = result.model_dump(exclude_none=True)
-    await service.finish_idempotent(session=session, server=server, idempotency=idem, body=body)
+    if isinstance(outcome, PostmarkError):
+        raise outcome
+    body = send_result(message, outcome).model_dump(exclude_none=True)
+    await service.finish_idempotent(session=session, server_id=server.id, idempotency=idem, body=body)
     return body
 
 
@@ -111,15 +127,19 @@ async def send_batch(
             try:
                 results.append(test_result(m))
             except PostmarkError as exc:
-                results.append(SendResult(ErrorCode=exc.error_code, Message=exc.message))
+                results.append(batch_error(exc))
         return dump(results)
-    idem = service.Idempotency.from_request(key=idempotency_key, endpoint="email/batch", body=await request.body())
-    replay = await service.begin_idempotent(session=session, server=server, idempotency=idem)
+    idem = service.Idempotency.from_header(key=idempotency_key, endpoint="email/batch", body=await request.body())
+    replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
     if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status)
-    results = await service.send_messages(
-        session=session, server=server, requests=messages, batch=True, message_id_domain=settings.message_id_domain
+    outcomes = await service.accept(
+        session=session,
+        server=server,
+        items=[read(m) for m in messages],
+        policy=service.Policy.REJECT,
+        message_id_domain=settings.message_id_domain,
     )
-    body = dump(results)
-    await service.finish_idempotent(session=session, server=server, idempotency=idem, body=body)
+    body = dump([batch_error(o) if isinstance(o, PostmarkError) else send_result(m, o) for m, o in zip(messages, outcomes, strict=True)])
+    await service.finish_idempotent(session=session, server_id=server.id, idempotency=idem, body=body)
     return body

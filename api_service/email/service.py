@@ -1,24 +1,59 @@
-"""Sending rules: streams, sender signatures, suppressions, idempotency; then queue the message."""
+"""Intake: every sending rule, idempotency and the stored rows, once, for every entry point.
+
+`accept` takes `OutgoingMessage`s from either adapter and a policy for what is wrong with one:
+`Policy.REJECT` (REST: the Postmark ErrorCode goes back to the client, nothing is stored) or
+`Policy.BOUNCE` (SMTP: the message was already received, so it is stored and every recipient it
+cannot go to gets an `SMTPApiError` bounce, as Postmark does).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.email import repository
+from api_service.bounces import service as bounces
+from api_service.email import pipeline, repository
 from api_service.email.addresses import Mailbox, domain_of
-from api_service.email.mime import MimeInput, build_mime
-from api_service.email.validation import ParsedEmail, parse_email
-from api_service.errors import InactiveRecipients, InvalidToken, PostmarkError, SenderSignatureNotFound
-from shared.constants import IDEMPOTENCY_KEY_HEADER, ErrorCode, MessageStatus
-from shared.schemas.base import format_timestamp
-from shared.schemas.email import EmailRequest, SendResult
+from api_service.email.message import OutgoingMessage
+from api_service.errors import (
+    ForbiddenAttachment,
+    InactiveRecipients,
+    InvalidEmailRequest,
+    InvalidToken,
+    PostmarkError,
+    SenderSignatureNotFound,
+)
+from api_service.messages import service as messages
+from api_service.models import Message, MessageRecipient
+from shared.constants import (
+    DEFAULT_MESSAGE_STREAM,
+    FORBIDDEN_ATTACHMENT_EXTENSIONS,
+    IDEMPOTENCY_KEY_HEADER,
+    MAX_RECIPIENTS_PER_FIELD,
+    BounceType,
+    DeliveryType,
+    ErrorCode,
+    MessageStatus,
+    StreamType,
+)
+
+# A retried request (same Idempotency-Key, or the same SMTP message to the same recipients) is
+# recognised for a day; after that the same key starts a new request.
+IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
+SMTP_ENDPOINT = "smtp"
+INVALID_RECIPIENT = "Invalid recipient address."
+
+
+class Policy(Enum):
+    REJECT = "reject"
+    BOUNCE = "bounce"
 
 
 class SendingServer(Protocol):
@@ -34,6 +69,20 @@ class SendingServer(Protocol):
     def delivery_type(self) -> str: ...
 
 
+@dataclass(slots=True)
+class Accepted:
+    """A stored message: who it goes to, and who it does not (inactive, or bounced over SMTP)."""
+
+    message_id: uuid.UUID
+    submitted_at: datetime
+    queued: int
+    inactive: list[str] = field(default_factory=list)
+    refused: int = 0
+
+
+# --- idempotency ------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Idempotency:
     key: str
@@ -41,7 +90,8 @@ class Idempotency:
     request_sha256: str
 
     @classmethod
-    def from_request(cls, *, key: str | None, endpoint: str, body: bytes) -> Idempotency | None:
+    def from_header(cls, *, key: str | None, endpoint: str, body: bytes) -> Idempotency | None:
+        """An `Idempotency-Key` request header: the same key and body replay the first answer."""
         if key is None:
             return None
         key = key.strip()
@@ -49,32 +99,42 @@ class Idempotency:
             raise PostmarkError(ErrorCode.INVALID_REQUEST_FIELDS, f"The {IDEMPOTENCY_KEY_HEADER} header must be 1 to 255 characters.")
         return cls(key=key, endpoint=endpoint, request_sha256=hashlib.sha256(body).hexdigest())
 
+    @classmethod
+    def for_smtp(cls, *, raw: bytes, recipients: list[str]) -> Idempotency:
+        """An SMTP client that lost our 250 sends the same bytes to the same recipients again.
+
+        Only both together mark a retry: the same bytes to other recipients (the rest of a message
+        cut at the 50-recipient limit) or another message reusing a Message-ID are new messages.
+        """
+        digest = hashlib.sha256(raw)
+        for recipient in sorted({r.lower() for r in recipients}):
+            digest.update(b"\x00" + recipient.encode())
+        key = digest.hexdigest()
+        return cls(key=key, endpoint=SMTP_ENDPOINT, request_sha256=key)
+
 
 @dataclass(slots=True)
 class Replay:
-    """A stored response for a repeated Idempotency-Key."""
+    """A stored response for a repeated request."""
 
     status: int
     body: Any
 
 
-def message_id_header(message_id: uuid.UUID, sender: Mailbox, domain: str) -> str:
-    return f"<{message_id}@{domain or domain_of(sender.email)}>"
-
-
-def _wire_list(mailboxes: list[Mailbox]) -> list[dict[str, Any]]:
-    return [{"Email": m.email, "Name": m.name} for m in mailboxes]
-
-
-async def begin_idempotent(*, session: AsyncSession, server: SendingServer, idempotency: Idempotency | None) -> Replay | None:
+async def begin_idempotent(*, session: AsyncSession, server_id: int, idempotency: Idempotency | None) -> Replay | None:
     """Reserve the key, or return the response it already produced."""
     if idempotency is None:
         return None
     if await repository.reserve_idempotency_key(
-        session=session, server_id=server.id, endpoint=idempotency.endpoint, key=idempotency.key, request_sha256=idempotency.request_sha256
+        session=session,
+        server_id=server_id,
+        endpoint=idempotency.endpoint,
+        key=idempotency.key,
+        request_sha256=idempotency.request_sha256,
+        window_seconds=IDEMPOTENCY_WINDOW_SECONDS,
     ):
         return None
-    row = await repository.get_idempotency_key(session=session, server_id=server.id, endpoint=idempotency.endpoint, key=idempotency.key)
+    row = await repository.get_idempotency_key(session=session, server_id=server_id, endpoint=idempotency.endpoint, key=idempotency.key)
     if row is None or row.response_status is None:
         raise PostmarkError(
             ErrorCode.INVALID_REQUEST_FIELDS, "A request with this Idempotency-Key is still being processed; retry later.", 409
@@ -84,164 +144,184 @@ async def begin_idempotent(*, session: AsyncSession, server: SendingServer, idem
     return Replay(status=row.response_status, body=row.response_body)
 
 
-async def finish_idempotent(*, session: AsyncSession, server: SendingServer, idempotency: Idempotency | None, body: Any) -> None:
+async def finish_idempotent(*, session: AsyncSession, server_id: int, idempotency: Idempotency | None, body: Any) -> None:
     if idempotency is not None:
         await repository.store_idempotent_response(
-            session=session, server_id=server.id, endpoint=idempotency.endpoint, key=idempotency.key, status=200, body=body
+            session=session, server_id=server_id, endpoint=idempotency.endpoint, key=idempotency.key, status=200, body=body
         )
 
 
-async def send_messages(
-    *, session: AsyncSession, server: SendingServer, requests: list[EmailRequest], batch: bool, message_id_domain: str = ""
-) -> list[SendResult]:
-    """Validate and queue each message. A failing item of a batch does not stop the others;
-    a single send raises its error instead."""
-    parsed: list[ParsedEmail | PostmarkError] = []
-    for request in requests:
-        try:
-            parsed.append(parse_email(request))
-        except PostmarkError as exc:
-            if not batch:
-                raise
-            parsed.append(exc)
-    good = [p for p in parsed if isinstance(p, ParsedEmail)]
+# --- the rules --------------------------------------------------------------------------------
 
+
+def static_problems(message: OutgoingMessage) -> list[PostmarkError]:
+    """The rules that need nothing but the message (also all `POSTMARK_API_TEST` checks)."""
+    problems = list(message.problems)
+    if message.envelope_recipients is not None and len(message.recipients()) > MAX_RECIPIENTS_PER_FIELD:
+        problems.append(
+            InvalidEmailRequest(f"Too many recipients ({len(message.recipients())}). The maximum is {MAX_RECIPIENTS_PER_FIELD}.")
+        )
+    for name in message.attachment_names:
+        if "." in name and name.rpartition(".")[2].lower() in FORBIDDEN_ATTACHMENT_EXTENSIONS:
+            problems.append(ForbiddenAttachment())
+            break
+    return problems
+
+
+def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups) -> list[PostmarkError]:
+    """The rules that need the server's streams and the account's signatures and domains."""
+    problems: list[PostmarkError] = []
+    stream = lookups.streams.get(message.message_stream)
+    if stream is None or stream.archived:
+        problems.append(
+            PostmarkError(
+                ErrorCode.STREAM_NOT_FOUND, f"The 'MessageStream' provided does not exist on this server: '{message.message_stream}'."
+            )
+        )
+    elif stream.stream_type == StreamType.INBOUND.value:
+        problems.append(PostmarkError(ErrorCode.STREAM_NOT_SENDABLE, "Sending is not supported on the supplied 'MessageStream'."))
+    if message.sender is not None:
+        email = message.sender.email.lower()
+        if email not in lookups.reply_tos and domain_of(email) not in lookups.domains:
+            problems.append(SenderSignatureNotFound(message.sender.email))
+    return problems
+
+
+def _wire_list(mailboxes: list[Mailbox]) -> list[dict[str, Any]]:
+    return [{"Email": m.email, "Name": m.name} for m in mailboxes]
+
+
+@dataclass(slots=True)
+class _Stored:
+    """What one `accept` call writes, in one round trip."""
+
+    messages: list[Message] = field(default_factory=list)
+    recipients: list[MessageRecipient] = field(default_factory=list)
+    bounces: list[tuple[Message, str, str]] = field(default_factory=list)
+
+
+async def accept(
+    *,
+    session: AsyncSession,
+    server: SendingServer,
+    items: list[OutgoingMessage | PostmarkError],
+    policy: Policy,
+    message_id_domain: str = "",
+) -> list[Accepted | PostmarkError]:
+    """Run every sending rule and store what passes; one result per item, in order.
+
+    An item that is already an error (its adapter could not read it) stays one. Nothing here
+    commits: the caller's request boundary does, before it answers.
+    """
+    items = [pipeline.render(i) if isinstance(i, OutgoingMessage) else i for i in items]
+    good = [i for i in items if isinstance(i, OutgoingMessage)]
     lookups = await repository.send_lookups(
         session=session,
         server_id=server.id,
-        emails={p.sender.email.lower() for p in good},
-        domains={domain_of(p.sender.email) for p in good},
-        recipients={r.lower() for p in good for r in p.envelope_recipients()},
+        emails={m.sender.email.lower() for m in good if m.sender},
+        domains={domain_of(m.sender.email) for m in good if m.sender},
+        recipients={r.lower() for m in good for r in m.recipients()},
     )
     if not lookups.streams:
         # Every server has its default streams: none means it was deleted after its token was cached.
         raise InvalidToken()
 
     now = datetime.now(UTC)
-    submitted_at = format_timestamp(now)
-    message_rows: list[dict[str, Any]] = []
-    recipient_rows: list[dict[str, Any]] = []
-    results: list[SendResult] = []
-    for request, item in zip(requests, parsed, strict=True):
+    stored = _Stored()
+    results: list[Accepted | PostmarkError] = []
+    for item in items:
+        if isinstance(item, PostmarkError):
+            results.append(item)
+            continue
         try:
-            if isinstance(item, PostmarkError):
-                raise item
-            result = _queue_one(
-                server=server,
-                request=request,
-                item=item,
-                lookups=lookups,
-                now=now,
-                submitted_at=submitted_at,
-                message_id_domain=message_id_domain,
-                batch=batch,
-                message_rows=message_rows,
-                recipient_rows=recipient_rows,
+            results.append(
+                _accept_one(item, server=server, lookups=lookups, policy=policy, now=now, domain=message_id_domain, stored=stored)
             )
         except PostmarkError as exc:
-            if not batch:
-                raise
-            results.append(SendResult(ErrorCode=exc.error_code, Message=exc.message))
-            continue
-        results.append(result)
+            results.append(exc)
     try:
-        await repository.insert_messages(session=session, messages=message_rows, recipients=recipient_rows)
+        await messages.store(session=session, messages=stored.messages, recipients=stored.recipients)
     except IntegrityError as exc:
         # The only foreign key is the server's: it was deleted after its token was cached.
         raise InvalidToken() from exc
+    for row, recipient, reason in stored.bounces:
+        await bounces.record_bounce(
+            session=session,
+            server_id=row.server_id,
+            bounce_type=BounceType.SMTP_API_ERROR,
+            email=recipient[:320],
+            details=reason,
+            message_id=row.id,
+            message_stream=row.message_stream,
+            from_email=row.from_email,
+            subject=row.subject,
+            tag=row.tag,
+            dump=row.raw_mime,
+            metadata=row.metadata_,
+        )
     return results
 
 
-def _queue_one(
+def _accept_one(
+    message: OutgoingMessage,
     *,
     server: SendingServer,
-    request: EmailRequest,
-    item: ParsedEmail,
     lookups: repository.SendLookups,
+    policy: Policy,
     now: datetime,
-    submitted_at: str,
-    message_id_domain: str,
-    batch: bool,
-    message_rows: list[dict[str, Any]],
-    recipient_rows: list[dict[str, Any]],
-) -> SendResult:
-    stream = lookups.streams.get(item.message_stream)
-    reply_tos, suppressed = lookups.reply_tos, lookups.suppressed
-    if stream is None or stream.archived:
-        raise PostmarkError(
-            ErrorCode.STREAM_NOT_FOUND, f"The 'MessageStream' provided does not exist on this server: '{item.message_stream}'."
-        )
-    if stream.stream_type == "Inbound":
-        raise PostmarkError(ErrorCode.STREAM_NOT_SENDABLE, "Sending is not supported on the supplied 'MessageStream'.")
-    sender_email = item.sender.email.lower()
-    if sender_email not in reply_tos and domain_of(sender_email) not in lookups.domains:
-        raise SenderSignatureNotFound(item.sender.email)
+    domain: str,
+    stored: _Stored,
+) -> Accepted:
+    problems = static_problems(message) + _account_problems(message, lookups)
+    if problems and policy is Policy.REJECT:
+        raise problems[0]
+    recipients = message.recipients()
+    inactive = [r for r in recipients if (message.message_stream, r.lower()) in lookups.suppressed]
+    active = [r for r in recipients if (message.message_stream, r.lower()) not in lookups.suppressed]
+    if not active and policy is Policy.REJECT:
+        raise InactiveRecipients(inactive)
 
-    recipients = item.envelope_recipients()
-    inactive = [r for r in recipients if (item.message_stream, r.lower()) in suppressed]
-    active = [r for r in recipients if (item.message_stream, r.lower()) not in suppressed]
-    if not active:
-        raise InactiveRecipients(inactive, batch=batch)
+    refused: dict[str, str] = dict.fromkeys(message.invalid_recipients, INVALID_RECIPIENT)
+    if problems:
+        refused |= dict.fromkeys(recipients, " ".join(p.message for p in problems))
+        active = []
+    else:
+        refused |= {r: InactiveRecipients([r]).message for r in inactive}
 
     message_id = uuid.uuid4()
-    reply_to = item.reply_to
-    if not reply_to and reply_tos.get(sender_email):
-        reply_to = [Mailbox(name="", email=reply_tos[sender_email])]
-    try:
-        raw = build_mime(
-            MimeInput(
-                message_id=item.custom_message_id or message_id_header(message_id, item.sender, message_id_domain),
-                date=now,
-                sender=item.sender,
-                to=item.to,
-                cc=item.cc,
-                reply_to=reply_to,
-                subject=item.subject,
-                text_body=item.text_body,
-                html_body=item.html_body,
-                headers=item.headers,
-                attachments=item.attachments,
-            )
-        )
-    except (ValueError, TypeError) as exc:
-        raise PostmarkError(ErrorCode.INVALID_EMAIL_REQUEST, f"The message could not be built: {exc}.") from None
+    reply_to = message.reply_to
+    sender_email = message.sender.email.lower() if message.sender else ""
+    if not reply_to and lookups.reply_tos.get(sender_email):
+        reply_to = [Mailbox(name="", email=lookups.reply_tos[sender_email])]
+    mime = pipeline.compose(message, message_id=message_id, now=now, reply_to=reply_to, message_id_domain=domain)
 
-    kinds = {m.email.lower(): kind for kind, group in (("bcc", item.bcc), ("cc", item.cc), ("to", item.to)) for m in group}
-    message_rows.append(
-        {
-            "id": message_id,
-            "server_id": server.id,
-            "message_stream": item.message_stream,
-            "source": "api",
-            "status": MessageStatus.QUEUED.value,
-            "from_header": request.From or "",
-            "from_email": item.sender.email,
-            "envelope_from": item.sender.email,
-            "subject": item.subject,
-            "tag": item.tag,
-            "to": _wire_list(item.to),
-            "cc": _wire_list(item.cc),
-            "bcc": _wire_list(item.bcc),
-            "recipients": recipients,
-            "metadata_": item.metadata,
-            "attachments": [a.name for a in item.attachments],
-            "track_opens": bool(server.track_opens or item.track_opens),
-            "track_links": item.track_links or server.track_links,
-            "sandboxed": server.delivery_type == "Sandbox",
-            "raw_mime": raw,
-            "created_at": now,
-        }
+    shown = {m.email.lower() for m in (*message.to, *message.cc)}
+    bcc = message.bcc if message.envelope_recipients is None else [Mailbox(name="", email=r) for r in recipients if r.lower() not in shown]
+    stream = message.message_stream if message.message_stream in lookups.streams else DEFAULT_MESSAGE_STREAM
+    row = Message(
+        id=message_id,
+        server_id=server.id,
+        message_stream=stream,
+        source=message.source.value,
+        status=(MessageStatus.QUEUED if active else MessageStatus.PROCESSED).value,
+        from_header=message.from_header,
+        from_email=message.sender.email if message.sender else "",
+        envelope_from=message.envelope_from or (message.sender.email if message.sender else ""),
+        subject=message.subject,
+        tag=message.tag,
+        to=_wire_list(message.to),
+        cc=_wire_list(message.cc),
+        bcc=_wire_list(bcc),
+        recipients=recipients,
+        metadata_=message.metadata,
+        attachments=message.attachment_names,
+        track_opens=bool(server.track_opens or message.track_opens),
+        track_links=message.track_links or server.track_links,
+        sandboxed=server.delivery_type == DeliveryType.SANDBOX.value,
+        raw_mime=mime,
+        created_at=now,
     )
-    recipient_rows.extend(repository.now_rows(active, message_id=message_id, kinds=kinds, at=now))
-    message = "OK"
-    if inactive:
-        message = f"Message OK, but will not deliver to these inactive addresses: {', '.join(inactive)}."
-    return SendResult(
-        ErrorCode=0,
-        Message=message,
-        To=request.To or None,
-        Cc=request.Cc or None,
-        Bcc=request.Bcc or None,
-        SubmittedAt=submitted_at,
-        MessageID=str(message_id),
-    )
+    stored.messages.append(row)
+    stored.recipients.extend(messages.queue_rows(active, message_id=message_id, kinds=message.kinds(), at=now))
+    stored.bounces.extend((row, recipient, reason) for recipient, reason in refused.items())
+    return Accepted(message_id=message_id, submitted_at=now, queued=len(active), inactive=inactive, refused=len(refused))

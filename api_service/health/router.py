@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+
+from api_service.db import ping
 
 router = APIRouter(tags=["Health"])
 
@@ -11,8 +12,7 @@ router = APIRouter(tags=["Health"])
 async def health(request: Request) -> JSONResponse:
     """200 when the API and its database answer, 503 otherwise."""
     try:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await ping(request.app.state.engine)
     except Exception as exc:  # any failure to reach the database means "not healthy"
         return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})

@@ -3,12 +3,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ARRAY, Select, Table, Uuid, bindparam, func, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from api_service.models import Message, MessageEvent
+from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
+from shared.constants import MessageEventType
 
 
 @dataclass(slots=True)
@@ -64,3 +66,119 @@ async def get_message(*, session: AsyncSession, server_id: int, message_id: uuid
 async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[MessageEvent]:
     stmt = select(MessageEvent).where(MessageEvent.message_id == message_id).order_by(MessageEvent.created_at, MessageEvent.id)
     return list((await session.execute(stmt)).scalars().all())
+
+
+# --- writes: the message store and its delivery queue (this package is their only writer) ----------
+
+MESSAGES = cast(Table, Message.__table__)
+RECIPIENTS = cast(Table, MessageRecipient.__table__)
+MESSAGE_COLUMNS = [(column.key, attribute.key) for attribute in inspect(Message).column_attrs for column in attribute.columns]
+RECIPIENT_COLUMNS = ("message_id", "email", "kind", "status", "next_attempt_at")
+
+
+async def insert_messages(*, session: AsyncSession, messages: list[Message], recipients: list[MessageRecipient]) -> None:
+    """Core inserts on the session's connection: the ORM's unit of work costs more than the SQL
+    (see bench/RESULTS.md). The rows are built as typed models with every column set (no
+    Python-side defaults apply here)."""
+    connection = await session.connection()
+    if messages:
+        await connection.execute(
+            MESSAGES.insert(),
+            [{column: getattr(m, attribute) for column, attribute in MESSAGE_COLUMNS} for m in messages],
+        )
+    if recipients:
+        await connection.execute(RECIPIENTS.insert(), [{c: getattr(r, c) for c in RECIPIENT_COLUMNS} for r in recipients])
+
+
+CLAIM = text(
+    """
+    UPDATE message_recipients AS r
+       SET status = 'sending', lease_until = now() + make_interval(secs => :lease), attempts = r.attempts + 1
+     WHERE r.id IN (
+           SELECT id FROM message_recipients
+            WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= now())
+               OR (status = 'sending' AND lease_until < now())
+            ORDER BY next_attempt_at
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED)
+    RETURNING r.id, r.message_id, r.email, r.attempts
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    message_id: uuid.UUID
+    email: str
+    attempts: int
+
+
+async def claim(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Claimed]:
+    rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease_seconds})).all()
+    return [Claimed(id=r[0], message_id=r[1], email=r[2], attempts=r[3]) for r in rows]
+
+
+async def load_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
+    rows = (await session.execute(select(Message).where(Message.id.in_(ids)))).scalars().all()
+    return {m.id: m for m in rows}
+
+
+async def finish(
+    *, session: AsyncSession, recipient_id: int, status: RecipientStatus, response: str, delivered_at: datetime | None = None
+) -> None:
+    await session.execute(
+        update(MessageRecipient)
+        .where(MessageRecipient.id == recipient_id)
+        .values(status=status.value, last_response=response[:2000], lease_until=None, delivered_at=delivered_at)
+    )
+
+
+async def defer_recipient(*, session: AsyncSession, recipient_id: int, response: str, at: datetime) -> None:
+    await session.execute(
+        update(MessageRecipient)
+        .where(MessageRecipient.id == recipient_id)
+        .values(status=RecipientStatus.DEFERRED.value, last_response=response[:2000], lease_until=None, next_attempt_at=at)
+    )
+
+
+async def mark_recipient(*, session: AsyncSession, message_id: uuid.UUID, email: str, status: RecipientStatus) -> None:
+    await session.execute(
+        update(MessageRecipient)
+        .where(MessageRecipient.message_id == message_id, MessageRecipient.email == email)
+        .values(status=status.value)
+    )
+
+
+async def add_event(
+    *, session: AsyncSession, message_id: uuid.UUID, recipient: str, type_: MessageEventType, details: dict[str, Any]
+) -> None:
+    session.add(MessageEvent(message_id=message_id, recipient=recipient, type=type_.value, details=details))
+
+
+SETTLE = text(
+    """
+    UPDATE messages AS m SET status = 'Sent'
+     WHERE m.id = ANY(:ids) AND m.status = 'Queued'
+       AND NOT EXISTS (SELECT 1 FROM message_recipients r
+                        WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred', 'sending'))
+    """
+).bindparams(bindparam("ids", type_=ARRAY(Uuid)))
+
+
+LOCK_MESSAGES = text("SELECT id FROM messages WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE").bindparams(
+    bindparam("ids", type_=ARRAY(Uuid))
+)
+
+
+async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
+    """A message is Sent once none of its recipients is waiting any more.
+
+    Two workers finishing a message's last recipients at once would each still see the other's
+    recipient as sending and neither would settle it. Locking the message rows first (in id order,
+    so two workers cannot deadlock) makes the second wait, and its count, a statement taken after
+    the wait, sees the first one's committed rows.
+    """
+    if message_ids:
+        await session.execute(LOCK_MESSAGES, {"ids": list(message_ids)})
+        await session.execute(SETTLE, {"ids": list(message_ids)})

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import Paging
 from api_service.errors import PostmarkError
 from api_service.messages import repository, service
 from api_service.models import Message
+from api_service.servers.deps import CurrentServer
 from shared.constants import MAX_PAGE_WINDOW, ErrorCode, MessageStatus
 from shared.schemas.base import format_timestamp
 from shared.schemas.messages import EmailName, MessageDump, MessageEvent, OutboundMessage, OutboundMessageDetails, OutboundMessageList
@@ -79,7 +80,7 @@ async def list_outbound(
         to_date=parse_query_date(todate, error_code=ErrorCode.MESSAGE_QUERY, end_of_day=True),
         metadata=metadata or None,
     )
-    total, rows = await repository.list_messages(
+    total, rows = await service.list_messages(
         session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset
     )
     return OutboundMessageList(TotalCount=total, Messages=[OutboundMessage(**summary_fields(m)) for m in rows])
@@ -90,7 +91,7 @@ async def outbound_details(message_id: str, server: CurrentServer, session: Sess
     """A message with its bodies, raw source and events (Delivered, Transient, Bounced …)."""
     message = await service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
     text, html = service.bodies(message.raw_mime)
-    events = await repository.list_events(session=session, message_id=message.id)
+    events = await service.list_events(session=session, message_id=message.id)
     return OutboundMessageDetails(
         **summary_fields(message),
         TextBody=text,

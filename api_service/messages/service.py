@@ -1,17 +1,26 @@
-"""Message activity: look-ups and reading bodies back out of the stored MIME."""
+"""The message store: messages, their recipients (the delivery queue) and their events.
+
+This package is the only writer of those tables: intake stores through `store`, the delivery
+worker claims and records through the functions below.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound
 from api_service.messages import repository
-from api_service.models import Message
-from shared.constants import ErrorCode
+from api_service.messages.repository import Claimed
+from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
+from shared.constants import ErrorCode, MessageEventType
+
+__all__ = ["Claimed"]
 
 
 def parse_message_id(value: str) -> uuid.UUID:
@@ -37,3 +46,69 @@ def bodies(raw: bytes) -> tuple[str, str]:
         text.get_content() if text is not None else "",
         html.get_content() if html is not None else "",
     )
+
+
+async def get_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
+    return await repository.load_messages(session=session, ids=ids)
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def queue_rows(recipients: list[str], *, message_id: uuid.UUID, kinds: dict[str, str], at: datetime) -> list[MessageRecipient]:
+    """Delivery queue rows, due at once; `kinds` maps a lower-cased address to to/cc/bcc."""
+    return [
+        MessageRecipient(
+            message_id=message_id, email=r, kind=kinds.get(r.lower(), "bcc"), status=RecipientStatus.QUEUED.value, next_attempt_at=at
+        )
+        for r in recipients
+    ]
+
+
+async def store(*, session: AsyncSession, messages: list[Message], recipients: list[MessageRecipient]) -> None:
+    """Store accepted messages and queue their recipients, in the caller's transaction."""
+    await repository.insert_messages(session=session, messages=messages, recipients=recipients)
+
+
+async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Claimed]:
+    return await repository.claim(session=session, limit=limit, lease_seconds=lease_seconds)
+
+
+async def record_delivered(*, session: AsyncSession, item: Claimed, response: str, at: datetime, details: dict[str, Any]) -> None:
+    await repository.finish(session=session, recipient_id=item.id, status=RecipientStatus.DELIVERED, response=response, delivered_at=at)
+    await repository.add_event(
+        session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.DELIVERED, details=details
+    )
+
+
+async def record_deferred(*, session: AsyncSession, item: Claimed, response: str, until: datetime, details: dict[str, Any]) -> None:
+    await repository.defer_recipient(session=session, recipient_id=item.id, response=response, at=until)
+    await repository.add_event(
+        session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.TRANSIENT, details=details
+    )
+
+
+async def record_bounced(*, session: AsyncSession, item: Claimed, response: str, details: dict[str, Any]) -> None:
+    await repository.finish(session=session, recipient_id=item.id, status=RecipientStatus.BOUNCED, response=response)
+    await repository.add_event(
+        session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.BOUNCED, details=details
+    )
+
+
+async def mark_bounced(*, session: AsyncSession, message_id: uuid.UUID, email: str) -> None:
+    """A late bounce (a DSN mailed back) for a recipient the next hop had accepted."""
+    await repository.mark_recipient(session=session, message_id=message_id, email=email, status=RecipientStatus.BOUNCED)
+
+
+async def settle(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
+    await repository.settle_messages(session=session, message_ids=message_ids)
+
+
+async def list_messages(
+    *, session: AsyncSession, server_id: int, filters: repository.MessageFilter, count: int, offset: int
+) -> tuple[int, list[Message]]:
+    return await repository.list_messages(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+
+
+async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[MessageEvent]:
+    return await repository.list_events(session=session, message_id=message_id)

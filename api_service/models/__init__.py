@@ -4,16 +4,16 @@ from api_service.models.base import Base
 from api_service.models.bounce import Bounce
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
-from api_service.models.message import Message
+from api_service.models.message import Message, MessageSource
 from api_service.models.message_event import MessageEvent
-from api_service.models.message_recipient import MessageRecipient
+from api_service.models.message_recipient import MessageRecipient, RecipientStatus
 from api_service.models.message_stream import MessageStream
 from api_service.models.sender_signature import SenderSignature
 from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
 from api_service.models.suppression import Suppression
 from api_service.models.webhook import Webhook
-from api_service.models.webhook_delivery import WebhookDelivery
+from api_service.models.webhook_delivery import WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
     "Base",
@@ -23,11 +23,14 @@ __all__ = [
     "Message",
     "MessageEvent",
     "MessageRecipient",
+    "MessageSource",
     "MessageStream",
+    "RecipientStatus",
     "SenderSignature",
     "Server",
     "ServerToken",
     "Suppression",
     "Webhook",
     "WebhookDelivery",
+    "WebhookDeliveryStatus",
 ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
@@ -8,6 +9,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api_service.models.base import Base, CreatedAtMixin
+
+
+class MessageSource(StrEnum):
+    """The entry point a message came in by."""
+
+    API = "api"
+    SMTP = "smtp"
 
 
 class Message(CreatedAtMixin, Base):

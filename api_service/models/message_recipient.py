@@ -2,11 +2,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api_service.models.base import Base, CreatedAtMixin
+
+
+class RecipientStatus(StrEnum):
+    """Where one recipient of a message is in the delivery queue."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
 
 
 class MessageRecipient(CreatedAtMixin, Base):
@@ -25,7 +36,7 @@ class MessageRecipient(CreatedAtMixin, Base):
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     kind: Mapped[str] = mapped_column(String(3), doc="to, cc or bcc")
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=RecipientStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)

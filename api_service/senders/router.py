@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from api_service.core.deps import AccountAuth, Session, TransactionalRoute
+from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.models import SenderSignature
-from api_service.senders import repository, service
+from api_service.senders import service
+from api_service.servers.deps import AccountAuth
 from shared.schemas.base import ErrorResponse
 from shared.schemas.senders import SenderCreate, SenderDetails, SenderEdit, SenderList, SenderSummary
 
@@ -38,7 +39,7 @@ def details(signature: SenderSignature) -> SenderDetails:
 @router.get("/senders", response_model=SenderList, responses=ERRORS)
 async def list_senders(session: Session, paging: Paging) -> SenderList:
     """List sender signatures."""
-    total, rows = await repository.list_signatures(session=session, count=paging.count, offset=paging.offset)
+    total, rows = await service.list_signatures(session=session, count=paging.count, offset=paging.offset)
     return SenderList(
         TotalCount=total,
         SenderSignatures=[

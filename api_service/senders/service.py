@@ -79,3 +79,7 @@ async def delete_signature(*, session: AsyncSession, signature_id: int) -> str:
     email = signature.email
     await repository.delete_signature(session=session, signature=signature)
     return email
+
+
+async def list_signatures(*, session: AsyncSession, count: int, offset: int) -> tuple[int, list[SenderSignature]]:
+    return await repository.list_signatures(session=session, count=count, offset=offset)

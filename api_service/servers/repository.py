@@ -4,6 +4,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import MessageStream, Server, ServerToken
+from shared.constants import StreamType
 
 
 async def get_server_by_token_digest(*, session: AsyncSession, digest: str) -> Server | None:
@@ -45,9 +46,13 @@ async def add_server(*, session: AsyncSession, server: Server, token_digest: str
     session.add(ServerToken(server_id=server.id, token_sha256=token_digest, hint=token_hint))
     session.add_all(
         [
-            MessageStream(server_id=server.id, stream_id="outbound", name="Default Transactional Stream", stream_type="Transactional"),
-            MessageStream(server_id=server.id, stream_id="inbound", name="Default Inbound Stream", stream_type="Inbound"),
-            MessageStream(server_id=server.id, stream_id="broadcast", name="Default Broadcast Stream", stream_type="Broadcasts"),
+            MessageStream(
+                server_id=server.id, stream_id="outbound", name="Default Transactional Stream", stream_type=StreamType.TRANSACTIONAL.value
+            ),
+            MessageStream(server_id=server.id, stream_id="inbound", name="Default Inbound Stream", stream_type=StreamType.INBOUND.value),
+            MessageStream(
+                server_id=server.id, stream_id="broadcast", name="Default Broadcast Stream", stream_type=StreamType.BROADCASTS.value
+            ),
         ]
     )
     await session.flush()
@@ -62,3 +67,8 @@ async def delete_server(*, session: AsyncSession, server: Server) -> None:
 async def get_stream(*, session: AsyncSession, server_id: int, stream_id: str) -> MessageStream | None:
     stmt = select(MessageStream).where(MessageStream.server_id == server_id, MessageStream.stream_id == stream_id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_servers(*, session: AsyncSession, ids: set[int]) -> dict[int, Server]:
+    rows = (await session.execute(select(Server).where(Server.id.in_(ids)))).scalars().all()
+    return {s.id: s for s in rows}

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
-from api_service.core.deps import AccountAuth, AppSettings, CurrentServer, Session, TransactionalRoute
+from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.models import Server as ServerRow
-from api_service.servers import repository, service
+from api_service.servers import service
+from api_service.servers.deps import AccountAuth, CurrentServer
 from shared.constants import SERVER_TOKEN_HEADER
 from shared.schemas.base import ErrorResponse
 from shared.schemas.servers import Server, ServerCreate, ServerEdit, ServerList, SmtpConnectionInfo
@@ -61,7 +62,7 @@ def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Serv
 
 
 async def masked_tokens(*, session: AsyncSession, server: ServerRow, known: str = "") -> list[str]:
-    hints = (await repository.token_hints(session=session, server_ids=[server.id]))[server.id]
+    hints = (await service.token_hints(session=session, server_ids=[server.id]))[server.id]
     return [known if known and known.lower().endswith(h) else f"{MASK}{h}" for h in hints]
 
 
@@ -90,8 +91,8 @@ async def edit_current_server(
 @router.get("/servers", response_model=ServerList, responses=ACCOUNT_ERRORS, dependencies=[AccountAuth])
 async def list_servers(session: Session, settings: AppSettings, paging: Paging, name: Annotated[str | None, Query()] = None) -> ServerList:
     """List servers; `name` filters by substring."""
-    total, servers = await repository.list_servers(session=session, count=paging.count, offset=paging.offset, name=name)
-    hints = await repository.token_hints(session=session, server_ids=[s.id for s in servers])
+    total, servers = await service.list_servers(session=session, count=paging.count, offset=paging.offset, name=name)
+    hints = await service.token_hints(session=session, server_ids=[s.id for s in servers])
     return ServerList(
         TotalCount=total,
         Servers=[to_wire(s, tokens=[f"{MASK}{h}" for h in hints[s.id]], settings=settings) for s in servers],

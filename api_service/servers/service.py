@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.core.deps import token_digest
-from api_service.core.server_cache import SERVER_SNAPSHOTS
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Server
 from api_service.servers import repository
+from api_service.servers.cache import SERVER_SNAPSHOTS, ServerSnapshot
+from api_service.servers.tokens import new_token, token_digest
 from shared.constants import SERVER_COLORS, DeliveryType, ErrorCode, TrackLinks
 from shared.schemas.servers import ServerCreate, ServerEdit
 
@@ -45,10 +44,6 @@ EDITABLE: dict[str, str] = {
 class CreatedServer:
     server: Server
     token: str
-
-
-def new_token() -> str:
-    return str(uuid.uuid4())
 
 
 def valid_hook_url(url: str) -> bool:
@@ -170,3 +165,23 @@ async def delete_server(*, session: AsyncSession, server_id: int) -> str:
     await repository.delete_server(session=session, server=server)
     SERVER_SNAPSHOTS.clear()
     return name
+
+
+def require_smtp_enabled(server: Server | ServerSnapshot) -> None:
+    if not server.smtp_api_activated:
+        raise PostmarkError(
+            ErrorCode.SMTP_DISABLED, "SMTP API access is not enabled for this server: turn on SmtpApiActivated in the server settings."
+        )
+
+
+async def get_servers(*, session: AsyncSession, ids: set[int]) -> dict[int, Server]:
+    return await repository.get_servers(session=session, ids=ids)
+
+
+async def list_servers(*, session: AsyncSession, count: int, offset: int, name: str | None) -> tuple[int, list[Server]]:
+    return await repository.list_servers(session=session, count=count, offset=offset, name=name)
+
+
+async def token_hints(*, session: AsyncSession, server_ids: list[int]) -> dict[int, list[str]]:
+    """The last characters of each server's tokens, for showing them masked."""
+    return await repository.token_hints(session=session, server_ids=server_ids)

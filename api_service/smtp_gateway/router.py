@@ -1,13 +1,20 @@
-"""Internal endpoints the SMTP gateway calls; authenticated with the submitting server's token."""
+"""The SMTP entry point to intake: internal endpoints the gateway (smtp_service) calls over HTTP,
+authenticated with the submitting server's token."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from api_service.core.deps import AppSettings, CurrentServer, Session, TransactionalRoute
-from api_service.smtp_gateway import service
+from api_service.core.deps import AppSettings, Session, TransactionalRoute
+from api_service.email import service
+from api_service.email.from_mime import from_mime
+from api_service.errors import InvalidEmailRequest, PostmarkError
+from api_service.servers.deps import CurrentServer, SendingServer
+from api_service.servers.service import require_smtp_enabled
 from shared.schemas.smtp import SMTP_AUTH_PATH, SMTP_SUBMIT_PATH, SmtpAuthResponse, SmtpSubmission, SmtpSubmissionResult
 
 router = APIRouter(route_class=TransactionalRoute, tags=["SMTP gateway (internal)"], include_in_schema=False)
@@ -21,9 +28,27 @@ async def smtp_auth(server: CurrentServer) -> SmtpAuthResponse:
 
 @router.post(SMTP_SUBMIT_PATH, response_model=SmtpSubmissionResult)
 async def smtp_submit(
-    server: CurrentServer, session: Session, settings: AppSettings, submission: Annotated[SmtpSubmission, Body()]
+    server: SendingServer, session: Session, settings: AppSettings, submission: Annotated[SmtpSubmission, Body()]
 ) -> SmtpSubmissionResult:
-    """Store one message received over SMTP; committed before this answers."""
-    return await service.accept_submission(
-        session=session, server=server, submission=submission, message_id_domain=settings.message_id_domain
+    """Store one message received over SMTP; committed before this answers. What is wrong with the
+    message becomes SMTPApiError bounces, not an error here."""
+    if server is None:
+        raise InvalidEmailRequest("Postmark's test token cannot be used over SMTP.")
+    require_smtp_enabled(server)
+    try:
+        raw = base64.b64decode(submission.RawMessage, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidEmailRequest("RawMessage is not valid Base64.") from None
+    message = from_mime(raw, mail_from=submission.MailFrom, rcpt_tos=submission.RcptTo)
+    idem = service.Idempotency.for_smtp(raw=raw, recipients=message.recipients() + message.invalid_recipients)
+    replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
+    if replay is not None:
+        return SmtpSubmissionResult.model_validate({**replay.body, "Duplicate": True})
+    [outcome] = await service.accept(
+        session=session, server=server, items=[message], policy=service.Policy.BOUNCE, message_id_domain=settings.message_id_domain
     )
+    if isinstance(outcome, PostmarkError):
+        raise outcome
+    result = SmtpSubmissionResult(MessageID=str(outcome.message_id), Accepted=outcome.queued, Refused=outcome.refused)
+    await service.finish_idempotent(session=session, server_id=server.id, idempotency=idem, body=result.model_dump())
+    return result

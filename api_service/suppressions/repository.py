@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.models import Bounce, Suppression
+from api_service.models import Suppression
+from shared.constants import SuppressionOrigin, SuppressionReason
 
 
 async def dump(
@@ -41,10 +42,12 @@ async def get(*, session: AsyncSession, server_id: int, stream: str, email: str)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def add(*, session: AsyncSession, server_id: int, stream: str, email: str, reason: str, origin: str) -> bool:
+async def add(
+    *, session: AsyncSession, server_id: int, stream: str, email: str, reason: SuppressionReason, origin: SuppressionOrigin
+) -> bool:
     stmt = (
         pg_insert(Suppression)
-        .values(server_id=server_id, message_stream=stream, email=email.lower(), reason=reason, origin=origin)
+        .values(server_id=server_id, message_stream=stream, email=email.lower(), reason=reason.value, origin=origin.value)
         .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
         .returning(Suppression.id)
     )
@@ -56,15 +59,4 @@ async def remove(*, session: AsyncSession, server_id: int, stream: str, email: s
         delete(Suppression).where(
             Suppression.server_id == server_id, Suppression.message_stream == stream, Suppression.email == email.lower()
         )
-    )
-    # Deleting a hard-bounce suppression reactivates the bounce, as Postmark does.
-    await session.execute(
-        update(Bounce)
-        .where(
-            Bounce.server_id == server_id,
-            Bounce.message_stream == stream,
-            func.lower(Bounce.email) == email.lower(),
-            Bounce.inactive.is_(True),
-        )
-        .values(inactive=False)
     )

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import CurrentServer, Session, TransactionalRoute
+from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.errors import PostmarkError
-from api_service.suppressions import repository, service
+from api_service.servers.deps import CurrentServer
+from api_service.suppressions import service
 from shared.constants import SuppressionOrigin, SuppressionReason
 from shared.schemas.base import format_timestamp
 from shared.schemas.suppressions import Suppression, SuppressionChange, SuppressionDump, SuppressionResults
@@ -44,7 +45,7 @@ async def dump(
 ) -> SuppressionDump:
     """The stream's suppressed addresses."""
     stream_id = await service.check_stream(session=session, server=server, stream=stream)
-    rows = await repository.dump(
+    rows = await service.dump(
         session=session,
         server_id=server.id,
         stream=stream_id,
@@ -66,7 +67,7 @@ async def dump(
 async def suppress(stream: str, server: CurrentServer, session: Session, data: Annotated[SuppressionChange, Body()]) -> SuppressionResults:
     """Suppress up to 50 addresses on the stream."""
     stream_id = await service.check_stream(session=session, server=server, stream=stream)
-    return SuppressionResults(Suppressions=await service.suppress(session=session, server=server, stream=stream_id, data=data))
+    return SuppressionResults(Suppressions=await service.suppress_many(session=session, server=server, stream=stream_id, data=data))
 
 
 @router.post("/message-streams/{stream}/suppressions/delete", response_model=SuppressionResults, responses=ERRORS)
@@ -75,4 +76,4 @@ async def reactivate(
 ) -> SuppressionResults:
     """Reactivate up to 50 addresses (spam complaints stay suppressed)."""
     stream_id = await service.check_stream(session=session, server=server, stream=stream)
-    return SuppressionResults(Suppressions=await service.reactivate(session=session, server=server, stream=stream_id, data=data))
+    return SuppressionResults(Suppressions=await service.lift_many(session=session, server=server, stream=stream_id, data=data))

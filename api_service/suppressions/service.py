@@ -1,24 +1,127 @@
-"""Suppression rules: the customer may add any address and remove any but a spam complaint."""
+"""Suppression rules, and the one place suppressions are added or lifted.
+
+Every change, whatever caused it (a hard bounce, a complaint, the API, a bounce activation), goes
+through `suppress` or `lift`, so each fires the same SubscriptionChange webhook.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.email.addresses import normalise_email
 from api_service.errors import NotFound, PostmarkError
-from api_service.models import Server
+from api_service.models import Server, Suppression
 from api_service.servers import repository as servers_repository
 from api_service.suppressions import repository
 from api_service.webhooks import service as webhooks
 from api_service.webhooks.payloads import subscription_change_payload
-from shared.constants import SuppressionOrigin, SuppressionReason
+from shared.constants import SuppressionOrigin, SuppressionReason, WebhookTrigger
 from shared.schemas.suppressions import SuppressionChange, SuppressionResult
 
 MAX_ITEMS = 50
 INVALID = "An invalid email address was provided."
 NO_AUTHORITY = "You do not have the required authority to change this suppression."
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """The message that caused a change, as the SubscriptionChange payload reports it."""
+
+    message_id: uuid.UUID | None = None
+    tag: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Lifted(Enum):
+    LIFTED = "lifted"
+    NOT_SUPPRESSED = "not suppressed"
+    NOT_ALLOWED = "not allowed"
+
+
+async def _notify(
+    *,
+    session: AsyncSession,
+    server: Server,
+    stream: str,
+    email: str,
+    suppress: bool,
+    reason: SuppressionReason | None,
+    origin: SuppressionOrigin,
+    context: MessageContext,
+    at: datetime,
+) -> None:
+    payload = subscription_change_payload(
+        server_id=server.id,
+        stream=stream,
+        message_id=str(context.message_id) if context.message_id else None,
+        recipient=email,
+        changed_at=at,
+        origin=origin.value,
+        suppress=suppress,
+        reason=reason.value if reason else None,
+        tag=context.tag,
+        metadata=context.metadata,
+    )
+    await webhooks.event_recorded(
+        session=session, server=server, stream=stream, trigger=WebhookTrigger.SUBSCRIPTION_CHANGE, payload=payload
+    )
+
+
+async def suppress(
+    *,
+    session: AsyncSession,
+    server: Server,
+    stream: str,
+    email: str,
+    reason: SuppressionReason,
+    origin: SuppressionOrigin,
+    context: MessageContext | None = None,
+) -> bool:
+    """Suppress the address on the stream; False when it already was (nothing changes then)."""
+    added = await repository.add(session=session, server_id=server.id, stream=stream, email=email, reason=reason, origin=origin)
+    if added:
+        await _notify(
+            session=session,
+            server=server,
+            stream=stream,
+            email=email,
+            suppress=True,
+            reason=reason,
+            origin=origin,
+            context=context or MessageContext(),
+            at=datetime.now(UTC),
+        )
+    return added
+
+
+async def lift(*, session: AsyncSession, server: Server, stream: str, email: str, origin: SuppressionOrigin) -> Lifted:
+    """Reactivate the address on the stream. A spam complaint can only be lifted by an admin."""
+    existing = await repository.get(session=session, server_id=server.id, stream=stream, email=email)
+    if existing is None:
+        return Lifted.NOT_SUPPRESSED
+    if existing.reason == SuppressionReason.SPAM_COMPLAINT.value and origin is not SuppressionOrigin.ADMIN:
+        return Lifted.NOT_ALLOWED
+    await repository.remove(session=session, server_id=server.id, stream=stream, email=email)
+    await _notify(
+        session=session,
+        server=server,
+        stream=stream,
+        email=email,
+        suppress=False,
+        reason=None,
+        origin=origin,
+        context=MessageContext(),
+        at=datetime.now(UTC),
+    )
+    return Lifted.LIFTED
+
+
+# --- the /message-streams/{stream}/suppressions API ----------------------------------------
 
 
 async def check_stream(*, session: AsyncSession, server: Server, stream: str) -> str:
@@ -36,57 +139,56 @@ def addresses(data: SuppressionChange) -> list[str]:
     return [(item.EmailAddress or "").strip() for item in data.Suppressions]
 
 
-async def _notify(*, session: AsyncSession, server: Server, stream: str, email: str, suppress: bool, reason: str | None) -> None:
-    payload = subscription_change_payload(
-        server_id=server.id,
-        stream=stream,
-        message_id=None,
-        recipient=email,
-        changed_at=datetime.now(UTC),
-        origin=SuppressionOrigin.CUSTOMER.value,
-        suppress=suppress,
-        reason=reason,
-        tag="",
-        metadata={},
-    )
-    await webhooks.event_recorded(session=session, server=server, stream=stream, trigger="SubscriptionChange", payload=payload)
-
-
 def _valid(raw: str) -> str | SuppressionResult:
     """The normalised address, or the per-item failure Postmark answers for an invalid one."""
     email = normalise_email(raw)
     return email if email is not None else SuppressionResult(EmailAddress=raw, Status="Failed", Message=INVALID)
 
 
-async def suppress(*, session: AsyncSession, server: Server, stream: str, data: SuppressionChange) -> list[SuppressionResult]:
+async def suppress_many(*, session: AsyncSession, server: Server, stream: str, data: SuppressionChange) -> list[SuppressionResult]:
     results = []
     for raw in addresses(data):
         email = _valid(raw)
         if isinstance(email, SuppressionResult):
             results.append(email)
             continue
-        reason = SuppressionReason.MANUAL_SUPPRESSION.value
-        if await repository.add(
-            session=session, server_id=server.id, stream=stream, email=email, reason=reason, origin=SuppressionOrigin.CUSTOMER.value
-        ):
-            await _notify(session=session, server=server, stream=stream, email=email, suppress=True, reason=reason)
+        await suppress(
+            session=session,
+            server=server,
+            stream=stream,
+            email=email,
+            reason=SuppressionReason.MANUAL_SUPPRESSION,
+            origin=SuppressionOrigin.CUSTOMER,
+        )
         results.append(SuppressionResult(EmailAddress=email, Status="Suppressed", Message=None))
     return results
 
 
-async def reactivate(*, session: AsyncSession, server: Server, stream: str, data: SuppressionChange) -> list[SuppressionResult]:
+async def lift_many(*, session: AsyncSession, server: Server, stream: str, data: SuppressionChange) -> list[SuppressionResult]:
     results = []
     for raw in addresses(data):
         email = _valid(raw)
         if isinstance(email, SuppressionResult):
             results.append(email)
             continue
-        existing = await repository.get(session=session, server_id=server.id, stream=stream, email=email)
-        if existing is not None and existing.reason == SuppressionReason.SPAM_COMPLAINT.value:
+        if await lift(session=session, server=server, stream=stream, email=email, origin=SuppressionOrigin.CUSTOMER) is Lifted.NOT_ALLOWED:
             results.append(SuppressionResult(EmailAddress=email, Status="Failed", Message=NO_AUTHORITY))
-            continue
-        if existing is not None:
-            await repository.remove(session=session, server_id=server.id, stream=stream, email=email)
-            await _notify(session=session, server=server, stream=stream, email=email, suppress=False, reason=None)
-        results.append(SuppressionResult(EmailAddress=email, Status="Deleted", Message=None))
+        else:
+            results.append(SuppressionResult(EmailAddress=email, Status="Deleted", Message=None))
     return results
+
+
+async def dump(
+    *,
+    session: AsyncSession,
+    server_id: int,
+    stream: str,
+    reason: str | None,
+    origin: str | None,
+    email: str | None,
+    from_date: datetime | None,
+    to_date: datetime | None,
+) -> list[Suppression]:
+    return await repository.dump(
+        session=session, server_id=server_id, stream=stream, reason=reason, origin=origin, email=email, from_date=from_date, to_date=to_date
+    )

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any
 
 from api_service.models import Bounce
-from shared.constants import BOUNCE_TYPES, BounceType
+from shared.constants import BOUNCE_TYPES, BounceType, WebhookTrigger
 from shared.schemas.base import format_timestamp
 
 
 def bounce_payload(bounce: Bounce, *, metadata: dict[str, str], include_content: bool) -> dict[str, Any]:
     info = BOUNCE_TYPES[BounceType(bounce.type)]
     payload: dict[str, Any] = {
-        "RecordType": "SpamComplaint" if bounce.type == BounceType.SPAM_COMPLAINT.value else "Bounce",
+        "RecordType": (WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE).value,
         "ID": bounce.id,
         "Type": bounce.type,
         "TypeCode": bounce.type_code,
@@ -50,7 +50,7 @@ def delivery_payload(
     metadata: dict[str, str],
 ) -> dict[str, Any]:
     return {
-        "RecordType": "Delivery",
+        "RecordType": WebhookTrigger.DELIVERY.value,
         "ServerID": server_id,
         "MessageStream": stream,
         "MessageID": message_id,
@@ -76,7 +76,7 @@ def subscription_change_payload(
     metadata: dict[str, str],
 ) -> dict[str, Any]:
     return {
-        "RecordType": "SubscriptionChange",
+        "RecordType": WebhookTrigger.SUBSCRIPTION_CHANGE.value,
         "MessageID": message_id,
         "ServerID": server_id,
         "MessageStream": stream,

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.models import Server, Webhook, WebhookDelivery
+from api_service.models import Webhook, WebhookDelivery, WebhookDeliveryStatus
 
 
 async def stream_webhooks(*, session: AsyncSession, server_id: int, stream: str) -> list[Webhook]:
@@ -26,11 +27,62 @@ async def get_webhook(*, session: AsyncSession, server_id: int, webhook_id: int)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_server(*, session: AsyncSession, server_id: int) -> Server | None:
-    return await session.get(Server, server_id)
+async def add_webhook(*, session: AsyncSession, hook: Webhook) -> Webhook:
+    session.add(hook)
+    await session.flush()
+    return hook
+
+
+async def delete_webhook(*, session: AsyncSession, hook: Webhook) -> None:
+    await session.delete(hook)
+    await session.flush()
+
+
+# --- the outbox ----------------------------------------------------------------------------------
 
 
 async def enqueue(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
         now = datetime.now(UTC)
-        await session.execute(insert(WebhookDelivery), [{"next_attempt_at": now, "status": "pending", **row} for row in rows])
+        await session.execute(
+            insert(WebhookDelivery), [{"next_attempt_at": now, "status": WebhookDeliveryStatus.PENDING.value, **row} for row in rows]
+        )
+
+
+CLAIM = text(
+    """
+    UPDATE webhook_deliveries AS d
+       SET lease_until = now() + make_interval(secs => :lease), attempts = d.attempts + 1
+      FROM servers AS s
+     WHERE s.id = d.server_id AND d.id IN (
+           SELECT id FROM webhook_deliveries
+            WHERE status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+            ORDER BY next_attempt_at
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED)
+    RETURNING d.id, d.url, d.payload, d.http_headers, d.http_auth_username, d.http_auth_password, d.attempts, s.webhook_secret
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A claimed outbox row, with its server's signing secret."""
+
+    id: int
+    url: str
+    payload: dict[str, Any]
+    headers: list[dict[str, str]]
+    username: str
+    password: str
+    attempts: int
+    secret: str
+
+
+async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Due]:
+    rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease_seconds})).all()
+    return [Due(*row) for row in rows]
+
+
+async def record_attempt(*, session: AsyncSession, delivery_id: int, values: dict[str, Any]) -> None:
+    await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))

@@ -13,25 +13,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Bounce, Server, Webhook
+from api_service.servers import repository as servers_repository
 from api_service.servers.service import valid_hook_url
 from api_service.webhooks import payloads, repository
-from shared.constants import BounceType
+from shared.constants import DEFAULT_MESSAGE_STREAM, BounceType, StreamType, WebhookTrigger
+from shared.schemas.webhooks import WebhookWrite
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 TRIGGERS: dict[str, dict[str, bool]] = {
-    "Open": {"Enabled": False, "PostFirstOpenOnly": False},
-    "Click": {"Enabled": False},
-    "Delivery": {"Enabled": False},
-    "Bounce": {"Enabled": False, "IncludeContent": False},
-    "SpamComplaint": {"Enabled": False, "IncludeContent": False},
-    "SubscriptionChange": {"Enabled": False},
+    WebhookTrigger.OPEN: {"Enabled": False, "PostFirstOpenOnly": False},
+    WebhookTrigger.CLICK: {"Enabled": False},
+    WebhookTrigger.DELIVERY: {"Enabled": False},
+    WebhookTrigger.BOUNCE: {"Enabled": False, "IncludeContent": False},
+    WebhookTrigger.SPAM_COMPLAINT: {"Enabled": False, "IncludeContent": False},
+    WebhookTrigger.SUBSCRIPTION_CHANGE: {"Enabled": False},
 }
 
 
-def _target(*, server_id: int, record_type: str, url: str, payload: dict[str, Any], hook: Webhook | None = None) -> dict[str, Any]:
+def _target(
+    *, server_id: int, record_type: WebhookTrigger, url: str, payload: dict[str, Any], hook: Webhook | None = None
+) -> dict[str, Any]:
     return {
         "server_id": server_id,
-        "record_type": record_type,
+        "record_type": record_type.value,
         "url": url,
         "payload": payload,
         "http_auth_username": hook.http_auth_username if hook else "",
@@ -44,14 +48,14 @@ async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Boun
     """Queue the Bounce (or SpamComplaint) webhook of a new bounce."""
     if bounce.type == BounceType.SMTP_API_ERROR.value and not server.enable_smtp_api_error_hooks:
         return
-    trigger = "SpamComplaint" if bounce.type == BounceType.SPAM_COMPLAINT.value else "Bounce"
+    trigger = WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE
     rows = []
     for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=bounce.message_stream):
         setting = hook.triggers.get(trigger, {})
         if setting.get("Enabled"):
             payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=bool(setting.get("IncludeContent")))
             rows.append(_target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook))
-    if trigger == "Bounce" and server.bounce_hook_url:
+    if trigger is WebhookTrigger.BOUNCE and server.bounce_hook_url:
         payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=server.include_bounce_content_in_hook)
         rows.append(_target(server_id=server.id, record_type=trigger, url=server.bounce_hook_url, payload=payload))
     await repository.enqueue(session=session, rows=rows)
@@ -61,14 +65,14 @@ async def has_webhooks(*, session: AsyncSession, server_id: int, stream: str) ->
     return bool(await repository.stream_webhooks(session=session, server_id=server_id, stream=stream))
 
 
-async def event_recorded(*, session: AsyncSession, server: Server, stream: str, trigger: str, payload: dict[str, Any]) -> None:
+async def event_recorded(*, session: AsyncSession, server: Server, stream: str, trigger: WebhookTrigger, payload: dict[str, Any]) -> None:
     """Queue a Delivery or SubscriptionChange webhook."""
     rows = [
         _target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook)
         for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=stream)
         if hook.triggers.get(trigger, {}).get("Enabled")
     ]
-    if trigger == "Delivery" and server.delivery_hook_url:
+    if trigger is WebhookTrigger.DELIVERY and server.delivery_hook_url:
         rows.append(_target(server_id=server.id, record_type=trigger, url=server.delivery_hook_url, payload=payload))
     await repository.enqueue(session=session, rows=rows)
 
@@ -110,3 +114,47 @@ async def get_webhook_or_raise(*, session: AsyncSession, server_id: int, webhook
     if hook is None:
         raise NotFound(1352, f"Webhook {webhook_id} was not found.")
     return hook
+
+
+async def create_webhook(*, session: AsyncSession, server: Server, data: WebhookWrite) -> Webhook:
+    stream_id = (data.MessageStream or DEFAULT_MESSAGE_STREAM).lower()
+    stream = await servers_repository.get_stream(session=session, server_id=server.id, stream_id=stream_id)
+    if stream is None:
+        raise PostmarkError(1226, f"The message stream '{stream_id}' was not found.")
+    if stream.stream_type == StreamType.INBOUND.value:
+        raise PostmarkError(1351, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
+    hook = Webhook(
+        server_id=server.id,
+        url=check_url(data.Url),
+        message_stream=stream_id,
+        http_auth_username=(data.HttpAuth.Username or "") if data.HttpAuth else "",
+        http_auth_password=(data.HttpAuth.Password or "") if data.HttpAuth else "",
+        http_headers=check_headers([h.model_dump() for h in data.HttpHeaders or []]),
+        triggers=merge_triggers({}, data.Triggers),
+    )
+    return await repository.add_webhook(session=session, hook=hook)
+
+
+async def edit_webhook(*, session: AsyncSession, server_id: int, webhook_id: int, data: WebhookWrite) -> Webhook:
+    hook = await get_webhook_or_raise(session=session, server_id=server_id, webhook_id=webhook_id)
+    if data.MessageStream is not None and data.MessageStream.lower() != hook.message_stream:
+        raise PostmarkError(1357, "The MessageStream of a webhook cannot be changed.")
+    if data.Url is not None:
+        hook.url = check_url(data.Url)
+    if data.HttpAuth is not None:
+        hook.http_auth_username, hook.http_auth_password = data.HttpAuth.Username or "", data.HttpAuth.Password or ""
+    if data.HttpHeaders is not None:
+        hook.http_headers = check_headers([h.model_dump() for h in data.HttpHeaders])
+    if data.Triggers is not None:
+        hook.triggers = merge_triggers(hook.triggers, data.Triggers)
+    await session.flush()
+    return hook
+
+
+async def delete_webhook(*, session: AsyncSession, server_id: int, webhook_id: int) -> None:
+    hook = await get_webhook_or_raise(session=session, server_id=server_id, webhook_id=webhook_id)
+    await repository.delete_webhook(session=session, hook=hook)
+
+
+async def list_webhooks(*, session: AsyncSession, server_id: int, stream: str | None) -> list[Webhook]:
+    return await repository.list_webhooks(session=session, server_id=server_id, stream=stream.lower() if stream else None)

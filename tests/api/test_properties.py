@@ -7,9 +7,9 @@ from email.header import decode_header, make_header
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api_service.delivery.dsn import parse_report
+from api_service.bounces.reports import parse_report
+from api_service.email.from_mime import from_mime, header_fields, rewrite_headers, split_head
 from api_service.email.mime import header_text
-from api_service.smtp_gateway.parsing import header_fields, parse_smtp_message, rewrite_headers, split_head
 
 HEADERISH = st.lists(
     st.tuples(
@@ -22,7 +22,7 @@ HEADERISH = st.lists(
 @settings(max_examples=200)
 @given(st.one_of(st.binary(max_size=400), HEADERISH))
 def test_smtp_parsing_never_raises(raw: bytes) -> None:
-    parsed = parse_smtp_message(raw)
+    parsed = from_mime(raw, mail_from="", rcpt_tos=["a@example.net"])
     assert isinstance(parsed.problems, list)
     head, _ = split_head(rewrite_headers(raw, message_id="<a@b.c>"))
     names = [field.split(b":", 1)[0].strip().lower() for field in header_fields(head)]

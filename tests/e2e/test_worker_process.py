@@ -59,7 +59,7 @@ def start_worker(database_url: str, relay_port: int) -> subprocess.Popen[bytes]:
         "DELIVERY_TIMEOUT_SECONDS": "60",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "api_service.delivery"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "api_service.worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 

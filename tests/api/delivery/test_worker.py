@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from api_service.delivery import repository
-from tests.api.delivery.conftest import Receiver, SinkHandler, Worker
+from api_service.messages import service as messages
+from tests.api.conftest import Receiver, SinkHandler, Worker
 from tests.factories import ACCOUNT, ServerHandle, create_domain, create_server, message
 
 pytestmark = pytest.mark.asyncio
@@ -125,7 +125,7 @@ class TestDelivery:
     ) -> None:
         await client.post("/email", json=sent_from(To="ok@example.net"), headers=server.headers)
         async with app.state.sessionmaker() as session, session.begin():
-            claimed = await repository.claim(session=session, limit=10, lease_seconds=1)
+            claimed = await messages.claim_due(session=session, limit=10, lease_seconds=1)
         assert len(claimed) == 1  # a worker took it, then died without a word
         assert await worker.deliver() == 0
         await asyncio.sleep(1.2)

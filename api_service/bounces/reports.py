@@ -1,4 +1,4 @@
-"""Late bounces: DSNs (RFC 3464) and complaint reports (RFC 5965 ARF). Pure: bytes in, result out."""
+"""Reports mailed back to a return path: DSNs (RFC 3464) and complaints (RFC 5965 ARF). Pure: bytes in, result out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The worker process: the delivery loop and the webhook loop, polling PostgreSQL.
+"""The worker process (`python -m api_service.worker`): the background loops of the domains that
+have one — delivery (`delivery.service`) and webhook sending (`webhooks.tasks`) — polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
 leaves leases that expire, and its rows are claimed again.
@@ -19,7 +20,7 @@ from api_service.config import Settings, get_settings
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
-from api_service.delivery.webhook_sender import schedule, send_due
+from api_service.webhooks.tasks import schedule, send_due
 
 log = logging.getLogger("postgate.worker")
 
@@ -74,14 +75,10 @@ async def _main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     settings = get_settings()
-    log.info("delivery worker started (relay: %s)", settings.outbound_relay)
+    log.info("worker started (relay: %s)", settings.outbound_relay)
     await run(settings, stop=stop)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_main())
-
-
-if __name__ == "__main__":
-    main()

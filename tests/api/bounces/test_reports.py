@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from api_service.delivery.classify import Outcome, classify
-from api_service.delivery.dsn import parse_report
-from api_service.delivery.transport import parse_relay
-from api_service.delivery.verp import parse_return_path, return_path
+from api_service.bounces.classify import Outcome, classify
+from api_service.bounces.reports import parse_report
+from api_service.bounces.verp import parse_return_path, return_path
 from shared.constants import BounceType
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dsn"
@@ -77,17 +76,3 @@ def test_verp_round_trip() -> None:
     message_id = uuid.uuid4()
     assert parse_return_path(return_path(message_id=message_id, domain="bounces.example.com")) == message_id
     assert parse_return_path("someone@example.com") is None
-
-
-@pytest.mark.parametrize(
-    ("value", "host", "port", "user", "starttls"),
-    [
-        ("smtp://127.0.0.1:2525", "127.0.0.1", 2525, None, False),
-        ("smtp://u%40x:p@relay.example:587?starttls=true", "relay.example", 587, "u@x", True),
-    ],
-)
-def test_parse_relay(value: str, host: str, port: int, user: str | None, starttls: bool) -> None:
-    relay = parse_relay(value)
-    assert relay is not None
-    assert (relay.host, relay.port, relay.username, relay.starttls) == (host, port, user, starttls)
-    assert parse_relay("mx") is None

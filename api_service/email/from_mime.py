@@ -1,41 +1,28 @@
-"""Reading a message received over SMTP: pure functions, bytes in, typed result out."""
+"""The MIME adapter: a message received over SMTP (its bytes and envelope) → `OutgoingMessage`.
+
+Pure functions, bytes in, typed result out. Problems are collected, not raised: over SMTP the
+message has been received already, and Postmark reports what is wrong with it as SMTPApiError
+bounces (see `service.accept`).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 
-from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
+from api_service.email.addresses import AddressError, Mailbox, normalise_email, parse_address_list, parse_mailbox
+from api_service.email.message import OutgoingMessage
+from api_service.errors import InvalidEmailRequest, PostmarkError
+from api_service.models import MessageSource
 from shared.constants import DEFAULT_MESSAGE_STREAM, MAX_METADATA_KEYS, TrackLinks
 
 CONTROL_PREFIX = b"x-pm-"
 HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
 FIELD_START = re.compile(rb"^[!-9;-~]+:")
-
-
-@dataclass(slots=True)
-class SmtpMessage:
-    """What the gateway needs of a message, and the control headers Postmark honours."""
-
-    sender: Mailbox | None
-    to: list[Mailbox]
-    cc: list[Mailbox]
-    subject: str
-    message_id: str | None
-    tag: str = ""
-    message_stream: str = DEFAULT_MESSAGE_STREAM
-    metadata: dict[str, str] = field(default_factory=dict)
-    track_opens: bool | None = None
-    track_links: str | None = None
-    keep_id: bool = False
-    attachment_names: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
 
 def split_head(raw: bytes) -> tuple[bytes, bytes]:
@@ -75,10 +62,6 @@ def rewrite_headers(raw: bytes, *, message_id: str | None) -> bytes:
     return b"".join(kept) + body
 
 
-def content_key(raw: bytes) -> str:
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
 _HEADERS = BytesHeaderParser(policy=policy.compat32)
 _UNFOLD = re.compile(r"\r?\n[ \t]")
 
@@ -94,13 +77,13 @@ def _text(value: object) -> str:
     return text
 
 
-def _addresses(message: Message, name: str, problems: list[str]) -> list[Mailbox]:
+def _addresses(message: Message, name: str, problems: list[PostmarkError]) -> list[Mailbox]:
     found: list[Mailbox] = []
     for value in message.get_all(name) or []:
         try:
             found += parse_address_list(_text(value))
         except AddressError as exc:
-            problems.append(f"Invalid '{name}' address: '{exc}'.")
+            problems.append(InvalidEmailRequest(f"Invalid '{name}' address: '{exc}'."))
     return found
 
 
@@ -118,59 +101,93 @@ def _attachment_names(raw: bytes, content_type: str) -> list[str]:
     return names
 
 
-def parse_smtp_message(raw: bytes) -> SmtpMessage:
-    """Read the headers that matter; problems are collected, not raised (Postmark's SMTP model).
+def _envelope(rcpt_tos: list[str]) -> tuple[list[str], list[str]]:
+    """(valid envelope recipients, once each; the RCPT TOs that are no address)."""
+    recipients: list[str] = []
+    invalid: list[str] = []
+    seen: set[str] = set()
+    for rcpt in rcpt_tos:
+        email = normalise_email(rcpt)
+        if email is None:
+            invalid.append(rcpt.replace("\x00", ""))
+        elif email.lower() not in seen:
+            seen.add(email.lower())
+            recipients.append(email)
+    return recipients, invalid
+
+
+def _clean(text: str) -> str:
+    """PostgreSQL text cannot hold NUL."""
+    return text.replace("\x00", "")
+
+
+def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMessage:
+    """Read the headers that matter and the X-PM-* control headers Postmark honours.
 
     Headers are read with the compat32 parser, which is several times faster than the default
     policy's full parse; the body is parsed only for a multipart message's attachment names.
+    The envelope decides who gets the message, whatever To and Cc say (Bcc lives only there).
     """
     message = _HEADERS.parsebytes(raw)
-    problems: list[str] = []
+    problems: list[PostmarkError] = []
     sender = None
-    from_value = message.get("From")
-    if from_value is None:
-        problems.append("The message has no 'From' header.")
+    from_values = message.get_all("From") or []
+    if not from_values:
+        problems.append(InvalidEmailRequest("The message has no 'From' header."))
+    elif len(from_values) > 1:
+        # Only one could be checked against the sender signatures; a reader may show the other.
+        problems.append(InvalidEmailRequest("The message has more than one 'From' header."))
     else:
         try:
-            sender = parse_mailbox(_text(from_value))
+            sender = parse_mailbox(_text(from_values[0]))
         except AddressError:
-            problems.append(f"Invalid 'From' address: '{_text(from_value)}'.")
+            problems.append(InvalidEmailRequest(f"Invalid 'From' address: '{_clean(_text(from_values[0]))}'."))
     message_id = message.get("Message-ID")
-    parsed = SmtpMessage(
+    recipients, invalid = _envelope(rcpt_tos)
+    parsed = OutgoingMessage(
+        source=MessageSource.SMTP,
         sender=sender,
+        from_header=(f"{sender.name} <{sender.email}>" if sender.name else sender.email) if sender else "",
         to=_addresses(message, "To", problems),
         cc=_addresses(message, "Cc", problems),
-        subject=_text(message.get("Subject", "")),
-        message_id=_text(message_id).strip() if message_id else None,
+        subject=_clean(_text(message.get("Subject", ""))),
+        mime=raw,
+        envelope_from=_clean(mail_from)[:255],
+        envelope_recipients=recipients,
+        invalid_recipients=invalid,
         problems=problems,
     )
+    client_message_id = _text(message_id).strip() if message_id else None
+    keep_id = False
     metadata: dict[str, str] = {}
     for name, value in message.items():
         lowered = name.lower()
         if not lowered.startswith("x-pm-"):
             continue
-        text = _text(value).strip()
+        text = _clean(_text(value).strip())
         if lowered == "x-pm-tag":
             parsed.tag = text[:1000]
         elif lowered == "x-pm-message-stream":
             parsed.message_stream = text.lower() or DEFAULT_MESSAGE_STREAM
         elif lowered.startswith("x-pm-metadata-"):
-            key = name[len("x-pm-metadata-") :]
+            key = _clean(name[len("x-pm-metadata-") :])
             suffix = 1
             while key in metadata:
                 suffix += 1
-                key = f"{name[len('x-pm-metadata-') :]}{suffix}"
+                key = f"{_clean(name[len('x-pm-metadata-') :])}{suffix}"
             metadata[key] = text
         elif lowered == "x-pm-trackopens":
             parsed.track_opens = text.lower() == "true"
         elif lowered == "x-pm-tracklinks":
             parsed.track_links = next((t.value for t in TrackLinks if t.value.lower() == text.lower()), None)
             if parsed.track_links is None:
-                problems.append(f"Invalid X-PM-TrackLinks value: '{text}'.")
+                problems.append(InvalidEmailRequest(f"Invalid X-PM-TrackLinks value: '{text}'."))
         elif lowered == "x-pm-keepid":
-            parsed.keep_id = text.lower() == "true"
+            keep_id = text.lower() == "true"
     if len(metadata) > MAX_METADATA_KEYS:
-        problems.append(f"Metadata may have at most {MAX_METADATA_KEYS} keys.")
+        problems.append(InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys."))
     parsed.metadata = metadata
-    parsed.attachment_names = _attachment_names(raw, str(message.get("Content-Type", "")))
+    # Postmark replaces the client's Message-ID unless X-PM-KeepID: true asks to keep it.
+    parsed.message_id = client_message_id if keep_id and client_message_id else None
+    parsed.attachment_names = [_clean(n) for n in _attachment_names(raw, str(message.get("Content-Type", "")))]
     return parsed

@@ -1,4 +1,4 @@
-"""DKIM keys (RSA-2048, made when a domain is added) and signing with dkimpy."""
+"""DKIM keys (RSA-2048, made when a domain is added) and signing with dkimpy: pure functions."""
 
 from __future__ import annotations
 

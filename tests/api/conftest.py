@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from api_service.config import Settings
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
-from api_service.delivery.webhook_sender import schedule, send_due
+from api_service.webhooks.tasks import schedule, send_due
 from tests.compat.conftest import free_port
 
 

@@ -1,19 +1,23 @@
-"""Checks of one message against Postmark's rules: pure, no I/O; raises PostmarkError."""
+"""The JSON adapter: a `/email` body (`EmailRequest`) → `OutgoingMessage`.
+
+Pure, no I/O. A body that breaks Postmark's field rules raises PostmarkError (300) at once: the
+REST API refuses bad input before anything is stored.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
+from api_service.email.message import OutgoingMessage
 from api_service.email.mime import AttachmentPart
-from api_service.errors import ForbiddenAttachment, InvalidEmailRequest
+from api_service.errors import InvalidEmailRequest
+from api_service.models import MessageSource
 from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
-    FORBIDDEN_ATTACHMENT_EXTENSIONS,
     MAX_BODY_BYTES,
     MAX_FROM_CHARS,
     MAX_METADATA_KEY_CHARS,
@@ -32,32 +36,6 @@ STRUCTURAL_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "subject", "date", "reply-to", "sender", "mime-version", "content-type", "content-transfer-encoding"}
 )
 MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
-
-
-@dataclass(slots=True)
-class ParsedEmail:
-    sender: Mailbox
-    to: list[Mailbox]
-    cc: list[Mailbox]
-    bcc: list[Mailbox]
-    reply_to: list[Mailbox]
-    subject: str
-    tag: str
-    text_body: str | None
-    html_body: str | None
-    headers: list[tuple[str, str]]
-    custom_message_id: str | None
-    metadata: dict[str, str]
-    attachments: list[AttachmentPart]
-    message_stream: str
-    track_opens: bool | None
-    track_links: str | None
-
-    def envelope_recipients(self) -> list[str]:
-        seen: dict[str, str] = {}
-        for mailbox in (*self.to, *self.cc, *self.bcc):
-            seen.setdefault(mailbox.email.lower(), mailbox.email)
-        return list(seen.values())
 
 
 def _has_nul(value: Any) -> bool:
@@ -86,9 +64,6 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
     name = (raw.Name or "").strip()
     if not name or any(c in name for c in "\r\n"):
         raise InvalidEmailRequest(f"Attachment {index + 1} has no valid 'Name'.")
-    extension = name.rpartition(".")[2].lower() if "." in name else ""
-    if extension in FORBIDDEN_ATTACHMENT_EXTENSIONS:
-        raise ForbiddenAttachment()
     try:
         content = base64.b64decode("".join((raw.Content or "").split()), validate=True)
     except (binascii.Error, ValueError):
@@ -104,8 +79,8 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
     return AttachmentPart(name=name, content=content, content_type=content_type, content_id=content_id)
 
 
-def parse_email(request: EmailRequest) -> ParsedEmail:
-    """Validate one message; every problem becomes ErrorCode 300 (411 for attachments)."""
+def from_json(request: EmailRequest) -> OutgoingMessage:
+    """Read one message; every problem with a field becomes ErrorCode 300."""
     if _has_nul(request.model_dump(exclude_none=True)):
         raise InvalidEmailRequest("The message contains a NUL character, which is not allowed.")
     if not request.From or not request.From.strip():
@@ -181,8 +156,10 @@ def parse_email(request: EmailRequest) -> ParsedEmail:
             raise InvalidEmailRequest("TrackLinks must be one of None, HtmlAndText, HtmlOnly, TextOnly.")
 
     stream = (request.MessageStream or DEFAULT_MESSAGE_STREAM).strip().lower()
-    return ParsedEmail(
+    return OutgoingMessage(
+        source=MessageSource.API,
         sender=sender,
+        from_header=request.From,
         to=to,
         cc=cc,
         bcc=bcc,
@@ -192,9 +169,10 @@ def parse_email(request: EmailRequest) -> ParsedEmail:
         text_body=text_body,
         html_body=html_body,
         headers=headers,
-        custom_message_id=custom_message_id,
+        message_id=custom_message_id,
         metadata=metadata,
         attachments=attachments,
+        attachment_names=[a.name for a in attachments],
         message_stream=stream,
         track_opens=request.TrackOpens,
         track_links=track_links,

@@ -1,4 +1,5 @@
-"""POSTing the webhook outbox: at least once, on Postmark's retry schedule, signed.
+"""Background task of the worker: POSTing the webhook outbox, at least once, on Postmark's retry
+schedule, signed.
 
 Beyond Postmark, every request carries `X-Postgate-Signature: v1=<hex>`, an HMAC-SHA256 of
 `<X-Postgate-Timestamp>.<body>` keyed with the server's webhook secret (see README).
@@ -10,42 +11,14 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api_service.models import WebhookDelivery
-
-CLAIM = text(
-    """
-    UPDATE webhook_deliveries AS d
-       SET lease_until = now() + make_interval(secs => :lease), attempts = d.attempts + 1
-      FROM servers AS s
-     WHERE s.id = d.server_id AND d.id IN (
-           SELECT id FROM webhook_deliveries
-            WHERE status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
-            ORDER BY next_attempt_at
-            LIMIT :limit
-            FOR UPDATE SKIP LOCKED)
-    RETURNING d.id, d.url, d.payload, d.http_headers, d.http_auth_username, d.http_auth_password, d.attempts, s.webhook_secret
-    """
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    id: int
-    url: str
-    payload: dict[str, Any]
-    headers: list[dict[str, str]]
-    username: str
-    password: str
-    attempts: int
-    secret: str
+from api_service.models import WebhookDeliveryStatus
+from api_service.webhooks import repository
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -65,15 +38,14 @@ async def send_due(
     lease: float = 120,
 ) -> int:
     async with sessionmaker() as session, session.begin():
-        rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease})).all()
-    due = [Due(*row) for row in rows]
+        due = await repository.claim_due(session=session, limit=limit, lease_seconds=lease)
     for item in due:
         await _send(sessionmaker=sessionmaker, client=client, item=item, retry_schedule=retry_schedule)
     return len(due)
 
 
 async def _send(
-    *, sessionmaker: async_sessionmaker[AsyncSession], client: httpx.AsyncClient, item: Due, retry_schedule: list[float]
+    *, sessionmaker: async_sessionmaker[AsyncSession], client: httpx.AsyncClient, item: repository.Due, retry_schedule: list[float]
 ) -> None:
     body = json.dumps(item.payload, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
@@ -100,11 +72,11 @@ async def _send(
     now = datetime.now(UTC)
     values: dict[str, Any] = {"last_status": status, "last_error": error, "lease_until": None}
     if status is not None and 200 <= status < 300:
-        values |= {"status": "delivered", "delivered_at": now}
+        values |= {"status": WebhookDeliveryStatus.DELIVERED.value, "delivered_at": now}
     elif status == 403 or item.attempts > len(retry_schedule):
         # Postmark stops retrying on 403; otherwise the schedule runs out.
-        values["status"] = "failed"
+        values["status"] = WebhookDeliveryStatus.FAILED.value
     else:
         values["next_attempt_at"] = now + timedelta(seconds=retry_schedule[item.attempts - 1])
     async with sessionmaker() as session, session.begin():
-        await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == item.id).values(**values))
+        await repository.record_attempt(session=session, delivery_id=item.id, values=values)

@@ -1,0 +1,30 @@
+"""A one-second cache of token → sending settings for the send path.
+
+Looking the token up is a round trip and an ORM load per message; a burst of sends with one
+token needs it once a second. Edits and deletes clear this process' cache at once; another worker
+process may use the old settings for up to `TTL_SECONDS` (a deleted server's send then fails with
+401, see email.service).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api_service.core.cache import TtlCache
+
+TTL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSnapshot:
+    """The settings of a server that sending reads."""
+
+    id: int
+    track_opens: bool
+    track_links: str
+    delivery_type: str
+    smtp_api_activated: bool
+
+
+# Token digest → its server's sending settings.
+SERVER_SNAPSHOTS: TtlCache[ServerSnapshot] = TtlCache(TTL_SECONDS)
