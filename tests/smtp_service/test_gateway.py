@@ -153,6 +153,62 @@ class TestSubmission:
         assert replies[0] == replies[1]
         assert len(outbound(clean_live_api, smtp_server)) == 1
 
+    def test_recipients_past_the_limit_sent_again_are_not_dropped(
+        self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str
+    ) -> None:
+        """A client with 60 recipients gets 452 after the 50th and sends the same bytes to the other
+        10 in a second transaction: that is a new message, not a retry of the first."""
+        recipients = [f"r{i}@example.net" for i in range(60)]
+        data = mail(Message_ID="<sixty@app.example>").as_bytes()
+        with connect(gateway) as client:
+            client.login(smtp_server.token, smtp_server.token)
+            pending = recipients
+            ids = []
+            while pending:
+                client.mail("sender@example.com")
+                accepted = [r for r in pending if client.rcpt(r)[0] == 250]
+                code, text = client.data(data)
+                assert code == 250
+                ids.append(text.split()[-1])
+                pending = pending[len(accepted) :]
+        assert len(ids) == 2
+        assert ids[0] != ids[1]
+        stored = outbound(clean_live_api, smtp_server)
+        assert sorted(r for m in stored for r in m["Recipients"]) == sorted(recipients)
+
+    def test_two_messages_reusing_a_message_id_are_both_stored(
+        self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str
+    ) -> None:
+        with connect(gateway) as client:
+            client.login(smtp_server.token, smtp_server.token)
+            first = mail(Message_ID="<same@app.example>")
+            second = mail(Message_ID="<same@app.example>")
+            second.replace_header("Subject", "Another message")
+            assert client.send_message(first, to_addrs=["to@example.net"]) == {}
+            assert client.send_message(second, to_addrs=["to@example.net"]) == {}
+        assert sorted(m["Subject"] for m in outbound(clean_live_api, smtp_server)) == ["Another message", "Hello over SMTP"]
+
+    def test_bcc_only_mail_goes_to_the_envelope(self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str) -> None:
+        """`To: undisclosed-recipients:;` is what mail programs write when every recipient is in Bcc."""
+        with connect(gateway) as client:
+            client.login(smtp_server.token, smtp_server.token)
+            assert client.send_message(mail(to="undisclosed-recipients:;"), to_addrs=["a@example.net", "b@example.net"]) == {}
+        [stored] = outbound(clean_live_api, smtp_server)
+        assert stored["Status"] == "Queued"
+        assert sorted(stored["Recipients"]) == ["a@example.net", "b@example.net"]
+        assert httpx.get(f"{clean_live_api}/bounces?count=10&offset=0", headers=smtp_server.headers).json()["TotalCount"] == 0
+
+    def test_a_second_from_header_is_bounced(self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str) -> None:
+        """Only one From could be checked against the sender signatures; a reader may show the other."""
+        data = b"From: sender@example.com\r\nFrom: ceo@victim.example\r\nTo: to@example.net\r\nSubject: Pay\r\n\r\nPay now\r\n"
+        with connect(gateway) as client:
+            client.login(smtp_server.token, smtp_server.token)
+            client.sendmail("sender@example.com", ["to@example.net"], data)
+        [bounce] = httpx.get(f"{clean_live_api}/bounces?count=10&offset=0&type=SMTPApiError", headers=smtp_server.headers).json()["Bounces"]
+        assert "more than one 'From' header" in bounce["Details"]
+        [stored] = outbound(clean_live_api, smtp_server)
+        assert stored["Status"] == "Processed"
+
     def test_from_without_signature_is_accepted_then_bounced(
         self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str
     ) -> None:

@@ -71,6 +71,20 @@ class TestSendEmail:
         assert details.json()["HtmlBody"].strip() == "<p>Hello there</p>"
         assert sorted(details.json()["Recipients"]) == ["cc@example.net", "hidden@example.net", "receiver@example.net"]
 
+    async def test_group_syntax_names_nobody_and_bcc_carries_the_message(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        sent = await client.post("/email", json=message(To="undisclosed-recipients:;", Bcc="hidden@example.net"), headers=server.headers)
+        assert sent.status_code == 200, sent.text
+        dump = await client.get(f"/messages/outbound/{sent.json()['MessageID']}/dump", headers=server.headers)
+        parsed = email.message_from_string(dump.json()["Body"], policy=policy.default)
+        assert parsed["To"] == "undisclosed-recipients:;"
+        details = await client.get(f"/messages/outbound/{sent.json()['MessageID']}/details", headers=server.headers)
+        assert details.json()["Recipients"] == ["hidden@example.net"]
+
+    async def test_group_syntax_alone_is_zero_recipients(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        sent = await client.post("/email", json=message(To="undisclosed-recipients:;"), headers=server.headers)
+        assert sent.status_code == 422
+        assert sent.json() == {"ErrorCode": 300, "Message": "Zero recipients specified."}
+
     async def test_custom_message_id_header_is_kept(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         sent = await client.post(
             "/email", json=message(Headers=[{"Name": "Message-ID", "Value": "<mine@example.com>"}]), headers=server.headers
