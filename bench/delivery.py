@@ -142,9 +142,8 @@ def _latency(*, database_url: str, api_url: str, sink_port: int, server_id: int,
 
 def _webhooks(*, database_url: str, sink_port: int, server_id: int, count: int, timeout: float) -> Row:
     port = free_port()
-    receiver = start("receiver", ["-m", "bench.receiver", str(port)], {})
+    receiver = start("receiver", ["-m", "bench.receiver", str(port)], {}, port=port)
     try:
-        time.sleep(0.5)
         sql(
             database_url,
             "INSERT INTO webhook_deliveries (server_id, record_type, url, http_auth_username, http_auth_password, http_headers, payload, status, attempts, next_attempt_at, last_error) "
@@ -202,13 +201,12 @@ def run(*, database_url: str, quick: bool) -> list[Row]:
         {"DATABASE_URL": database_url, "ACCOUNT_TOKEN": ACCOUNT, "API_PORT": str(api_port), "API_WORKERS": "1"},
         health_url=f"http://127.0.0.1:{api_port}/health",
     )
-    sink = start("sink", ["-m", "bench.sink", str(sink_port)], {})
+    sink = start("sink", ["-m", "bench.sink", str(sink_port)], {}, port=sink_port)
     api_url = f"http://127.0.0.1:{api_port}"
     count = 200 if quick else 10_000
     timeout = 60 if quick else 300
     rows: list[Row] = []
     try:
-        time.sleep(0.5)
         for workers in (1, 2):
             server_id, token = _server(api_url)
             rows.append(

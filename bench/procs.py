@@ -48,24 +48,34 @@ class Service:
                 self.process.kill()
 
 
-def start(name: str, args: Sequence[str], env: dict[str, str], *, health_url: str | None = None, timeout: float = 60) -> Service:
+def _ready(health_url: str | None, port: int | None) -> bool:
+    if health_url:
+        try:
+            return httpx.get(health_url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+    if port:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+    return True
+
+
+def start(
+    name: str, args: Sequence[str], env: dict[str, str], *, health_url: str | None = None, port: int | None = None, timeout: float = 60
+) -> Service:
+    """Start a process and wait until it answers: its health URL, or a connection to `port`."""
     log = open(ROOT / "bench" / f".{name}.log", "wb")  # noqa: SIM115 - kept open for the process' lifetime
     process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     service = Service(name=name, process=process, url=health_url.rsplit("/", 1)[0] if health_url else "")
-    if health_url:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see bench/.{name}.log")
-            try:
-                if httpx.get(health_url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                service.stop()
-                raise TimeoutError(f"{name} did not become healthy")
-            time.sleep(0.1)
+    deadline = time.monotonic() + timeout
+    while not _ready(health_url, port):
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}; see bench/.{name}.log")
+        if time.monotonic() > deadline:
+            service.stop()
+            raise TimeoutError(f"{name} did not become ready")
+        time.sleep(0.1)
     return service
 
 

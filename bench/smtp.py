@@ -106,9 +106,10 @@ def run(*, database_url: str, quick: bool) -> list[Row]:
             json={"FromEmail": "bench@bench.example", "Name": "Bench"},
             headers={"X-Postmark-Account-Token": account},
         )
-        gateway = start("smtp", ["-m", "smtp_service"], {"SMTP_PORT": str(smtp_port), "API_URL": f"http://127.0.0.1:{api_port}"})
+        gateway = start(
+            "smtp", ["-m", "smtp_service"], {"SMTP_PORT": str(smtp_port), "API_URL": f"http://127.0.0.1:{api_port}"}, port=smtp_port
+        )
         try:
-            asyncio.run(asyncio.sleep(1.0))
             for concurrency, reuse in cases:
                 groups = {
                     "api": [api.tree()[0]],
@@ -127,9 +128,8 @@ def run(*, database_url: str, quick: bool) -> list[Row]:
             gateway.stop()
     finally:
         api.stop()
-    noop = start("noop-smtp", ["-m", "bench.noop_smtp", str(noop_port)], {})
+    noop = start("noop-smtp", ["-m", "bench.noop_smtp", str(noop_port)], {}, port=noop_port)
     try:
-        asyncio.run(asyncio.sleep(0.5))
         for row, (concurrency, reuse) in zip(rows, cases, strict=True):
             result = asyncio.run(_load(port=noop_port, token="same", concurrency=concurrency, seconds=seconds, total=total, reuse=reuse))
             row.ceiling_rate = result.rate
