@@ -166,7 +166,7 @@ class TestDnsResolver:
     )
     def test_host_and_port(self, value: str, server: str, port: int) -> None:
         resolver = dns_resolver(value)
-        assert [str(ip_address(s)) for s in resolver.nameservers] == [server]
+        assert [str(ip_address(str(s))) for s in resolver.nameservers] == [server]
         assert resolver.port == port
 
     @pytest.mark.parametrize("value", ["dns.example", "127.0.0.1:0", "127.0.0.1:dns", "[::1]5353"])
