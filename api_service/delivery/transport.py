@@ -206,14 +206,6 @@ class NoRoute(Exception):
         self.reply = reply
 
 
-class _NextAddress(Exception):
-    """This address failed before the transaction began: try the next one."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(f"{reply.code} {reply.message}")
-        self.reply = reply
-
-
 class _TlsFailed(Exception):
     """The server offered STARTTLS and the handshake failed."""
 
@@ -398,8 +390,6 @@ class Transport:
             log.warning("STARTTLS with %s [%s] failed (%s); retrying without TLS", host, ip, exc.__cause__)
             client.close()
             return await self._try_address(host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, tls=False)
-        except _NextAddress as exc:
-            return exc.reply
         except aiosmtplib.SMTPResponseException as exc:
             reply = _reply(exc)
             if exc.code >= 500:  # a 5xx greeting, EHLO or MAIL: this server has spoken for everyone
@@ -439,18 +429,13 @@ class Transport:
     async def _transaction(
         self, client: aiosmtplib.SMTP, *, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt
     ) -> None:
-        """MAIL (a 4xx moves on, a 5xx decides: both raised), then RCPTs and DATA, which decide here."""
+        """MAIL (its error is raised: the caller moves on after a 4xx), then RCPTs and DATA, which decide here."""
         smtputf8 = client.supports_extension("smtputf8")
         sendable = [r for r in recipients if smtputf8 or not r.utf8]
         unsendable = [r for r in recipients if r.utf8 and not smtputf8]
         needs_utf8 = any(r.utf8 for r in sendable)
         if sendable:
-            try:
-                await client.mail(sender, options=["SMTPUTF8"] if needs_utf8 else None)
-            except aiosmtplib.SMTPResponseException as exc:
-                if exc.code < 500:
-                    raise _NextAddress(_reply(exc)) from None
-                raise
+            await client.mail(sender, options=["SMTPUTF8"] if needs_utf8 else None)
         # RFC 6531 §3.2: without SMTPUTF8 a non-ASCII mailbox cannot be sent (and has no ASCII form).
         for rcpt in unsendable:
             attempt.replies[rcpt.address] = Reply(
