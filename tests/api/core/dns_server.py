@@ -72,9 +72,11 @@ def dns_server() -> Iterator[tuple[Zone, str]]:
     """A running server and its `host:port`, for DNS_RESOLVER."""
     zone = Zone()
     server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger(logf=lambda *_: None))
-    server.start_thread()
+    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
     try:
         yield zone, f"127.0.0.1:{server.server.server_address[1]}"
     finally:
-        server.stop()
+        server.server.shutdown()
         server.server.server_close()
+        thread.join()

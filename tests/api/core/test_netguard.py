@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api_service.core.netguard import IPAddress, IPNetwork, dns_resolver, is_public, parse_networks
+from api_service.core.netguard import (
+    AddressRefused,
+    HostNotFound,
+    IPAddress,
+    IPNetwork,
+    LookupFailed,
+    dns_resolver,
+    is_public,
+    parse_networks,
+    resolve_public,
+)
+from tests.api.core.dns_server import Zone, dns_server
 
 ipv4s = st.integers(min_value=0, max_value=2**32 - 1).map(IPv4Address)
 ipv6s = st.integers(min_value=0, max_value=2**128 - 1).map(IPv6Address)
@@ -173,3 +185,52 @@ class TestDnsResolver:
     def test_bad_value_is_refused(self, value: str) -> None:
         with pytest.raises(ValueError, match="DNS_RESOLVER"):
             dns_resolver(value)
+
+
+@pytest.fixture
+def zone() -> Iterator[tuple[Zone, str]]:
+    with dns_server() as running:
+        yield running
+
+
+@pytest.mark.asyncio
+class TestResolvePublic:
+    async def test_only_permitted_addresses_ipv4_first(self, zone: tuple[Zone, str]) -> None:
+        zone[0].aaaa("hook.example.net", "2606:4700::1111", "fd00::1")
+        zone[0].a("hook.example.net", "10.0.0.1", "93.184.216.34")
+        got = await resolve_public("hook.example.net", 443, allowed=[], resolver=dns_resolver(zone[1]))
+        assert got == ["93.184.216.34", "2606:4700::1111"]
+
+    async def test_every_address_refused_names_them(self, zone: tuple[Zone, str]) -> None:
+        zone[0].a("metadata.example.net", "169.254.169.254")
+        zone[0].aaaa("metadata.example.net", "::ffff:169.254.169.254")
+        with pytest.raises(AddressRefused) as refused:
+            await resolve_public("metadata.example.net", 80, allowed=[], resolver=dns_resolver(zone[1]))
+        assert refused.value.addresses == ["169.254.169.254", "::ffff:169.254.169.254"]
+
+    async def test_allow_list_opens_a_network(self, zone: tuple[Zone, str]) -> None:
+        zone[0].a("lan.example.net", "10.0.0.7", "192.168.0.7")
+        got = await resolve_public("lan.example.net", 80, allowed=parse_networks("10.0.0.0/8"), resolver=dns_resolver(zone[1]))
+        assert got == ["10.0.0.7"]
+
+    async def test_nxdomain_and_no_address_are_not_found(self, zone: tuple[Zone, str]) -> None:
+        zone[0].exists("empty.example.net")
+        for host in ("gone.example.net", "empty.example.net"):
+            with pytest.raises(HostNotFound):
+                await resolve_public(host, 80, allowed=[], resolver=dns_resolver(zone[1]))
+
+    async def test_servfail_is_a_temporary_failure(self, zone: tuple[Zone, str]) -> None:
+        zone[0].fail("broken.example.net")
+        with pytest.raises(LookupFailed):
+            await resolve_public("broken.example.net", 80, allowed=[], resolver=dns_resolver(zone[1]))
+
+    async def test_ip_literal_is_checked_without_a_lookup(self, zone: tuple[Zone, str]) -> None:
+        assert await resolve_public("[2606:4700::1111]", 80, allowed=[], resolver=dns_resolver(zone[1])) == ["2606:4700::1111"]
+        with pytest.raises(AddressRefused):
+            await resolve_public("127.0.0.1", 80, allowed=[], resolver=dns_resolver(zone[1]))
+        assert zone[0].queries == []
+
+    async def test_system_resolver_reads_the_hosts_file(self) -> None:
+        with pytest.raises(AddressRefused):
+            await resolve_public("localhost", 80, allowed=[], resolver=None)
+        assert "127.0.0.1" in await resolve_public("localhost", 80, allowed=parse_networks("127.0.0.0/8"), resolver=None)
