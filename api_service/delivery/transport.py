@@ -471,7 +471,7 @@ def transport_from_settings(settings: Settings, *, helo: str) -> Transport:
         helo=helo,
         timeout=settings.delivery_timeout_seconds,
         pool_size=settings.delivery_concurrency,
-        resolver=dns_resolver(settings.dns_resolver),
+        resolver=dns_resolver(settings.dns_resolver) if settings.dns_resolver.strip() else None,  # None: the system's, when first needed
         mx_allowed=parse_networks(settings.mx_allowed_networks),
         deadline=settings.delivery_deadline_seconds,
     )
