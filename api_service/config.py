@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api_service.core.netguard import dns_resolver, parse_networks
 
 
 class Settings(BaseSettings):
@@ -33,6 +35,16 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(default=20, description="Messages a worker delivers at once")
     delivery_batch_size: int = 100
     delivery_timeout_seconds: float = 60
+    delivery_deadline_seconds: float = Field(
+        default=240, description="Longest one delivery may take over all MX hosts and addresses; keep it below the lease"
+    )
+    mx_allowed_networks: str = Field(
+        default="", description="Comma-separated CIDRs an MX may resolve to although not public (loopback, LAN); empty: public only"
+    )
+    webhook_allowed_networks: str = Field(
+        default="", description="Comma-separated CIDRs a webhook URL may resolve to although not public; empty: public only"
+    )
+    dns_resolver: str = Field(default="", description="host[:port] of the DNS server for MX and address lookups; empty: the system's")
     worker_poll_seconds: float = 0.5
     webhook_retry_schedule: str = Field(
         default="60,300,600,600,600,900,1800,3600,7200,21600", description="Seconds between webhook attempts"
@@ -42,6 +54,19 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     public_url: str = Field(default="", description="Base URL used for ServerLink")
+
+    @field_validator("mx_allowed_networks", "webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @field_validator("dns_resolver")
+    @classmethod
+    def _resolver(cls, value: str) -> str:
+        if value.strip():
+            dns_resolver(value)
+        return value
 
 
 @lru_cache

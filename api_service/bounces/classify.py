@@ -29,11 +29,13 @@ BY_ENHANCED: dict[tuple[int, int], BounceType] = {
     (1, 2): BounceType.HARD_BOUNCE,  # bad destination system
     (1, 3): BounceType.BAD_EMAIL_ADDRESS,  # bad mailbox syntax
     (1, 6): BounceType.ADDRESS_CHANGE,  # mailbox has moved
+    (1, 10): BounceType.HARD_BOUNCE,  # recipient domain has a null MX (RFC 7505)
     (2, 1): BounceType.SOFT_BOUNCE,  # mailbox disabled
     (2, 2): BounceType.SOFT_BOUNCE,  # mailbox full
     (2, 3): BounceType.SOFT_BOUNCE,  # message too long for mailbox
     (3, 4): BounceType.SOFT_BOUNCE,  # message too big for system
     (4, 4): BounceType.DNS_ERROR,  # unable to route
+    (6, 7): BounceType.HARD_BOUNCE,  # non-ASCII address, and the server has no SMTPUTF8 (RFC 6531)
     (7, 1): BounceType.BLOCKED,  # delivery not authorized
     (7, 26): BounceType.DMARC_POLICY,  # multiple authentication checks failed
 }

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
 import ssl
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 import dns.asyncresolver
 import dns.exception
+import dns.name
 import dns.resolver
+import idna
+
+from api_service.config import Settings
+from api_service.core.netguard import AddressRefused, HostNotFound, IPNetwork, LookupFailed, dns_resolver, parse_networks, resolve_public
+
+log = logging.getLogger("postgate.delivery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +97,7 @@ async def transaction(client: aiosmtplib.SMTP, *, sender: str, recipients: list[
     """MAIL, a RCPT per recipient, DATA. RCPT replies decide for one recipient, MAIL and DATA for all."""
     try:
         await client.mail(sender)
-        accepted = []
-        for rcpt in recipients:
-            try:
-                await client.rcpt(rcpt)
-                accepted.append(rcpt)
-            except aiosmtplib.SMTPResponseException as exc:
-                attempt.replies[rcpt] = _reply(exc)
-        if accepted:
-            response = await client.data(data)
-            for rcpt in accepted:
-                attempt.replies[rcpt] = Reply(response.code, " ".join(response.message.split()))
-        else:
-            await client.rset()
+        await recipients_and_data(client, recipients={r: r for r in recipients}, data=data, attempt=attempt)
     except aiosmtplib.SMTPResponseException as exc:
         for rcpt in recipients:
             attempt.replies.setdefault(rcpt, _reply(exc))
@@ -104,45 +105,30 @@ async def transaction(client: aiosmtplib.SMTP, *, sender: str, recipients: list[
             await client.rset()
 
 
+async def recipients_and_data(
+    client: aiosmtplib.SMTP, *, recipients: dict[str, str], data: bytes, attempt: Attempt, encoding: str = "ascii"
+) -> None:
+    """After an accepted MAIL: a RCPT per recipient (queued address → the address sent), then DATA.
+    Replies are keyed by the queued address; a failing DATA raises."""
+    accepted = []
+    for address, wire in recipients.items():
+        try:
+            await client.rcpt(wire, encoding=encoding)
+            accepted.append(address)
+        except aiosmtplib.SMTPResponseException as exc:
+            attempt.replies[address] = _reply(exc)
+    if accepted:
+        response = await client.data(data)
+        for address in accepted:
+            attempt.replies[address] = Reply(response.code, " ".join(response.message.split()))
+    else:
+        await client.rset()
+
+
 def connection_failed(attempt: Attempt, recipients: list[str], host: str, port: int, exc: BaseException) -> None:
     temporary = Reply(451, f"4.4.1 Connection problem with {host}:{port}: {type(exc).__name__} {exc}".strip())
     for rcpt in recipients:
         attempt.replies.setdefault(rcpt, temporary)
-
-
-async def send_via(
-    *,
-    host: str,
-    port: int,
-    helo: str,
-    sender: str,
-    recipients: list[str],
-    data: bytes,
-    command_timeout: float,
-    username: str | None = None,
-    password: str | None = None,
-    starttls: bool | None = None,
-) -> Attempt:
-    """One SMTP transaction on a connection of its own."""
-    attempt = Attempt(replies={}, server=host)
-    try:
-        client = await open_connection(
-            host=host, port=port, helo=helo, command_timeout=command_timeout, username=username, password=password, starttls=starttls
-        )
-    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-        connection_failed(attempt, recipients, host, port, exc)
-        return attempt
-    try:
-        peer = client.transport.get_extra_info("peername") if client.transport else None
-        attempt.ip = str(peer[0]) if peer else ""
-        await transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)
-        await client.quit()
-    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-        connection_failed(attempt, recipients, host, port, exc)
-    finally:
-        if client.is_connected:
-            client.close()
-    return attempt
 
 
 class RelayPool:
@@ -198,38 +184,294 @@ class RelayPool:
         self._idle.clear()
 
 
-async def mx_hosts(domain: str) -> list[str]:
-    """MX hosts by preference; the domain itself when it has none (RFC 5321 §5.1)."""
+# Direct delivery to each domain's MX (RFC 5321 §5.1, RFC 7505), guarded by netguard.
+
+SMTP_PORT = 25
+# RFC 5321 §4.2.4: a server that does not know EHLO answers 500 or 502; say HELO instead.
+EHLO_UNKNOWN = frozenset({500, 502})
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    address: str  # as queued: the key of Attempt.replies
+    wire: str  # as sent in RCPT TO: the domain in its IDNA (ASCII) form
+    utf8: bool  # the local part is not ASCII: needs the server's SMTPUTF8
+
+
+class NoRoute(Exception):
+    """No SMTP attempt can be made: every recipient gets `reply`."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(f"{reply.code} {reply.message}")
+        self.reply = reply
+
+
+class _TlsFailed(Exception):
+    """The server offered STARTTLS and the handshake failed."""
+
+
+def ascii_domain(domain: str) -> str:
+    """The domain as DNS and RCPT TO know it: IDNA 2008 A-labels (UTS #46 mapping) when it is not ASCII."""
+    if domain.isascii():
+        return domain.lower()
+    return idna.encode(domain, uts46=True).decode("ascii")
+
+
+def wire_recipient(address: str) -> Recipient:
+    """The queued address → what RCPT TO says. Raises ValueError for a domain IDNA cannot encode."""
+    local, _, domain = address.rpartition("@")
     try:
-        answer = await dns.asyncresolver.resolve(domain, "MX")
-        records = sorted(answer, key=lambda r: r.preference)
-        hosts = [str(r.exchange).rstrip(".") for r in records]
-        return [h for h in hosts if h] or []
-    except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
-        return [domain]
+        encoded = ascii_domain(domain)
+    except idna.IDNAError as exc:
+        raise ValueError(f"{domain!r} is not a valid internationalised domain name ({exc})") from None
+    return Recipient(address=address, wire=f"{local}@{encoded}", utf8=not local.isascii())
+
+
+async def mx_hosts(domain: str, *, resolver: dns.asyncresolver.Resolver) -> list[str]:
+    """MX hosts of an ASCII domain in the order to try: by preference, equal preferences in random order;
+    the domain itself when it has no MX (RFC 5321 §5.1). Raises NoRoute: NXDOMAIN and a null MX
+    (RFC 7505) permanently, SERVFAIL and timeouts temporarily."""
+    try:
+        name = dns.name.from_text(domain)
     except dns.exception.DNSException:
-        return []
+        raise NoRoute(Reply(550, f"5.1.2 {domain} is not a valid domain name")) from None
+    try:
+        answer = await resolver.resolve(name, "MX", search=False)
+    except dns.resolver.NXDOMAIN:
+        raise NoRoute(Reply(550, f"5.1.2 Domain {domain} does not exist (NXDOMAIN)")) from None
+    except dns.resolver.NoAnswer:
+        return [domain]
+    except dns.exception.DNSException as exc:
+        raise NoRoute(Reply(451, f"4.4.3 DNS lookup of the MX of {domain} failed ({type(exc).__name__}); will retry")) from None
+    by_preference: dict[int, list[str]] = defaultdict(list)
+    for record in answer:
+        # A "." exchange among real ones breaks RFC 7505; the real ones are still worth trying.
+        if record.exchange != dns.name.root:
+            by_preference[record.preference].append(record.exchange.to_text(omit_final_dot=True).lower())
+    if not by_preference:
+        raise NoRoute(Reply(556, f"5.1.10 {domain} accepts no mail (null MX, RFC 7505)"))
+    hosts: list[str] = []
+    for preference in sorted(by_preference):
+        group = by_preference[preference]
+        random.shuffle(group)  # RFC 5321 §5.1: spread the load over equal preferences
+        hosts.extend(group)
+    return list(dict.fromkeys(hosts))
+
+
+def _opportunistic_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    # Opportunistic TLS (RFC 3207 without DANE/MTA-STS): most MX certificates would not verify for
+    # the name we hold, and refusing them would only push the message back to plain text.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class Transport:
-    def __init__(self, *, relay: Relay | None, helo: str, timeout: float, pool_size: int = 20) -> None:
+    def __init__(
+        self,
+        *,
+        relay: Relay | None,
+        helo: str,
+        timeout: float,
+        pool_size: int = 20,
+        resolver: dns.asyncresolver.Resolver | None = None,
+        mx_allowed: Sequence[IPNetwork] = (),
+        deadline: float | None = None,
+    ) -> None:
         self.relay = relay
         self.pool = RelayPool(relay, helo=helo, command_timeout=timeout, size=pool_size) if relay is not None else None
         self.helo = helo
         self.timeout = timeout
+        self._resolver = resolver
+        self.mx_allowed = list(mx_allowed)
+        self.deadline = deadline if deadline is not None else 4 * timeout
+
+    @property
+    def resolver(self) -> dns.asyncresolver.Resolver:
+        if self._resolver is None:  # the system's DNS servers, read when first needed
+            self._resolver = dns_resolver("")
+        return self._resolver
 
     async def send(self, *, sender: str, domain: str, recipients: list[str], data: bytes) -> Attempt:
+        """Deliver to the relay, or to `domain`'s MX; every recipient gets a reply in the Attempt."""
         if self.pool is not None:
             return await self.pool.send(sender=sender, recipients=recipients, data=data)
-        hosts = await mx_hosts(domain)
-        if not hosts:
-            return Attempt(replies={r: Reply(451, f"4.4.3 DNS lookup for {domain} failed") for r in recipients})
         attempt = Attempt(replies={})
-        for host in hosts:
-            attempt = await send_via(
-                host=host, port=25, helo=self.helo, sender=sender, recipients=recipients, data=data, command_timeout=self.timeout
-            )
-            # Only a connection-level failure (every reply 451 from us) moves on to the next MX.
-            if not all(reply.message.startswith("4.4.1") for reply in attempt.replies.values()):
-                break
+        try:
+            async with asyncio.timeout(self.deadline):
+                await self._send_mx(sender=sender, domain=domain, recipients=recipients, data=data, attempt=attempt)
+        except TimeoutError:
+            late = Reply(451, f"4.4.7 Delivery to {domain} took longer than {self.deadline:g} s; will retry")
+            for rcpt in recipients:
+                attempt.replies.setdefault(rcpt, late)
         return attempt
+
+    async def _send_mx(self, *, sender: str, domain: str, recipients: list[str], data: bytes, attempt: Attempt) -> None:
+        todo: list[Recipient] = []
+        for address in recipients:
+            try:
+                todo.append(wire_recipient(address))
+            except ValueError as exc:
+                attempt.replies[address] = Reply(553, f"5.1.3 {exc}")
+        if not todo:
+            return
+        failure: Reply | None
+        try:
+            target = ascii_domain(domain)
+            hosts = await mx_hosts(target, resolver=self.resolver)
+        except idna.IDNAError as exc:
+            hosts, failure = [], Reply(553, f"5.1.3 {domain!r} is not a valid internationalised domain name ({exc})")
+        except NoRoute as exc:
+            hosts, failure = [], exc.reply
+        else:
+            failure = await self._deliver_to_hosts(hosts, domain=target, sender=sender, recipients=todo, data=data, attempt=attempt)
+        if failure is not None:
+            for rcpt in todo:
+                attempt.replies.setdefault(rcpt.address, failure)
+
+    async def _deliver_to_hosts(
+        self, hosts: list[str], *, domain: str, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt
+    ) -> Reply | None:
+        """Each host in turn, each of its addresses in turn, until one decides (None); else the reply for all."""
+        temporary: Reply | None = None
+        missing: list[str] = []
+        refused: list[str] = []
+        for host in hosts:
+            try:
+                addresses = await resolve_public(host, SMTP_PORT, allowed=self.mx_allowed, resolver=self.resolver)
+            except HostNotFound:
+                missing.append(host)
+                continue
+            except AddressRefused as exc:
+                log.warning("not connecting to MX %s of %s: %s", host, domain, exc)
+                refused.append(f"{host} [{', '.join(exc.addresses)}]")
+                continue
+            except LookupFailed as exc:
+                temporary = Reply(451, f"4.4.3 DNS lookup of {host} failed ({exc.detail}); will retry")
+                continue
+            for ip in addresses:
+                attempt.server, attempt.ip = host, ip
+                reply = await self._try_address(host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt)
+                if reply is None:
+                    return None
+                log.info("MX %s [%s] for %s: %s %s; trying the next address", host, ip, domain, reply.code, reply.message)
+                temporary = reply
+        # Any server that might come back, or any lookup that might succeed later, makes it temporary.
+        if temporary is not None:
+            return temporary
+        if refused:
+            return Reply(550, f"5.4.4 Refusing to deliver to non-public addresses: {'; '.join(refused)} (see MX_ALLOWED_NETWORKS)")
+        if hosts == [domain]:
+            return Reply(550, f"5.1.2 Domain {domain} has no MX and no address record")
+        return Reply(550, f"5.4.4 No MX host of {domain} has an address: {', '.join(missing)}")
+
+    async def _try_address(
+        self, *, host: str, ip: str, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt, tls: bool = True
+    ) -> Reply | None:
+        """One connection. None: this server decided (replies in `attempt`); a Reply: try the next address.
+
+        A connection failure, a timeout or a 4xx before MAIL was accepted moves on; a 5xx decides.
+        """
+        client = aiosmtplib.SMTP(
+            hostname=ip, port=SMTP_PORT, timeout=self.timeout, local_hostname=self.helo, start_tls=False, use_tls=False
+        )
+        try:
+            await self._hello(client, host=host, tls=tls)
+            await self._transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)
+            with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
+                await client.quit()
+            return None
+        except _TlsFailed as exc:
+            # Many MTAs (Postfix at security level "may", Exim) retry in plain text after a failed
+            # handshake, and so do we: opportunistic TLS protects only against passive listening, an
+            # active attacker can strip STARTTLS anyway; refusing would only lose mail to servers
+            # with a broken TLS set-up. Once per address, so this cannot loop.
+            log.warning("STARTTLS with %s [%s] failed (%s); retrying without TLS", host, ip, exc.__cause__)
+            client.close()
+            return await self._try_address(host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, tls=False)
+        except aiosmtplib.SMTPResponseException as exc:
+            reply = _reply(exc)
+            if exc.code >= 500:  # a 5xx greeting, EHLO or MAIL: this server has spoken for everyone
+                for rcpt in recipients:
+                    attempt.replies.setdefault(rcpt.address, reply)
+                return None
+            return reply
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            return Reply(451, f"4.4.1 Connection problem with {host} [{ip}]:{SMTP_PORT}: {type(exc).__name__} {exc}".strip())
+        finally:
+            if client.is_connected:
+                client.close()
+
+    async def _hello(self, client: aiosmtplib.SMTP, *, host: str, tls: bool) -> None:
+        """Connect, greeting, EHLO (HELO when EHLO is unknown), opportunistic STARTTLS and EHLO again."""
+        await client.connect()
+        await self._ehlo(client)
+        if tls and client.supports_extension("starttls"):
+            try:
+                await client.starttls(server_hostname=host, tls_context=_opportunistic_tls())
+            except aiosmtplib.SMTPResponseException as exc:
+                log.info("%s refused STARTTLS (%s %s); going on in plain text", host, exc.code, exc.message)
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+                raise _TlsFailed from exc
+            else:
+                await self._ehlo(client)
+
+    @staticmethod
+    async def _ehlo(client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError as exc:
+            if exc.code not in EHLO_UNKNOWN:
+                raise
+            await client.helo()
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, *, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt
+    ) -> None:
+        """MAIL (its error is raised: the caller moves on after a 4xx), then RCPTs and DATA, which decide here."""
+        smtputf8 = client.supports_extension("smtputf8")
+        sendable = [r for r in recipients if smtputf8 or not r.utf8]
+        unsendable = [r for r in recipients if r.utf8 and not smtputf8]
+        needs_utf8 = any(r.utf8 for r in sendable)
+        if sendable:
+            await client.mail(sender, options=["SMTPUTF8"] if needs_utf8 else None)
+        # RFC 6531 §3.2: without SMTPUTF8 a non-ASCII mailbox cannot be sent (and has no ASCII form).
+        for rcpt in unsendable:
+            attempt.replies[rcpt.address] = Reply(
+                553, f"5.6.7 {attempt.server} does not offer SMTPUTF8, which the non-ASCII mailbox {rcpt.address} needs"
+            )
+        if not sendable:
+            return
+        try:
+            await recipients_and_data(
+                client,
+                recipients={r.address: r.wire for r in sendable},
+                data=data,
+                attempt=attempt,
+                encoding="utf-8" if needs_utf8 else "ascii",
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            for rcpt in sendable:
+                attempt.replies.setdefault(rcpt.address, _reply(exc))
+            if exc.code >= 500:
+                with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
+                    await client.rset()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            # After MAIL was accepted this server decides; a message possibly half-sent is not sent again elsewhere now.
+            broken = Reply(451, f"4.4.2 Connection with {attempt.server} [{attempt.ip}] lost: {type(exc).__name__} {exc}".strip())
+            for rcpt in sendable:
+                attempt.replies.setdefault(rcpt.address, broken)
+
+
+def transport_from_settings(settings: Settings, *, helo: str) -> Transport:
+    """The worker's Transport: relay or MX, the DNS server and the MX allow-list from settings."""
+    return Transport(
+        relay=parse_relay(settings.outbound_relay),
+        helo=helo,
+        timeout=settings.delivery_timeout_seconds,
+        pool_size=settings.delivery_concurrency,
+        resolver=dns_resolver(settings.dns_resolver) if settings.dns_resolver.strip() else None,  # None: the system's, when first needed
+        mx_allowed=parse_networks(settings.mx_allowed_networks),
+        deadline=settings.delivery_deadline_seconds,
+    )

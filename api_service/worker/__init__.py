@@ -19,7 +19,7 @@ import httpx
 from api_service.config import Settings, get_settings
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
-from api_service.delivery.transport import Transport, parse_relay
+from api_service.delivery.transport import transport_from_settings
 from api_service.webhooks.tasks import schedule, send_due
 
 log = logging.getLogger("postgate.worker")
@@ -40,12 +40,7 @@ async def _loop(name: str, step: Callable[[], Awaitable[int]], *, stop: asyncio.
 async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     engine = create_engine(settings.database_url, pool_size=max(5, settings.delivery_concurrency), max_overflow=5)
     sessionmaker = create_sessionmaker(engine)
-    transport = Transport(
-        relay=parse_relay(settings.outbound_relay),
-        helo=settings.helo_name or socket.getfqdn(),
-        timeout=settings.delivery_timeout_seconds,
-        pool_size=settings.delivery_concurrency,
-    )
+    transport = transport_from_settings(settings, helo=settings.helo_name or socket.getfqdn())
     retry = schedule(settings.webhook_retry_schedule)
     try:
         async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=True, max_redirects=10) as client:

@@ -35,6 +35,11 @@ def fixture(name: str) -> bytes:
         (550, "No such user here", Outcome.BOUNCE, BounceType.HARD_BOUNCE),
         (552, "Message size exceeds fixed limit", Outcome.BOUNCE, BounceType.SOFT_BOUNCE),
         (554, "Transaction failed", Outcome.BOUNCE, BounceType.UNKNOWN),
+        (550, "5.1.2 Domain example.invalid does not exist (NXDOMAIN)", Outcome.BOUNCE, BounceType.HARD_BOUNCE),
+        (556, "5.1.10 example.net accepts no mail (null MX, RFC 7505)", Outcome.BOUNCE, BounceType.HARD_BOUNCE),
+        (553, "5.6.7 mx.example.net does not offer SMTPUTF8", Outcome.BOUNCE, BounceType.HARD_BOUNCE),
+        (550, "5.4.4 Refusing to deliver to non-public addresses", Outcome.BOUNCE, BounceType.DNS_ERROR),
+        (451, "4.4.3 DNS lookup of the MX of example.net failed (NoNameservers); will retry", Outcome.RETRY, None),
     ],
 )
 def test_classify(code: int, text: str, outcome: Outcome, bounce_type: BounceType | None) -> None:

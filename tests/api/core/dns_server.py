@@ -1,0 +1,82 @@
+"""A DNS server of the tests' own on loopback (dnslib over UDP), answering from a dict.
+
+Unknown names get NXDOMAIN, known names without a record of the asked type an empty NOERROR
+answer, names marked `fail` SERVFAIL. Every question is logged in `queries`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+from typing import Any
+
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+
+@dataclass
+class Zone(BaseResolver):  # type: ignore[misc]
+    records: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    failing: set[str] = field(default_factory=set)
+    queries: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def mx(self, domain: str, *exchanges: tuple[int, str]) -> None:
+        for preference, host in exchanges:
+            self._add(domain, QTYPE.MX, MX(host, preference))
+
+    def null_mx(self, domain: str) -> None:
+        self._add(domain, QTYPE.MX, MX(".", 0))
+
+    def a(self, name: str, *ips: str) -> None:
+        for ip in ips:
+            self._add(name, QTYPE.A, A(ip))
+
+    def aaaa(self, name: str, *ips: str) -> None:
+        for ip in ips:
+            self._add(name, QTYPE.AAAA, AAAA(list(IPv6Address(ip).packed)))
+
+    def exists(self, name: str) -> None:
+        """The name exists, with neither MX nor address."""
+        self._add(name, QTYPE.TXT, TXT("v=spf1 -all"))
+
+    def fail(self, name: str) -> None:
+        self.failing.add(name.lower())
+
+    def _add(self, name: str, rtype: int, rdata: Any) -> None:
+        with self.lock:
+            self.records[name.lower()].append(RR(name, rtype, rdata=rdata, ttl=60))
+
+    def resolve(self, request: Any, handler: Any) -> Any:
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".").lower()
+        with self.lock:
+            self.queries.append((name, QTYPE[request.q.qtype]))
+            if name in self.failing:
+                reply.header.rcode = RCODE.SERVFAIL
+            elif name not in self.records:
+                reply.header.rcode = RCODE.NXDOMAIN
+            else:
+                for record in self.records[name]:
+                    if record.rtype == request.q.qtype:
+                        reply.add_answer(record)
+        return reply
+
+
+@contextmanager
+def dns_server() -> Iterator[tuple[Zone, str]]:
+    """A running server and its `host:port`, for DNS_RESOLVER."""
+    zone = Zone()
+    server = DNSServer(zone, address="127.0.0.1", port=0, logger=DNSLogger(logf=lambda *_: None))
+    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield zone, f"127.0.0.1:{server.server.server_address[1]}"
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+        thread.join()
