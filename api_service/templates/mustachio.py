@@ -202,6 +202,7 @@ class _Parsed:
 
 
 _BRACE = re.compile(r"[{}]")
+_NOT_OPEN_BRACE = re.compile(r"[^{]")
 
 
 class _Parser:
@@ -330,9 +331,8 @@ def _parse(source: str) -> _Parsed:
     n = len(source)
     pos = text_from = 0
     while (start := source.find("{{", pos)) >= 0:
-        run_end = start + 2
-        while run_end < n and source[run_end] == "{":
-            run_end += 1
+        after = _NOT_OPEN_BRACE.search(source, start + 2)
+        run_end = after.start() if after else n
         braces = min(run_end - start, 3)
         match = _BRACE.search(source, run_end)
         end = match.start() if match else n
