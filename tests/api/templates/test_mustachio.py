@@ -195,7 +195,10 @@ class TestMustachioSemantics:
     def test_a_brace_right_before_a_tag_makes_it_a_triple_tag(self) -> None:
         assert render("{ {{name}}", {"name": "<b>"}) == "{ &lt;b&gt;"
         assert render("{{{name}}}", {"name": "<b>"}) == "<b>"
-        assert validate("{{#a}}{{{/a}}}")[0].message == "The path '/a' is not valid. Please see documentation for examples of valid paths."
+        assert [e.message for e in validate("{{#a}}{{{/a}}}")] == [
+            "A scope block to the following path was opened but not closed: 'a', please close it using the appropriate syntax.",
+            "The path '/a' is not valid. Please see documentation for examples of valid paths.",
+        ]
 
     def test_whitespace_inside_braces_is_ignored(self) -> None:
         model = {"a": {"b": "<x>"}, "list": [1]}
