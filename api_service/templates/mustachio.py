@@ -628,7 +628,11 @@ def suggested_model(*sources: str) -> dict[str, object]:
 
 
 def content_placeholder_count(source: str) -> int:
-    """How many `{{{ @content }}}` placeholders a layout has (Postmark requires exactly one). Never raises."""
+    """How many `{{{ @content }}}` placeholders a template has, even an invalid one. Never raises.
+
+    Postmark requires exactly one in a Layout's HtmlBody and TextBody (ErrorCode 1131). `validate` accepts the
+    placeholder in any template; a Standard template that has one is for the caller to refuse.
+    """
     return _parse(source).placeholders
 
 

@@ -185,6 +185,10 @@ class TestMustachioSemantics:
     def test_values_print_as_dotnet_prints_them(self, value: object, printed: str) -> None:
         assert render("You've won {{times_won}} times!", {"times_won": value}) == f"You've won {printed} times!"
 
+    def test_an_integer_too_long_to_print_prints_nothing(self) -> None:
+        # Past Python's int-to-text limit (4300 digits), where str() raises; no JSON number is that long.
+        assert render("[{{n}}]", {"n": 10**5000}) == "[]"
+
     @pytest.mark.parametrize(
         ("source", "expected"),
         [("{{{{name}}", "{{Mike"), ("{{{name}}", "{Mike"), ("{{name}}}", "Mike}"), ("{{name}}}}", "Mike}}")],
