@@ -10,20 +10,21 @@ is all of it. So this module is a small scanner plus a tree walker, written from
 tested behaviour (github wildbit/mustachio: Tokenizer.cs, ContextObject.cs, InferredTemplateModel.cs and their
 xunit fixtures) and Postmark's help article "Template Syntax" (postmarkapp.com/support/article/1077-template-syntax).
 
-Safety. The scanner is one left-to-right pass with `str.find` (no backtracking regular expression): linear in
-the size of the source. Sections may nest `MAX_DEPTH` deep (deeper is a syntax error), so rendering and model
-inference recurse a bounded number of times; a template with a syntax error is never rendered. `validate`
-returns at most `MAX_ERRORS` errors; the inferred model is at most `MAX_MODEL_DEPTH` objects deep.
+Safety. The scanner is one left-to-right pass with `str.find` and one-character-class searches (nothing that
+backtracks): linear in the size of the source. Sections may nest `MAX_DEPTH` deep (deeper is a syntax error),
+so rendering and model inference recurse a bounded number of times; a template with a syntax error is never
+rendered. `validate` returns at most `MAX_ERRORS` errors; the inferred model is at most `MAX_MODEL_DEPTH`
+objects deep. `compile_template` caches its last 256 templates by source, for batches that share one.
 
 The language, as Mustachio implements it:
 - `{{ path }}` prints a value, HTML-encoded when the body is HTML (`render(..., html=True)`), untouched in text
   bodies and subjects. `{{{ path }}}` and `{{& path }}` never encode. Whitespace inside the braces is ignored,
   but a sigil (`# ^ / & !`) must follow the braces directly, as in Mustachio.
 - Encoding is .NET's `HttpUtility.HtmlEncode`, which Mustachio calls: `< > & " '` become `&lt; &gt; &amp;
-  &quot; &#39;`, U+00A0..U+00FF and characters outside the BMP become decimal references (`&#233;`). So quotes
-  are escaped (unlike nothing, like `html.escape`, but `'` is `&#39;`, not `&#x27;`).
-- Values print as .NET prints them: `true` → `True`, `false` → `False`, `3.0` → `3`, `1e15` → `1E+15`; `null`,
-  a missing key, an object or a list print nothing.
+  &quot; &#39;`, U+00A0..U+00FF and characters outside the BMP become decimal references (`&#233;`), a lone
+  surrogate becomes U+FFFD. Quotes are escaped, as by `html.escape`, but `'` is spelt `&#39;`, not `&#x27;`.
+- Values print as .NET prints them (Mustachio's fixture: `false` → `False`): `true` → `True`, `3.0` → `3`,
+  `1e15` → `1E+15`, `1e-5` → `1E-05`; `null`, a missing key, an object or a list print nothing.
 - Paths: `a.b.c`; `.` (and, as an extension Postmark's own help pages use, `this`) is the current value;
   `../` climbs one scope and may repeat (`../../x`); climbing above the root stays at the root. A name is looked
   up in the current scope only (Mustachio's ContextObject does not search outer scopes: use `../`). Valid path
@@ -43,9 +44,13 @@ The language, as Mustachio implements it:
 - `{{{ @content }}}` is the layout placeholder (`render_in_layout`); `{{{ pm:unsubscribe }}}` is kept in the
   output as written, for the unsubscribe step that replaces it per recipient.
 
-Where this is stricter than Mustachio, which treats such text as literal: a `{{` that never reaches a `}}`
-(`{{name`, `{{ name }`), an empty tag (`{{}}`, `{{ }}`, `{{#}}`), and sections nested deeper than `MAX_DEPTH`
-are errors. Error positions are 1-based; the column counts UTF-16 code units, as .NET and browsers do.
+Where this differs from Mustachio. Stricter, where Mustachio lets the text through as literal: a `{{` that never
+reaches a `}}` (`{{name`, `{{ name }`), an empty tag (`{{}}`, `{{ }}`, `{{#}}`), and sections nested deeper than
+`MAX_DEPTH` are errors. More lenient: `{{#each_item}}` is a section (Mustachio rejects any tag that starts with
+`{{#each` without a space after it), and `{{/ each }}` may have spaces. A mismatched close names both tags after
+Mustachio's sentence. Model inference counts an `each` element as a scope level, as rendering does (Mustachio's
+inference does not, so it places `../../x` inside an `each` one level too high). Error positions are 1-based,
+the column counted in UTF-16 code units, as .NET and browsers count.
 """
 
 from __future__ import annotations

@@ -224,6 +224,9 @@ class TestMustachioSemantics:
     def test_each_over_a_value_that_is_not_a_list_renders_nothing(self, value: object) -> None:
         assert render("{{#each x}}item{{/each}}", {"x": value}) == ""
 
+    def test_a_name_starting_with_each_is_a_plain_section(self) -> None:
+        assert render("{{#each_item}}{{x}}{{/each_item}}", {"each_item": {"x": 1}}) == "1"
+
     def test_names_are_case_sensitive(self) -> None:
         assert render("{{Name}}|{{name}}", {"name": "n"}) == "|n"
 
@@ -405,6 +408,12 @@ class TestSuggestedModel:
 
     def test_section_and_each_on_the_same_list(self) -> None:
         assert suggested_model("{{#items}}{{#each .}}{{title}}{{/each}}{{/items}}") == {"items": [{"title": "title_Value"}]}
+
+    def test_reaching_up_from_an_each_is_inferred_where_rendering_looks(self) -> None:
+        source = "{{#each shop.items}}[{{.}} from {{../../title}}]{{/each}}"
+        model = suggested_model(source)
+        assert model == {"shop": {"items": ["items_1", "items_2", "items_3"], "title": "title_Value"}}
+        assert render(source, model) == "".join(f"[items_{i} from title_Value]" for i in (1, 2, 3))
 
     def test_parts_with_syntax_errors_add_nothing(self) -> None:
         assert suggested_model("{{#a}}{{b}}", "{{c}}") == {"c": "c_Value"}
