@@ -36,7 +36,7 @@ The language, as Mustachio implements it:
   `{{#items}}{{#each .}}…{{/each}}{{/items}}`. `{{#each x}}…{{/each}}` renders the body once per element of a
   list, with the element as the scope and the list as its parent (so the model root is `../../` from inside a
   top-level `each`, as in Postmark's "reach up" example). `{{#each}}` over a value that is not a list renders
-  nothing here (Mustachio throws at render time; a send must not fail on the model's shape).
+  nothing by default; Mustachio throws there, which `render(..., strict=True)` reproduces.
 - `{{^x}}…{{/x}}` renders its body when `x` is false, with the (missing) `x` as the scope: use `../name` inside
   it to reach the enclosing scope, as Mustachio's own test does. `{{#x}}yes{{^x}}no{{/x}}` is Mustachio's "else".
 - `{{! comment }}` prints nothing. Tags on a line of their own keep their line break (no Mustache
@@ -79,6 +79,7 @@ NOT_CLOSED = "A scope block to the following path was opened but not closed: '{p
 INVALID_PATH = "The path '{path}' is not valid. Please see documentation for examples of valid paths."
 EMPTY_TAG = "This tag is empty: put a model path between the braces, for example '{{ name }}'."
 UNCLOSED_TAG = "This tag is not closed: '{{' needs a matching '}}', and a tag cannot contain '{' or '}'."
+EACH_NOT_A_LIST = "'{path}' is used like an array by the template, but is a scalar value or object in your model."
 TOO_DEEP = f"Sections are nested more than {MAX_DEPTH} levels deep."
 CONTENT_NEEDS_THREE_BRACES = "The layout placeholder is written with three braces: '{{{ @content }}}'."
 
@@ -93,6 +94,10 @@ class TemplateSyntaxError(Exception):
         self.line = first.line
         self.character = first.character
         self.errors = errors
+
+
+class TemplateRenderError(Exception):
+    """Only from `render(..., strict=True)`: the model's shape does not fit the template (Mustachio's message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,7 @@ class _Value:
 class _Block:
     kind: BlockKind
     path: Path
+    name: str
     children: list[_Node] = field(default_factory=list)
 
 
@@ -275,7 +281,7 @@ class _Parser:
             self._out().append(_Value(self._path(name, index), escape))
 
     def _push(self, kind: BlockKind, name: str, index: int, path: Path) -> None:
-        block = _Block(kind, path)
+        block = _Block(kind, path, name)
         if len(self.stack) >= MAX_DEPTH:
             # Reported, and kept off the tree so that the tree stays shallow whatever the input.
             self.error(index, TOO_DEEP)
@@ -473,7 +479,7 @@ def _resolve(scope: _Scope, path: Path) -> _Scope:
     return scope
 
 
-def _render(nodes: list[_Node], scope: _Scope, out: list[str], html: bool, content: str | None) -> None:
+def _render(nodes: list[_Node], scope: _Scope, out: list[str], html: bool, content: str | None, strict: bool) -> None:
     for node in nodes:
         if isinstance(node, _Text):
             out.append(node.text)
@@ -488,9 +494,11 @@ def _render(nodes: list[_Node], scope: _Scope, out: list[str], html: bool, conte
                 items = found.value
                 if isinstance(items, list | tuple):
                     for item in items:
-                        _render(node.children, _Scope(item, found), out, html, content)
+                        _render(node.children, _Scope(item, found), out, html, content, strict)
+                elif strict and is_truthy(items):
+                    raise TemplateRenderError(EACH_NOT_A_LIST.format(path=node.name))
             elif is_truthy(found.value) == (node.kind is BlockKind.SECTION):  # an inverted block wants false
-                _render(node.children, found, out, html, content)
+                _render(node.children, found, out, html, content, strict)
         elif content is not None:
             out.append(content)
 
@@ -578,14 +586,16 @@ class Template:
         self._nodes = nodes
         self.content_placeholders = content_placeholders
 
-    def render(self, model: object, *, html: bool) -> str:
-        """Fill the template from a JSON-shaped model (dict, list, str, int, float, bool, None). Never raises.
+    def render(self, model: object, *, html: bool, strict: bool = False) -> str:
+        """Fill the template from a JSON-shaped model (dict, list, str, int, float, bool, None); never raises unless strict.
 
         `html=True` for an HtmlBody (`{{ x }}` is HTML-encoded), False for a TextBody or a Subject. A layout
-        placeholder renders as nothing here; use `render_in_layout`.
+        placeholder renders as nothing here; use `render_in_layout`. `strict=True` raises TemplateRenderError
+        where Mustachio throws, `{{#each x}}` over an `x` that is true but not a list (Postmark then bounces the
+        message as TemplateRenderingFailed); by default such a block renders nothing.
         """
         out: list[str] = []
-        _render(self._nodes, _Scope(model, None), out, html, None)
+        _render(self._nodes, _Scope(model, None), out, html, None, strict)
         return "".join(out)
 
     def variables(self, into: ModelShape | None = None) -> ModelShape:
@@ -594,9 +604,9 @@ class Template:
         _infer(self._nodes, root)
         return root
 
-    def _render_with_content(self, model: object, *, html: bool, content: str) -> str:
+    def _render_with_content(self, model: object, *, html: bool, content: str, strict: bool) -> str:
         out: list[str] = []
-        _render(self._nodes, _Scope(model, None), out, html, content)
+        _render(self._nodes, _Scope(model, None), out, html, content, strict)
         return "".join(out)
 
 
@@ -641,9 +651,10 @@ def content_placeholder_count(source: str) -> int:
     return _parse(source).placeholders
 
 
-def render_in_layout(layout: Template, *, content: str, model: object, html: bool) -> str:
+def render_in_layout(layout: Template, *, content: str, model: object, html: bool, strict: bool = False) -> str:
     """Render a layout with `content` (an already rendered Standard template) in place of `{{{ @content }}}`.
 
     The content is inserted as it is, not encoded again; the layout itself is rendered against the same model.
+    `strict` as in `Template.render`.
     """
-    return layout._render_with_content(model, html=html, content=content)
+    return layout._render_with_content(model, html=html, content=content, strict=strict)

@@ -21,6 +21,7 @@ from api_service.templates.mustachio import (
     MAX_MODEL_DEPTH,
     TOO_DEEP,
     UNCLOSED_TAG,
+    TemplateRenderError,
     TemplateSyntaxError,
     ValidationError,
     compile_template,
@@ -223,6 +224,18 @@ class TestMustachioSemantics:
     @pytest.mark.parametrize("value", [{"k": "v"}, "text", 5, True])
     def test_each_over_a_value_that_is_not_a_list_renders_nothing(self, value: object) -> None:
         assert render("{{#each x}}item{{/each}}", {"x": value}) == ""
+
+    @pytest.mark.parametrize("value", [{"k": "v"}, "text", 5, True])
+    def test_strict_rendering_raises_where_mustachio_throws(self, value: object) -> None:
+        template = compile_template("{{#each a.x}}item{{/each}}")
+        with pytest.raises(TemplateRenderError, match=r"^'a\.x' is used like an array by the template"):
+            template.render({"a": {"x": value}}, html=True, strict=True)
+        with pytest.raises(TemplateRenderError):
+            render_in_layout(template, content="", model={"a": {"x": value}}, html=False, strict=True)
+
+    @pytest.mark.parametrize("value", [None, False, 0, "", {}, [], ["item"]])
+    def test_strict_rendering_accepts_lists_and_false_values(self, value: object) -> None:
+        assert compile_template("{{#each x}}{{.}}{{/each}}").render({"x": value}, html=True, strict=True) in ("", "item")
 
     def test_a_name_starting_with_each_is_a_plain_section(self) -> None:
         assert render("{{#each_item}}{{x}}{{/each_item}}", {"each_item": {"x": 1}}) == "1"
