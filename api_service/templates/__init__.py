@@ -1,0 +1,1 @@
+"""Postmark templates: the Mustachio engine and CSS inlining, as pure functions."""
