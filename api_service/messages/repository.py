@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,3 +64,10 @@ async def get_message(*, session: AsyncSession, server_id: int, message_id: uuid
 async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[MessageEvent]:
     stmt = select(MessageEvent).where(MessageEvent.message_id == message_id).order_by(MessageEvent.created_at, MessageEvent.id)
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def count_per_day(*, session: AsyncSession, server_id: int, since: datetime) -> dict[date, int]:
+    """Messages accepted per UTC day since `since` (days without any are absent)."""
+    day = func.date(func.timezone("UTC", Message.created_at))
+    stmt = select(day, func.count()).where(Message.server_id == server_id, Message.created_at >= since).group_by(day)
+    return {d: int(c) for d, c in (await session.execute(stmt)).all()}

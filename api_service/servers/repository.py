@@ -62,3 +62,8 @@ async def delete_server(*, session: AsyncSession, server: Server) -> None:
 async def get_stream(*, session: AsyncSession, server_id: int, stream_id: str) -> MessageStream | None:
     stmt = select(MessageStream).where(MessageStream.server_id == server_id, MessageStream.stream_id == stream_id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_streams(*, session: AsyncSession, server_id: int) -> list[MessageStream]:
+    stmt = select(MessageStream).where(MessageStream.server_id == server_id).order_by(MessageStream.created_at, MessageStream.stream_id)
+    return list((await session.execute(stmt)).scalars().all())

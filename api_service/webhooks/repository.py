@@ -34,3 +34,25 @@ async def enqueue(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
         now = datetime.now(UTC)
         await session.execute(insert(WebhookDelivery), [{"next_attempt_at": now, "status": "pending", **row} for row in rows])
+
+
+async def add_webhook(*, session: AsyncSession, hook: Webhook) -> Webhook:
+    session.add(hook)
+    await session.flush()
+    return hook
+
+
+async def delete_webhook(*, session: AsyncSession, hook: Webhook) -> None:
+    await session.delete(hook)
+    await session.flush()
+
+
+async def recent_deliveries(*, session: AsyncSession, server_id: int, url: str, limit: int) -> list[WebhookDelivery]:
+    """The newest outbox rows POSTed (or to be POSTed) to a URL, newest first."""
+    stmt = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.server_id == server_id, WebhookDelivery.url == url)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
