@@ -1,9 +1,10 @@
-"""`/docs` (Swagger UI) and `/redoc` served entirely from Postgate, so they work offline.
+"""`/docs` (Swagger UI) served entirely from Postgate, so it works offline.
 
-FastAPI's default pages load their script and CSS from a CDN and stay blank without internet.
-The assets come from the `fastapi-offline` package (a maintained wheel that ships Swagger UI and
-ReDoc) and are mounted under /docs-static; the pages are FastAPI's own HTML pointed at them. Each
-page's CSP allows only this host, and its one inline script by hash.
+FastAPI's default page loads its script and CSS from a CDN and stays blank without internet.
+The assets come from the `fastapi-offline` package (a maintained wheel that ships Swagger UI) and
+are mounted under /docs-static; the page is FastAPI's own HTML pointed at them. Its CSP allows
+only this host, and its one inline script by hash. ReDoc is not served: its bundle fetches its
+logo from cdn.redoc.ly, and no page of Postgate may reach another host.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -26,7 +27,7 @@ INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
 def docs_csp(html: str) -> str:
-    """Only this host; the page's inline scripts by SHA-256; styles inline too (ReDoc injects them)."""
+    """Only this host; the page's inline scripts by SHA-256; inline styles (Swagger UI sets some)."""
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'" for body in INLINE_SCRIPT.findall(html)
     )
@@ -44,7 +45,7 @@ def _page(response: HTMLResponse) -> Callable[[], HTMLResponse]:
 
 
 def install_docs(app: FastAPI) -> None:
-    """Mount the assets and add /docs, /docs/oauth2-redirect and /redoc (the app is built with docs_url=None)."""
+    """Mount the assets and add /docs and /docs/oauth2-redirect (the app is built with docs_url=None)."""
     app.mount(DOCS_STATIC, StaticFiles(directory=ASSETS_DIR), name="docs-static")
     openapi_url = app.openapi_url or "/openapi.json"
     redirect_url = "/docs/oauth2-redirect"
@@ -60,15 +61,6 @@ def install_docs(app: FastAPI) -> None:
             swagger_ui_parameters={"validatorUrl": None},
         )
     )
-    redoc = _page(
-        get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
-            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
-            with_google_fonts=False,
-        )
-    )
     oauth_redirect = _page(get_swagger_ui_oauth2_redirect_html())
 
     @app.get("/docs", include_in_schema=False)
@@ -78,7 +70,3 @@ def install_docs(app: FastAPI) -> None:
     @app.get(redirect_url, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
         return oauth_redirect()
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc_ui() -> HTMLResponse:
-        return redoc()

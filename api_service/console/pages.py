@@ -37,7 +37,7 @@ CONSOLE_CSP = (
     "frame-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
 )
 # Paths whose responses get the headers below; the docs pages set their own CSP (see docs.py).
-GUARDED_PREFIXES = (PREFIX, "/docs", "/redoc")
+GUARDED_PREFIXES = (PREFIX, "/docs")
 BASE_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "same-origin",
