@@ -1194,6 +1194,8 @@ async def delete_sender(signature_id: EntityId, session: Session, form: CheckedF
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-async def not_found(rest: str) -> Response:
+async def not_found(request: Request, rest: str) -> Response:
     """Anything else under /console: the console's 404 page, not the API's JSON."""
+    if rest == "" and request.method == "GET":
+        return redirect(f"{PREFIX}/servers")
     raise StarletteHTTPException(404)

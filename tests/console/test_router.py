@@ -499,6 +499,7 @@ class TestErrorsAndHeaders:
         assert "There is no such page in the console." in response.text
         api = await console.client.get("/no/such/page")
         assert api.json()["ErrorCode"] == 404
+        assert (await console.get("/console/")).headers["location"] == "/console/servers"
 
     async def test_unexpected_error_is_a_readable_500_without_a_traceback(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
         from api_service.servers import repository as servers_repository
