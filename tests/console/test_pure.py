@@ -17,6 +17,8 @@ from api_service.console import service
 from api_service.console.charts import BOTTOM, HEIGHT, TOP, WIDTH, Series, bar_chart, layout, nice_ceiling
 from api_service.console.docs import docs_csp
 from api_service.console.router import FORMULA_START, csv_cell, parse_addresses, parse_headers, safe_next, suppressions_csv
+from api_service.errors import PostmarkError
+from api_service.webhooks import service as webhooks_service
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -141,3 +143,16 @@ class TestDocsCsp:
         script_src = csp.split("script-src ", 1)[1].split(";", 1)[0]
         # echo -n 'const a = 1;' | openssl dgst -sha256 -binary | base64
         assert script_src == "'self' 'sha256-zv0N0Hv6Zw9+C4JbNy52ozAX+zm+quOk2wp0IZa7md8='"
+
+
+class TestWebhookSamples:
+    @pytest.mark.parametrize("trigger", webhooks_service.TEST_TRIGGERS)
+    def test_each_test_event_has_its_record_type(self, trigger: str) -> None:
+        payload = webhooks_service.sample_payload(trigger=trigger, server_id=7, stream="outbound")
+        assert payload["RecordType"] == trigger
+        assert payload["ServerID"] == 7
+        assert payload["MessageStream"] == "outbound"
+
+    def test_unknown_trigger_is_refused(self) -> None:
+        with pytest.raises(PostmarkError):
+            webhooks_service.sample_payload(trigger="Open", server_id=7, stream="outbound")
