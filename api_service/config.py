@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     public_url: str = Field(default="", description="Base URL used for ServerLink")
+    # Shown on the console's SMTP connection card; the gateway itself reads the same variables.
+    smtp_extra_ports: str = Field(default="", description="More SMTP ports, comma-separated, as the gateway's SMTP_EXTRA_PORTS")
+    smtp_tls_cert: str = Field(default="", description="Set when the gateway offers STARTTLS")
+    smtp_tls_port: int = Field(default=0, description="The gateway's implicit-TLS port (0: none)")
+    console_session_hours: float = Field(default=12, description="A console sign-in lasts this long")
+    console_failures_per_user: int = Field(default=10, description="Failed console sign-ins per user name in the window before refusing")
+    console_failures_per_ip: int = Field(default=50, description="Failed console sign-ins per client IP in the window before refusing")
+    console_failure_window_seconds: float = 900
 
     @field_validator("mx_allowed_networks", "webhook_allowed_networks")
     @classmethod

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api_service.bounces.router import router as bounces_router
 from api_service.config import Settings, get_settings
+from api_service.console.mount import install_console
 from api_service.core.errors import install_error_handlers
 from api_service.core.wire import PostmarkWireMiddleware
 from api_service.db import create_engine, create_sessionmaker
@@ -47,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by the console package from local assets; FastAPI's own pages load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -64,4 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         suppressions_router,
     ):
         app.include_router(router)
+    install_console(app)
     return app

@@ -26,6 +26,13 @@ BODY_LIMITS: dict[str, int] = {
 }
 DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The web console is HTML with form posts: its paths keep their case and its bodies need not be
+# JSON. The body size limit still applies.
+EXEMPT_PREFIX = "/console"
+
+
+def is_exempt(path: str) -> bool:
+    return path == EXEMPT_PREFIX or path.startswith(EXEMPT_PREFIX + "/")
 
 
 class BodyTooLarge(HTTPException):
@@ -84,8 +91,10 @@ class PostmarkWireMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = normalise_path(scope["path"])
-        scope = dict(scope, path=path, raw_path=path.encode(), query_string=normalise_query(scope.get("query_string", b"")))
+        exempt = is_exempt(scope["path"])
+        path = scope["path"] if exempt else normalise_path(scope["path"])
+        if not exempt:
+            scope = dict(scope, path=path, raw_path=path.encode(), query_string=normalise_query(scope.get("query_string", b"")))
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -100,7 +109,7 @@ class PostmarkWireMiddleware:
             return
         has_body = (length is None and b"transfer-encoding" in headers) or (length is not None and length not in (b"0", b""))
         content_type = headers.get(b"content-type", b"").lower()
-        if has_body and b"json" not in content_type:
+        if has_body and not exempt and b"json" not in content_type:
             await send_error(
                 send,
                 415,

@@ -76,6 +76,7 @@ def supervise(children: list[tuple[str, subprocess.Popen[bytes]]], *, api: str, 
     print(
         f"postgate: API {api}  docs {api}/docs  SMTP {env.get('SMTP_HOST', '127.0.0.1')}:{env.get('SMTP_PORT', '2525')}\n"
         f"postgate: account token {env['ACCOUNT_TOKEN']}  (header X-Postmark-Account-Token)\n"
+        f"postgate: console {api}/console  (user admin, password: the account token)\n"
         "postgate: Ctrl-C stops everything",
         flush=True,
     )

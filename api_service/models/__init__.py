@@ -2,6 +2,9 @@
 
 from api_service.models.base import Base
 from api_service.models.bounce import Bounce
+from api_service.models.console_session import ConsoleSession
+from api_service.models.console_sign_in_failure import ConsoleSignInFailure
+from api_service.models.console_user import ConsoleUser
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
 from api_service.models.message import Message, MessageSource
@@ -18,6 +21,9 @@ from api_service.models.webhook_delivery import WebhookDelivery, WebhookDelivery
 __all__ = [
     "Base",
     "Bounce",
+    "ConsoleSession",
+    "ConsoleSignInFailure",
+    "ConsoleUser",
     "Domain",
     "IdempotencyKey",
     "Message",

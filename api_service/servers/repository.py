@@ -72,3 +72,8 @@ async def get_stream(*, session: AsyncSession, server_id: int, stream_id: str) -
 async def get_servers(*, session: AsyncSession, ids: set[int]) -> dict[int, Server]:
     rows = (await session.execute(select(Server).where(Server.id.in_(ids)))).scalars().all()
     return {s.id: s for s in rows}
+
+
+async def list_streams(*, session: AsyncSession, server_id: int) -> list[MessageStream]:
+    stmt = select(MessageStream).where(MessageStream.server_id == server_id).order_by(MessageStream.created_at, MessageStream.stream_id)
+    return list((await session.execute(stmt)).scalars().all())

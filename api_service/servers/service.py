@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound, PostmarkError
-from api_service.models import Server
+from api_service.models import MessageStream, Server
 from api_service.servers import repository
 from api_service.servers.cache import SERVER_SNAPSHOTS, ServerSnapshot
 from api_service.servers.tokens import new_token, token_digest
@@ -185,3 +185,7 @@ async def list_servers(*, session: AsyncSession, count: int, offset: int, name: 
 async def token_hints(*, session: AsyncSession, server_ids: list[int]) -> dict[int, list[str]]:
     """The last characters of each server's tokens, for showing them masked."""
     return await repository.token_hints(session=session, server_ids=server_ids)
+
+
+async def list_streams(*, session: AsyncSession, server_id: int) -> list[MessageStream]:
+    return await repository.list_streams(session=session, server_id=server_id)

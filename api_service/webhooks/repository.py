@@ -86,3 +86,14 @@ async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) 
 
 async def record_attempt(*, session: AsyncSession, delivery_id: int, values: dict[str, Any]) -> None:
     await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
+
+
+async def recent_deliveries(*, session: AsyncSession, server_id: int, url: str, limit: int) -> list[WebhookDelivery]:
+    """The newest outbox rows POSTed (or to be POSTed) to a URL, newest first."""
+    stmt = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.server_id == server_id, WebhookDelivery.url == url)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())

@@ -52,11 +52,13 @@ async def get_webhook(webhook_id: EntityId, server: CurrentServer, session: Sess
 @router.put("/webhooks/{webhook_id}", response_model=Webhook, responses=ERRORS)
 async def edit_webhook(webhook_id: EntityId, server: CurrentServer, session: Session, data: Annotated[WebhookWrite, Body()]) -> Webhook:
     """Edit a webhook; Triggers are merged into the current ones."""
-    return to_wire(await service.edit_webhook(session=session, server_id=server.id, webhook_id=webhook_id, data=data))
+    hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
+    return to_wire(await service.edit_webhook(session=session, hook=hook, data=data))
 
 
 @router.delete("/webhooks/{webhook_id}", response_model=ErrorResponse, responses=ERRORS)
 async def delete_webhook(webhook_id: EntityId, server: CurrentServer, session: Session) -> ErrorResponse:
     """Delete a webhook."""
-    await service.delete_webhook(session=session, server_id=server.id, webhook_id=webhook_id)
+    hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
+    await service.delete_webhook(session=session, hook=hook)
     return ErrorResponse(ErrorCode=0, Message=f"Webhook {webhook_id} removed.")

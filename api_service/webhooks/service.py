@@ -7,16 +7,26 @@ promised for something that was rolled back, nor lost when a process dies.
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound, PostmarkError
-from api_service.models import Bounce, Server, Webhook
+from api_service.models import Bounce, Server, Webhook, WebhookDelivery
 from api_service.servers import repository as servers_repository
 from api_service.servers.service import valid_hook_url
 from api_service.webhooks import payloads, repository
-from shared.constants import DEFAULT_MESSAGE_STREAM, BounceType, StreamType, WebhookTrigger
+from shared.constants import (
+    BOUNCE_TYPES,
+    DEFAULT_MESSAGE_STREAM,
+    BounceType,
+    StreamType,
+    SuppressionOrigin,
+    SuppressionReason,
+    WebhookTrigger,
+)
 from shared.schemas.webhooks import WebhookWrite
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -135,25 +145,90 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
     return await repository.add_webhook(session=session, hook=hook)
 
 
-async def edit_webhook(*, session: AsyncSession, server_id: int, webhook_id: int, data: WebhookWrite) -> Webhook:
-    hook = await get_webhook_or_raise(session=session, server_id=server_id, webhook_id=webhook_id)
+async def edit_webhook(*, session: AsyncSession, hook: Webhook, data: WebhookWrite) -> Webhook:
+    """Change the given fields; every value is checked before any is applied."""
     if data.MessageStream is not None and data.MessageStream.lower() != hook.message_stream:
         raise PostmarkError(1357, "The MessageStream of a webhook cannot be changed.")
-    if data.Url is not None:
-        hook.url = check_url(data.Url)
+    url = check_url(data.Url) if data.Url is not None else hook.url
+    headers = check_headers([h.model_dump() for h in data.HttpHeaders]) if data.HttpHeaders is not None else hook.http_headers
+    triggers = merge_triggers(hook.triggers, data.Triggers) if data.Triggers is not None else hook.triggers
+    hook.url, hook.http_headers, hook.triggers = url, headers, triggers
     if data.HttpAuth is not None:
         hook.http_auth_username, hook.http_auth_password = data.HttpAuth.Username or "", data.HttpAuth.Password or ""
-    if data.HttpHeaders is not None:
-        hook.http_headers = check_headers([h.model_dump() for h in data.HttpHeaders])
-    if data.Triggers is not None:
-        hook.triggers = merge_triggers(hook.triggers, data.Triggers)
     await session.flush()
     return hook
 
 
-async def delete_webhook(*, session: AsyncSession, server_id: int, webhook_id: int) -> None:
-    hook = await get_webhook_or_raise(session=session, server_id=server_id, webhook_id=webhook_id)
+async def delete_webhook(*, session: AsyncSession, hook: Webhook) -> None:
     await repository.delete_webhook(session=session, hook=hook)
+
+
+TEST_TRIGGERS = ("Bounce", "SpamComplaint", "Delivery", "SubscriptionChange")
+
+
+def sample_payload(*, trigger: str, server_id: int, stream: str) -> dict[str, Any]:
+    """A made-up event of the trigger's type, shaped exactly like a real one (built by the same functions)."""
+    now = datetime.now(UTC)
+    message_id = str(uuid.UUID(int=0))
+    if trigger in ("Bounce", "SpamComplaint"):
+        bounce_type = BounceType.SPAM_COMPLAINT if trigger == "SpamComplaint" else BounceType.HARD_BOUNCE
+        info = BOUNCE_TYPES[bounce_type]
+        sample = Bounce(
+            id=0,
+            server_id=server_id,
+            message_id=uuid.UUID(int=0),
+            message_stream=stream,
+            type=bounce_type.value,
+            type_code=info.code,
+            email="john@example.com",
+            from_email="sender@example.com",
+            subject="Test subject",
+            tag="Test",
+            details="Test bounce details",
+            inactive=info.deactivates,
+            can_activate=info.can_activate,
+            dump=None,
+            content=None,
+            bounced_at=now,
+        )
+        return payloads.bounce_payload(sample, metadata={"example": "value"}, include_content=False)
+    if trigger == "Delivery":
+        return payloads.delivery_payload(
+            server_id=server_id,
+            stream=stream,
+            message_id=message_id,
+            recipient="john@example.com",
+            tag="Test",
+            delivered_at=now,
+            details="Test delivery webhook details",
+            metadata={"example": "value"},
+        )
+    if trigger == "SubscriptionChange":
+        return payloads.subscription_change_payload(
+            server_id=server_id,
+            stream=stream,
+            message_id=message_id,
+            recipient="john@example.com",
+            changed_at=now,
+            origin=SuppressionOrigin.RECIPIENT.value,
+            suppress=True,
+            reason=SuppressionReason.HARD_BOUNCE.value,
+            tag="Test",
+            metadata={"example": "value"},
+        )
+    raise PostmarkError(1361, f"No test event for trigger '{trigger}'.")
+
+
+async def send_test(*, session: AsyncSession, server: Server, hook: Webhook, trigger: str) -> None:
+    """Queue a sample event for this webhook in the outbox; the worker POSTs it like any other."""
+    payload = sample_payload(trigger=trigger, server_id=server.id, stream=hook.message_stream)
+    await repository.enqueue(
+        session=session, rows=[_target(server_id=server.id, record_type=WebhookTrigger(trigger), url=hook.url, payload=payload, hook=hook)]
+    )
+
+
+async def recent_deliveries(*, session: AsyncSession, server_id: int, hook: Webhook, limit: int = 20) -> list[WebhookDelivery]:
+    return await repository.recent_deliveries(session=session, server_id=server_id, url=hook.url, limit=limit)
 
 
 async def list_webhooks(*, session: AsyncSession, server_id: int, stream: str | None) -> list[Webhook]:

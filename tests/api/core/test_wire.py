@@ -109,3 +109,28 @@ class TestFuzzRegressions:
         response = await client.get(path, headers=headers)
         assert response.status_code == 422
         assert set(response.json()) == {"ErrorCode", "Message"}
+
+
+class TestConsoleExemption:
+    """The console's form posts pass the wire middleware; the API's rules are unchanged."""
+
+    async def test_api_still_refuses_a_form_body_with_415(self, client: httpx.AsyncClient) -> None:
+        server = await sending_server(client)
+        response = await client.post("/email", data={"From": "sender@example.com"}, headers=server.headers)
+        assert response.status_code == 415
+        assert response.json()["ErrorCode"] == 409
+
+    async def test_api_paths_are_still_lower_cased(self, client: httpx.AsyncClient) -> None:
+        server = await sending_server(client)
+        assert (await client.get("/SERVER/", headers=server.headers)).status_code == 200
+
+    async def test_console_form_post_is_not_refused(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/console/sign-in", data={"username": "admin", "password": "x"})
+        assert response.status_code == 400  # the console's own answer: the form's CSRF token is missing
+        assert "text/html" in response.headers["content-type"]
+
+    async def test_console_body_size_limit_still_applies(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/console/sign-in", content=b"x", headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(10**9)}
+        )
+        assert response.status_code == 413

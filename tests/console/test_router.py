@@ -1,0 +1,536 @@
+"""The console's pages over the in-process app: sign-in, CSRF, every page, and that changes go
+through the domain services (the API sees them)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from api_service.bounces.service import record_bounce
+from api_service.config import Settings
+from api_service.console import cli
+from api_service.console import service as console_service
+from api_service.domains import service as domains_service
+from api_service.models import ConsoleSession, WebhookDelivery
+from api_service.webhooks.tasks import send_due
+from shared.constants import BounceType
+from tests.console.conftest import Console, csrf_of, sign_in, signed_in_console
+from tests.factories import ACCOUNT, ServerHandle, create_server, message, sending_server
+
+pytestmark = pytest.mark.asyncio
+
+SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options")
+
+
+async def send(client: httpx.AsyncClient, server: ServerHandle, **fields: Any) -> str:
+    response = await client.post("/email", json=message(**fields), headers=server.headers)
+    assert response.status_code == 200, response.text
+    message_id: str = response.json()["MessageID"]
+    return message_id
+
+
+async def add_bounce(app: FastAPI, server: ServerHandle, *, email: str, bounce_type: BounceType = BounceType.HARD_BOUNCE) -> int:
+    async with app.state.sessionmaker() as session, session.begin():
+        bounce = await record_bounce(
+            session=session, server_id=server.id, bounce_type=bounce_type, email=email, details="550 5.1.1 unknown"
+        )
+        return bounce.id
+
+
+class TestSignIn:
+    async def test_pages_redirect_to_sign_in_with_the_page_to_return_to(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/console/servers/1/activity?tag=x")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/console/sign-in?next=%2Fconsole%2Fservers%2F1%2Factivity%3Ftag%3Dx"
+
+    async def test_account_token_signs_in_as_admin_with_a_strict_cookie(self, client: httpx.AsyncClient) -> None:
+        response = await sign_in(client)
+        assert response.status_code == 303
+        cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("postgate_console="))
+        assert "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie
+        assert "Path=/console" in cookie
+        assert "Secure" not in cookie
+        page = await client.get("/console/servers")
+        assert page.status_code == 200
+        assert "Signed in as <strong>admin</strong>" in page.text
+
+    async def test_cookie_is_secure_over_https(self, app: FastAPI) -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://postgate.test") as client:
+            response = await sign_in(client)
+        cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("postgate_console="))
+        assert "Secure" in cookie
+
+    async def test_wrong_password_is_refused_then_throttled(self, client: httpx.AsyncClient, settings: Settings) -> None:
+        for _ in range(settings.console_failures_per_user):
+            refused = await sign_in(client, password="wrong")
+            assert refused.status_code == 401
+            assert "Wrong user name or password." in refused.text
+        throttled = await sign_in(client)  # even the right token, once the user name is throttled
+        assert throttled.status_code == 429
+        assert "Too many failed sign-ins" in throttled.text
+        assert int(throttled.headers["Retry-After"]) > 0
+
+    async def test_form_without_its_token_is_refused(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/console/sign-in", data={"username": "admin", "password": "test-account-token"})
+        assert response.status_code == 400
+        assert "postgate_console=" not in response.headers.get("set-cookie", "")
+
+    async def test_next_never_leaves_the_console(self, client: httpx.AsyncClient) -> None:
+        form = await client.get("/console/sign-in")
+        response = await client.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf_of(form.text), "username": "admin", "password": "test-account-token", "next": "//evil.example/x"},
+        )
+        assert response.headers["location"] == "/console/servers"
+
+    async def test_sign_out_ends_the_session_on_the_server(self, app: FastAPI, console: Console) -> None:
+        cookie = console.client.cookies["postgate_console"]
+        response = await console.post("/console/sign-out")
+        assert response.headers["location"] == "/console/sign-in?notice=signed-out"
+        console.client.cookies.set("postgate_console", cookie, path="/console")  # a copy kept by a thief
+        assert (await console.get("/console/servers")).status_code == 303
+        async with app.state.sessionmaker() as session:
+            assert (await session.execute(select(func.count()).select_from(ConsoleSession))).scalar_one() == 0
+
+    async def test_console_user_made_on_the_command_line_signs_in(
+        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        code = await asyncio.to_thread(
+            cli.main, ["create-user", "Alice"], read_password=lambda _: "correct horse battery", settings=settings
+        )
+        assert code == 0
+        console = await signed_in_console(client, "alice", "correct horse battery")
+        assert "Signed in as <strong>alice</strong>" in (await console.get("/console/servers")).text
+
+    async def test_new_password_ends_the_users_sessions(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        async with app.state.sessionmaker() as session, session.begin():
+            await console_service.create_user(session=session, username="bob", password="first password")
+        await signed_in_console(client, "bob", "first password")
+        async with app.state.sessionmaker() as session, session.begin():
+            await console_service.set_password(session=session, username="bob", password="second password")
+        assert (await client.get("/console/servers")).status_code == 303
+
+    async def test_cli_refuses_differing_passwords_and_the_admin_name(self, settings: Settings, app: FastAPI) -> None:
+        answers = iter(["one password", "another one"])
+        assert await asyncio.to_thread(cli.main, ["create-user", "carol"], read_password=lambda _: next(answers), settings=settings) == 1
+        assert await asyncio.to_thread(cli.main, ["create-user", "admin"], read_password=lambda _: "long enough pw", settings=settings) == 1
+
+
+class TestCsrf:
+    async def test_post_without_token_is_refused_and_changes_nothing(self, console: Console) -> None:
+        response = await console.client.post("/console/servers", data={"name": "Sneaky"})
+        assert response.status_code == 403
+        assert "text/html" in response.headers["content-type"]
+        assert "Sneaky" not in (await console.get("/console/servers")).text
+
+    async def test_post_with_another_sessions_token_is_refused(self, console: Console) -> None:
+        response = await console.client.post("/console/servers", data={"name": "Sneaky", "csrf_token": "x" * 43})
+        assert response.status_code == 403
+
+
+class TestServers:
+    async def test_created_server_token_is_shown_once_and_works_on_the_api(self, console: Console) -> None:
+        response = await console.post("/console/servers", {"name": "Production", "color": "blue", "delivery_type": "Live"})
+        assert response.status_code == 201
+        token = re.search(r'id="server-token">([^<]+)<', response.text)
+        assert token
+        api = await console.client.get("/server", headers={"X-Postmark-Server-Token": token.group(1)})
+        assert api.json()["Name"] == "Production"
+        assert api.json()["Color"] == "blue"
+        assert token.group(1) not in (await console.get("/console/servers")).text
+
+    async def test_refused_name_shows_the_reason_and_stores_nothing(self, console: Console) -> None:
+        await create_server(console.client, "Taken")
+        response = await console.post("/console/servers", {"name": "Taken", "color": "purple", "delivery_type": "Live"})
+        assert response.status_code == 422
+        assert "This server name already exists." in response.text
+        total = (await console.client.get("/servers?count=10&offset=0", headers=ACCOUNT)).json()["TotalCount"]
+        assert total == 1
+
+    async def test_colour_and_delete(self, console: Console) -> None:
+        server = await create_server(console.client, "Staging")
+        assert (await console.post(f"/console/servers/{server.id}/color", {"color": "green"})).status_code == 303
+        assert (await console.client.get("/server", headers=server.headers)).json()["Color"] == "green"
+        assert "Delete Staging?" in (await console.get(f"/console/servers/{server.id}/delete")).text
+        assert (await console.post(f"/console/servers/{server.id}/delete")).headers["location"] == "/console/servers?notice=server-deleted"
+        assert (await console.client.get("/server", headers=server.headers)).status_code == 401
+
+
+class TestActivity:
+    async def test_search_by_each_filter(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        await send(console.client, server, To="ann@example.net", Subject="Invoice 1", Tag="billing")
+        await send(console.client, server, To="bob@example.net", Subject="Welcome", Tag="onboarding")
+        url = f"/console/servers/{server.id}/activity"
+        assert "Invoice 1" in (await console.get(url, recipient="ann@")).text
+        assert "Invoice 1" not in (await console.get(url, recipient="bob@")).text
+        assert "Welcome" in (await console.get(url, subject="welc")).text
+        assert "Welcome" not in (await console.get(url, tag="billing")).text
+        assert "Welcome" in (await console.get(url, status="Queued", stream="outbound")).text
+        assert "No messages match" in (await console.get(url, status="Sent")).text
+        assert "No messages match" in (await console.get(url, fromdate="2001-01-01", todate="2001-01-02")).text
+
+    async def test_paging(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        for i in range(26):
+            await send(console.client, server, Subject=f"Number {i:02d}")
+        first = (await console.get(f"/console/servers/{server.id}/activity")).text
+        second = (await console.get(f"/console/servers/{server.id}/activity", page="2")).text
+        assert "Page 1 of 2" in first
+        assert "Number 25" in first
+        assert "Number 00" not in first
+        assert "Number 00" in second
+        assert 'hx-trigger="every 5s"' in first  # the first page refreshes itself
+        assert 'hx-trigger="every 5s"' not in second
+
+    async def test_bad_date_is_explained_not_a_500(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        response = await console.get(f"/console/servers/{server.id}/activity", fromdate="yesterday")
+        assert response.status_code == 422
+        assert "is not a valid date" in response.text
+
+    async def test_rows_partial_is_the_table_body_only(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        await send(console.client, server, Subject="Live one")
+        rows = await console.get(f"/console/servers/{server.id}/activity/rows", subject="Live")
+        assert rows.text.startswith('<tbody id="activity-rows"')
+        assert "Live one" in rows.text
+        assert "subject=Live" in rows.text
+
+
+class TestMessagePage:
+    async def test_page_escapes_the_message_and_frames_its_html_sandboxed(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        message_id = await send(
+            console.client,
+            server,
+            Subject="<script>alert(1)</script>",
+            HtmlBody="<p>Hi</p><script>alert(2)</script>",
+            TextBody="plain & simple",
+        )
+        page = await console.get(f"/console/servers/{server.id}/messages/{message_id}")
+        assert page.status_code == 200
+        assert "<script>alert(1)</script>" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+        assert "plain &amp; simple" in page.text
+        assert re.search(r"<iframe class=\"preview\" sandbox title=", page.text)
+        assert "<script>alert(2)" not in page.text  # the HTML body runs only in the frame; the raw source is escaped
+        assert "Queued" in page.text
+        frame = await console.get(f"/console/servers/{server.id}/messages/{message_id}/html")
+        csp = frame.headers["content-security-policy"]
+        assert "default-src 'none'" in csp
+        assert "sandbox" in csp
+        assert "script-src" not in csp
+        assert "https:" not in csp
+        assert frame.headers["x-frame-options"] == "SAMEORIGIN"
+        assert frame.headers["referrer-policy"] == "no-referrer"
+
+    async def test_remote_images_load_only_after_asking(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        message_id = await send(console.client, server, HtmlBody='<img src="https://tracker.example/pixel.gif">')
+        page = await console.get(f"/console/servers/{server.id}/messages/{message_id}")
+        assert "Load images" in page.text
+        assert "/html?images=1" not in page.text
+        loaded = await console.get(f"/console/servers/{server.id}/messages/{message_id}", images="1")
+        assert "/html?images=1" in loaded.text
+        frame = await console.get(f"/console/servers/{server.id}/messages/{message_id}/html", images="1")
+        assert "img-src data: cid: http: https:" in frame.headers["content-security-policy"]
+
+    async def test_headers_raw_source_and_download(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        message_id = await send(console.client, server, Subject="Grüße")
+        page = await console.get(f"/console/servers/{server.id}/messages/{message_id}")
+        assert "Grüße" in page.text
+        assert "Raw source" in page.text
+        raw = await console.get(f"/console/servers/{server.id}/messages/{message_id}/raw")
+        assert raw.headers["content-type"] == "message/rfc822"
+        assert b"Subject:" in raw.content
+
+    async def test_unknown_message_is_a_404_page(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        for message_id in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
+            response = await console.get(f"/console/servers/{server.id}/messages/{message_id}")
+            assert response.status_code == 404
+            assert "text/html" in response.headers["content-type"]
+
+
+class TestBounces:
+    async def test_reactivate_lifts_the_suppression_as_the_api_does(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        bounce_id = await add_bounce(app, server, email="gone@example.net")
+        page = await console.get(f"/console/servers/{server.id}/bounces", type="HardBounce")
+        assert "gone@example.net" in page.text
+        assert "Reactivate" in page.text
+        refused = await console.client.post("/email", json=message(To="gone@example.net"), headers=server.headers)
+        assert refused.json()["ErrorCode"] == 406
+        response = await console.post(f"/console/servers/{server.id}/bounces/{bounce_id}/activate")
+        assert response.headers["location"].endswith("?notice=reactivated")
+        bounce = (await console.client.get(f"/bounces/{bounce_id}", headers=server.headers)).json()
+        assert bounce["Inactive"] is False
+        assert (await console.client.post("/email", json=message(To="gone@example.net"), headers=server.headers)).status_code == 200
+
+    async def test_spam_complaint_cannot_be_reactivated(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        bounce_id = await add_bounce(app, server, email="angry@example.net", bounce_type=BounceType.SPAM_COMPLAINT)
+        response = await console.post(f"/console/servers/{server.id}/bounces/{bounce_id}/activate")
+        assert response.status_code == 422
+        assert "cannot be activated" in response.text
+
+    async def test_filter_by_type(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        await add_bounce(app, server, email="hard@example.net")
+        await add_bounce(app, server, email="late@example.net", bounce_type=BounceType.TRANSIENT)
+        page = (await console.get(f"/console/servers/{server.id}/bounces", type="Transient")).text
+        assert "late@example.net" in page
+        assert "hard@example.net" not in page
+
+
+class TestSuppressions:
+    async def test_add_export_and_remove(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/suppressions"
+        response = await console.post(url, {"stream": "outbound", "addresses": "a@example.net, b@example.net"})
+        assert response.headers["location"].endswith("notice=suppressed")
+        page = (await console.get(url)).text
+        assert "a@example.net" in page
+        assert "b@example.net" in page
+        exported = await console.get(f"/console/servers/{server.id}/suppressions.csv", stream="outbound")
+        assert exported.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        assert sorted(r["EmailAddress"] for r in rows) == ["a@example.net", "b@example.net"]
+        assert {r["SuppressionReason"] for r in rows} == {"ManualSuppression"}
+        await console.post(f"{url}/delete", {"stream": "outbound", "email": "a@example.net"})
+        dump = (await console.client.get("/message-streams/outbound/suppressions/dump", headers=server.headers)).json()
+        assert [s["EmailAddress"] for s in dump["Suppressions"]] == ["b@example.net"]
+
+    async def test_invalid_address_is_reported(self, console: Console) -> None:
+        server = await create_server(console.client)
+        response = await console.post(f"/console/servers/{server.id}/suppressions", {"stream": "outbound", "addresses": "not-an-address"})
+        assert response.status_code == 422
+        assert "An invalid email address was provided." in response.text
+
+    async def test_unknown_stream_is_a_404_page(self, console: Console) -> None:
+        server = await create_server(console.client)
+        response = await console.get(f"/console/servers/{server.id}/suppressions", stream="nope")
+        assert response.status_code == 404
+        assert "was not found" in response.text
+
+
+class TestStreams:
+    async def test_lists_the_servers_streams(self, console: Console) -> None:
+        server = await create_server(console.client)
+        page = (await console.get(f"/console/servers/{server.id}/streams")).text
+        for name in ("Default Transactional Stream", "Default Inbound Stream", "Default Broadcast Stream"):
+            assert name in page
+
+
+class TestWebhooks:
+    async def test_add_edit_test_event_and_its_delivery_status(self, app: FastAPI, console: Console) -> None:
+        server = await create_server(console.client)
+        added = await console.post(
+            f"/console/servers/{server.id}/webhooks",
+            {"stream": "outbound", "url": "https://hooks.example/pg", "trigger_Bounce": "on", "headers": "X-Team: mail"},
+        )
+        assert added.status_code == 303
+        hook_url = added.headers["location"].split("?")[0]
+        [hook] = (await console.client.get("/webhooks", headers=server.headers)).json()["Webhooks"]
+        assert hook["Triggers"]["Bounce"]["Enabled"] is True
+        assert hook["Triggers"]["Delivery"]["Enabled"] is False
+        assert hook["HttpHeaders"] == [{"Name": "X-Team", "Value": "mail"}]
+        await console.post(hook_url, {"url": "https://hooks.example/v2", "trigger_Delivery": "on"})
+        hook = (await console.client.get(f"/webhooks/{hook['ID']}", headers=server.headers)).json()
+        assert hook["Url"] == "https://hooks.example/v2"
+        assert hook["Triggers"]["Delivery"]["Enabled"] is True
+        assert hook["Triggers"]["Bounce"]["Enabled"] is False
+        queued = await console.post(f"{hook_url}/test", {"trigger": "Delivery"})
+        assert queued.headers["location"].endswith("notice=test-queued")
+        assert "Pending" in (await console.get(hook_url)).text
+
+        posted: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            posted.append(request)
+            return httpx.Response(202)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            assert await send_due(sessionmaker=app.state.sessionmaker, client=http, retry_schedule=[0.0]) == 1
+        assert posted[0].url == "https://hooks.example/v2"
+        assert b'"RecordType":"Delivery"' in posted[0].content
+        page = (await console.get(hook_url)).text
+        assert "Delivered" in page
+        assert ">202<" in page
+
+    async def test_invalid_url_is_explained_and_nothing_is_stored(self, app: FastAPI, console: Console) -> None:
+        server = await create_server(console.client)
+        response = await console.post(f"/console/servers/{server.id}/webhooks", {"stream": "outbound", "url": "ftp://nope"})
+        assert response.status_code == 422
+        assert "The webhook Url is missing or invalid." in response.text
+        assert 'value="ftp://nope"' in response.text
+        assert (await console.client.get("/webhooks", headers=server.headers)).json()["Webhooks"] == []
+
+    async def test_delete(self, app: FastAPI, console: Console) -> None:
+        server = await create_server(console.client)
+        hook = (await console.client.post("/webhooks", json={"Url": "https://hooks.example/x"}, headers=server.headers)).json()
+        await console.post(f"/console/servers/{server.id}/webhooks/{hook['ID']}/delete")
+        assert (await console.client.get("/webhooks", headers=server.headers)).json()["Webhooks"] == []
+        async with app.state.sessionmaker() as session:
+            assert (await session.execute(select(func.count()).select_from(WebhookDelivery))).scalar_one() == 0
+
+
+class TestSettings:
+    async def test_smtp_toggle_and_connection_card(self, console: Console, settings: Settings) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/settings"
+        await console.post(f"{url}/smtp", {"enabled": "true"})
+        assert (await console.client.get("/server", headers=server.headers)).json()["SmtpApiActivated"] is True
+        page = (await console.get(url)).text
+        assert "Turn SMTP off" in page
+        card = page[page.index('aria-label="SMTP connection instructions"') :]
+        assert f"<code>{settings.smtp_host}</code>" in card
+        assert f"<code>{settings.smtp_port}</code>" in card
+        assert f"…{server.token[-4:]}" in card
+        assert "PLAIN, LOGIN, CRAM-MD5" in card
+        await console.post(f"{url}/smtp", {"enabled": "false"})
+        assert (await console.client.get("/server", headers=server.headers)).json()["SmtpApiActivated"] is False
+
+    async def test_tracking_and_hooks(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/settings"
+        await console.post(f"{url}/tracking", {"track_opens": "on", "track_links": "HtmlOnly"})
+        await console.post(f"{url}/hooks", {"BounceHookUrl": "https://hooks.example/bounce", "EnableSmtpApiErrorHooks": "on"})
+        api = (await console.client.get("/server", headers=server.headers)).json()
+        assert (api["TrackOpens"], api["TrackLinks"]) == (True, "HtmlOnly")
+        assert api["BounceHookUrl"] == "https://hooks.example/bounce"
+        assert api["EnableSmtpApiErrorHooks"] is True
+
+    async def test_invalid_hook_url_is_explained_and_nothing_changes(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/settings"
+        response = await console.post(f"{url}/hooks", {"BounceHookUrl": "https://ok.example/", "DeliveryHookUrl": "javascript:alert(1)"})
+        assert response.status_code == 422
+        assert "The DeliveryHookUrl is not a valid http or https URL." in response.text
+        assert (await console.client.get("/server", headers=server.headers)).json()["BounceHookUrl"] == ""
+
+    async def test_unknown_settings_card_is_a_404_page(self, console: Console) -> None:
+        server = await create_server(console.client)
+        assert (await console.post(f"/console/servers/{server.id}/settings/nope")).status_code == 404
+
+
+class TestStats:
+    async def test_chart_counts_sends_and_bounces_of_today(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        for _ in range(3):
+            await send(console.client, server)
+        await add_bounce(app, server, email="x@example.net")
+        page = (await console.get(f"/console/servers/{server.id}/stats", days="7")).text
+        bars = re.findall(r'<rect class="bar series-(\w+)"[^>]*data-value="(\d+)"', page)
+        assert len(bars) == 14
+        assert bars[-2:] == [("sends", "3"), ("bounces", "1")]
+        assert "33.3%" in page
+
+
+class TestDomainsAndSenders:
+    async def test_domain_records_with_copy_buttons_and_dkim_verification(self, console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+        added = await console.post("/console/domains", {"name": "Example.org"})
+        page_url = added.headers["location"]
+        page = (await console.get(page_url)).text
+        host = re.search(r'data-copy="([^"]+\._domainkey\.example\.org)"', page)
+        value = re.search(r'data-copy="(k=rsa;p=[^"]+)"', page)
+        assert host
+        assert value
+
+        async def published(name: str) -> list[str]:
+            return [value.group(1)] if name == host.group(1) else []
+
+        monkeypatch.setattr(domains_service, "dns_txt", published)
+        verified = await console.post(f"{page_url}/verify-dkim")
+        assert verified.headers["location"].endswith("notice=dkim-verified")
+        assert "Verified" in (await console.get("/console/domains")).text
+
+    async def test_duplicate_domain_is_explained(self, console: Console) -> None:
+        await console.post("/console/domains", {"name": "example.org"})
+        response = await console.post("/console/domains", {"name": "example.org"})
+        assert response.status_code == 422
+        assert "This domain already exists." in response.text
+
+    async def test_sender_signatures(self, console: Console) -> None:
+        await console.post("/console/senders", {"email": "hello@example.com", "name": "Hello"})
+        page = (await console.get("/console/senders")).text
+        assert "hello@example.com" in page
+        [signature] = (await console.client.get("/senders?count=10&offset=0", headers=ACCOUNT)).json()["SenderSignatures"]
+        refused = await console.post("/console/senders", {"email": "hello@example.com", "name": "Again"})
+        assert refused.status_code == 422
+        await console.post(f"/console/senders/{signature['ID']}/delete")
+        assert (await console.client.get("/senders?count=10&offset=0", headers=ACCOUNT)).json()["TotalCount"] == 0
+
+
+class TestErrorsAndHeaders:
+    async def test_every_page_sends_the_security_headers(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        message_id = await send(console.client, server)
+        pages = [
+            f"/console/servers/{server.id}/{p}" for p in ("activity", "bounces", "suppressions", "streams", "webhooks", "settings", "stats")
+        ]
+        pages += ["/console/servers", "/console/domains", "/console/senders", "/console/sign-in", "/console/nope"]
+        pages += [f"/console/servers/{server.id}/messages/{message_id}"]
+        for path in pages:
+            response = await console.get(path)
+            assert response.status_code in (200, 303, 404), path
+            for header in SECURITY_HEADERS:
+                assert header in response.headers, (path, header)
+            csp = response.headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in csp
+            assert "script-src 'self';" in csp
+            assert "unsafe-inline" not in csp
+            assert response.headers["x-frame-options"] == "DENY"
+
+    async def test_unknown_console_path_is_an_html_404_and_the_api_keeps_json(self, console: Console) -> None:
+        response = await console.get("/console/no/such/page")
+        assert response.status_code == 404
+        assert "There is no such page in the console." in response.text
+        api = await console.client.get("/no/such/page")
+        assert api.json()["ErrorCode"] == 404
+        assert (await console.get("/console/")).headers["location"] == "/console/servers"
+
+    async def test_unexpected_error_is_a_readable_500_without_a_traceback(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+        from api_service.servers import repository as servers_repository
+
+        async def broken(**kwargs: object) -> None:
+            raise RuntimeError("database on fire")
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://postgate.test"
+        ) as client:
+            await signed_in_console(client)
+            monkeypatch.setattr(servers_repository, "list_servers", broken)
+            response = await client.get("/console/servers")
+        assert response.status_code == 500
+        assert "text/html" in response.headers["content-type"]
+        assert "The error is logged with the ID" in response.text
+        assert "database on fire" not in response.text
+        assert "Traceback" not in response.text
+
+    async def test_docs_pages_load_only_local_assets(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/redoc")).status_code == 404  # not served: ReDoc fetches its logo from a CDN
+        for path in ("/docs",):
+            response = await client.get(path)
+            assert response.status_code == 200
+            assert "cdn." not in response.text
+            assert "fonts.googleapis" not in response.text
+            sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+            assert sources
+            assert all(s.startswith("/docs-static/") for s in sources), sources
+            csp = response.headers["content-security-policy"]
+            assert csp.startswith("default-src 'self'")
+            assert "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";", 1)[0]
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+            assert (await client.get(f"/docs-static/{asset}")).status_code == 200
