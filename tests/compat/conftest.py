@@ -1,4 +1,4 @@
-"""A live API on a loopback port (uvicorn in a thread), for synchronous clients like postmarker."""
+"""A live API on a loopback port (uvicorn in a thread), for real clients: postmarker, and postmark.js through Node."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from api_service.config import Settings
 from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
+from tests.compat.js_client import NodeDriver, PostmarkJs, node_unavailable_reason
 
 
 def free_port() -> int:
@@ -57,3 +58,21 @@ def clean_live_api(live_api: str, database_url: str) -> Iterator[str]:
         await engine.dispose()
 
     asyncio.run(truncate())
+
+
+@pytest.fixture(scope="session")
+def postmark_js_driver() -> Iterator[NodeDriver]:
+    reason = node_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    driver = NodeDriver()
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture
+def postmark_js(postmark_js_driver: NodeDriver, clean_live_api: str) -> PostmarkJs:
+    """postmark.js pointed at the live API, on a clean database."""
+    return PostmarkJs(postmark_js_driver, clean_live_api)

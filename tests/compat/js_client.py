@@ -1,0 +1,145 @@
+"""Postmark's official Node client (postmark.js), driven from pytest through tests/compat/js/driver.mjs.
+
+One Node process per test session reads one JSON request per line and answers one JSON line;
+`PostmarkJs.call` sends a request and turns a rejected promise into `PostmarkJsError`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+JS_DIR = Path(__file__).parent / "js"
+DRIVER = JS_DIR / "driver.mjs"
+MIN_NODE_MAJOR = 18
+
+ClientKind = Literal["server", "account"]
+
+
+@dataclass(frozen=True)
+class HttpExchange:
+    """The last HTTP request the client made for a call, and the status it got (None: no response)."""
+
+    method: str
+    path: str
+    status: int | None
+
+
+class PostmarkJsError(Exception):
+    """A rejected postmark.js promise: the client's error class name, HTTP status, ErrorCode and message."""
+
+    def __init__(
+        self, *, name: str, status_code: int | None, code: int | None, message: str, recipients: list[str] | None, http: HttpExchange | None
+    ) -> None:
+        super().__init__(f"{name} (HTTP {status_code}, ErrorCode {code}): {message}")
+        self.name = name
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.recipients = recipients
+        self.http = http
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a call did: its result or its error, and the HTTP exchange behind it."""
+
+    result: Any
+    error: PostmarkJsError | None
+    http: HttpExchange | None
+
+
+def node_unavailable_reason() -> str | None:
+    """Why the JS compat tests cannot run here, or None when they can."""
+    node = shutil.which("node")
+    if node is None:
+        return f"Node.js not found: install Node.js >= {MIN_NODE_MAJOR} and run `make install` to run the postmark.js compat tests"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()  # noqa: S603
+    if int(version.lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
+        return f"Node.js {version} is too old: install Node.js >= {MIN_NODE_MAJOR} to run the postmark.js compat tests"
+    if not (JS_DIR / "node_modules" / "postmark").is_dir():
+        return f"postmark.js is not installed: run `make install` (npm ci --prefix {JS_DIR})"
+    return None
+
+
+class NodeDriver:
+    """The long-lived `node driver.mjs` process; requests are answered strictly in order."""
+
+    def __init__(self) -> None:
+        node = shutil.which("node")
+        assert node is not None
+        self._stderr: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the process
+        self._process = subprocess.Popen(  # noqa: S603
+            [node, str(DRIVER)], cwd=JS_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+        )
+
+    def request(self, payload: dict[str, Any]) -> dict[str, Any]:
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None
+        assert stdout is not None
+        stdin.write(json.dumps(payload) + "\n")
+        stdin.flush()
+        line = stdout.readline()
+        if not line:
+            self._stderr.seek(0)
+            raise RuntimeError(f"the postmark.js driver exited ({self._process.wait()}): {self._stderr.read()[-2000:]}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._stderr.close()
+
+
+class PostmarkJs:
+    """postmark.js pointed at one live API: `ServerClient` or `AccountClient` with `requestHost` set to it."""
+
+    def __init__(self, driver: NodeDriver, base_url: str) -> None:
+        self._driver = driver
+        self.host = base_url.removeprefix("http://").rstrip("/")
+
+    def describe(self) -> tuple[str, dict[ClientKind, list[str]]]:
+        """The client's version and the public methods of `ServerClient.prototype` and `AccountClient.prototype`."""
+        result = self._driver.request({"op": "describe"})["result"]
+        return result["version"], result["methods"]
+
+    def outcome(self, client: ClientKind, token: str, method: str, *args: Any) -> Outcome:
+        """Call `new <Client>(token, …)[method](...args)`; report the result or the error, without raising."""
+        reply = self._driver.request({"client": client, "token": token, "host": self.host, "method": method, "args": list(args)})
+        raw_http = reply.get("http")
+        http = HttpExchange(raw_http["method"], raw_http["path"], raw_http["status"]) if raw_http else None
+        if reply["ok"]:
+            return Outcome(result=reply["result"], error=None, http=http)
+        error = reply["error"]
+        return Outcome(
+            result=None,
+            error=PostmarkJsError(
+                name=error["name"],
+                status_code=error["statusCode"],
+                code=error["code"],
+                message=error["message"],
+                recipients=error["recipients"],
+                http=http,
+            ),
+            http=http,
+        )
+
+    def call(self, client: ClientKind, token: str, method: str, *args: Any) -> Any:
+        """Call a client method and return what its promise resolved to; raise `PostmarkJsError` if it rejected."""
+        outcome = self.outcome(client, token, method, *args)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
