@@ -17,7 +17,8 @@ from api_service.config import Settings
 from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
-from tests.compat.js_client import NodeDriver, PostmarkJs, node_unavailable_reason
+from tests.compat.js_client import NodeDriver, PostmarkJs, PostmarkJsServer, node_unavailable_reason
+from tests.conftest import ACCOUNT_TOKEN
 
 
 def free_port() -> int:
@@ -76,3 +77,12 @@ def postmark_js_driver() -> Iterator[NodeDriver]:
 def postmark_js(postmark_js_driver: NodeDriver, clean_live_api: str) -> PostmarkJs:
     """postmark.js pointed at the live API, on a clean database."""
     return PostmarkJs(postmark_js_driver, clean_live_api)
+
+
+@pytest.fixture
+def js_server(postmark_js: PostmarkJs) -> PostmarkJsServer:
+    """A server named "Compat" with the confirmed sender app@compat.example, both created through postmark.js."""
+    created = postmark_js.call("account", ACCOUNT_TOKEN, "createServer", {"Name": "Compat"})
+    server = PostmarkJsServer(js=postmark_js, id=created["ID"], token=created["ApiTokens"][0], account_token=ACCOUNT_TOKEN)
+    server.account("createSenderSignature", {"FromEmail": "app@compat.example", "Name": "App"})
+    return server

@@ -6,7 +6,9 @@ One Node process per test session reads one JSON request per line and answers on
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +18,7 @@ from typing import IO, Any, Literal
 
 JS_DIR = Path(__file__).parent / "js"
 DRIVER = JS_DIR / "driver.mjs"
+MODELS = JS_DIR / "node_modules" / "postmark" / "dist" / "client" / "models"
 MIN_NODE_MAJOR = 18
 
 ClientKind = Literal["server", "account"]
@@ -143,3 +146,47 @@ class PostmarkJs:
         if outcome.error is not None:
             raise outcome.error
         return outcome.result
+
+
+@dataclass(frozen=True)
+class PostmarkJsServer:
+    """One Postgate server seen through postmark.js: its `ServerClient` and the account's `AccountClient`."""
+
+    js: PostmarkJs
+    id: int
+    token: str
+    account_token: str
+
+    def server(self, method: str, *args: Any) -> Any:
+        return self.js.call("server", self.token, method, *args)
+
+    def account(self, method: str, *args: Any) -> Any:
+        return self.js.call("account", self.account_token, method, *args)
+
+
+INTERFACE = re.compile(r"^export interface (\w+)(?: extends (\w+))? \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
+# Top-level members only (four spaces); members of inline object types are indented deeper.
+MEMBER = re.compile(r"^    (\w+)(\??): ", re.MULTILINE)
+
+
+@functools.cache
+def client_interfaces() -> dict[str, tuple[str | None, dict[str, bool]]]:
+    """Every `export interface` in the client's typings: name -> (base, {field: required}); ambiguous names are left out."""
+    found: dict[str, list[tuple[str | None, dict[str, bool]]]] = {}
+    for typings in sorted(MODELS.rglob("*.d.ts")):
+        for name, base, body in INTERFACE.findall(typings.read_text()):
+            found.setdefault(name, []).append((base or None, {field: not optional for field, optional in MEMBER.findall(body)}))
+    return {name: versions[0] for name, versions in found.items() if len(versions) == 1}
+
+
+def required_fields(interface: str) -> set[str]:
+    """The fields a postmark.js model declares without `?`, its base interfaces' included."""
+    base, fields = client_interfaces()[interface]
+    own = {field for field, required in fields.items() if required}
+    return own | (required_fields(base) if base else set())
+
+
+def missing_fields(value: Any, interface: str) -> set[str]:
+    """The required fields of a postmark.js model that `value` (a parsed result) lacks."""
+    assert isinstance(value, dict), f"{interface} should be an object, got {value!r}"
+    return required_fields(interface) - value.keys()
