@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -17,6 +18,7 @@ from api_service.config import Settings
 from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
+from tests.compat.factories import Sink
 from tests.compat.js_client import NodeDriver, PostmarkJs, PostmarkJsServer, node_unavailable_reason
 from tests.conftest import ACCOUNT_TOKEN
 
@@ -86,3 +88,13 @@ def js_server(postmark_js: PostmarkJs) -> PostmarkJsServer:
     server = PostmarkJsServer(js=postmark_js, id=created["ID"], token=created["ApiTokens"][0], account_token=ACCOUNT_TOKEN)
     server.account("createSenderSignature", {"FromEmail": "app@compat.example", "Name": "App"})
     return server
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[int]:
+    """The port of a loopback SMTP server (`factories.Sink`) for `deliver_queued` to relay to."""
+    port = free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port
+    controller.stop()

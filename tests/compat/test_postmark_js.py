@@ -14,7 +14,7 @@ import pytest
 
 from api_service.config import Settings
 from shared.constants import BounceType
-from tests.compat.factories import add_bounce
+from tests.compat.factories import add_bounce, deliver_queued
 from tests.compat.js_client import PostmarkJs, PostmarkJsError, PostmarkJsServer, missing_fields, required_fields
 
 pytestmark = pytest.mark.slow
@@ -123,6 +123,32 @@ class TestSendEmail:
         queued = js_server.server("getOutboundMessages", {"count": 10, "offset": 0, "status": "queued", "fromEmail": SENDER})
         assert queued["TotalCount"] == 2
         assert {m["Status"] for m in queued["Messages"]} == {"Queued"}
+
+
+class TestMessageEvents:
+    def test_delivered_and_bounced_recipients_read_back_as_events(
+        self, js_server: PostmarkJsServer, settings: Settings, smtp_sink: int
+    ) -> None:
+        sent = send(js_server, "ok@example.net, hard@example.net")
+        assert deliver_queued(settings, smtp_sink) > 0
+        details = js_server.server("getOutboundMessageDetails", sent["MessageID"])
+        assert details["Status"] == "Sent"
+        events = {event["Recipient"]: event for event in details["MessageEvents"]}
+        assert sorted(events) == ["hard@example.net", "ok@example.net"]
+        assert all(missing_fields(event, "MessageEvent") == set() for event in events.values())
+        delivered = events["ok@example.net"]
+        assert delivered["Type"] == "Delivered"
+        assert {"DeliveryMessage", "DestinationServer", "DestinationIP"} <= delivered["Details"].keys()  # DeliveryEvent
+        assert "250 2.0.0" in delivered["Details"]["DeliveryMessage"]
+        bounced = events["hard@example.net"]
+        assert bounced["Type"] == "Bounced"
+        assert {"Summary", "BounceID"} <= bounced["Details"].keys()  # BounceEvent
+        # postmark.js types BounceID as a number; Postmark sends a string ("374814878" in its docs) and
+        # so does Postgate. The client passes it through, and getBounce takes either.
+        bounce = js_server.server("getBounce", bounced["Details"]["BounceID"])
+        assert (bounce["Email"], bounce["MessageID"], bounce["Type"]) == ("hard@example.net", sent["MessageID"], "HardBounce")
+        assert js_server.server("getBounces", {"messageID": sent["MessageID"]})["TotalCount"] == 1
+        assert js_server.server("getOutboundMessages", {"status": "sent"})["TotalCount"] == 1
 
 
 class TestSendErrors:
