@@ -167,6 +167,13 @@ class TestSendErrors:
             postmark_js.call("server", "not-a-token", "getServer")
         assert (caught.value.name, caught.value.status_code, caught.value.code) == ("InvalidAPIKeyError", 401, 10)
 
+    def test_server_token_on_an_account_endpoint_is_invalid_api_key_error(
+        self, js_server: PostmarkJsServer, postmark_js: PostmarkJs
+    ) -> None:
+        with pytest.raises(PostmarkJsError) as caught:
+            postmark_js.call("account", js_server.token, "getServers")
+        assert (caught.value.name, caught.value.status_code, caught.value.code) == ("InvalidAPIKeyError", 401, 10)
+
     def test_all_recipients_inactive_is_inactive_recipients_error_with_recipients(
         self, js_server: PostmarkJsServer, settings: Settings
     ) -> None:
