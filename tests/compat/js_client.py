@@ -80,18 +80,23 @@ class NodeDriver:
         self._process = subprocess.Popen(  # noqa: S603
             [node, str(DRIVER)], cwd=JS_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
         )
+        self._next_id = 0
 
     def request(self, payload: dict[str, Any]) -> dict[str, Any]:
         stdin, stdout = self._process.stdin, self._process.stdout
         assert stdin is not None
         assert stdout is not None
-        stdin.write(json.dumps(payload) + "\n")
+        self._next_id += 1
+        stdin.write(json.dumps({**payload, "id": self._next_id}) + "\n")
         stdin.flush()
         line = stdout.readline()
         if not line:
             self._stderr.seek(0)
             raise RuntimeError(f"the postmark.js driver exited ({self._process.wait()}): {self._stderr.read()[-2000:]}")
         reply: dict[str, Any] = json.loads(line)
+        # An interrupted earlier call would leave its reply unread; never hand it to the next caller.
+        if reply["id"] != self._next_id:
+            raise RuntimeError(f"the postmark.js driver answered request {reply['id']}, not {self._next_id}")
         return reply
 
     def close(self) -> None:

@@ -7,7 +7,8 @@
 //     -> {"ok": true, "result": <what the client resolved>, "http": {"method", "path", "status"}}
 //     -> {"ok": false, "error": {"name", "statusCode", "code", "message", "recipients"}, "http": ...}
 // "http" is the last request the client made (null when it made none), seen through the client's
-// own `fetch` option, so callers learn the status of calls that succeed too.
+// own `fetch` option, so callers learn the status of calls that succeed too. A request's "id", if
+// any, is echoed in its reply.
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 
@@ -70,11 +71,13 @@ function describeError(error) {
 
 for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
   if (line.trim() === "") continue;
+  let request = {};
   let reply;
   try {
-    reply = await handle(JSON.parse(line));
+    request = JSON.parse(line);
+    reply = await handle(request);
   } catch (error) {
     reply = { ok: false, error: describeError(error), http: lastHttp };
   }
-  process.stdout.write(JSON.stringify(reply) + "\n");
+  process.stdout.write(JSON.stringify({ id: request.id ?? null, ...reply }) + "\n");
 }
