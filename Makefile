@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+JS := tests/compat/js
+JS_STAMP := $(JS)/node_modules/.installed
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -12,7 +14,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install Postgate with its dev tools (fast when done)
+# Postmark's Node client for the compat suite; without Node.js those tests skip.
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(JS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "make: npm not found, so the postmark.js compat tests will skip (install Node.js >= 18 to run them)"; \
+	fi
+
+install: $(STAMP) $(JS_STAMP) ## Create .venv and install Postgate with its dev tools, and the Node client for the compat suite (fast when done)
 
 run: $(STAMP) ## Migrate, then run API, SMTP gateway and delivery worker (embedded PostgreSQL when DATABASE_URL is unset)
 	$(PY) -m api_service.devtools
@@ -27,7 +37,7 @@ fmt: $(STAMP) ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) lint ## Lint, then run the whole test suite against a real PostgreSQL
+test: $(STAMP) $(JS_STAMP) lint ## Lint, then run the whole test suite against a real PostgreSQL
 	$(PY) -m pytest
 
 bench: $(STAMP) ## Run the benchmarks in bench/ and write bench/RESULTS.md

@@ -1,4 +1,4 @@
-"""A live API on a loopback port (uvicorn in a thread), for synchronous clients like postmarker."""
+"""A live API on a loopback port (uvicorn in a thread), for real clients: postmarker, and postmark.js through Node."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -17,6 +18,9 @@ from api_service.config import Settings
 from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
+from tests.compat.factories import Sink
+from tests.compat.js_client import NodeDriver, PostmarkJs, PostmarkJsServer, node_unavailable_reason
+from tests.conftest import ACCOUNT_TOKEN
 
 
 def free_port() -> int:
@@ -57,3 +61,40 @@ def clean_live_api(live_api: str, database_url: str) -> Iterator[str]:
         await engine.dispose()
 
     asyncio.run(truncate())
+
+
+@pytest.fixture(scope="session")
+def postmark_js_driver() -> Iterator[NodeDriver]:
+    reason = node_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    driver = NodeDriver()
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture
+def postmark_js(postmark_js_driver: NodeDriver, clean_live_api: str) -> PostmarkJs:
+    """postmark.js pointed at the live API, on a clean database."""
+    return PostmarkJs(postmark_js_driver, clean_live_api)
+
+
+@pytest.fixture
+def js_server(postmark_js: PostmarkJs) -> PostmarkJsServer:
+    """A server named "Compat" with the confirmed sender app@compat.example, both created through postmark.js."""
+    created = postmark_js.call("account", ACCOUNT_TOKEN, "createServer", {"Name": "Compat"})
+    server = PostmarkJsServer(js=postmark_js, id=created["ID"], token=created["ApiTokens"][0], account_token=ACCOUNT_TOKEN)
+    server.account("createSenderSignature", {"FromEmail": "app@compat.example", "Name": "App"})
+    return server
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[int]:
+    """The port of a loopback SMTP server (`factories.Sink`) for `deliver_queued` to relay to."""
+    port = free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port
+    controller.stop()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import uuid
 
 import httpx
 import pytest
 from postmarker.core import PostmarkClient
 from postmarker.exceptions import ClientError
 
-from api_service.bounces.service import record_bounce
 from api_service.config import Settings
-from api_service.db import create_engine, create_sessionmaker
 from shared.constants import BounceType
+from tests.compat.factories import add_bounce
 from tests.conftest import ACCOUNT_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -27,26 +24,6 @@ def postmark(clean_live_api: str) -> PostmarkClient:
     client = PostmarkClient(server_token=created.json()["ApiTokens"][0], account_token=ACCOUNT_TOKEN, root_api_url=clean_live_api + "/")
     client.senders.create(FromEmail="app@compat.example", Name="App")
     return client
-
-
-def add_bounce(settings: Settings, server_id: int, bounce_type: BounceType, email: str, message_id: str) -> None:
-    async def run() -> None:
-        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
-        async with create_sessionmaker(engine)() as session:
-            await record_bounce(
-                session=session,
-                server_id=server_id,
-                bounce_type=bounce_type,
-                email=email,
-                details="550 5.1.1 no such user",
-                message_id=uuid.UUID(message_id),
-                dump=b"raw",
-                tag="t",
-            )
-            await session.commit()
-        await engine.dispose()
-
-    asyncio.run(run())
 
 
 class TestPostmarkerEmails:

@@ -1,0 +1,68 @@
+"""Helpers for the compat suite that reach below the API, for what no client can cause: a bounce, a delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from api_service.bounces.service import record_bounce
+from api_service.config import Settings
+from api_service.db import create_engine, create_sessionmaker
+from api_service.delivery.service import deliver_batch
+from api_service.delivery.transport import Transport, parse_relay
+from shared.constants import BounceType
+
+
+def add_bounce(settings: Settings, server_id: int, bounce_type: BounceType, email: str, message_id: str) -> None:
+    """Record a bounce of `message_id` as the bounce-report intake would."""
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        async with create_sessionmaker(engine)() as session:
+            await record_bounce(
+                session=session,
+                server_id=server_id,
+                bounce_type=bounce_type,
+                email=email,
+                details="550 5.1.1 no such user",
+                message_id=uuid.UUID(message_id),
+                dump=b"raw",
+                tag="t",
+            )
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def deliver_queued(settings: Settings, relay_port: int) -> int:
+    """Run one batch of the delivery worker, relaying to an SMTP server on loopback; return how many it handled."""
+    relay = parse_relay(f"smtp://127.0.0.1:{relay_port}")
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        transport = Transport(relay=relay, helo="compat.test", timeout=5)
+        try:
+            return await deliver_batch(sessionmaker=create_sessionmaker(engine), transport=transport, settings=settings)
+        finally:
+            if transport.pool is not None:
+                transport.pool.close()
+            await asyncio.sleep(0)  # let the closed relay connections finish before the loop ends
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+class Sink:
+    """An SMTP server that takes every recipient except `hard…@`, which it rejects as unknown (550 5.1.1)."""
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+        if address.split("@")[0].lower().startswith("hard"):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return "250 2.0.0 Ok: queued as COMPAT1"
