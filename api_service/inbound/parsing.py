@@ -1,8 +1,13 @@
 """Parsing received mail into Postmark's inbound webhook payload: pure functions, bytes in, typed result out.
 
-The message is parsed with the standard library (`email.policy.default`). Every field is read on
-its own and falls back to its empty value if that read fails, so hostile input (garbage bytes,
-truncated MIME, malformed headers, unknown charsets) never raises: what can be read is returned.
+The message is parsed with the standard library's `email` package under the compat32 policy, not
+`policy.default`: the default policy's structured header parser takes minutes and gigabytes (and
+raises MemoryError) on a few megabytes of hostile Content-Type or encoded words, and raises
+IndexError on some address lists. compat32 only splits strings; encoded words and addresses are
+then read with the linear `decode_words` and `email.utils.getaddresses`, and MIME parameter
+headers are cut to 16 KiB before the standard library parses them (its parameter splitting is
+quadratic). Hostile input (garbage bytes, truncated MIME, malformed or huge headers, unknown
+charsets, absurd nesting) never raises: what can be read is returned.
 
 The forms follow Postmark's documented payload and the official clients:
 
@@ -19,7 +24,7 @@ The forms follow Postmark's documented payload and the official clients:
   Content-Transfer-Encoding, which describe the MIME structure that TextBody, HtmlBody and
   Attachments already unpack.
 - `TextBody`/`HtmlBody` are the message's text/plain and text/html bodies (the standard library's
-  `get_body`, so the first of each outside attachments); every other leaf part is an attachment,
+  `get_body` rule, so the first of each outside attachments); every other leaf part is an attachment,
   including inline images (with `ContentID`), calendar parts and attached messages (message/rfc822,
   re-serialised, named "ForwardedMessage.eml" when they have no name).
 - `Tag` is empty: inbound messages carry none.
@@ -34,13 +39,13 @@ import quopri
 import re
 import uuid
 from collections.abc import Iterator
-from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser
+from email.policy import Compat32
 from email.utils import getaddresses
 
 from api_service.inbound.replies import stripped_text_reply
-from api_service.inbound.text import clean, decode_bytes, header_text, unfold
+from api_service.inbound.text import clean, decode_bytes, decode_words, header_text, unfold
 from shared.schemas.inbound import InboundAddress, InboundAttachment, InboundHeader, InboundMessage
 
 OWN_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply-to", "subject", "date"})
@@ -48,9 +53,25 @@ STRUCTURE_HEADERS = frozenset({"content-type", "content-transfer-encoding"})
 ENCLOSED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 UNNAMED_MESSAGE = "ForwardedMessage.eml"
 
-_PARSER = BytesParser(policy=policy.default)
-# Re-serialising an attached message: keep its header lines as they came, in MIME's CRLF.
-_SERIALIZE = policy.default.clone(linesep="\r\n", refold_source="none")
+MIME_PARAMETER_HEADERS = frozenset({"content-type", "content-disposition"})
+MAX_MIME_PARAMETER_HEADER = 16 * 1024
+
+
+class _RawPolicy(Compat32):
+    """compat32, but a header fetched with `get` stays the str the parser stored (raw 8-bit bytes as
+    surrogates, which `clean` reads as UTF-8 or Windows-1252) instead of a Header object that turns
+    them into '?'; MIME parameter headers are cut to a size the standard library parses quickly."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        if name.lower() in MIME_PARAMETER_HEADERS and len(value) > MAX_MIME_PARAMETER_HEADER:
+            return value[:MAX_MIME_PARAMETER_HEADER]
+        return value
+
+
+_POLICY = _RawPolicy()
+_PARSER = BytesParser(policy=_POLICY)
+# Re-serialising an attached message: header lines as they came (no refolding), in MIME's CRLF.
+_SERIALIZE = _POLICY.clone(linesep="\r\n", max_line_length=None)
 _SPAM_NUMBER = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)(?![\d.])")
 _SPAM_STATUS_SCORE = re.compile(r"\b(?:score|hits)=([+-]?\d+(?:\.\d+)?)(?![\d.])", re.IGNORECASE)
 
@@ -139,7 +160,7 @@ def spam_score(message_headers: list[InboundHeader]) -> float | None:
     return None
 
 
-def _parse(raw: bytes) -> EmailMessage:
+def _parse(raw: bytes) -> Message:
     try:
         message = _PARSER.parsebytes(raw)
     except Exception:  # e.g. RecursionError on absurdly nested multiparts: keep the headers
@@ -164,13 +185,16 @@ def _address(email: str, name: str) -> InboundAddress:
 def _addresses(message: Message, name: str) -> list[InboundAddress]:
     found: list[InboundAddress] = []
     for raw_value in _raw_values(message, name):
-        value = clean(unfold(raw_value))
-        try:
-            pairs = [(a.display_name, a.addr_spec) for a in policy.default.header_factory(name, value).addresses]
-        except Exception:  # the structured parser raises on some garbage (IndexError); the lenient one reads on
-            pairs = getaddresses([header_text(value)])
-        found += [_address(email, display) for display, email in pairs if email.strip()]
+        # Display names are decoded after parsing: a decoded name may hold a comma or a quote.
+        found += [_address(email, decode_words(display)) for display, email in _address_pairs(raw_value) if email.strip()]
     return found
+
+
+def _address_pairs(raw_value: str) -> list[tuple[str, str]]:
+    try:
+        return getaddresses([clean(unfold(raw_value))])
+    except Exception:  # e.g. RecursionError on absurdly nested comments: nothing readable
+        return []
 
 
 def _render(addresses: list[InboundAddress]) -> str:
@@ -192,15 +216,29 @@ def _headers(message: Message) -> list[InboundHeader]:
     ]
 
 
-def _body(message: EmailMessage, kind: str) -> Message | None:
-    """The text/plain or text/html body; `get_body` recurses, so absurd nesting can exhaust the stack."""
-    try:
-        part = message.get_body(preferencelist=(kind,))
-    except RecursionError:
-        return None
-    if part is None or part.get_content_type() != f"text/{kind}":
-        return None
-    return part
+def _body(message: Message, kind: str) -> Message | None:
+    """The first text/<kind> part that is not an attachment, searched as `EmailMessage.get_body`
+    does: depth first, but only the root part (its `start`, else its first) of a multipart/related."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        if part.get_content_disposition() == "attachment":
+            continue
+        maintype, _, subtype = part.get_content_type().partition("/")
+        payload = part.get_payload()
+        if maintype == "text":
+            if subtype == kind:
+                return part
+            continue
+        if maintype != "multipart" or not isinstance(payload, list):
+            continue
+        subparts = [sub for sub in payload if isinstance(sub, Message)]
+        if subtype == "related" and subparts:
+            start = part.get_param("start")
+            root = next((sub for sub in subparts if isinstance(start, str) and sub.get("content-id") == start), subparts[0])
+            subparts = [root]
+        stack.extend(reversed(subparts))
+    return None
 
 
 def _part_text(part: Message | None) -> str:
