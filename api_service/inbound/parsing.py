@@ -225,14 +225,13 @@ def _body(message: Message, kind: str) -> Message | None:
         if part.get_content_disposition() == "attachment":
             continue
         maintype, _, subtype = part.get_content_type().partition("/")
-        payload = part.get_payload()
         if maintype == "text":
             if subtype == kind:
                 return part
             continue
-        if maintype != "multipart" or not isinstance(payload, list):
+        if maintype != "multipart" or not part.is_multipart():
             continue
-        subparts = [sub for sub in payload if isinstance(sub, Message)]
+        subparts = _subparts(part)
         if subtype == "related" and subparts:
             start = part.get_param("start")
             root = next((sub for sub in subparts if isinstance(start, str) and sub.get("content-id") == start), subparts[0])
@@ -278,11 +277,16 @@ def _leaves(message: Message) -> Iterator[Message]:
     stack: list[Message] = [message]
     while stack:
         part = stack.pop()
-        payload = part.get_payload()
-        if part.get_content_maintype() == "multipart" and isinstance(payload, list):
-            stack.extend(sub for sub in reversed(payload) if isinstance(sub, Message))
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
+            stack.extend(reversed(_subparts(part)))
         else:
             yield part
+
+
+def _subparts(part: Message) -> list[Message]:
+    # Only for a multipart part: get_payload() of a non-multipart one decodes it, and can raise.
+    payload = part.get_payload()
+    return [sub for sub in payload if isinstance(sub, Message)] if isinstance(payload, list) else []
 
 
 def _attachments(message: Message, *, skip: list[Message]) -> list[InboundAttachment]:

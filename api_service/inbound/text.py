@@ -11,42 +11,26 @@ import binascii
 import codecs
 import re
 
-# Labels seen in mail that Python does not know, or knows only as a narrower charset than the
-# one senders really use (the WHATWG Encoding Standard makes the same substitutions).
+# Labels seen in mail that Python does not know.
 _ALIASES = {
-    "us-ascii": "ascii",
-    "ansi_x3.4-1968": "ascii",
-    "iso-8859-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "iso_8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "l1": "cp1252",
-    "shift_jis": "cp932",
-    "shift-jis": "cp932",
-    "sjis": "cp932",
-    "x-sjis": "cp932",
-    "ms_kanji": "cp932",
-    "csshiftjis": "cp932",
-    "windows-31j": "cp932",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "euc-cn": "gb18030",
-    "x-gbk": "gb18030",
-    "cp936": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "ks_c_5601": "cp949",
-    "euc-kr": "cp949",
-    "big5": "big5hkscs",
     "windows-874": "cp874",
-    "tis-620": "cp874",
-    "iso-8859-11": "cp874",
     "x-mac-roman": "mac_roman",
-    "macintosh": "mac_roman",
-    "utf8": "utf-8",
     "x-unicode20utf8": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
 }
+# Where senders label text with a charset narrower than the one they used (Windows code pages
+# above all), the wider one is tried when the declared one fails, as the WHATWG Encoding Standard
+# reads these labels. ISO-8859-1 never fails, so Windows-1252 replaces it outright.
+_WIDER = {
+    "shift_jis": "cp932",
+    "euc_kr": "cp949",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "big5": "big5hkscs",
+    "tis-620": "cp874",
+    "iso8859-11": "cp874",
+}
+_REPLACED = {"iso8859-1": "cp1252"}
 # Python codecs that decode bytes to str but are no mail charset: a hostile label must not pick them.
 _NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "mbcs", "oem"})
 _LOGICAL_SUFFIX = re.compile(r"^(iso-8859-\d+)-[ie]$")  # iso-8859-8-i: Hebrew, logical order
@@ -59,37 +43,36 @@ _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
-def codec_for(charset: str | None) -> str | None:
-    """The Python codec for a MIME charset label, or None when the label names no text encoding."""
+def codecs_for(charset: str | None) -> list[str]:
+    """The Python codecs to try for a MIME charset label, in order: none when the label names no
+    text encoding, else the declared one (or what replaces it) and the wider one senders mean by it."""
     if not charset:
-        return None
+        return []
     label = charset.strip().strip("\"'").lower()
-    label = _ALIASES.get(label, label)
-    label = _LOGICAL_SUFFIX.sub(r"\1", label)
+    label = _LOGICAL_SUFFIX.sub(r"\1", _ALIASES.get(label, label))
     try:
         info = codecs.lookup(label)
     except (LookupError, ValueError):
-        return None
+        return []
     if not info._is_text_encoding or info.name in _NOT_CHARSETS:
-        return None
-    return info.name
+        return []
+    name = _REPLACED.get(info.name, info.name)
+    return [name, _WIDER[name]] if name in _WIDER else [name]
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Text in its declared charset; when the label is unknown or wrong, UTF-8, then the declared
     charset (or Windows-1252, the usual truth behind a bad Western label) with replacement characters.
     """
-    codec = codec_for(charset)
-    for candidate in (codec, "utf-8"):
-        if candidate is None:
-            continue
+    candidates = codecs_for(charset)
+    for codec in [*candidates, "utf-8"]:
         try:
-            return clean(data.decode(candidate))
+            return clean(data.decode(codec))
         except (UnicodeError, LookupError, ValueError):
             continue
-    fallback = codec if codec not in (None, "ascii", "utf-8") else "cp1252"
+    fallback = candidates[-1] if candidates and candidates[-1] not in ("ascii", "utf-8") else "cp1252"
     try:
-        return clean(data.decode(fallback or "cp1252", errors="replace"))
+        return clean(data.decode(fallback, errors="replace"))
     except (UnicodeError, LookupError, ValueError):
         return clean(data.decode("cp1252", errors="replace"))
 
