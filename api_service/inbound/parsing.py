@@ -38,11 +38,12 @@ import math
 import quopri
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
 from email.utils import getaddresses
+from functools import partial
 
 from api_service.inbound.replies import stripped_text_reply
 from api_service.inbound.text import clean, decode_bytes, decode_words, header_text, unfold
@@ -233,17 +234,32 @@ def _body(message: Message, kind: str) -> Message | None:
             continue
         subparts = _subparts(part)
         if subtype == "related" and subparts:
-            start = part.get_param("start")
+            start = _parameter(partial(part.get_param, "start"))
             root = next((sub for sub in subparts if isinstance(start, str) and sub.get("content-id") == start), subparts[0])
             subparts = [root]
         stack.extend(reversed(subparts))
     return None
 
 
+def _parameter(read: Callable[[], object]) -> str | None:
+    """A MIME parameter, or None when the standard library cannot read it: its RFC 2231 decoding
+    raises TypeError on a parameter given both plain and continued ("a*=x; a*0*=y") and
+    ValueError when a NUL in the charset reaches the codec lookup."""
+    try:
+        value = read()
+    except (TypeError, ValueError, LookupError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _part_text(part: Message | None) -> str:
     if part is None:
         return ""
-    return decode_bytes(_part_bytes(part), part.get_content_charset())
+    try:
+        data = _part_bytes(part)
+    except Exception:  # the standard library's content decoders (uuencode, say) may raise on damage
+        return ""
+    return decode_bytes(data, _parameter(part.get_content_charset))
 
 
 def _part_bytes(part: Message) -> bytes:
@@ -270,6 +286,12 @@ def _enclosed_bytes(part: Message) -> bytes:
     if encoding == "quoted-printable":
         return quopri.decodestring(data)
     return data
+
+
+def _filename(part: Message) -> str:
+    """The RFC 2231 or plain file name, encoded words decoded too (Outlook and Gmail write them)."""
+    filename = _parameter(part.get_filename)
+    return header_text(filename) if filename else ""
 
 
 def _leaves(message: Message) -> Iterator[Message]:
@@ -301,13 +323,12 @@ def _attachments(message: Message, *, skip: list[Message]) -> list[InboundAttach
 
 
 def _attachment(part: Message) -> InboundAttachment | None:
-    """The part as an attachment; None for an empty unnamed part (broken MIME) or one that cannot be read."""
+    """The part as an attachment; None for an empty unnamed part (broken MIME) or unreadable content."""
     try:
         content = _part_bytes(part)
-        filename = part.get_filename()
-    except Exception:  # the standard library's generator and parameter parsing can raise on hostile parts
+    except Exception:  # the standard library's decoders and generator may raise on a damaged part
         return None
-    name = header_text(filename) if filename else ""
+    name = _filename(part)
     content_type = clean(part.get_content_type())
     if not name and content_type in ENCLOSED_MESSAGE_TYPES:
         name = UNNAMED_MESSAGE

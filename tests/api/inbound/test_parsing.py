@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.parser import BytesParser
 from email.policy import SMTP
 from email.policy import default as default_policy
 from pathlib import Path
@@ -460,6 +464,8 @@ class TestHostileInput:
             b"X-Long: " + b"a" * 2_000_000 + b"\r\n\r\nz",
             b"Content-Type: text/plain; charset=base64\r\n\r\nx",
             b"Content-Type: text/plain; charset=unicode_escape\r\n\r\n\\u0041",
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset*=; charset*0*=\r\n\r\nx\r\n--b--\r\n",
+            b"Content-Type: multipart/mixed; boundary*=b; boundary*0*=c\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n",
         ],
         ids=lambda raw: raw[:40].decode("latin-1"),
     )
@@ -473,6 +479,15 @@ class TestHostileInput:
             raw += b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (level - 1, level)
         m = parse_inbound(raw + b"--b2999\r\nContent-Type: text/plain\r\n\r\ndeep\r\n", original_recipient="a@b")
         assert m.Subject == "deep"
+
+    def test_nul_in_rfc_2231_charsets_loses_only_the_charset(self) -> None:
+        raw = (
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset*=utf\x00-8''x\r\n\r\nhello\r\n"
+            b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename*=utf\x00-8''a.pdf\r\n\r\n%PDF\r\n--b--\r\n"
+        )
+        m = parse_inbound(raw, original_recipient="a@b")
+        assert m.TextBody == "hello"
+        assert [(a.Name, base64.b64decode(a.Content)) for a in m.Attachments] == [("", b"%PDF")]
 
     def test_charset_label_naming_a_python_codec_is_no_charset(self) -> None:
         raw = b"Content-Type: text/plain; charset=unicode_escape\r\n\r\n\\u0041"
@@ -510,10 +525,83 @@ BODY_ALPHABETS = {
 }
 
 
+# Fragments that have broken the standard library's parsers: NULs and 8-bit bytes in parameters,
+# RFC 2231 and RFC 2047 syntax, transfer encodings, boundaries, quotes and escapes.
+HOSTILE_ATOMS = st.sampled_from(
+    [b"utf-8", b"x\x00y", b"''", b"%ZZ", b"%C3%A9", b"=?utf-8?q?a=C3?=", b"=?x?b?w6k?=", b'"', b";", b"\\", b"\xff\xfe", b"base64",
+     b"quoted-printable", b"x-uuencode", b"begin 644 f\r\n", b"M\x7f\x7f", b"*0*=", b"*1=", b"*=", b"charset", b"name", b"filename",
+     b"boundary=b", b"--b", b"--b--", b"\r\n", b" ", b"text/plain", b"text/html", b"multipart/mixed", b"multipart/related",
+     b"message/rfc822", b"attachment", b"inline", b"=", b"==", b"<a@b>", b"a@b", b"(", b")", b",", b":", b"YWJj"]
+)  # fmt: skip
+HOSTILE_VALUES = st.lists(HOSTILE_ATOMS, max_size=10).map(b"".join)
+HOSTILE_PARAMETERS = st.lists(
+    st.tuples(
+        st.sampled_from([b"charset", b"name", b"filename", b"boundary", b"start"]),
+        st.sampled_from([b"=", b"*=", b"*0*=", b"*1*=", b"*0=", b"*1="]),
+        HOSTILE_VALUES,
+    ),
+    max_size=4,
+).map(lambda params: b"".join(b"; " + name + mark + value for name, mark, value in params))
+HOSTILE_HEADERS = st.one_of(
+    st.tuples(st.sampled_from([b"Content-Type", b"Content-Disposition"]), st.tuples(HOSTILE_VALUES, HOSTILE_PARAMETERS).map(b"".join)),
+    st.tuples(st.sampled_from([b"Content-Transfer-Encoding", b"Content-ID", b"From", b"To", b"Subject"]), HOSTILE_VALUES),
+)
+
+
+@st.composite
+def hostile_mime(draw: st.DrawFn) -> bytes:
+    """Header blocks and bodies assembled from hostile fragments, nested parts included."""
+    blocks = []
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        headers = draw(st.lists(HOSTILE_HEADERS, max_size=6))
+        body = draw(HOSTILE_VALUES)
+        blocks.append(b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body)
+    return b"Content-Type: multipart/mixed; boundary=b\r\n" + b"\r\n--b\r\n".join(blocks) + b"\r\n--b--\r\n"
+
+
+@st.composite
+def mime_trees(draw: st.DrawFn, depth: int = 0) -> Message:
+    """Random MIME structures of text, html, attached text and binary parts in mixed, alternative
+    and related containers, for comparing the body choice with the standard library's get_body."""
+    kinds = ["plain", "html", "attached-plain", "binary"] + (["mixed", "alternative", "related"] if depth < 3 else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind in ("mixed", "alternative", "related"):
+        container = MIMEMultipart(kind)
+        for child in draw(st.lists(mime_trees(depth + 1), min_size=1, max_size=3)):
+            container.attach(child)
+        return container
+    if kind == "binary":
+        return MIMEApplication(draw(st.binary(min_size=1, max_size=50)))  # an empty unnamed part is dropped as MIME debris
+    text = draw(st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)) + "\n"
+    part = MIMEText(text, "html" if kind == "html" else "plain", "utf-8")
+    if kind == "attached-plain":
+        part.add_header("Content-Disposition", "attachment", filename="notes.txt")
+    return part
+
+
 class TestProperties:
+    @settings(deadline=None)
+    @given(mime_trees())
+    def test_bodies_are_the_ones_the_standard_library_picks(self, tree: Message) -> None:
+        raw = tree.as_bytes()
+        reference = BytesParser(policy=default_policy).parsebytes(raw)
+        assert isinstance(reference, EmailMessage)
+        parsed = parse_inbound(raw, original_recipient="a@b")
+        for kind, body in (("plain", parsed.TextBody), ("html", parsed.HtmlBody)):
+            part = reference.get_body(preferencelist=(kind,))
+            expected = "" if part is None else part.get_content()
+            assert body.replace("\r\n", "\n") == expected.replace("\r\n", "\n")
+        leaves = [p for p in reference.walk() if not p.is_multipart()]
+        assert len(parsed.Attachments) == len(leaves) - bool(parsed.TextBody) - bool(parsed.HtmlBody)
+
     @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.binary(max_size=4096))
     def test_arbitrary_bytes_never_raise(self, raw: bytes) -> None:
+        _no_bad_text(parse_inbound(raw, original_recipient="a@b", include_raw=True))
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(hostile_mime())
+    def test_hostile_mime_never_raises(self, raw: bytes) -> None:
         _no_bad_text(parse_inbound(raw, original_recipient="a@b", include_raw=True))
 
     @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
