@@ -27,6 +27,8 @@ The forms follow Postmark's documented payload and the official clients:
   `get_body` rule, so the first of each outside attachments); every other leaf part is an attachment,
   including inline images (with `ContentID`), calendar parts and attached messages (message/rfc822,
   re-serialised, named "ForwardedMessage.eml" when they have no name).
+- `StrippedTextReply` is TextBody without the message it quotes, found with mail-parser-reply's
+  header patterns (see `replies.py` for the choice of library and how it is used).
 - `Tag` is empty: inbound messages carry none.
 """
 

@@ -35,6 +35,7 @@ _REPLACED = {"iso8859-1": "cp1252"}
 _NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "mbcs", "oem"})
 _LOGICAL_SUFFIX = re.compile(r"^(iso-8859-\d+)-[ie]$")  # iso-8859-8-i: Hebrew, logical order
 _SURROGATES = re.compile("[\udc80-\udcff]+")
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 # RFC 2047 encoded word; the charset may carry an RFC 2231 language ("utf-8*en").
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
@@ -61,9 +62,9 @@ def codecs_for(charset: str | None) -> list[str]:
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Text in its declared charset; when the label is unknown or wrong, UTF-8, then the declared
-    charset (or Windows-1252, the usual truth behind a bad Western label) with replacement characters.
-    """
+    """Text in its declared charset, or in the wider one its senders mean by that label; when those
+    fail or the label is unknown, UTF-8; failing that, the (wider) declared charset, or Windows-1252
+    (the usual truth behind a wrong Western label), with replacement characters."""
     candidates = codecs_for(charset)
     for codec in [*candidates, "utf-8"]:
         try:
@@ -92,11 +93,7 @@ def clean(text: str) -> str:
         text = text.replace("\x00", "")
     if _SURROGATES.search(text):
         text = _SURROGATES.sub(_undo_surrogates, text)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", errors="replace").decode("utf-8")
-    return text
+    return _ANY_SURROGATE.sub("\ufffd", text)
 
 
 def unfold(value: str) -> str:

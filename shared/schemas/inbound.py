@@ -62,6 +62,8 @@ class InboundMessage(WireResponse):
     HtmlBody: str
     StrippedTextReply: str = Field(description="TextBody without the quoted message it replies to")
     Tag: str
-    Headers: list[InboundHeader] = Field(description="Every header except From, To, Cc, Bcc, Reply-To, Subject, Date and Content-Type")
+    Headers: list[InboundHeader] = Field(
+        description="Every header in order, except From, To, Cc, Bcc, Reply-To, Subject, Date, Content-Type and Content-Transfer-Encoding"
+    )
     Attachments: list[InboundAttachment]
     RawEmail: str | None = Field(default=None, description="The whole message; only when raw email is enabled")
