@@ -5,7 +5,7 @@ The message is parsed with the standard library's `email` package under the comp
 raises MemoryError) on a few megabytes of hostile Content-Type or encoded words, and raises
 IndexError on some address lists. compat32 only splits strings; encoded words and addresses are
 then read with the linear `decode_words` and `email.utils.getaddresses`, and MIME parameter
-headers are cut to 16 KiB before the standard library parses them (its parameter splitting is
+headers are cut to 8 KiB before the standard library parses them (its parameter splitting is
 quadratic). Hostile input (garbage bytes, truncated MIME, malformed or huge headers, unknown
 charsets, absurd nesting) never raises: what can be read is returned.
 
@@ -57,7 +57,7 @@ ENCLOSED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 UNNAMED_MESSAGE = "ForwardedMessage.eml"
 
 MIME_PARAMETER_HEADERS = frozenset({"content-type", "content-disposition"})
-MAX_MIME_PARAMETER_HEADER = 16 * 1024
+MAX_MIME_PARAMETER_HEADER = 8 * 1024  # a 255-character CJK file name in RFC 2231 form takes about 2.3 KiB
 
 
 class _RawPolicy(Compat32):
