@@ -1,0 +1,1 @@
+"""Inbound mail: received messages parsed into Postmark's inbound webhook payload."""
