@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     public_url: str = Field(default="", description="Base URL used for ServerLink")
+    tracking_base_url: str = Field(
+        default="",
+        description="Public base of the open, click and unsubscribe URLs written into mail; PUBLIC_URL or the API's own URL when empty",
+    )
+
+    @property
+    def tracking_url(self) -> str:
+        return (self.tracking_base_url or self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
 
 @lru_cache

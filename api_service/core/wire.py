@@ -13,7 +13,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ErrorCode
+from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
 
@@ -84,8 +84,12 @@ class PostmarkWireMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = normalise_path(scope["path"])
-        scope = dict(scope, path=path, raw_path=path.encode(), query_string=normalise_query(scope.get("query_string", b"")))
+        # The public tracking URLs carry case-sensitive tokens and take form posts (RFC 8058): of
+        # these rules only the body cap applies to them.
+        public = scope["path"].startswith(TRACKING_PATH_PREFIX)
+        path = scope["path"] if public else normalise_path(scope["path"])
+        if not public:
+            scope = dict(scope, path=path, raw_path=path.encode(), query_string=normalise_query(scope.get("query_string", b"")))
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -100,7 +104,7 @@ class PostmarkWireMiddleware:
             return
         has_body = (length is None and b"transfer-encoding" in headers) or (length is not None and length not in (b"0", b""))
         content_type = headers.get(b"content-type", b"").lower()
-        if has_body and b"json" not in content_type:
+        if has_body and b"json" not in content_type and not public:
             await send_error(
                 send,
                 415,

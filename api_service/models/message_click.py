@@ -18,9 +18,7 @@ class MessageClick(CreatedAtMixin, Base):
     __tablename__ = "message_clicks"
     __table_args__ = (
         Index("ix_message_clicks_server_id_created_at", "server_id", "created_at"),
-        Index(
-            "uq_message_clicks_first", "message_id", "recipient", "link_sha256", unique=True, postgresql_where=text("first_click")
-        ),
+        Index("uq_message_clicks_first", "message_id", "recipient", "link_sha256", unique=True, postgresql_where=text("first_click")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
