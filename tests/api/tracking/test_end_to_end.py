@@ -86,7 +86,8 @@ class TestOpenAndClickTracking:
         assert 'href="mailto:help@example.org"' in copy.html
         assert 'href="https://example.com/private"' in copy.html
         assert "https://example.com/text-start" not in copy.text
-        assert copy.text.startswith("Welcome! Start at ") and copy.text.rstrip().endswith(". Mail help@example.org.")
+        assert copy.text.startswith("Welcome! Start at ")
+        assert copy.text.rstrip().endswith(". Mail help@example.org.")
 
         async with httpx.AsyncClient(headers={"User-Agent": CHROME_MAC}) as mail_client:
             opened = await mail_client.get(pixel)

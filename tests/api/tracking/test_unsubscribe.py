@@ -67,7 +67,8 @@ class TestOneClickUnsubscribe:
         async with httpx.AsyncClient(headers={"User-Agent": CHROME_MAC}) as browser:
             page = await browser.get(https)
             assert page.status_code == 200
-            assert "fan@example.net" in page.text and "<form" in page.text
+            assert "fan@example.net" in page.text
+            assert "<form" in page.text
             # Looking at the page changes nothing.
             again = await client.post("/email", json=broadcast(To="fan@example.net"), headers=server.headers)
             assert again.status_code == 200
