@@ -28,7 +28,7 @@ from shared.constants import ClickLocation
 
 PIXEL = "https://track.example/t/o/PIXEL"
 UNSUBSCRIBE = "https://track.example/t/u/UNSUB"
-TEXTS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), max_size=300)
+TEXTS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), max_size=300)
 URLS = st.builds(
     lambda host, path: f"https://{host}.example/{path}",
     st.from_regex(r"[a-z]{1,12}", fullmatch=True),

@@ -12,7 +12,7 @@ from api_service.tracking import tokens
 from api_service.tracking.useragent import parse_user_agent
 from shared.constants import ClickLocation, Platform
 
-NO_NUL = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), max_size=200)
+NO_NUL = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), max_size=200)
 PAYLOADS = st.one_of(
     st.builds(tokens.Payload, st.sampled_from([tokens.Kind.OPEN, tokens.Kind.UNSUBSCRIBE]), st.uuids(version=4), NO_NUL),
     st.builds(tokens.Payload, st.just(tokens.Kind.CLICK), st.uuids(version=4), NO_NUL, st.sampled_from(list(ClickLocation)), NO_NUL),
