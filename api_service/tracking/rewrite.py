@@ -2,8 +2,8 @@
 placeholder and header fields. Pure functions, bytes in, bytes out.
 
 The message is parsed with the compat32 policy and generated again with the same policy and no
-refolding, which gives back the very bytes it was given (see the property tests); only the
-text/plain and text/html parts that change are re-encoded (quoted-printable when a line would
+refolding, which gives back the bytes it was given (see the property tests; the top-level header
+block is copied as it came); only the text/plain and text/html parts that change are re-encoded (quoted-printable when a line would
 pass 998 octets or 8-bit text would go out as 7bit; base64 parts stay base64). Attachments and
 inline images are written back untouched.
 """
@@ -260,7 +260,14 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
         return raw
     out = io.BytesIO()
     BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(message)
-    return out.getvalue()
+    # The top-level header block goes out as it came (the generator may respace an odd field);
+    # only its transfer encoding can have changed, when the message is a single text part.
+    head, _ = split_head(raw)
+    _, body = split_head(out.getvalue())
+    encoding = message.get("Content-Transfer-Encoding")
+    if encoding is not None and encoding != message_from_bytes(head, policy=POLICY).get("Content-Transfer-Encoding"):
+        head = set_headers(head, [("Content-Transfer-Encoding", str(encoding))])
+    return head + body
 
 
 def set_headers(raw: bytes, headers: list[tuple[str, str]]) -> bytes:
