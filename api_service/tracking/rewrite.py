@@ -237,7 +237,15 @@ def _write(part: Message, text: str, charset: str) -> None:
         part["Content-Transfer-Encoding"] = encoding
 
 
+BARE_LINE_BREAK = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
 def _bodies(raw: bytes, plan: Plan) -> bytes:
+    head, _ = split_head(raw)
+    if BARE_LINE_BREAK.search(head):
+        # Neither intake path stores one (the JSON adapter refuses it, the SMTP gateway turns it
+        # into CRLF), and generated again it could end the header block early: left alone.
+        return raw
     message = message_from_bytes(raw, policy=POLICY)
     changed = False
     pixel = plan.pixel_url
@@ -262,7 +270,6 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
     BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(message)
     # The top-level header block goes out as it came (the generator may respace an odd field);
     # only its transfer encoding can have changed, when the message is a single text part.
-    head, _ = split_head(raw)
     _, body = split_head(out.getvalue())
     encoding = message.get("Content-Transfer-Encoding")
     if encoding is not None and encoding != message_from_bytes(head, policy=POLICY).get("Content-Transfer-Encoding"):

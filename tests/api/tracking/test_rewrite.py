@@ -11,13 +11,14 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from api_service.email.addresses import Mailbox
 from api_service.email.from_mime import split_head
 from api_service.email.mime import AttachmentPart, MimeInput, build_mime
 from api_service.tracking.rewrite import (
+    BARE_LINE_BREAK,
     POLICY,
     Plan,
     count_tracked_links,
@@ -113,6 +114,7 @@ class TestMime:
     @settings(max_examples=150, deadline=None)
     @given(messages())
     def test_parsing_and_generating_again_gives_the_same_body_bytes(self, raw: bytes) -> None:
+        assume(not BARE_LINE_BREAK.search(split_head(raw)[0]))  # such a head is left alone, see rewrite._bodies
         assert split_head(regenerate(raw))[1] == split_head(raw)[1]
 
     @settings(max_examples=150, deadline=None)
@@ -170,6 +172,10 @@ class TestMime:
         parsed = message_from_bytes(out, _class=EmailMessage, policy=policy.default)
         before = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
         assert parsed.get_content() == before.get_content().replace("https://example.com/x", "https://track.example/t/c/Text/21")
+
+    def test_a_head_with_a_bare_line_break_is_left_alone(self) -> None:
+        raw = b"From: a@example.org\r\nSubject: x\ny\r\n\r\nhttps://example.com/a\r\n"
+        assert personalise_mime(raw, Plan(track_text=True, link=tracked)) == raw
 
     def test_a_part_in_an_unknown_charset_is_left_alone(self) -> None:
         raw = b'From: a@example.org\r\nContent-Type: text/html; charset="x-unknown"\r\n\r\n<a href="https://example.com">x</a>\r\n'
