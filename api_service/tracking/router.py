@@ -24,7 +24,6 @@ from api_service.messages import service as messages
 from api_service.servers.deps import CurrentServer
 from api_service.tracking import service
 from api_service.tracking.copies import CLICK_SEGMENT, OPEN_SEGMENT, UNSUBSCRIBE_SEGMENT
-from api_service.webhooks import payloads
 from shared.constants import DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.tracking import ClickEvent, ClickList, OpenEvent, OpenList
 
@@ -89,19 +88,23 @@ async def list_opens(
     """Opens of tracked messages, newest first (every open; `FirstOpen` marks a recipient's first)."""
     _check_window(paging)
     filters = _filters(request, message_stream=messagestream, tag=tag, recipient=recipient)
-    total, rows = await messages.list_opens(session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset)
-    metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
-    return OpenList(TotalCount=total, Opens=[OpenEvent(**payloads.open_payload(r, metadata=metadata.get(r.message_id, {}))) for r in rows])
+    total, found = await service.opens_page(session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset)
+    return OpenList(TotalCount=total, Opens=[OpenEvent(**o) for o in found])
 
 
 @router.get("/messages/outbound/opens/{message_id}", response_model=OpenList, responses=ERRORS)
 async def message_opens(message_id: str, server: CurrentServer, session: Session, paging: Paging) -> OpenList:
     """Opens of one message."""
     _check_window(paging)
-    message = await messages.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
-    filters = messages.ActivityFilter(message_id=message.id)
-    total, rows = await messages.list_opens(session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset)
-    return OpenList(TotalCount=total, Opens=[OpenEvent(**payloads.open_payload(r, metadata=message.metadata_)) for r in rows])
+    total, found = await service.opens_page(
+        session=session,
+        server_id=server.id,
+        filters=messages.ActivityFilter(),
+        count=paging.count,
+        offset=paging.offset,
+        message_id=message_id,
+    )
+    return OpenList(TotalCount=total, Opens=[OpenEvent(**o) for o in found])
 
 
 @router.get("/messages/outbound/clicks", response_model=ClickList, responses=ERRORS)
@@ -119,25 +122,25 @@ async def list_clicks(
     """Clicks on tracked links, newest first."""
     _check_window(paging)
     filters = _filters(request, message_stream=messagestream, tag=tag, recipient=recipient)
-    total, rows = await messages.list_clicks(
+    total, found = await service.clicks_page(
         session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset
     )
-    metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
-    return ClickList(
-        TotalCount=total, Clicks=[ClickEvent(**payloads.click_payload(r, metadata=metadata.get(r.message_id, {}))) for r in rows]
-    )
+    return ClickList(TotalCount=total, Clicks=[ClickEvent(**c) for c in found])
 
 
 @router.get("/messages/outbound/clicks/{message_id}", response_model=ClickList, responses=ERRORS)
 async def message_clicks(message_id: str, server: CurrentServer, session: Session, paging: Paging) -> ClickList:
     """Clicks on the tracked links of one message."""
     _check_window(paging)
-    message = await messages.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
-    filters = messages.ActivityFilter(message_id=message.id)
-    total, rows = await messages.list_clicks(
-        session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset
+    total, found = await service.clicks_page(
+        session=session,
+        server_id=server.id,
+        filters=messages.ActivityFilter(),
+        count=paging.count,
+        offset=paging.offset,
+        message_id=message_id,
     )
-    return ClickList(TotalCount=total, Clicks=[ClickEvent(**payloads.click_payload(r, metadata=message.metadata_)) for r in rows])
+    return ClickList(TotalCount=total, Clicks=[ClickEvent(**c) for c in found])
 
 
 # --- the public URLs in mail ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,3 +160,28 @@ async def unsubscribe_by_mail(*, session: AsyncSession, rcpt_to: list[str], raw:
         if await unsubscribe(session=session, token=token) is not None:
             done += 1
     return done
+
+
+# --- the opens and clicks API ---------------------------------------------------------------------
+
+
+async def opens_page(
+    *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """A page of opens, shaped as their webhooks; of one message when `message_id` is given."""
+    if message_id is not None:
+        filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
+    total, rows = await messages.list_opens(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+    metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
+    return total, [payloads.open_payload(r, metadata=metadata.get(r.message_id, {})) for r in rows]
+
+
+async def clicks_page(
+    *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """A page of clicks, shaped as their webhooks; of one message when `message_id` is given."""
+    if message_id is not None:
+        filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
+    total, rows = await messages.list_clicks(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+    metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
+    return total, [payloads.click_payload(r, metadata=metadata.get(r.message_id, {})) for r in rows]

@@ -33,6 +33,8 @@ async def server(client: httpx.AsyncClient, receiver: Receiver) -> ServerHandle:
     await create_domain(client, "example.org")
     hook = {"Url": receiver.url, "Triggers": {"Open": {"Enabled": True}, "Click": {"Enabled": True}}}
     assert (await client.post("/webhooks", json=hook, headers=server.headers)).status_code == 200
+    first_only = {"Url": receiver.url + "/first-only", "Triggers": {"Open": {"Enabled": True, "PostFirstOpenOnly": True}}}
+    assert (await client.post("/webhooks", json=first_only, headers=server.headers)).status_code == 200
     legacy = {"OpenHookUrl": receiver.url + "/legacy-open", "ClickHookUrl": receiver.url + "/legacy-click", "PostFirstOpenOnly": True}
     assert (await client.put("/server", json=legacy, headers=server.headers)).status_code == 200
     return server
@@ -104,12 +106,14 @@ class TestOpenAndClickTracking:
             assert (await phone.get(pixel)).status_code == 200
 
         delivered = await hooks(tracking_worker, receiver)
-        opens = [body for path, body in delivered if body["RecordType"] == "Open"]
+        opens = [body for path, body in delivered if body["RecordType"] == "Open" and path == "/hook"]
         clicks = [body for path, body in delivered if body["RecordType"] == "Click"]
-        # The webhook gets both opens; the legacy OpenHookUrl (PostFirstOpenOnly) only the first.
+        # The webhook gets both opens; one with PostFirstOpenOnly, and the legacy OpenHookUrl
+        # (the server's PostFirstOpenOnly), only the first.
         assert sorted((path, body["FirstOpen"]) for path, body in delivered if body["RecordType"] == "Open") == [
             ("/hook", False),
             ("/hook", True),
+            ("/hook/first-only", True),
             ("/hook/legacy-open", True),
         ]
         first = next(o for o in opens if o["FirstOpen"])
