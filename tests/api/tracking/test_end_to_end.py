@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import uuid
+from email import policy
+from email.message import EmailMessage
 from typing import Any
 
 import dkim
@@ -245,3 +247,37 @@ class TestOpenAndClickTracking:
         assert all(len(r.rcpt_tos) == 1 for r in sink[0].received)
         pixels = [read_copy(r.data).urls(live_api, "o", read_copy(r.data).html)[0] for r in sink[0].received]
         assert pixels[0] != pixels[1]
+
+
+class TestSmtpSubmissions:
+    async def test_x_pm_track_headers_over_smtp(
+        self, client: httpx.AsyncClient, server: ServerHandle, tracking_worker: Worker, sink: tuple[SinkHandler, int], live_api: str
+    ) -> None:
+        """What the SMTP gateway hands the API: a mail program's MIME with Postmark's control headers."""
+        await client.put("/server", json={"SmtpApiActivated": True}, headers=server.headers)
+        submitted = EmailMessage()
+        submitted["From"] = "App <app@example.org>"
+        submitted["To"] = "reader@example.net"
+        submitted["Subject"] = "Over SMTP"
+        submitted["X-PM-TrackOpens"] = "true"
+        submitted["X-PM-TrackLinks"] = "HtmlOnly"
+        submitted.set_content("Start at https://example.com/text")
+        submitted.add_alternative(HTML, subtype="html")
+        submitted.add_attachment(b"%PDF-1.4 binary \x00\xff", maintype="application", subtype="pdf", filename="a.pdf")
+        raw = submitted.as_bytes(policy=policy.SMTP)
+        body = {"MailFrom": "app@example.org", "RcptTo": ["reader@example.net"], "RawMessage": base64.b64encode(raw).decode()}
+        stored = await client.post("/internal/smtp/messages", json=body, headers=server.headers)
+        assert stored.json()["Accepted"] == 1, stored.text
+        assert await tracking_worker.deliver() == 1
+        [received] = sink[0].received
+        copy = read_copy(received.data)
+        assert "X-PM-TrackOpens" not in copy.message
+        assert len(copy.urls(live_api, "o", copy.html)) == 1
+        assert len(copy.urls(live_api, "c", copy.html)) == 1
+        assert "https://example.com/text" in copy.text  # HtmlOnly: text links stay
+        [attachment] = list(copy.message.iter_attachments())
+        assert attachment.get_content() == b"%PDF-1.4 binary \x00\xff"
+        async with httpx.AsyncClient(headers={"User-Agent": CHROME_MAC}) as mail_client:
+            assert (await mail_client.get(copy.urls(live_api, "c", copy.html)[0])).headers[
+                "location"
+            ] == "https://example.com/welcome?a=1&b=2"
