@@ -38,6 +38,8 @@ NO_TRACK_ATTRIBUTE = "data-pm-no-track"
 TEXT_URL = re.compile(r"https?://[^\s<>\"'\x00-\x1f\x7f]+", re.IGNORECASE)
 TRAILING_PUNCTUATION = ".,;:!?'\")]}"
 TRACKED_SCHEMES = frozenset({"http", "https"})
+# A longer URL is left as it is: sealed into a token it would make a URL browsers and proxies cut.
+MAX_TRACKED_URL = 2048
 
 LinkRewriter = Callable[[str, ClickLocation], str]
 
@@ -60,7 +62,7 @@ class Plan:
 
 def trackable(url: str) -> bool:
     """Only web links are tracked: not mailto:, tel:, anchors or the unsubscribe placeholder."""
-    if "\x00" in url or UNSUBSCRIBE_PLACEHOLDER.search(url):
+    if len(url) > MAX_TRACKED_URL or "\x00" in url or UNSUBSCRIBE_PLACEHOLDER.search(url):
         return False
     try:
         parts = urlsplit(url.strip())

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api_service.tracking import tokens
+from api_service.tracking.rewrite import MAX_TRACKED_URL, trackable
 from api_service.tracking.useragent import parse_user_agent
 from shared.constants import ClickLocation, Platform
 
@@ -47,6 +48,13 @@ class TestTokens:
         raw = base64.urlsafe_b64decode(tokens.seal("secret", payload) + "==")
         assert b"someone" not in raw
         assert b"example.com" not in raw
+
+    def test_the_longest_tracked_link_makes_a_token_that_opens(self) -> None:
+        url = "https://example.com/" + "a" * (MAX_TRACKED_URL - len("https://example.com/"))
+        assert trackable(url)
+        assert not trackable(url + "a")
+        payload = tokens.Payload(tokens.Kind.CLICK, uuid.uuid4(), "r" * 310 + "@example.net", ClickLocation.TEXT, url)
+        assert tokens.unseal("secret", tokens.seal("secret", payload)) == payload
 
 
 class TestUserAgents:
