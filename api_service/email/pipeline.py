@@ -10,6 +10,7 @@ recipient's open pixel, tracked links and unsubscribe link and headers (see `tra
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -23,6 +24,8 @@ from api_service.tracking import copies
 from api_service.tracking.copies import Personalisation
 from api_service.tracking.rewrite import personalise_mime
 from shared.constants import ErrorCode
+
+log = logging.getLogger("postgate.delivery")
 
 __all__ = ["Personalisation", "compose", "per_recipient", "personalise", "render", "tracked_links"]
 
@@ -90,4 +93,8 @@ def personalise(mime: bytes, *, message: Message, recipient: str, context: Perso
     (an open-tracking pixel, tracked links, an unsubscribe link and the List-Unsubscribe headers)."""
     if context is None or not per_recipient(message):
         return mime
-    return personalise_mime(mime, copies.plan_for(_copy_settings(message), recipient=recipient, context=context))
+    try:
+        return personalise_mime(mime, copies.plan_for(_copy_settings(message), recipient=recipient, context=context))
+    except Exception:  # as with DKIM: a copy that cannot be personalised is still delivered, as stored
+        log.exception("personalising %s for one recipient failed; delivering it as stored", message.id)
+        return mime

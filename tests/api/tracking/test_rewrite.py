@@ -319,3 +319,22 @@ class TestSubmittedMime:
         body = parsed.get_body(preferencelist=("html",))
         assert body is not None
         assert str(body.get_content()).count(PIXEL) == 1
+
+
+GARBAGE_HTML = st.text(
+    alphabet=st.sampled_from(list("<>/=\"' a-href![]&;#x0:\\n")) | st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200
+)
+
+
+class TestHostileInput:
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=600) | GARBAGE_HTML.map(lambda t: ("Content-Type: text/html\r\n\r\n" + t).encode("utf-8", "replace")))
+    def test_personalising_and_counting_never_raise(self, raw: bytes) -> None:
+        out = personalise_mime(raw, full_plan())
+        assert isinstance(out, bytes)
+        assert count_tracked_links(raw, html_links=True, text_links=True) >= 0
+
+    @settings(max_examples=300, deadline=None)
+    @given(GARBAGE_HTML)
+    def test_html_rewriting_never_raises(self, text: str) -> None:
+        assert isinstance(rewrite_html(text, link=tracked, pixel_url=PIXEL, unsubscribe_url=UNSUBSCRIBE), str)
