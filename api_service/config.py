@@ -76,6 +76,15 @@ class Settings(BaseSettings):
             dns_resolver(value)
         return value
 
+    tracking_base_url: str = Field(
+        default="",
+        description="Public base of the open, click and unsubscribe URLs written into mail; PUBLIC_URL or the API's own URL when empty",
+    )
+
+    @property
+    def tracking_url(self) -> str:
+        return (self.tracking_base_url or self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
 
 @lru_cache
 def get_settings() -> Settings:

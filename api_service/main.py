@@ -20,12 +20,16 @@ from api_service.messages.router import router as messages_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
 from api_service.smtp_gateway.router import router as smtp_gateway_router
+from api_service.stats.router import router as stats_router
+from api_service.streams.router import router as streams_router
 from api_service.suppressions.router import router as suppressions_router
+from api_service.tracking.router import public_router as tracking_public_router
+from api_service.tracking.router import router as tracking_router
 from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
-messages, bounces) or `X-Postmark-Account-Token` (servers, senders, domains).
+messages, bounces, streams, stats) or `X-Postmark-Account-Token` (servers, senders, domains).
 Every error is `{"ErrorCode": N, "Message": "…"}` with Postmark's codes.
 """
 
@@ -66,6 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         smtp_gateway_router,
         webhooks_router,
         suppressions_router,
+        streams_router,
+        tracking_router,
+        tracking_public_router,
+        stats_router,
     ):
         app.include_router(router)
     install_console(app)

@@ -25,6 +25,9 @@ MAX_PAGE_COUNT = 500
 MAX_PAGE_WINDOW = 10_000
 
 DEFAULT_MESSAGE_STREAM = "outbound"
+# Public tracking URLs (open pixel, click redirect, unsubscribe) are served under this path; it is
+# exempt from the API's token auth, path and query lower-casing and JSON-only bodies.
+TRACKING_PATH_PREFIX = "/t/"
 
 FORBIDDEN_ATTACHMENT_EXTENSIONS = frozenset(
     [
@@ -107,7 +110,27 @@ class ErrorCode(IntEnum):
     BOUNCE_NOT_FOUND = 1001
     BOUNCE_ID_REQUIRED = 1002
     BOUNCE_CANNOT_ACTIVATE = 1003
+    STATS_DATE_INVALID = 900
+    STREAMS_NO_ACCESS = 1220
+    STREAM_TYPE_INVALID = 1221
+    STREAM_ID_REQUIRED = 1222
+    STREAM_NAME_REQUIRED = 1223
+    STREAM_NAME_TOO_LONG = 1224
+    STREAM_LIMIT_REACHED = 1225
     STREAM_NOT_FOUND_BY_ID = 1226
+    STREAM_ID_INVALID = 1227
+    STREAM_ONE_INBOUND = 1228
+    STREAM_DEFAULT_CANNOT_ARCHIVE = 1229
+    STREAM_ID_EXISTS = 1230
+    STREAM_DESCRIPTION_TOO_LONG = 1231
+    STREAM_CANNOT_UNARCHIVE = 1232
+    STREAM_ID_PM_PREFIX = 1233
+    STREAM_DESCRIPTION_HTML = 1234
+    STREAM_ID_RESERVED = 1237
+    STREAM_CUSTOM_UNSUBSCRIBE_FORBIDDEN = 1238
+    STREAM_UNSUBSCRIBE_NOT_SUPPORTED = 1239
+    STREAM_UNSUBSCRIBE_INVALID = 1240
+    STREAM_CANNOT_ARCHIVE = 1241
     SMTP_DISABLED = 1460
 
 
@@ -347,6 +370,30 @@ class TrackLinks(StrEnum):
     HTML_AND_TEXT = "HtmlAndText"
     HTML_ONLY = "HtmlOnly"
     TEXT_ONLY = "TextOnly"
+
+
+class UnsubscribeHandlingType(StrEnum):
+    """`SubscriptionManagementConfiguration.UnsubscribeHandlingType` of a message stream."""
+
+    NONE = "None"
+    POSTMARK = "Postmark"
+    CUSTOM = "Custom"
+
+
+class ClickLocation(StrEnum):
+    """Which part of a message a tracked link was clicked in."""
+
+    HTML = "HTML"
+    TEXT = "Text"
+
+
+class Platform(StrEnum):
+    """Where an open or a click came from, as Postmark classifies it."""
+
+    DESKTOP = "Desktop"
+    MOBILE = "Mobile"
+    WEBMAIL = "WebMail"
+    UNKNOWN = "Unknown"
 
 
 class DeliveryType(StrEnum):

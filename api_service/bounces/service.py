@@ -19,6 +19,7 @@ from api_service.messages import service as messages
 from api_service.models import Bounce, Message
 from api_service.servers import repository as servers_repository
 from api_service.suppressions import service as suppressions
+from api_service.tracking import service as tracking
 from api_service.webhooks import service as webhooks_service
 from shared.constants import BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
 from shared.schemas.bounce_reports import BounceReport
@@ -141,14 +142,16 @@ async def record_message_bounce(
 
 
 async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
-    """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names."""
+    """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names; a
+    mail to the List-Unsubscribe mailto: address unsubscribes its recipient."""
     try:
         raw = base64.b64decode(report.RawMessage, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidEmailRequest("RawMessage is not valid Base64.") from None
+    unsubscribed = await tracking.unsubscribe_by_mail(session=session, rcpt_to=report.RcptTo, raw=raw)
     ids = {mid for rcpt in report.RcptTo if (mid := parse_return_path(rcpt)) is not None}
     if not ids:
-        return 0
+        return unsubscribed
     parsed = parse_report(raw)
     matched = 0
     for message in (await messages.get_messages(session=session, ids=ids)).values():
@@ -185,7 +188,7 @@ async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
             )
             await messages.mark_bounced(session=session, message_id=message.id, email=failed.email)
             matched += 1
-    return matched
+    return matched + unsubscribed
 
 
 async def list_bounces(

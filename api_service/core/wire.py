@@ -13,7 +13,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, ErrorCode
+from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
 
@@ -26,13 +26,14 @@ BODY_LIMITS: dict[str, int] = {
 }
 DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# The web console is HTML with form posts: its paths keep their case and its bodies need not be
-# JSON. The body size limit still applies.
-EXEMPT_PREFIX = "/console"
+# Not Postmark's API: the web console (HTML with form posts) and the public tracking URLs (case-
+# sensitive tokens; RFC 8058 one-click posts are forms). Their paths keep their case and their
+# bodies need not be JSON; the body size limit still applies.
+EXEMPT_PREFIXES = ("/console", TRACKING_PATH_PREFIX.rstrip("/"))
 
 
 def is_exempt(path: str) -> bool:
-    return path == EXEMPT_PREFIX or path.startswith(EXEMPT_PREFIX + "/")
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in EXEMPT_PREFIXES)
 
 
 class BodyTooLarge(HTTPException):

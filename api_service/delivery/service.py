@@ -51,13 +51,17 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
         loaded = await messages.get_messages(session=session, ids={c.message_id for c in claimed})
         servers = await servers_service.get_servers(session=session, ids={m.server_id for m in loaded.values()})
         keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
-    groups: dict[tuple[uuid.UUID, str], list[Claimed]] = defaultdict(list)
+    # A message whose copies differ per recipient (tracking, unsubscribe) goes one recipient per
+    # SMTP transaction; any other, one transaction per recipient domain.
+    groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
     for item in claimed:
-        groups[(item.message_id, domain_of(item.email))].append(item)
-    signed: dict[uuid.UUID, bytes] = {}
+        message = loaded.get(item.message_id)
+        alone = item.email if message is not None and pipeline.per_recipient(message) else ""
+        groups[(item.message_id, domain_of(item.email), alone)].append(item)
+    signed: dict[tuple[uuid.UUID, str], bytes] = {}
     limit = asyncio.Semaphore(settings.delivery_concurrency)
 
-    async def one(message_id: uuid.UUID, domain: str, items: list[Claimed]) -> Outcomes | None:
+    async def one(message_id: uuid.UUID, domain: str, alone: str, items: list[Claimed]) -> Outcomes | None:
         async with limit:
             message = loaded.get(message_id)
             if message is None:  # deleted with its server meanwhile
@@ -66,21 +70,26 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX.value:
                 attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
             else:
-                if message_id not in signed:
-                    # One copy for the recipients of a domain: personalising per recipient will
-                    # split the group when a message has per-recipient content.
-                    signed[message_id] = sign(
-                        pipeline.personalise(message.raw_mime, message=message, recipient=items[0].email), message, keys
+                if (message_id, alone) not in signed:
+                    context = pipeline.Personalisation(
+                        secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+                    )
+                    signed[(message_id, alone)] = sign(
+                        pipeline.personalise(message.raw_mime, message=message, recipient=items[0].email, context=context), message, keys
                     )
                 attempt = await transport.send(
                     sender=return_path(message_id=message_id, domain=settings.return_path_domain),
                     domain=domain,
                     recipients=[i.email for i in items],
-                    data=signed[message_id],
+                    data=signed[(message_id, alone)],
                 )
             return Outcomes(message=message, server=server, items=items, attempt=attempt)
 
-    outcomes = [o for o in await asyncio.gather(*(one(mid, domain, items) for (mid, domain), items in groups.items())) if o is not None]
+    outcomes = [
+        o
+        for o in await asyncio.gather(*(one(mid, domain, alone, items) for (mid, domain, alone), items in groups.items()))
+        if o is not None
+    ]
     try:
         # One transaction (one commit) for the whole batch …
         async with sessionmaker() as session, session.begin():

@@ -17,6 +17,7 @@ from api_service.models import IdempotencyKey
 class StreamInfo:
     stream_type: str
     archived: bool
+    unsubscribe_handling: str = "None"
 
 
 @dataclass(slots=True)
@@ -32,7 +33,7 @@ class SendLookups:
 LOOKUPS = text(
     """
     SELECT
-      (SELECT coalesce(json_object_agg(stream_id, json_build_array(stream_type, archived_at IS NOT NULL)), '{}')
+      (SELECT coalesce(json_object_agg(stream_id, json_build_array(stream_type, archived_at IS NOT NULL, unsubscribe_handling)), '{}')
          FROM message_streams WHERE server_id = :server_id) AS streams,
       (SELECT coalesce(json_object_agg(email, reply_to_email), '{}')
          FROM sender_signatures WHERE email = ANY(:emails) AND confirmed) AS signatures,
@@ -59,7 +60,7 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
     signatures = json.loads(signatures_json) if isinstance(signatures_json, str) else signatures_json
     suppressed = json.loads(suppressed_json) if isinstance(suppressed_json, str) else suppressed_json
     return SendLookups(
-        streams={k: StreamInfo(stream_type=v[0], archived=v[1]) for k, v in streams.items()},
+        streams={k: StreamInfo(stream_type=v[0], archived=v[1], unsubscribe_handling=v[2]) for k, v in streams.items()},
         reply_tos=dict(signatures),
         domains=set(domain_names),
         suppressed={(stream, email) for stream, email in suppressed},

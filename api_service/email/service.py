@@ -42,6 +42,7 @@ from shared.constants import (
     ErrorCode,
     MessageStatus,
     StreamType,
+    UnsubscribeHandlingType,
 )
 
 # A retried request (same Idempotency-Key, or the same SMTP message to the same recipients) is
@@ -298,6 +299,8 @@ def _accept_one(
     shown = {m.email.lower() for m in (*message.to, *message.cc)}
     bcc = message.bcc if message.envelope_recipients is None else [Mailbox(name="", email=r) for r in recipients if r.lower() not in shown]
     stream = message.message_stream if message.message_stream in lookups.streams else DEFAULT_MESSAGE_STREAM
+    info = lookups.streams.get(stream)
+    track_links = message.track_links or server.track_links
     row = Message(
         id=message_id,
         server_id=server.id,
@@ -316,8 +319,13 @@ def _accept_one(
         metadata_=message.metadata,
         attachments=message.attachment_names,
         track_opens=bool(server.track_opens or message.track_opens),
-        track_links=message.track_links or server.track_links,
+        track_links=track_links,
         sandboxed=server.delivery_type == DeliveryType.SANDBOX.value,
+        # Broadcasts with Postmark's handling get the unsubscribe link and headers; transactional mail never does.
+        list_unsubscribe=info is not None
+        and info.stream_type == StreamType.BROADCASTS.value
+        and info.unsubscribe_handling == UnsubscribeHandlingType.POSTMARK.value,
+        tracked_links=pipeline.tracked_links(mime, track_links) if active else 0,
         raw_mime=mime,
         created_at=now,
     )

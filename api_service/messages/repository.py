@@ -6,10 +6,11 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import ARRAY, Select, Table, Uuid, bindparam, func, inspect, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
+from api_service.models import Message, MessageClick, MessageEvent, MessageOpen, MessageRecipient, RecipientStatus
 from shared.constants import MessageEventType
 
 
@@ -189,3 +190,102 @@ async def count_per_day(*, session: AsyncSession, server_id: int, since: datetim
     day = func.date(func.timezone("UTC", Message.created_at))
     stmt = select(day, func.count()).where(Message.server_id == server_id, Message.created_at >= since).group_by(day)
     return {d: int(c) for d, c in (await session.execute(stmt)).all()}
+
+
+# --- opens and clicks (this package writes them, with their message events) -------------------------
+
+
+async def get_message_summary(*, session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    """A message without its raw MIME (for recording its opens, clicks and unsubscribes)."""
+    stmt = select(Message).options(defer(Message.raw_mime)).where(Message.id == message_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def insert_open(*, session: AsyncSession, values: dict[str, Any]) -> MessageOpen:
+    """Insert an open; the first of its recipient is marked so, race-free (a partial unique index)."""
+    first = (
+        pg_insert(MessageOpen)
+        .values(**values, first_open=True)
+        .on_conflict_do_nothing(index_elements=["message_id", "recipient"], index_where=text("first_open"))
+        .returning(MessageOpen)
+    )
+    row = (await session.execute(first)).scalar_one_or_none()
+    if row is None:
+        row = (await session.execute(pg_insert(MessageOpen).values(**values, first_open=False).returning(MessageOpen))).scalar_one()
+    return row
+
+
+async def insert_click(*, session: AsyncSession, values: dict[str, Any]) -> MessageClick:
+    first = (
+        pg_insert(MessageClick)
+        .values(**values, first_click=True)
+        .on_conflict_do_nothing(index_elements=["message_id", "recipient", "link_sha256"], index_where=text("first_click"))
+        .returning(MessageClick)
+    )
+    row = (await session.execute(first)).scalar_one_or_none()
+    if row is None:
+        row = (await session.execute(pg_insert(MessageClick).values(**values, first_click=False).returning(MessageClick))).scalar_one()
+    return row
+
+
+@dataclass(slots=True)
+class ActivityFilter:
+    """Filters of `/messages/outbound/opens` and `/clicks`."""
+
+    message_id: uuid.UUID | None = None
+    recipient: str | None = None
+    tag: str | None = None
+    message_stream: str | None = None
+    client_name: str | None = None
+    client_company: str | None = None
+    client_family: str | None = None
+    os_name: str | None = None
+    os_family: str | None = None
+    os_company: str | None = None
+    platform: str | None = None
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+
+
+ACTIVITY_EQUALS = ("tag", "message_stream", "platform")
+ACTIVITY_CONTAINS = ("client_name", "client_company", "client_family", "os_name", "os_family", "os_company", "country", "region", "city")
+
+
+async def list_activity(
+    *,
+    session: AsyncSession,
+    model: type[MessageOpen] | type[MessageClick],
+    server_id: int,
+    filters: ActivityFilter,
+    count: int,
+    offset: int,
+) -> tuple[int, list[Any]]:
+    stmt: Select[Any] = select(model).where(model.server_id == server_id)
+    if filters.message_id:
+        stmt = stmt.where(model.message_id == filters.message_id)
+    if filters.recipient:
+        stmt = stmt.where(model.recipient.icontains(filters.recipient, autoescape=True))
+    for name in ACTIVITY_EQUALS:
+        value = getattr(filters, name)
+        if value:
+            column = getattr(model, name)
+            stmt = stmt.where(func.lower(column) == value.lower()) if name == "platform" else stmt.where(column == value)
+    for name in ACTIVITY_CONTAINS:
+        value = getattr(filters, name)
+        if value:
+            stmt = stmt.where(getattr(model, name).icontains(value, autoescape=True))
+    if filters.from_date:
+        stmt = stmt.where(model.created_at >= filters.from_date)
+    if filters.to_date:
+        stmt = stmt.where(model.created_at < filters.to_date)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    page = stmt.order_by(model.created_at.desc(), model.id.desc()).limit(count).offset(offset)
+    return total, list((await session.execute(page)).scalars().all())
+
+
+async def metadata_of(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+    rows = (await session.execute(select(Message.id, Message.metadata_).where(Message.id.in_(message_ids)))).all()
+    return {row[0]: row[1] for row in rows}

@@ -6,6 +6,7 @@ worker claims and records through the functions below.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import date, datetime
 from email import message_from_bytes, policy
@@ -17,10 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.errors import NotFound
 from api_service.messages import repository
 from api_service.messages.repository import Claimed
-from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
-from shared.constants import ErrorCode, MessageEventType
+from api_service.models import Message, MessageClick, MessageEvent, MessageOpen, MessageRecipient, RecipientStatus
+from api_service.tracking.useragent import ClientInfo
+from shared.constants import ClickLocation, ErrorCode, MessageEventType
 
-__all__ = ["Claimed"]
+__all__ = ["ActivityFilter", "Claimed"]
+
+ActivityFilter = repository.ActivityFilter
 
 
 def parse_message_id(value: str) -> uuid.UUID:
@@ -117,3 +121,105 @@ async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[M
 async def count_per_day(*, session: AsyncSession, server_id: int, since: datetime) -> dict[date, int]:
     """Messages accepted per UTC day since `since` (days without any are absent)."""
     return await repository.count_per_day(session=session, server_id=server_id, since=since)
+
+
+# --- opens, clicks and subscription changes -------------------------------------------------------
+
+
+async def get_message_summary(*, session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    """A message without its raw MIME, by id alone (the tracking endpoints know no server yet)."""
+    return await repository.get_message_summary(session=session, message_id=message_id)
+
+
+def _reader(message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> dict[str, Any]:
+    return {
+        "server_id": message.server_id,
+        "message_id": message.id,
+        "message_stream": message.message_stream,
+        "tag": message.tag,
+        "recipient": recipient,
+        "user_agent": client.user_agent,
+        "client_name": client.client_name,
+        "client_company": client.client_company,
+        "client_family": client.client_family,
+        "os_name": client.os_name,
+        "os_company": client.os_company,
+        "os_family": client.os_family,
+        "platform": client.platform.value,
+        "ip": ip[:45],
+        "country": "",
+        "region": "",
+        "city": "",
+        "created_at": at,
+    }
+
+
+async def record_open(*, session: AsyncSession, message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> MessageOpen:
+    """An `Opened` event; `first_open` on the returned row says whether it was the recipient's first."""
+    row = await repository.insert_open(session=session, values=_reader(message, recipient, client, ip, at) | {"read_seconds": 0})
+    await repository.add_event(
+        session=session,
+        message_id=message.id,
+        recipient=recipient,
+        type_=MessageEventType.OPENED,
+        details={"Summary": f"Email opened with {client.client_name} on {client.os_name}"},
+    )
+    return row
+
+
+async def record_click(
+    *,
+    session: AsyncSession,
+    message: Message,
+    recipient: str,
+    link: str,
+    location: ClickLocation,
+    client: ClientInfo,
+    ip: str,
+    at: datetime,
+) -> MessageClick:
+    """A `LinkClicked` event; `first_click` says whether the recipient followed this link before."""
+    values = _reader(message, recipient, client, ip, at) | {
+        "click_location": location.value,
+        "original_link": link,
+        "link_sha256": hashlib.sha256(link.encode()).hexdigest(),
+    }
+    row = await repository.insert_click(session=session, values=values)
+    await repository.add_event(
+        session=session,
+        message_id=message.id,
+        recipient=recipient,
+        type_=MessageEventType.LINK_CLICKED,
+        details={"Summary": f"Link clicked with {client.client_name} on {client.os_name}", "Link": link, "ClickLocation": location.value},
+    )
+    return row
+
+
+async def record_subscription_change(*, session: AsyncSession, message_id: uuid.UUID, recipient: str, origin: str, suppress: bool) -> None:
+    await repository.add_event(
+        session=session,
+        message_id=message_id,
+        recipient=recipient,
+        type_=MessageEventType.SUBSCRIPTION_CHANGED,
+        details={"Origin": origin, "SuppressSending": suppress},
+    )
+
+
+async def list_opens(
+    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int
+) -> tuple[int, list[MessageOpen]]:
+    return await repository.list_activity(
+        session=session, model=MessageOpen, server_id=server_id, filters=filters, count=count, offset=offset
+    )
+
+
+async def list_clicks(
+    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int
+) -> tuple[int, list[MessageClick]]:
+    return await repository.list_activity(
+        session=session, model=MessageClick, server_id=server_id, filters=filters, count=count, offset=offset
+    )
+
+
+async def metadata_of(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+    return await repository.metadata_of(session=session, message_ids=message_ids) if message_ids else {}

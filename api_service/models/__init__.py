@@ -8,7 +8,9 @@ from api_service.models.console_user import ConsoleUser
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
 from api_service.models.message import Message, MessageSource
+from api_service.models.message_click import MessageClick
 from api_service.models.message_event import MessageEvent
+from api_service.models.message_open import MessageOpen
 from api_service.models.message_recipient import MessageRecipient, RecipientStatus
 from api_service.models.message_stream import MessageStream
 from api_service.models.sender_signature import SenderSignature
@@ -27,7 +29,9 @@ __all__ = [
     "Domain",
     "IdempotencyKey",
     "Message",
+    "MessageClick",
     "MessageEvent",
+    "MessageOpen",
     "MessageRecipient",
     "MessageSource",
     "MessageStream",

@@ -43,4 +43,6 @@ class Message(CreatedAtMixin, Base):
     track_opens: Mapped[bool] = mapped_column(default=False)
     track_links: Mapped[str] = mapped_column(String(20), default="None")
     sandboxed: Mapped[bool] = mapped_column(default=False)
+    list_unsubscribe: Mapped[bool] = mapped_column(default=False, doc="Sent on a Broadcasts stream with Postmark unsubscribe handling")
+    tracked_links: Mapped[int] = mapped_column(default=0, doc="Links rewritten for click tracking in each recipient's copy")
     raw_mime: Mapped[bytes] = mapped_column(LargeBinary)

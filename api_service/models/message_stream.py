@@ -19,3 +19,5 @@ class MessageStream(CreatedAtMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     stream_type: Mapped[str] = mapped_column(String(20))
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    unsubscribe_handling: Mapped[str] = mapped_column(String(10), default="None", doc="None, Postmark or Custom")

@@ -31,3 +31,4 @@ class Server(CreatedAtMixin, Base):
     include_bounce_content_in_hook: Mapped[bool] = mapped_column(default=False)
     enable_smtp_api_error_hooks: Mapped[bool] = mapped_column(default=False)
     webhook_secret: Mapped[str] = mapped_column(String(128), doc="Key of the HMAC signature on webhook requests")
+    tracking_secret: Mapped[str] = mapped_column(String(128), doc="Key that seals the open, click and unsubscribe URLs of its mail")

@@ -4,7 +4,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import MessageStream, Server, ServerToken
-from shared.constants import StreamType
 
 
 async def get_server_by_token_digest(*, session: AsyncSession, digest: str) -> Server | None:
@@ -44,17 +43,6 @@ async def add_server(*, session: AsyncSession, server: Server, token_digest: str
     session.add(server)
     await session.flush()
     session.add(ServerToken(server_id=server.id, token_sha256=token_digest, hint=token_hint))
-    session.add_all(
-        [
-            MessageStream(
-                server_id=server.id, stream_id="outbound", name="Default Transactional Stream", stream_type=StreamType.TRANSACTIONAL.value
-            ),
-            MessageStream(server_id=server.id, stream_id="inbound", name="Default Inbound Stream", stream_type=StreamType.INBOUND.value),
-            MessageStream(
-                server_id=server.id, stream_id="broadcast", name="Default Broadcast Stream", stream_type=StreamType.BROADCASTS.value
-            ),
-        ]
-    )
     await session.flush()
     return server
 

@@ -14,6 +14,7 @@ from api_service.models import MessageStream, Server
 from api_service.servers import repository
 from api_service.servers.cache import SERVER_SNAPSHOTS, ServerSnapshot
 from api_service.servers.tokens import new_token, token_digest
+from api_service.streams import service as streams
 from shared.constants import SERVER_COLORS, DeliveryType, ErrorCode, TrackLinks
 from shared.schemas.servers import ServerCreate, ServerEdit
 
@@ -116,6 +117,7 @@ async def create_server(*, session: AsyncSession, data: ServerCreate) -> Created
         delivery_type=delivery,
         inbound_hash=secrets.token_hex(16),
         webhook_secret=secrets.token_urlsafe(32),
+        tracking_secret=secrets.token_urlsafe(32),
         color="purple",
         smtp_api_activated=False,
         raw_email_enabled=False,
@@ -136,6 +138,7 @@ async def create_server(*, session: AsyncSession, data: ServerCreate) -> Created
         setattr(server, column, value)
     token = new_token()
     await repository.add_server(session=session, server=server, token_digest=token_digest(token), token_hint=token[-4:])
+    await streams.create_default_streams(session=session, server_id=server.id)
     return CreatedServer(server=server, token=token)
 
 

@@ -1,11 +1,11 @@
-"""Postmark's webhook payloads (RecordType Bounce, SpamComplaint, Delivery, SubscriptionChange)."""
+"""Postmark's webhook payloads (RecordType Bounce, SpamComplaint, Delivery, SubscriptionChange, Open, Click)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from api_service.models import Bounce
+from api_service.models import Bounce, MessageClick, MessageOpen
 from shared.constants import BOUNCE_TYPES, BounceType, WebhookTrigger
 from shared.schemas.base import format_timestamp
 
@@ -86,5 +86,43 @@ def subscription_change_payload(
         "SuppressSending": suppress,
         "SuppressionReason": reason,
         "Tag": tag,
+        "Metadata": metadata,
+    }
+
+
+def _reader_fields(row: MessageOpen | MessageClick) -> dict[str, Any]:
+    return {
+        "MessageStream": row.message_stream,
+        "Client": {"Name": row.client_name, "Company": row.client_company, "Family": row.client_family},
+        "OS": {"Name": row.os_name, "Company": row.os_company, "Family": row.os_family},
+        "Platform": row.platform,
+        "UserAgent": row.user_agent,
+        # No GeoIP database ships with Postgate: only the address is known.
+        "Geo": {"IP": row.ip} if row.ip else {},
+        "MessageID": str(row.message_id),
+        "ReceivedAt": format_timestamp(row.created_at),
+        "Tag": row.tag,
+        "Recipient": row.recipient,
+    }
+
+
+def open_payload(row: MessageOpen, *, metadata: dict[str, str]) -> dict[str, Any]:
+    """An Open webhook, and an item of `/messages/outbound/opens`."""
+    return {
+        "RecordType": WebhookTrigger.OPEN.value,
+        "FirstOpen": row.first_open,
+        "ReadSeconds": row.read_seconds,
+        **_reader_fields(row),
+        "Metadata": metadata,
+    }
+
+
+def click_payload(row: MessageClick, *, metadata: dict[str, str]) -> dict[str, Any]:
+    """A Click webhook, and an item of `/messages/outbound/clicks`."""
+    return {
+        "RecordType": WebhookTrigger.CLICK.value,
+        "ClickLocation": row.click_location,
+        "OriginalLink": row.original_link,
+        **_reader_fields(row),
         "Metadata": metadata,
     }

@@ -75,15 +75,23 @@ async def has_webhooks(*, session: AsyncSession, server_id: int, stream: str) ->
     return bool(await repository.stream_webhooks(session=session, server_id=server_id, stream=stream))
 
 
-async def event_recorded(*, session: AsyncSession, server: Server, stream: str, trigger: WebhookTrigger, payload: dict[str, Any]) -> None:
-    """Queue a Delivery or SubscriptionChange webhook."""
-    rows = [
-        _target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook)
-        for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=stream)
-        if hook.triggers.get(trigger, {}).get("Enabled")
-    ]
-    if trigger is WebhookTrigger.DELIVERY and server.delivery_hook_url:
-        rows.append(_target(server_id=server.id, record_type=trigger, url=server.delivery_hook_url, payload=payload))
+async def event_recorded(
+    *, session: AsyncSession, server: Server, stream: str, trigger: WebhookTrigger, payload: dict[str, Any], first_open: bool = True
+) -> None:
+    """Queue a Delivery, SubscriptionChange, Open or Click webhook. `first_open` is False for a
+    recipient's later opens, which hooks with `PostFirstOpenOnly` do not get."""
+    rows = []
+    for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=stream):
+        setting = hook.triggers.get(trigger, {})
+        if setting.get("Enabled") and (first_open or not (trigger is WebhookTrigger.OPEN and setting.get("PostFirstOpenOnly"))):
+            rows.append(_target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook))
+    legacy = {
+        WebhookTrigger.DELIVERY: server.delivery_hook_url,
+        WebhookTrigger.OPEN: server.open_hook_url if first_open or not server.post_first_open_only else "",
+        WebhookTrigger.CLICK: server.click_hook_url,
+    }.get(trigger)
+    if legacy:
+        rows.append(_target(server_id=server.id, record_type=trigger, url=legacy, payload=payload))
     await repository.enqueue(session=session, rows=rows)
 
 
@@ -131,6 +139,8 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
     stream = await servers_repository.get_stream(session=session, server_id=server.id, stream_id=stream_id)
     if stream is None:
         raise PostmarkError(1226, f"The message stream '{stream_id}' was not found.")
+    if stream.archived_at is not None:
+        raise PostmarkError(1350, f"The message stream '{stream_id}' is archived.")
     if stream.stream_type == StreamType.INBOUND.value:
         raise PostmarkError(1351, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
     hook = Webhook(

@@ -203,32 +203,6 @@ KNOWN_MISSING: set[str] = {
     "server.createInboundRuleTrigger",
     "server.getInboundRuleTriggers",
     "server.deleteInboundRuleTrigger",
-    # opens and clicks: /messages/outbound/opens*, /messages/outbound/clicks*
-    "server.getMessageOpens",
-    "server.getMessageOpensForSingleMessage",
-    "server.getMessageClicks",
-    "server.getMessageClicksForSingleMessage",
-    # stats: /stats/outbound*
-    "server.getOutboundOverview",
-    "server.getSentCounts",
-    "server.getBounceCounts",
-    "server.getSpamComplaintsCounts",
-    "server.getTrackedEmailCounts",
-    "server.getEmailOpenCounts",
-    "server.getEmailOpenPlatformUsage",
-    "server.getEmailOpenClientUsage",
-    "server.getEmailOpenReadTimes",
-    "server.getClickCounts",
-    "server.getClickBrowserUsage",
-    "server.getClickPlatformUsage",
-    "server.getClickLocation",
-    # message streams management: /message-streams, /message-streams/{id}[/archive|/unarchive]
-    "server.getMessageStreams",
-    "server.getMessageStream",
-    "server.editMessageStream",
-    "server.createMessageStream",
-    "server.archiveMessageStream",
-    "server.unarchiveMessageStream",
     # sender signature DNS and confirmation actions (signatures are confirmed at creation)
     "account.resendSenderSignatureConfirmation",
     "account.verifySenderSignatureSPF",
@@ -250,6 +224,9 @@ def populated(js_server: PostmarkJsServer, settings: Settings) -> Populated:
     bounced = js.server("sendEmail", message("gone@example.net"))
     add_bounce(settings, js.id, BounceType.HARD_BOUNCE, "gone@example.net", bounced["MessageID"])
     js.server("createSuppressions", "outbound", {"Suppressions": [{"EmailAddress": SUPPRESSED}]})
+    for stream_id in ("to-archive", "archived"):
+        js.server("createMessageStream", {"ID": stream_id, "Name": stream_id.title(), "MessageStreamType": "Broadcasts"})
+    js.server("archiveMessageStream", "archived")
     [bounce] = js.server("getBounces", PAGE)["Bounces"]
     return Populated(
         server=js,

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api_service.models.base import Base, CreatedAtMixin
+
+
+class MessageClick(CreatedAtMixin, Base):
+    """One follow of a tracked link by a recipient; `created_at` is Postmark's ReceivedAt.
+
+    `first_click` marks the first click of each link by each recipient (what the Click webhook
+    reports); `link_sha256` keys that without indexing URLs of any length.
+    """
+
+    __tablename__ = "message_clicks"
+    __table_args__ = (
+        Index("ix_message_clicks_server_id_created_at", "server_id", "created_at"),
+        Index("uq_message_clicks_first", "message_id", "recipient", "link_sha256", unique=True, postgresql_where=text("first_click")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"))
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    message_stream: Mapped[str] = mapped_column(String(30))
+    tag: Mapped[str] = mapped_column(String(1000), default="")
+    recipient: Mapped[str] = mapped_column(String(320))
+    first_click: Mapped[bool] = mapped_column(default=False)
+    click_location: Mapped[str] = mapped_column(String(4), doc="HTML or Text")
+    original_link: Mapped[str] = mapped_column(Text)
+    link_sha256: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    client_name: Mapped[str] = mapped_column(String(200), default="")
+    client_company: Mapped[str] = mapped_column(String(200), default="")
+    client_family: Mapped[str] = mapped_column(String(200), default="")
+    os_name: Mapped[str] = mapped_column(String(200), default="")
+    os_company: Mapped[str] = mapped_column(String(200), default="")
+    os_family: Mapped[str] = mapped_column(String(200), default="")
+    platform: Mapped[str] = mapped_column(String(10), default="Unknown")
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    country: Mapped[str] = mapped_column(String(100), default="")
+    region: Mapped[str] = mapped_column(String(100), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")

@@ -1,0 +1,1 @@
+"""The Stats API: counts per day, computed by PostgreSQL (GROUP BY over indexed columns)."""

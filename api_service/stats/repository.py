@@ -1,0 +1,169 @@
+"""Aggregates only: every query groups in PostgreSQL and returns a row per day (and key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from api_service.models import Bounce, Message, MessageClick, MessageOpen, MessageRecipient
+
+# Postmark's stats days are US Eastern days.
+EASTERN = "America/New_York"
+UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class StatsFilter:
+    server_id: int
+    tag: str | None = None
+    message_stream: str | None = None
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+
+
+def day_of(column: Any) -> ColumnElement[str]:
+    return func.to_char(func.timezone(EASTERN, column), "YYYY-MM-DD")
+
+
+def _filtered(stmt: Any, f: StatsFilter, *, server_id: Any, created: Any, tag: Any, stream: Any) -> Any:
+    """The statement narrowed to the filter (typed Any: Select's column types vary per caller)."""
+    stmt = stmt.where(server_id == f.server_id)
+    if f.tag is not None:
+        stmt = stmt.where(tag == f.tag)
+    if f.message_stream is not None:
+        stmt = stmt.where(stream == f.message_stream)
+    if f.from_date is not None:
+        stmt = stmt.where(created >= f.from_date)
+    if f.to_date is not None:
+        stmt = stmt.where(created < f.to_date)
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class SendDay:
+    day: str
+    sent: int
+    tracked: int
+    with_open_tracking: int
+    with_link_tracking: int
+    tracked_links: int
+
+
+async def sends(*, session: AsyncSession, f: StatsFilter) -> list[SendDay]:
+    """Per day, recipients sent to (a message counts once per recipient) and how many were tracked."""
+    day = day_of(Message.created_at)
+    links_on = Message.track_links != "None"
+    stmt = (
+        select(
+            day,
+            func.count(),
+            func.count().filter(or_(Message.track_opens, links_on)),
+            func.count().filter(Message.track_opens),
+            func.count().filter(links_on),
+            func.coalesce(func.sum(Message.tracked_links).filter(links_on), 0),
+        )
+        .select_from(MessageRecipient)
+        .join(Message, Message.id == MessageRecipient.message_id)
+    )
+    stmt = _filtered(stmt, f, server_id=Message.server_id, created=Message.created_at, tag=Message.tag, stream=Message.message_stream)
+    rows = (await session.execute(stmt.group_by(day).order_by(day))).all()
+    return [SendDay(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+
+async def bounces_by_type(*, session: AsyncSession, f: StatsFilter) -> list[tuple[str, str, int]]:
+    """(day, bounce type, count)."""
+    day = day_of(Bounce.bounced_at)
+    stmt = select(day, Bounce.type, func.count())
+    stmt = _filtered(stmt, f, server_id=Bounce.server_id, created=Bounce.bounced_at, tag=Bounce.tag, stream=Bounce.message_stream)
+    rows = (await session.execute(stmt.group_by(day, Bounce.type).order_by(day, Bounce.type))).all()
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDay:
+    day: str
+    opens: int
+    unique: int
+    with_client: int
+    with_platform: int
+    with_read_time: int
+
+
+async def opens(*, session: AsyncSession, f: StatsFilter) -> list[OpenDay]:
+    day = day_of(MessageOpen.created_at)
+    first = MessageOpen.first_open
+    stmt = select(
+        day,
+        func.count(),
+        func.count().filter(first),
+        func.count().filter(and_(first, MessageOpen.client_family != UNKNOWN)),
+        func.count().filter(and_(first, MessageOpen.platform != UNKNOWN)),
+        func.count().filter(and_(first, MessageOpen.read_seconds > 0)),
+    )
+    stmt = _filtered(
+        stmt, f, server_id=MessageOpen.server_id, created=MessageOpen.created_at, tag=MessageOpen.tag, stream=MessageOpen.message_stream
+    )
+    rows = (await session.execute(stmt.group_by(day).order_by(day))).all()
+    return [OpenDay(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+
+async def clicks(*, session: AsyncSession, f: StatsFilter) -> list[tuple[str, int, int]]:
+    """(day, clicks, first clicks of a link by a recipient)."""
+    day = day_of(MessageClick.created_at)
+    stmt = select(day, func.count(), func.count().filter(MessageClick.first_click))
+    stmt = _filtered(
+        stmt, f, server_id=MessageClick.server_id, created=MessageClick.created_at, tag=MessageClick.tag, stream=MessageClick.message_stream
+    )
+    rows = (await session.execute(stmt.group_by(day).order_by(day))).all()
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+async def opens_by(*, session: AsyncSession, f: StatsFilter, column: InstrumentedAttribute[Any]) -> list[tuple[str, str, int]]:
+    """(day, value of an opens column, opens)."""
+    day = day_of(MessageOpen.created_at)
+    stmt = _filtered(
+        select(day, column, func.count()),
+        f,
+        server_id=MessageOpen.server_id,
+        created=MessageOpen.created_at,
+        tag=MessageOpen.tag,
+        stream=MessageOpen.message_stream,
+    )
+    rows = (await session.execute(stmt.group_by(day, column).order_by(day, column))).all()
+    return [(r[0], str(r[1]), int(r[2])) for r in rows]
+
+
+async def clicks_by(*, session: AsyncSession, f: StatsFilter, column: InstrumentedAttribute[Any]) -> list[tuple[str, str, int]]:
+    """(day, value of a clicks column, clicks)."""
+    day = day_of(MessageClick.created_at)
+    stmt = _filtered(
+        select(day, column, func.count()),
+        f,
+        server_id=MessageClick.server_id,
+        created=MessageClick.created_at,
+        tag=MessageClick.tag,
+        stream=MessageClick.message_stream,
+    )
+    rows = (await session.execute(stmt.group_by(day, column).order_by(day, column))).all()
+    return [(r[0], str(r[1]), int(r[2])) for r in rows]
+
+
+async def read_times(*, session: AsyncSession, f: StatsFilter) -> list[tuple[str, int, int]]:
+    """(day, read seconds capped at 21, first opens); opens without a known read time are left out."""
+    day = day_of(MessageOpen.created_at)
+    seconds = func.least(MessageOpen.read_seconds, 21)
+    stmt = _filtered(
+        select(day, seconds, func.count()).where(MessageOpen.first_open, MessageOpen.read_seconds > 0),
+        f,
+        server_id=MessageOpen.server_id,
+        created=MessageOpen.created_at,
+        tag=MessageOpen.tag,
+        stream=MessageOpen.message_stream,
+    )
+    rows = (await session.execute(stmt.group_by(day, seconds).order_by(day, seconds))).all()
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]

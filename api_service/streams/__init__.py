@@ -1,0 +1,1 @@
+"""Message streams: the Message Streams API and the only writer of `message_streams`."""

@@ -1,0 +1,187 @@
+"""What a tracking URL does when it is fetched: record the open or the click (and fire their
+webhooks), or suppress the recipient who unsubscribes. A token that does not open with its
+message's server key does nothing: the caller answers as for any other token."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api_service.messages import service as messages
+from api_service.models import Message, Server
+from api_service.servers import service as servers
+from api_service.streams import service as streams
+from api_service.suppressions import service as suppressions
+from api_service.tracking import tokens
+from api_service.tracking.copies import UNSUBSCRIBE_MAILBOX
+from api_service.tracking.useragent import parse_user_agent
+from api_service.webhooks import payloads
+from api_service.webhooks import service as webhooks
+from shared.constants import SuppressionOrigin, SuppressionReason, WebhookTrigger
+
+MAILED_TOKEN = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]{40,4096})", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A token that opened: its message, the message's server and what the token says."""
+
+    message: Message
+    server: Server
+    payload: tokens.Payload
+
+
+async def resolve(*, session: AsyncSession, token: str, kind: tokens.Kind) -> Resolved | None:
+    message_id = tokens.message_id_of(token)
+    if message_id is None:
+        return None
+    message = await messages.get_message_summary(session=session, message_id=message_id)
+    if message is None:
+        return None
+    server = (await servers.get_servers(session=session, ids={message.server_id})).get(message.server_id)
+    if server is None:
+        return None
+    payload = tokens.unseal(server.tracking_secret, token)
+    if payload is None or payload.kind is not kind or payload.message_id != message.id:
+        return None
+    return Resolved(message=message, server=server, payload=payload)
+
+
+async def record_open(*, session: AsyncSession, token: str, user_agent: str, ip: str) -> bool:
+    """Record an open and queue its webhooks; False for a token that is not ours."""
+    found = await resolve(session=session, token=token, kind=tokens.Kind.OPEN)
+    if found is None:
+        return False
+    message = found.message
+    row = await messages.record_open(
+        session=session,
+        message=message,
+        recipient=found.payload.recipient,
+        client=parse_user_agent(user_agent),
+        ip=ip,
+        at=datetime.now(UTC),
+    )
+    await webhooks.event_recorded(
+        session=session,
+        server=found.server,
+        stream=message.message_stream,
+        trigger=WebhookTrigger.OPEN,
+        payload=payloads.open_payload(row, metadata=message.metadata_),
+        first_open=row.first_open,
+    )
+    return True
+
+
+async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip: str) -> str | None:
+    """Record a click and return where it goes: only ever a URL sealed into this message."""
+    found = await resolve(session=session, token=token, kind=tokens.Kind.CLICK)
+    if found is None or found.payload.location is None:
+        return None
+    message = found.message
+    row = await messages.record_click(
+        session=session,
+        message=message,
+        recipient=found.payload.recipient,
+        link=found.payload.url,
+        location=found.payload.location,
+        client=parse_user_agent(user_agent),
+        ip=ip,
+        at=datetime.now(UTC),
+    )
+    if row.first_click:  # Postmark sends one Click webhook per link and recipient
+        await webhooks.event_recorded(
+            session=session,
+            server=found.server,
+            stream=message.message_stream,
+            trigger=WebhookTrigger.CLICK,
+            payload=payloads.click_payload(row, metadata=message.metadata_),
+        )
+    return found.payload.url
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeTarget:
+    recipient: str
+    stream_name: str
+
+
+async def unsubscribe_target(*, session: AsyncSession, token: str) -> UnsubscribeTarget | None:
+    """Who an unsubscribe URL is for, to ask them to confirm (a GET changes nothing: link
+    scanners fetch every URL in a message)."""
+    found = await resolve(session=session, token=token, kind=tokens.Kind.UNSUBSCRIBE)
+    if found is None:
+        return None
+    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=found.message.message_stream)
+    return UnsubscribeTarget(recipient=found.payload.recipient, stream_name=stream.name if stream else found.message.message_stream)
+
+
+async def unsubscribe(*, session: AsyncSession, token: str) -> UnsubscribeTarget | None:
+    """Suppress the recipient on the message's stream (ManualSuppression, Origin Recipient);
+    the suppressions service fires SubscriptionChange. Unsubscribing twice changes nothing."""
+    found = await resolve(session=session, token=token, kind=tokens.Kind.UNSUBSCRIBE)
+    if found is None:
+        return None
+    message, recipient = found.message, found.payload.recipient
+    added = await suppressions.suppress(
+        session=session,
+        server=found.server,
+        stream=message.message_stream,
+        email=recipient,
+        reason=SuppressionReason.MANUAL_SUPPRESSION,
+        origin=SuppressionOrigin.RECIPIENT,
+        context=suppressions.MessageContext(message_id=message.id, tag=message.tag, metadata=message.metadata_),
+    )
+    if added:
+        await messages.record_subscription_change(
+            session=session, message_id=message.id, recipient=recipient, origin=SuppressionOrigin.RECIPIENT.value, suppress=True
+        )
+    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=message.message_stream)
+    return UnsubscribeTarget(recipient=recipient, stream_name=stream.name if stream else message.message_stream)
+
+
+def is_unsubscribe_address(address: str) -> bool:
+    return address.strip().strip("<>").partition("@")[0].lower() == UNSUBSCRIBE_MAILBOX
+
+
+async def unsubscribe_by_mail(*, session: AsyncSession, rcpt_to: list[str], raw: bytes) -> int:
+    """A mail to the List-Unsubscribe mailto: address (through the return-path listener): the
+    token is in its subject. Returns how many recipients it unsubscribed."""
+    if not any(is_unsubscribe_address(r) for r in rcpt_to):
+        return 0
+    subject = str(BytesHeaderParser(policy=compat32).parsebytes(raw).get("Subject", ""))
+    done = 0
+    for token in dict.fromkeys(MAILED_TOKEN.findall(subject)):
+        if await unsubscribe(session=session, token=token) is not None:
+            done += 1
+    return done
+
+
+# --- the opens and clicks API ---------------------------------------------------------------------
+
+
+async def opens_page(
+    *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """A page of opens, shaped as their webhooks; of one message when `message_id` is given."""
+    if message_id is not None:
+        filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
+    total, rows = await messages.list_opens(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+    metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
+    return total, [payloads.open_payload(r, metadata=metadata.get(r.message_id, {})) for r in rows]
+
+
+async def clicks_page(
+    *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """A page of clicks, shaped as their webhooks; of one message when `message_id` is given."""
+    if message_id is not None:
+        filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
+    total, rows = await messages.list_clicks(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+    metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
+    return total, [payloads.click_payload(r, metadata=metadata.get(r.message_id, {})) for r in rows]
