@@ -20,11 +20,12 @@ from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
 from api_service.smtp_gateway.router import router as smtp_gateway_router
 from api_service.suppressions.router import router as suppressions_router
+from api_service.templates.router import router as templates_router
 from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
-messages, bounces) or `X-Postmark-Account-Token` (servers, senders, domains).
+messages, bounces, templates) or `X-Postmark-Account-Token` (servers, senders, domains, template push).
 Every error is `{"ErrorCode": N, "Message": "…"}` with Postmark's codes.
 """
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         smtp_gateway_router,
         webhooks_router,
         suppressions_router,
+        templates_router,
     ):
         app.include_router(router)
     return app
