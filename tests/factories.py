@@ -74,7 +74,7 @@ async def create_template(client: httpx.AsyncClient, server: ServerHandle, **fie
     return created
 
 
-async def create_layout(client: httpx.AsyncClient, server: ServerHandle, alias: str = "base", **fields: Any) -> dict[str, Any]:
+async def create_layout(client: httpx.AsyncClient, server: ServerHandle, alias: str | None = "base", **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "Name": "Base layout",
         "Alias": alias,
