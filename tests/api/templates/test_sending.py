@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import email
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from tests.api.conftest import SinkHandler, Worker
-from tests.factories import ServerHandle, create_layout, create_template, sending_server
+from tests.factories import ServerHandle, create_layout, create_sender, create_server, create_template, sending_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -308,3 +311,23 @@ class TestDelivery:
         assert got["subject"] == "Receipt 1234 for <Ann>"
         assert '<td style="padding: 4px;">Ink &lt;blue&gt;</td>' in got["text/html"]
         assert "- Ink <blue>: $7" in got["text/plain"]
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+class TestReadmeExample:
+    async def test_the_readme_commands_send_the_receipt(self, client: httpx.AsyncClient) -> None:
+        readme = README.read_text()
+        section = readme[readme.index("## Templates") : readme.index("- **Endpoints.**")]
+        layout, template, send = (json.loads(b) for b in re.findall(r"-d '(.*?)'\n", section, re.DOTALL))
+        server = await create_server(client, "Readme")
+        await create_sender(client, "you@example.com")
+        for body in (layout, template):
+            assert (await client.post("/templates", json=body, headers=server.headers)).status_code == 200
+        sent = await client.post("/email/withTemplate", json=send, headers=server.headers)
+        assert sent.status_code == 200, sent.text
+        got = await details(client, server, sent.json()["MessageID"])
+        assert got["Subject"] == "Your receipt for order 1234"
+        assert '<p class="brand" style="color: #e2571e;">Acme</p>' in got["HtmlBody"]
+        assert "<li>Ink: $7</li>" in got["HtmlBody"]
