@@ -264,6 +264,8 @@ def _given(value: str | None) -> str | None:
 
 
 async def create_template(*, session: AsyncSession, server_id: int, data: TemplateWrite) -> StoredTemplate:
+    if not data.model_dump(exclude_none=True):
+        raise PostmarkError(ErrorCode.TEMPLATE_NO_DATA, "No template data received.")
     template_type = parse_template_type(data.TemplateType)
     draft = Draft(
         name=data.Name or "",

@@ -112,6 +112,10 @@ class TestCreateAndGet:
         assert_error(await client.post("/templates", json=body, headers=server.headers), code)
         assert (await client.get("/templates?count=10&offset=0", headers=server.headers)).json()["TotalCount"] == 0
 
+    async def test_an_empty_create_is_1109(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        assert_error(await client.post("/templates", json={}, headers=server.headers), 1109)
+        assert_error(await client.post("/templates", json={"Name": None, "Alias": None}, headers=server.headers), 1109)
+
     async def test_syntax_error_names_the_part_and_position(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         body = {"Name": "x", "Subject": "Hi", "HtmlBody": "<p>\n  {{#each items}}</p>"}
         error = assert_error(await client.post("/templates", json=body, headers=server.headers), 1122)
