@@ -151,7 +151,7 @@ def check_draft(draft: Draft) -> None:
     if draft.alias is not None:
         if len(draft.alias) > MAX_TEMPLATE_ALIAS_CHARS:
             raise _too_large(f"The 'Alias' must be at most {MAX_TEMPLATE_ALIAS_CHARS} characters.")
-        if not ALIAS.match(draft.alias):
+        if not ALIAS.fullmatch(draft.alias):
             raise _invalid(
                 f"The 'Alias' '{draft.alias}' is not valid: it must start with a letter and hold only letters, digits, '.', '-' and '_'."
             )

@@ -188,6 +188,7 @@ class TestCheckDraft:
             ({"alias": "a" * 256}, 1121),
             ({"alias": "-a"}, 1122),
             ({"alias": "ä"}, 1122),
+            ({"alias": "a\n"}, 1122),
             ({"text_body": "{{"}, 1122),
             ({"subject": "{{{ @content }}}"}, 1131),
             ({"alias": "a\x00"}, 403),
