@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from api_service.models import Template
+from api_service.templates.rendering import TemplateParts
 
 Layout = aliased(Template, name="layout")
 
@@ -22,12 +23,15 @@ class StoredTemplate:
     layout_alias: str | None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SendableTemplate:
-    """A template to send with, and its layout (None when it has none)."""
+    """What sending needs of a template and of its layout (None when it has none)."""
 
-    row: Template
-    layout: Template | None
+    id: int
+    alias_key: str | None
+    template_type: str
+    parts: TemplateParts
+    layout: TemplateParts | None
 
 
 def _with_layout_alias(server_id: int) -> Select[Template, str | None]:
@@ -98,9 +102,21 @@ async def mark_deleted(*, session: AsyncSession, template: Template, at: datetim
 
 
 async def templates_for_sending(*, session: AsyncSession, server_id: int, ids: set[int], alias_keys: set[str]) -> list[SendableTemplate]:
-    """Every active template a request names, with its layout, in one round trip however many messages name them."""
+    """Every active template a request names, with its layout, in one round trip however many messages name them.
+
+    Plain columns, not ORM entities: this is on the send path and nothing here is changed."""
     stmt = (
-        select(Template, Layout)
+        select(
+            Template.id,
+            Template.alias_key,
+            Template.template_type,
+            Template.subject,
+            Template.html_body,
+            Template.text_body,
+            Layout.id,
+            Layout.html_body,
+            Layout.text_body,
+        )
         .outerjoin(Layout, (Layout.id == Template.layout_id) & Layout.deleted_at.is_(None))
         .where(
             Template.server_id == server_id,
@@ -108,4 +124,13 @@ async def templates_for_sending(*, session: AsyncSession, server_id: int, ids: s
             Template.id.in_(sorted(ids)) | Template.alias_key.in_(sorted(alias_keys)),
         )
     )
-    return [SendableTemplate(row=r[0], layout=r[1]) for r in (await session.execute(stmt)).all()]
+    return [
+        SendableTemplate(
+            id=r[0],
+            alias_key=r[1],
+            template_type=r[2],
+            parts=TemplateParts(subject=r[3], html_body=r[4], text_body=r[5]),
+            layout=None if r[6] is None else TemplateParts(subject=None, html_body=r[7], text_body=r[8]),
+        )
+        for r in (await session.execute(stmt)).all()
+    ]

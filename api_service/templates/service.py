@@ -23,7 +23,7 @@ from api_service.errors import NotFound, PostmarkError
 from api_service.models import Template
 from api_service.templates import mustachio, repository
 from api_service.templates.css import inline_css
-from api_service.templates.rendering import RenderedTemplate, TemplateParts, merge_models, render_template
+from api_service.templates.rendering import RenderedTemplate, merge_models, render_template
 from api_service.templates.repository import StoredTemplate
 from shared.constants import (
     MAX_BODY_BYTES,
@@ -512,10 +512,6 @@ async def push_templates(*, session: AsyncSession, data: TemplatePushRequest) ->
 # --- sending ------------------------------------------------------------------------------------------------
 
 
-def _parts(row: Template) -> TemplateParts:
-    return TemplateParts(subject=row.subject, html_body=row.html_body, text_body=row.text_body)
-
-
 async def render_for_sending(
     *, session: AsyncSession, server_id: int, references: Sequence[TemplateReference]
 ) -> list[RenderedTemplate | PostmarkError]:
@@ -523,23 +519,16 @@ async def render_for_sending(
     ids = {r.template_id for r in references if r.template_id is not None}
     alias_keys = {r.alias.lower() for r in references if r.template_id is None and r.alias is not None}
     found = await repository.templates_for_sending(session=session, server_id=server_id, ids=ids, alias_keys=alias_keys)
-    by_id = {t.row.id: t for t in found}
-    by_alias = {t.row.alias_key: t for t in found if t.row.alias_key is not None}
+    by_id = {t.id: t for t in found}
+    by_alias = {t.alias_key: t for t in found if t.alias_key is not None}
     results: list[RenderedTemplate | PostmarkError] = []
     for reference in references:
         template = by_id.get(reference.template_id) if reference.template_id is not None else by_alias.get((reference.alias or "").lower())
-        if template is None or template.row.template_type != TemplateType.STANDARD.value:
+        if template is None or template.template_type != TemplateType.STANDARD.value:
             results.append(template_not_found(template_id=reference.template_id, alias=reference.alias))
             continue
         try:
-            results.append(
-                render_template(
-                    _parts(template.row),
-                    _parts(template.layout) if template.layout else None,
-                    reference.model,
-                    inline=reference.inline_css,
-                )
-            )
+            results.append(render_template(template.parts, template.layout, reference.model, inline=reference.inline_css))
         except PostmarkError as exc:
             results.append(exc)
     return results
