@@ -71,6 +71,15 @@ class TestCreateAndGet:
         created = await create_template(client, server, LayoutTemplate="base")
         assert created["LayoutTemplate"] == "Base"
 
+    async def test_aliases_that_are_also_route_names(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        validate = await create_template(client, server, Alias="validate")
+        push = await create_template(client, server, Alias="push")
+        assert (await client.get("/templates/validate", headers=server.headers)).json()["TemplateId"] == validate["TemplateId"]
+        assert (await client.put("/templates/validate", json={"Name": "v"}, headers=server.headers)).json()["Name"] == "v"
+        assert (await client.get("/templates/push", headers=server.headers)).json()["TemplateId"] == push["TemplateId"]
+        assert_error(await client.put("/templates/push", json={"Name": "p"}, headers=server.headers), 10, 401)  # that is the push
+        assert (await client.put(f"/templates/{push['TemplateId']}", json={"Name": "p"}, headers=server.headers)).status_code == 200
+
     async def test_templates_of_another_server_are_not_found(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         other = await create_server(client, "Other")
         created = await create_template(client, other, Alias="theirs")
