@@ -11,7 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api_service.errors import PostmarkError
-from api_service.templates.mustachio import escape_html
+from api_service.templates.mustachio import (
+    MAX_LOOP_ITERATIONS,
+    MAX_OUTPUT_CHARS,
+    TemplateRenderError,
+    compile_template,
+    escape_html,
+)
 from api_service.templates.rendering import TemplateParts, merge_models, render_template
 from api_service.templates.service import Draft, Reference, check_draft, placeholder_problem
 from shared.constants import TemplateType
@@ -119,6 +125,33 @@ class TestRenderTemplate:
         assert parsed.tags == ["html", "head", "style", "body", "h1", "p"]
         assert html.unescape(parsed.text.get("p", "")) == value
         assert html.unescape(parsed.text.get("h1", "")) == value
+
+
+class TestRenderingBudget:
+    """A request brings the model, so nested loops must not let one request run (or grow) without end."""
+
+    def test_nested_loops_stop_at_the_iteration_budget_in_every_mode(self) -> None:
+        template = compile_template("{{#each a}}{{#each ../../a}}{{#each ../../../../a}}{{/each}}{{/each}}{{/each}}")
+        model = {"a": list(range(200))}  # 8 million iterations
+        for strict in (False, True):
+            with pytest.raises(TemplateRenderError, match="loops ran more than"):
+                template.render(model, html=True, strict=strict)
+
+    def test_output_stops_at_the_character_budget(self) -> None:
+        template = compile_template("{{#each a}}{{{ ../../b }}}{{/each}}")
+        with pytest.raises(TemplateRenderError, match="grew past"):
+            template.render({"a": list(range(300)), "b": "x" * 100_000}, html=False)
+        assert MAX_OUTPUT_CHARS > 5 * 1024 * 1024
+
+    def test_just_under_the_budget_renders(self) -> None:
+        template = compile_template("{{#each a}}.{{/each}}")
+        assert len(template.render({"a": [0] * MAX_LOOP_ITERATIONS}, html=False)) == MAX_LOOP_ITERATIONS
+
+    def test_a_send_over_the_budget_is_1122(self) -> None:
+        parts = TemplateParts(subject="s", html_body=None, text_body="{{#each a}}{{#each ../../a}}{{/each}}{{/each}}")
+        with pytest.raises(PostmarkError) as caught:
+            render_template(parts, None, {"a": list(range(1100))})
+        assert caught.value.error_code == 1122
 
 
 JSON_LEAF = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
