@@ -17,7 +17,9 @@ rendered. `validate` returns at most `MAX_ERRORS` errors; the inferred model is 
 objects deep. Rendering is bounded too, because the model comes with the request: nested `{{#each}}` blocks
 multiply (three levels over a 1,000-item list is a billion steps), so one rendering may run at most
 `MAX_LOOP_ITERATIONS` loop iterations and produce at most `MAX_OUTPUT_CHARS` characters, or it raises
-TemplateRenderError, in every mode. `compile_template` caches its last 256 templates by source, for batches that share one.
+TemplateRenderError, in every mode. `compile_template` keeps recently parsed templates by source, for batches
+that share one: at most `CACHE_ENTRIES` of them and `CACHE_CHARS` characters of source in all, since a parsed
+tree takes some tens of bytes per character of a tag-dense source (`POST /templates/validate` takes 10 MB).
 
 The language, as Mustachio implements it:
 - `{{ path }}` prints a value, HTML-encoded when the body is HTML (`render(..., html=True)`), untouched in text
@@ -58,10 +60,10 @@ the column counted in UTF-16 code units, as .NET and browsers count.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -71,6 +73,8 @@ MAX_ERRORS = 100
 MAX_MODEL_DEPTH = 32
 MAX_LOOP_ITERATIONS = 1_000_000
 MAX_OUTPUT_CHARS = 20_000_000  # four times the 5 MB a body may have once rendered
+CACHE_ENTRIES = 256
+CACHE_CHARS = 2_000_000
 
 CONTENT_PLACEHOLDER = "{{{ @content }}}"
 UNSUBSCRIBE_PLACEHOLDER = "{{{ pm:unsubscribe }}}"
@@ -648,13 +652,33 @@ def validate(source: str) -> list[ValidationError]:
     return _locate(source, parsed.errors)
 
 
-@functools.lru_cache(maxsize=256)
+_CACHE: OrderedDict[str, Template] = OrderedDict()
+_cache_chars = 0
+
+
 def compile_template(source: str) -> Template:
     """Parse a template once (cached by source); raises TemplateSyntaxError with the first of its errors."""
+    global _cache_chars
+    cached = _CACHE.get(source)
+    if cached is not None:
+        _CACHE.move_to_end(source)
+        return cached
     parsed = _parse(source)
     if parsed.errors:
         raise TemplateSyntaxError(_locate(source, parsed.errors))
-    return Template(parsed.nodes, parsed.placeholders)
+    template = Template(parsed.nodes, parsed.placeholders)
+    if len(source) <= CACHE_CHARS:
+        _CACHE[source] = template
+        _cache_chars += len(source)
+        while len(_CACHE) > CACHE_ENTRIES or _cache_chars > CACHE_CHARS:
+            evicted, _ = _CACHE.popitem(last=False)
+            _cache_chars -= len(evicted)
+    return template
+
+
+def cache_size() -> tuple[int, int]:
+    """How many parsed templates are cached, and how many characters of source they hold."""
+    return len(_CACHE), _cache_chars
 
 
 def suggested_model(*sources: str) -> dict[str, object]:

@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 
 from api_service.errors import PostmarkError
 from api_service.templates.mustachio import (
+    CACHE_CHARS,
+    CACHE_ENTRIES,
     MAX_LOOP_ITERATIONS,
     MAX_OUTPUT_CHARS,
     TemplateRenderError,
+    cache_size,
     compile_template,
     escape_html,
 )
@@ -152,6 +155,25 @@ class TestRenderingBudget:
         with pytest.raises(PostmarkError) as caught:
             render_template(parts, None, {"a": list(range(1100))})
         assert caught.value.error_code == 1122
+
+
+class TestParseCache:
+    def test_the_cache_is_bounded_by_entries_and_by_characters(self) -> None:
+        for i in range(CACHE_ENTRIES + 10):
+            compile_template(f"{{{{ a{i} }}}}")
+        assert cache_size()[0] == CACHE_ENTRIES
+        big = "{{ x }}" * (CACHE_CHARS // 21)
+        for i in range(4):
+            compile_template(big + str(i))
+        entries, chars = cache_size()
+        assert chars <= CACHE_CHARS
+        assert entries < CACHE_ENTRIES
+
+    def test_a_cached_template_is_the_same_object_and_a_huge_one_is_not_kept(self) -> None:
+        assert compile_template("{{ same }}") is compile_template("{{ same }}")
+        huge = "x" * (CACHE_CHARS + 1)
+        assert compile_template(huge) is not compile_template(huge)
+        assert cache_size()[1] <= CACHE_CHARS
 
 
 JSON_LEAF = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
