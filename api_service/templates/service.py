@@ -94,7 +94,7 @@ class Reference:
     def parse(cls, id_or_alias: str) -> Reference:
         text = id_or_alias.strip()
         if text.isascii() and text.isdigit():
-            number = int(text)
+            number = int(text) if len(text) <= len(str(MAX_ID)) else 0  # no BIGINT has more digits: 0 is never an id
             return cls(template_id=number if number <= MAX_ID else 0, alias_key=None, text=text)
         return cls(template_id=None, alias_key=text.lower(), text=text)
 
