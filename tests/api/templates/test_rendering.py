@@ -269,7 +269,14 @@ class TestCheckDraft:
 class TestReference:
     @pytest.mark.parametrize(
         ("text", "template_id", "alias_key"),
-        [("42", 42, None), ("Welcome", None, "welcome"), ("a1", None, "a1"), ("99999999999999999999", 0, None), ("9" * 5000, 0, None), ("٣", None, "٣")],
+        [
+            ("42", 42, None),
+            ("Welcome", None, "welcome"),
+            ("a1", None, "a1"),
+            ("99999999999999999999", 0, None),
+            ("9" * 5000, 0, None),
+            ("٣", None, "٣"),
+        ],
     )
     def test_digits_are_an_id_anything_else_an_alias(self, text: str, template_id: int | None, alias_key: str | None) -> None:
         reference = Reference.parse(text)
