@@ -23,13 +23,14 @@ from api_service.smtp_gateway.router import router as smtp_gateway_router
 from api_service.stats.router import router as stats_router
 from api_service.streams.router import router as streams_router
 from api_service.suppressions.router import router as suppressions_router
+from api_service.templates.router import router as templates_router
 from api_service.tracking.router import public_router as tracking_public_router
 from api_service.tracking.router import router as tracking_router
 from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
-messages, bounces, streams, stats) or `X-Postmark-Account-Token` (servers, senders, domains).
+messages, bounces, streams, stats, templates) or `X-Postmark-Account-Token` (servers, senders, domains, template push).
 Every error is `{"ErrorCode": N, "Message": "…"}` with Postmark's codes.
 """
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracking_router,
         tracking_public_router,
         stats_router,
+        templates_router,
     ):
         app.include_router(router)
     install_console(app)

@@ -1,4 +1,6 @@
-"""REST accept: POST /email at several concurrencies and POST /email/batch, beside the no-op ceiling."""
+"""REST accept: POST /email at several concurrencies, POST /email/batch and POST /email/withTemplate (a receipt
+with a 10-item loop inside a layout with a `<style>` block, so rendering and CSS inlining are measured), beside
+the no-op ceiling."""
 
 from __future__ import annotations
 
@@ -22,6 +24,45 @@ MESSAGE = {
     "Tag": "shipping",
     "Metadata": {"order": "1234", "customer": "42"},
 }
+
+LAYOUT = {
+    "Name": "Bench layout",
+    "Alias": "bench-layout",
+    "TemplateType": "Layout",
+    "HtmlBody": (
+        "<html><head><style>body { font-family: sans-serif; } .brand { color: #e2571e; font-weight: bold; }"
+        " table { border-collapse: collapse; } td { padding: 4px 8px; border-bottom: 1px solid #eee; } .total { font-weight: bold; }"
+        " @media (max-width: 600px) { td { padding: 2px; } }</style></head>"
+        '<body><p class="brand">{{ company }}</p>{{{ @content }}}<p>Questions? Reply to this email.</p></body></html>'
+    ),
+    "TextBody": "{{ company }}\n\n{{{ @content }}}\n\nQuestions? Reply to this email.",
+}
+RECEIPT = {
+    "Name": "Bench receipt",
+    "Alias": "bench-receipt",
+    "LayoutTemplate": "bench-layout",
+    "Subject": "Your receipt for order {{ order }}",
+    "HtmlBody": (
+        "<p>Hi {{ name }},</p><table>{{#each items}}<tr><td>{{ description }}</td><td>{{ quantity }}</td><td>{{ amount }}</td></tr>"
+        '{{/each}}<tr><td class="total">Total</td><td></td><td class="total">{{ total }}</td></tr></table>'
+    ),
+    "TextBody": "Hi {{ name }},\n{{#each items}}- {{ description }} x {{ quantity }}: {{ amount }}\n{{/each}}Total: {{ total }}",
+}
+TEMPLATED = {
+    "From": "Bench <bench@bench.example>",
+    "To": "Ann <ann@example.net>, bob@example.net",
+    "TemplateAlias": "bench-receipt",
+    "TemplateModel": {
+        "company": "Acme & Sons",
+        "order": "1234",
+        "name": "Ann",
+        "items": [{"description": f"Item <{i}>", "quantity": i, "amount": f"${i}.00"} for i in range(1, 11)],
+        "total": "$55.00",
+    },
+    "Tag": "receipt",
+    "Metadata": {"order": "1234", "customer": "42"},
+}
+TEMPLATED_SCENARIO = "REST /email/withTemplate (10-item receipt in a layout)"
 
 
 @dataclass
@@ -116,7 +157,10 @@ def run(*, database_url: str, quick: bool) -> list[Row]:
             headers={"X-Postmark-Account-Token": account},
         )
         headers = {"X-Postmark-Server-Token": token}
+        for template in (LAYOUT, RECEIPT):
+            httpx.post(f"http://127.0.0.1:{port}/templates", json=template, headers=headers).raise_for_status()
         single = json.dumps(MESSAGE).encode()
+        templated = json.dumps(TEMPLATED).encode()
         batch = json.dumps([MESSAGE] * (50 if quick else 500)).encode()
         root = api.tree()[0]
         for c in concurrencies:
@@ -128,6 +172,21 @@ def run(*, database_url: str, quick: bool) -> list[Row]:
                     path="/email",
                     headers=headers,
                     body=single,
+                    per_request=1,
+                    concurrency=c,
+                    total=total,
+                    seconds=seconds,
+                )
+            )
+        for c in concurrencies:
+            rows.append(
+                _measure(
+                    TEMPLATED_SCENARIO,
+                    api_root=root,
+                    port=port,
+                    path="/email/withTemplate",
+                    headers=headers,
+                    body=templated,
                     per_request=1,
                     concurrency=c,
                     total=total,
@@ -187,6 +246,19 @@ def run(*, database_url: str, quick: bool) -> list[Row]:
                 seconds=seconds,
             )
             ceilings[("REST /email", c)] = r.rate
+            r = _measure(
+                "ceiling",
+                api_root=root,
+                port=port,
+                path="/email/withTemplate",
+                headers={},
+                body=templated,
+                per_request=1,
+                concurrency=c,
+                total=total,
+                seconds=seconds,
+            )
+            ceilings[(TEMPLATED_SCENARIO, c)] = r.rate
         r = _measure(
             "ceiling",
             api_root=root,

@@ -23,6 +23,9 @@ MAX_METADATA_KEY_CHARS = 20
 MAX_METADATA_VALUE_CHARS = 80
 MAX_PAGE_COUNT = 500
 MAX_PAGE_WINDOW = 10_000
+MAX_TEMPLATES_PER_SERVER = 100
+MAX_TEMPLATE_NAME_CHARS = 255
+MAX_TEMPLATE_ALIAS_CHARS = 255
 
 DEFAULT_MESSAGE_STREAM = "outbound"
 # Public tracking URLs (open pixel, click redirect, unsubscribe) are served under this path; it is
@@ -96,6 +99,7 @@ class ErrorCode(IntEnum):
     FIELD_TOO_LONG = 521
     INVALID_EMAIL_OR_DOMAIN = 522
     SERVER_QUERY = 600
+    TEMPLATE_PUSH_SERVER_NOT_FOUND = 601
     SERVER_NAME_EXISTS = 603
     INVALID_HOOK_URL = 606
     INVALID_COLOR = 607
@@ -117,6 +121,18 @@ class ErrorCode(IntEnum):
     STREAM_NAME_REQUIRED = 1223
     STREAM_NAME_TOO_LONG = 1224
     STREAM_LIMIT_REACHED = 1225
+    TEMPLATE_QUERY = 1100
+    TEMPLATE_NOT_FOUND = 1101
+    TEMPLATE_LIMIT_EXCEEDED = 1105
+    TEMPLATE_NO_DATA = 1109
+    TEMPLATE_FIELD_REQUIRED = 1120
+    TEMPLATE_FIELD_TOO_LARGE = 1121
+    TEMPLATE_FIELD_INVALID = 1122
+    TEMPLATE_FIELD_NOT_ALLOWED = 1123
+    TEMPLATE_NOTHING_TO_PUSH = 1124
+    TEMPLATE_TYPE_MISMATCH = 1125
+    LAYOUT_IN_USE = 1130
+    LAYOUT_PLACEHOLDER = 1131
     STREAM_NOT_FOUND_BY_ID = 1226
     STREAM_ID_INVALID = 1227
     STREAM_ONE_INBOUND = 1228
@@ -423,3 +439,10 @@ class SuppressionOrigin(StrEnum):
     RECIPIENT = "Recipient"
     CUSTOMER = "Customer"
     ADMIN = "Admin"
+
+
+class TemplateType(StrEnum):
+    """A Standard template is sent; a Layout wraps Standard templates around its `{{{ @content }}}`."""
+
+    STANDARD = "Standard"
+    LAYOUT = "Layout"

@@ -62,3 +62,26 @@ async def sending_server(client: httpx.AsyncClient) -> ServerHandle:
     server = await create_server(client)
     await create_sender(client)
     return server
+
+
+async def create_template(client: httpx.AsyncClient, server: ServerHandle, **fields: Any) -> dict[str, Any]:
+    """A template through the API: a Standard one with a subject and both bodies unless `fields` say otherwise."""
+    body: dict[str, Any] = {"Name": "Welcome", "Subject": "Hi {{ name }}", "HtmlBody": "<p>Hi {{ name }}</p>", "TextBody": "Hi {{ name }}"}
+    body.update(fields)
+    response = await client.post("/templates", json={k: v for k, v in body.items() if v is not None}, headers=server.headers)
+    assert response.status_code == 200, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_layout(client: httpx.AsyncClient, server: ServerHandle, alias: str | None = "base", **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Name": "Base layout",
+        "Alias": alias,
+        "TemplateType": "Layout",
+        "Subject": None,
+        "HtmlBody": "<html><body><header>{{ brand }}</header>{{{ @content }}}</body></html>",
+        "TextBody": "{{ brand }}\n{{{ @content }}}",
+    }
+    body.update(fields)
+    return await create_template(client, server, **body)

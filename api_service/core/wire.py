@@ -21,6 +21,7 @@ from shared.schemas.smtp import SMTP_SUBMIT_PATH
 # JSON and base64 overhead on top of Postmark's 10 MB message limit.
 BODY_LIMITS: dict[str, int] = {
     "/email/batch": MAX_BATCH_BYTES,
+    "/email/batchwithtemplates": MAX_BATCH_BYTES,
     SMTP_SUBMIT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
     BOUNCE_REPORT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
 }

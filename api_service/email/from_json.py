@@ -1,4 +1,4 @@
-"""The JSON adapter: a `/email` body (`EmailRequest`) → `OutgoingMessage`.
+"""The JSON adapter: a `/email` body (`EmailRequest`) or a `/email/withTemplate` one → `OutgoingMessage`.
 
 Pure, no I/O. A body that breaks Postmark's field rules raises PostmarkError (300) at once: the
 REST API refuses bad input before anything is stored.
@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
-from api_service.email.message import OutgoingMessage
+from api_service.email.message import OutgoingMessage, TemplateReference
 from api_service.email.mime import AttachmentPart
-from api_service.errors import InvalidEmailRequest
+from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.models import MessageSource
 from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
@@ -26,9 +26,11 @@ from shared.constants import (
     MAX_RECIPIENTS_PER_FIELD,
     MAX_SUBJECT_CHARS,
     MAX_TAG_CHARS,
+    ErrorCode,
     TrackLinks,
 )
 from shared.schemas.email import EmailRequest
+from shared.schemas.templates import TemplatedEmailRequest
 
 FIELD_NAME = re.compile(r"^[!-9;-~]{1,76}$")
 # Headers Postgate writes itself from the message's fields; a custom one would contradict them.
@@ -79,8 +81,11 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
     return AttachmentPart(name=name, content=content, content_type=content_type, content_id=content_id)
 
 
-def from_json(request: EmailRequest) -> OutgoingMessage:
-    """Read one message; every problem with a field becomes ErrorCode 300."""
+def from_json(request: EmailRequest, *, template: TemplateReference | None = None) -> OutgoingMessage:
+    """Read one message; every problem with a field becomes ErrorCode 300.
+
+    A templated message (`template` given) has no Subject or body yet: `pipeline.render` fills them at accept time.
+    """
     if _has_nul(request.model_dump(exclude_none=True)):
         raise InvalidEmailRequest("The message contains a NUL character, which is not allowed.")
     if not request.From or not request.From.strip():
@@ -110,7 +115,7 @@ def from_json(request: EmailRequest) -> OutgoingMessage:
 
     text_body = request.TextBody if request.TextBody else None
     html_body = request.HtmlBody if request.HtmlBody else None
-    if text_body is None and html_body is None:
+    if text_body is None and html_body is None and template is None:
         raise InvalidEmailRequest("Provide either email TextBody or HtmlBody or both.")
     for body, name in ((text_body, "TextBody"), (html_body, "HtmlBody")):
         if body is not None and len(body.encode()) > MAX_BODY_BYTES:
@@ -176,4 +181,25 @@ def from_json(request: EmailRequest) -> OutgoingMessage:
         message_stream=stream,
         track_opens=request.TrackOpens,
         track_links=track_links,
+        template=template,
     )
+
+
+def from_templated_json(request: TemplatedEmailRequest) -> OutgoingMessage:
+    """Read one `/email/withTemplate` message: the template reference (1101, 1120, 1123), then every `/email` field rule."""
+    if request.Subject is not None or request.HtmlBody is not None or request.TextBody is not None:
+        # Postmark's sentence; it refuses an empty string there too.
+        raise PostmarkError(
+            ErrorCode.TEMPLATE_FIELD_NOT_ALLOWED,
+            "Neither 'TextBody', 'HtmlBody', or 'Subject' may be specified when using a template for the email.",
+        )
+    template_id = request.TemplateId or None  # postmark-php sends `TemplateId: 0` beside an alias
+    alias = (request.TemplateAlias or "").strip() or None
+    if template_id is None and alias is None:
+        raise PostmarkError(ErrorCode.TEMPLATE_NOT_FOUND, "A 'TemplateId' or a 'TemplateAlias' is required to send with a template.")
+    if request.TemplateModel is None:
+        raise PostmarkError(ErrorCode.TEMPLATE_FIELD_REQUIRED, "A 'TemplateModel' is required when using a template to send an email.")
+    reference = TemplateReference(
+        template_id=template_id, alias=alias, model=request.TemplateModel, inline_css=request.InlineCss is not False
+    )
+    return from_json(request, template=reference)

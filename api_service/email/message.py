@@ -1,18 +1,30 @@
 """The one shape every outgoing message takes, whichever entry point it came in by.
 
-The JSON adapter (`from_json`: `/email`, `/email/batch`) and the MIME adapter (`from_mime`: SMTP
-submissions) both produce `OutgoingMessage`s; `service.accept` runs the same rules on them.
+The JSON adapter (`from_json`: `/email`, `/email/batch`, `/email/withTemplate`, `/email/batchWithTemplates`)
+and the MIME adapter (`from_mime`: SMTP submissions) both produce `OutgoingMessage`s; `service.accept` runs the
+same rules on them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from api_service.email.addresses import Mailbox
 from api_service.email.mime import AttachmentPart
 from api_service.errors import PostmarkError
 from api_service.models import MessageSource
 from shared.constants import DEFAULT_MESSAGE_STREAM
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateReference:
+    """A templated message's template (by id, else by alias) and model; `pipeline.render` fills the message from it."""
+
+    template_id: int | None
+    alias: str | None
+    model: dict[str, Any]
+    inline_css: bool = True
 
 
 @dataclass(slots=True)
@@ -42,6 +54,8 @@ class OutgoingMessage:
     envelope_from: str = ""
     envelope_recipients: list[str] | None = None
     """SMTP: every RCPT TO (Bcc included). API: None, the recipients are To, Cc and Bcc."""
+    template: TemplateReference | None = None
+    """`/email/withTemplate`: Subject and bodies are rendered from this at accept time, before the rules run."""
     invalid_recipients: list[str] = field(default_factory=list)
     problems: list[PostmarkError] = field(default_factory=list)
     """What was wrong while reading it (SMTP only: the API refuses such a message at once)."""

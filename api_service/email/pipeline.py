@@ -4,8 +4,9 @@
       ─▶ render (accept time: templates)  ─▶ rules (service.accept)  ─▶ compose (MIME, stored)
       ─▶ queue ─▶ delivery worker ─▶ personalise (per recipient: tracking, unsubscribe) ─▶ DKIM ─▶ SMTP
 
-`render` is the seam templates plug into (today it changes nothing); `personalise` writes each
-recipient's open pixel, tracked links and unsubscribe link and headers (see `tracking.copies`).
+`render` fills templated messages (`/email/withTemplate`) from their template, layout and model, so the rules, the
+stored message and delivery all see the rendered Subject and bodies. `personalise` writes each recipient's open
+pixel, tracked links and unsubscribe link and headers (see `tracking.copies`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import logging
 import uuid
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from api_service.email.addresses import Mailbox, domain_of
 from api_service.email.from_mime import rewrite_headers
 from api_service.email.message import OutgoingMessage
 from api_service.email.mime import MimeInput, build_mime
 from api_service.errors import PostmarkError
 from api_service.models import Message
+from api_service.templates import service as templates
 from api_service.tracking import copies
 from api_service.tracking.copies import Personalisation
 from api_service.tracking.rewrite import personalise_mime
@@ -30,9 +34,32 @@ log = logging.getLogger("postgate.delivery")
 __all__ = ["Personalisation", "compose", "per_recipient", "personalise", "render", "tracked_links"]
 
 
-def render(message: OutgoingMessage) -> OutgoingMessage:
-    """Accept time, before the rules: fill a templated message's subject and bodies."""
-    return message
+async def render(
+    *, session: AsyncSession, server_id: int, items: list[OutgoingMessage | PostmarkError]
+) -> list[OutgoingMessage | PostmarkError]:
+    """Accept time, before the rules: fill each templated message's Subject and bodies from its template.
+
+    One look-up for all the templates of a request; a message whose template is missing or cannot be rendered
+    becomes its error (1101, 1121, 1122), the others go on. Messages without a template are untouched.
+    """
+    templated = [i for i in items if isinstance(i, OutgoingMessage) and i.template is not None]
+    if not templated:
+        return items
+    results = await templates.render_for_sending(
+        session=session, server_id=server_id, references=[m.template for m in templated if m.template is not None]
+    )
+    outcome = {id(message): result for message, result in zip(templated, results, strict=True)}
+    rendered: list[OutgoingMessage | PostmarkError] = []
+    for item in items:
+        result = outcome.get(id(item))
+        if result is None or isinstance(item, PostmarkError):
+            rendered.append(item)
+        elif isinstance(result, PostmarkError):
+            rendered.append(result)
+        else:
+            item.subject, item.html_body, item.text_body = result.subject, result.html_body, result.text_body
+            rendered.append(item)
+    return rendered
 
 
 def message_id_header(message_id: uuid.UUID, sender: Mailbox | None, domain: str) -> str:

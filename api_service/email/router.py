@@ -1,23 +1,29 @@
-"""`POST /email` and `POST /email/batch` (server token): the JSON entry point to intake."""
+"""`POST /email`, `/email/batch`, `/email/withTemplate` and `/email/batchWithTemplates` (server token): the JSON
+entry point to intake. The templated routes differ only in how a message is read; rendering is a step of `accept`."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.config import Settings
 from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.email import service
-from api_service.email.from_json import from_json
+from api_service.email.from_json import from_json, from_templated_json
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InactiveRecipients, PostmarkError
+from api_service.servers.cache import ServerSnapshot
 from api_service.servers.deps import SendingServer
 from shared.constants import MAX_BATCH_MESSAGES, ErrorCode
 from shared.schemas.base import ErrorResponse, format_timestamp
 from shared.schemas.email import EmailRequest, SendResult
+from shared.schemas.templates import TemplatedBatchRequest, TemplatedEmailRequest
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Email"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -29,6 +35,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "300 invalid request, 400 no sender signature, 402 bad JSON, 406 inactive recipients, 410 batch too large, 411 forbidden attachment, 1235 unknown stream",
     },
 }
+TEMPLATED_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
+    422: {
+        "model": ErrorResponse,
+        "description": ERRORS[422]["description"]
+        + "; 1101 no such template (or none named), 1120 TemplateModel missing, 1121 rendered field too large, "
+        "1122 the model does not fit the template, 1123 Subject, HtmlBody or TextBody given",
+    }
+}
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retry-safe key: the same key and body return the first response"),
@@ -37,7 +51,7 @@ IdempotencyKeyHeader = Annotated[
 
 def read(request: EmailRequest) -> OutgoingMessage | PostmarkError:
     try:
-        return from_json(request)
+        return from_templated_json(request) if isinstance(request, TemplatedEmailRequest) else from_json(request)
     except PostmarkError as exc:
         return exc
 
@@ -82,20 +96,22 @@ def dump(results: list[SendResult]) -> list[dict[str, Any]]:
     return [r.model_dump(exclude_none=True) for r in results]
 
 
-@router.post("/email", response_model=SendResult, response_model_exclude_none=True, responses=ERRORS)
-async def send_email(
+async def send_one(
+    *,
     request: Request,
-    session: Session,
-    settings: AppSettings,
-    server: SendingServer,
-    message: Annotated[EmailRequest, Body()],
-    idempotency_key: IdempotencyKeyHeader = None,
+    session: AsyncSession,
+    settings: Settings,
+    server: ServerSnapshot | None,
+    message: EmailRequest,
+    endpoint: str,
+    idempotency_key: str | None,
 ) -> Any:
-    """Send one email. The message is stored and queued before the 200 is returned."""
     if server is None:
         return test_result(message)
-    item = from_json(message)
-    idem = service.Idempotency.from_header(key=idempotency_key, endpoint="email", body=await request.body())
+    item = read(message)
+    if isinstance(item, PostmarkError):
+        raise item
+    idem = service.Idempotency.from_header(key=idempotency_key, endpoint=endpoint, body=await request.body())
     replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
     if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status)
@@ -109,16 +125,16 @@ async def send_email(
     return body
 
 
-@router.post("/email/batch", response_model=list[SendResult], response_model_exclude_none=True, responses=ERRORS)
-async def send_batch(
+async def send_many(
+    *,
     request: Request,
-    session: Session,
-    settings: AppSettings,
-    server: SendingServer,
-    messages: Annotated[list[EmailRequest], Body()],
-    idempotency_key: IdempotencyKeyHeader = None,
+    session: AsyncSession,
+    settings: Settings,
+    server: ServerSnapshot | None,
+    messages: Sequence[EmailRequest],
+    endpoint: str,
+    idempotency_key: str | None,
 ) -> Any:
-    """Send up to 500 emails; each gets its own result, in request order."""
     if len(messages) > MAX_BATCH_MESSAGES:
         raise PostmarkError(ErrorCode.TOO_MANY_BATCH_MESSAGES, "You may only send up to 500 messages in a single batched request.")
     if server is None:
@@ -129,7 +145,7 @@ async def send_batch(
             except PostmarkError as exc:
                 results.append(batch_error(exc))
         return dump(results)
-    idem = service.Idempotency.from_header(key=idempotency_key, endpoint="email/batch", body=await request.body())
+    idem = service.Idempotency.from_header(key=idempotency_key, endpoint=endpoint, body=await request.body())
     replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
     if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status)
@@ -143,3 +159,91 @@ async def send_batch(
     body = dump([batch_error(o) if isinstance(o, PostmarkError) else send_result(m, o) for m, o in zip(messages, outcomes, strict=True)])
     await service.finish_idempotent(session=session, server_id=server.id, idempotency=idem, body=body)
     return body
+
+
+@router.post("/email", response_model=SendResult, response_model_exclude_none=True, responses=ERRORS)
+async def send_email(
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    server: SendingServer,
+    message: Annotated[EmailRequest, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """Send one email. The message is stored and queued before the 200 is returned."""
+    return await send_one(
+        request=request,
+        session=session,
+        settings=settings,
+        server=server,
+        message=message,
+        endpoint="email",
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post("/email/batch", response_model=list[SendResult], response_model_exclude_none=True, responses=ERRORS)
+async def send_batch(
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    server: SendingServer,
+    messages: Annotated[list[EmailRequest], Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """Send up to 500 emails; each gets its own result, in request order."""
+    return await send_many(
+        request=request,
+        session=session,
+        settings=settings,
+        server=server,
+        messages=messages,
+        endpoint="email/batch",
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post("/email/withtemplate", response_model=SendResult, response_model_exclude_none=True, responses=TEMPLATED_ERRORS)
+async def send_email_with_template(
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    server: SendingServer,
+    message: Annotated[TemplatedEmailRequest, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """Send one email rendered from a stored template (`TemplateId` or `TemplateAlias`) and `TemplateModel`.
+
+    The rendered message (inside its layout, `<style>` rules inlined unless `InlineCss` is false) is what is stored
+    and delivered. Every other field works as on `POST /email`.
+    """
+    return await send_one(
+        request=request,
+        session=session,
+        settings=settings,
+        server=server,
+        message=message,
+        endpoint="email/withTemplate",
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post("/email/batchwithtemplates", response_model=list[SendResult], response_model_exclude_none=True, responses=TEMPLATED_ERRORS)
+async def send_batch_with_templates(
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    server: SendingServer,
+    batch: Annotated[TemplatedBatchRequest, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """Send up to 500 templated emails (`{"Messages": [...]}`); each gets its own result, in request order."""
+    return await send_many(
+        request=request,
+        session=session,
+        settings=settings,
+        server=server,
+        messages=batch.Messages,
+        endpoint="email/batchWithTemplates",
+        idempotency_key=idempotency_key,
+    )

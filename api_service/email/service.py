@@ -214,7 +214,7 @@ async def accept(
     An item that is already an error (its adapter could not read it) stays one. Nothing here
     commits: the caller's request boundary does, before it answers.
     """
-    items = [pipeline.render(i) if isinstance(i, OutgoingMessage) else i for i in items]
+    items = await pipeline.render(session=session, server_id=server.id, items=items)
     good = [i for i in items if isinstance(i, OutgoingMessage)]
     lookups = await repository.send_lookups(
         session=session,

@@ -17,6 +17,7 @@ from api_service.models.sender_signature import SenderSignature
 from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
 from api_service.models.suppression import Suppression
+from api_service.models.template import Template
 from api_service.models.webhook import Webhook
 from api_service.models.webhook_delivery import WebhookDelivery, WebhookDeliveryStatus
 
@@ -40,6 +41,7 @@ __all__ = [
     "Server",
     "ServerToken",
     "Suppression",
+    "Template",
     "Webhook",
     "WebhookDelivery",
     "WebhookDeliveryStatus",

@@ -14,7 +14,12 @@ Safety. The scanner is one left-to-right pass with `str.find` and one-character-
 backtracks): linear in the size of the source. Sections may nest `MAX_DEPTH` deep (deeper is a syntax error),
 so rendering and model inference recurse a bounded number of times; a template with a syntax error is never
 rendered. `validate` returns at most `MAX_ERRORS` errors; the inferred model is at most `MAX_MODEL_DEPTH`
-objects deep. `compile_template` caches its last 256 templates by source, for batches that share one.
+objects deep. Rendering is bounded too, because the model comes with the request: nested `{{#each}}` blocks
+multiply (three levels over a 1,000-item list is a billion steps), so one rendering may run at most
+`MAX_LOOP_ITERATIONS` loop iterations and produce at most `MAX_OUTPUT_CHARS` characters, or it raises
+TemplateRenderError, in every mode. `compile_template` keeps recently parsed templates by source, for batches
+that share one: at most `CACHE_ENTRIES` of them and `CACHE_CHARS` characters of source in all, since a parsed
+tree takes some tens of bytes per character of a tag-dense source (`POST /templates/validate` takes 10 MB).
 
 The language, as Mustachio implements it:
 - `{{ path }}` prints a value, HTML-encoded when the body is HTML (`render(..., html=True)`), untouched in text
@@ -55,10 +60,10 @@ the column counted in UTF-16 code units, as .NET and browsers count.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -66,6 +71,10 @@ from enum import Enum
 MAX_DEPTH = 100
 MAX_ERRORS = 100
 MAX_MODEL_DEPTH = 32
+MAX_LOOP_ITERATIONS = 1_000_000
+MAX_OUTPUT_CHARS = 20_000_000  # four times the 5 MB a body may have once rendered
+CACHE_ENTRIES = 256
+CACHE_CHARS = 2_000_000
 
 CONTENT_PLACEHOLDER = "{{{ @content }}}"
 UNSUBSCRIBE_PLACEHOLDER = "{{{ pm:unsubscribe }}}"
@@ -81,6 +90,8 @@ EMPTY_TAG = "This tag is empty: put a model path between the braces, for example
 UNCLOSED_TAG = "This tag is not closed: '{{' needs a matching '}}', and a tag cannot contain '{' or '}'."
 EACH_NOT_A_LIST = "'{path}' is used like an array by the template, but is a scalar value or object in your model."
 TOO_DEEP = f"Sections are nested more than {MAX_DEPTH} levels deep."
+TOO_MANY_ITERATIONS = f"Rendering stopped: the template's loops ran more than {MAX_LOOP_ITERATIONS:,} times with this model."
+TOO_MUCH_OUTPUT = f"Rendering stopped: the result grew past {MAX_OUTPUT_CHARS:,} characters with this model."
 CONTENT_NEEDS_THREE_BRACES = "The layout placeholder is written with three braces: '{{{ @content }}}'."
 
 
@@ -97,7 +108,8 @@ class TemplateSyntaxError(Exception):
 
 
 class TemplateRenderError(Exception):
-    """Only from `render(..., strict=True)`: the model's shape does not fit the template (Mustachio's message)."""
+    """The model does not fit the template: from `render(..., strict=True)` where Mustachio throws (Mustachio's
+    message), and in every mode when a rendering goes past `MAX_LOOP_ITERATIONS` or `MAX_OUTPUT_CHARS`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,7 +491,29 @@ def _resolve(scope: _Scope, path: Path) -> _Scope:
     return scope
 
 
-def _render(nodes: list[_Node], scope: _Scope, out: list[str], html: bool, content: str | None, strict: bool) -> None:
+class _Output:
+    """The pieces of a rendering, with what it has spent of its budget (loop iterations, characters)."""
+
+    __slots__ = ("chars", "iterations", "pieces")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.chars = 0
+        self.iterations = 0
+
+    def append(self, text: str) -> None:
+        self.chars += len(text)
+        if self.chars > MAX_OUTPUT_CHARS:
+            raise TemplateRenderError(TOO_MUCH_OUTPUT)
+        self.pieces.append(text)
+
+    def iterate(self, count: int) -> None:
+        self.iterations += count
+        if self.iterations > MAX_LOOP_ITERATIONS:
+            raise TemplateRenderError(TOO_MANY_ITERATIONS)
+
+
+def _render(nodes: list[_Node], scope: _Scope, out: _Output, html: bool, content: str | None, strict: bool) -> None:
     for node in nodes:
         if isinstance(node, _Text):
             out.append(node.text)
@@ -493,6 +527,7 @@ def _render(nodes: list[_Node], scope: _Scope, out: list[str], html: bool, conte
             if node.kind is BlockKind.EACH:
                 items = found.value
                 if isinstance(items, list | tuple):
+                    out.iterate(len(items))
                     for item in items:
                         _render(node.children, _Scope(item, found), out, html, content, strict)
                 elif strict and is_truthy(items):
@@ -587,16 +622,17 @@ class Template:
         self.content_placeholders = content_placeholders
 
     def render(self, model: object, *, html: bool, strict: bool = False) -> str:
-        """Fill the template from a JSON-shaped model (dict, list, str, int, float, bool, None); never raises unless strict.
+        """Fill the template from a JSON-shaped model (dict, list, str, int, float, bool, None).
 
         `html=True` for an HtmlBody (`{{ x }}` is HTML-encoded), False for a TextBody or a Subject. A layout
         placeholder renders as nothing here; use `render_in_layout`. `strict=True` raises TemplateRenderError
         where Mustachio throws, `{{#each x}}` over an `x` that is true but not a list (Postmark then bounces the
-        message as TemplateRenderingFailed); by default such a block renders nothing.
+        message as TemplateRenderingFailed); by default such a block renders nothing. Past the rendering budget
+        (`MAX_LOOP_ITERATIONS`, `MAX_OUTPUT_CHARS`) it raises TemplateRenderError in either mode.
         """
-        out: list[str] = []
+        out = _Output()
         _render(self._nodes, _Scope(model, None), out, html, None, strict)
-        return "".join(out)
+        return "".join(out.pieces)
 
     def variables(self, into: ModelShape | None = None) -> ModelShape:
         """The model this template uses, added to `into` (a fresh root by default) and returned."""
@@ -605,9 +641,9 @@ class Template:
         return root
 
     def _render_with_content(self, model: object, *, html: bool, content: str, strict: bool) -> str:
-        out: list[str] = []
+        out = _Output()
         _render(self._nodes, _Scope(model, None), out, html, content, strict)
-        return "".join(out)
+        return "".join(out.pieces)
 
 
 def validate(source: str) -> list[ValidationError]:
@@ -616,13 +652,33 @@ def validate(source: str) -> list[ValidationError]:
     return _locate(source, parsed.errors)
 
 
-@functools.lru_cache(maxsize=256)
+_CACHE: OrderedDict[str, Template] = OrderedDict()
+_cache_chars = 0
+
+
 def compile_template(source: str) -> Template:
     """Parse a template once (cached by source); raises TemplateSyntaxError with the first of its errors."""
+    global _cache_chars
+    cached = _CACHE.get(source)
+    if cached is not None:
+        _CACHE.move_to_end(source)
+        return cached
     parsed = _parse(source)
     if parsed.errors:
         raise TemplateSyntaxError(_locate(source, parsed.errors))
-    return Template(parsed.nodes, parsed.placeholders)
+    template = Template(parsed.nodes, parsed.placeholders)
+    if len(source) <= CACHE_CHARS:
+        _CACHE[source] = template
+        _cache_chars += len(source)
+        while len(_CACHE) > CACHE_ENTRIES or _cache_chars > CACHE_CHARS:
+            evicted, _ = _CACHE.popitem(last=False)
+            _cache_chars -= len(evicted)
+    return template
+
+
+def cache_size() -> tuple[int, int]:
+    """How many parsed templates are cached, and how many characters of source they hold."""
+    return len(_CACHE), _cache_chars
 
 
 def suggested_model(*sources: str) -> dict[str, object]:

@@ -22,4 +22,5 @@ def test_quick_bench_writes_results_and_plot(database_url: str, tmp_path: Path) 
     text = out.read_text()
     assert "| REST /email | 64 |" in text
     assert "REST /email/batch" in text
+    assert "| REST /email/withTemplate (10-item receipt in a layout) | 64 |" in text
     assert (tmp_path / "throughput.png").stat().st_size > 1000

@@ -91,6 +91,17 @@ def js_server(postmark_js: PostmarkJs) -> PostmarkJsServer:
 
 
 @pytest.fixture
+def recording_sink() -> Iterator[tuple[Sink, int]]:
+    """A loopback SMTP server (`factories.Sink`) and its port, to read what was delivered."""
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
+@pytest.fixture
 def smtp_sink() -> Iterator[int]:
     """The port of a loopback SMTP server (`factories.Sink`) for `deliver_queued` to relay to."""
     port = free_port()

@@ -56,7 +56,11 @@ def deliver_queued(settings: Settings, relay_port: int) -> int:
 
 
 class Sink:
-    """An SMTP server that takes every recipient except `hard…@`, which it rejects as unknown (550 5.1.1)."""
+    """An SMTP server that takes every recipient except `hard…@`, which it rejects as unknown (550 5.1.1),
+    and keeps what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], bytes]] = []
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
         if address.split("@")[0].lower().startswith("hard"):
@@ -65,4 +69,5 @@ class Sink:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.received.append((list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
         return "250 2.0.0 Ok: queued as COMPAT1"

@@ -8,13 +8,17 @@ Assertions read the client's parsed results by the field names of its TypeScript
 from __future__ import annotations
 
 import base64
+import email
 import re
+from email import policy
+from email.message import EmailMessage
+from typing import ClassVar
 
 import pytest
 
 from api_service.config import Settings
 from shared.constants import BounceType
-from tests.compat.factories import add_bounce, deliver_queued
+from tests.compat.factories import Sink, add_bounce, deliver_queued
 from tests.compat.js_client import PostmarkJs, PostmarkJsError, PostmarkJsServer, missing_fields, required_fields
 
 pytestmark = pytest.mark.slow
@@ -413,3 +417,87 @@ class TestClientTypings:
         assert {"ErrorCode", "Message", "MessageID", "SubmittedAt"} == required_fields("MessageSendingResponse")
         assert required_fields("Webhook") == {"ID", "Url", "MessageStream", "Triggers"}
         assert missing_fields({"ID": 1, "Name": "x"}, "Domain") == {"SPFVerified", "DKIMVerified", "WeakDKIM", "ReturnPathDomainVerified"}
+
+
+class TestTemplates:
+    """Issue 10's journey through postmark.js: a layout, a template using it, validate, send by alias and by id."""
+
+    LAYOUT = (
+        '<html><head><style>.brand { color: #e2571e }</style></head><body><p class="brand">{{ company }}</p>{{{ @content }}}</body></html>'
+    )
+    RECEIPT = "<p>Hi {{ name }},</p><ul>{{#each items}}<li>{{ description }}: {{ amount }}</li>{{/each}}</ul>"
+    MODEL: ClassVar[dict[str, object]] = {
+        "company": "Acme",
+        "name": "<Ann>",
+        "items": [{"description": "Pen", "amount": "$3"}, {"description": "Ink <blue>", "amount": "$7"}],
+    }
+
+    def test_layout_template_validate_send_single_and_batch(
+        self, js_server: PostmarkJsServer, settings: Settings, recording_sink: tuple[Sink, int]
+    ) -> None:
+        layout = js_server.server(
+            "createTemplate",
+            {
+                "Name": "Brand",
+                "Alias": "brand",
+                "TemplateType": "Layout",
+                "HtmlBody": self.LAYOUT,
+                "TextBody": "{{ company }}\n{{{ @content }}}",
+            },
+        )
+        assert layout["TemplateType"] == "Layout"
+        assert missing_fields(layout, "TemplateInList") == set()
+        created = js_server.server(
+            "createTemplate",
+            {
+                "Name": "Receipt",
+                "Alias": "receipt",
+                "LayoutTemplate": "brand",
+                "Subject": "Receipt for {{ name }}",
+                "HtmlBody": self.RECEIPT,
+                "TextBody": "Hi {{ name }}",
+            },
+        )
+        fetched = js_server.server("getTemplate", created["TemplateId"])
+        assert fetched["LayoutTemplate"] == "brand"
+        assert missing_fields(fetched, "Template") == set()
+        listed = js_server.server("getTemplates", {"count": 10, "offset": 0})
+        assert sorted(t["Alias"] for t in listed["Templates"]) == ["brand", "receipt"]
+
+        validation = js_server.server(
+            "validateTemplate", {"Subject": "Receipt for {{ name }}", "HtmlBody": self.RECEIPT, "TestRenderModel": {"name": "Ann"}}
+        )
+        assert validation["AllContentIsValid"] is True
+        assert validation["Subject"]["RenderedContent"] == "Receipt for Ann"
+        assert validation["SuggestedTemplateModel"]["items"] == [{"description": "description_Value", "amount": "amount_Value"}]
+
+        by_alias = js_server.server(
+            "sendEmailWithTemplate", {"From": SENDER, "To": "ann@example.net", "TemplateAlias": "receipt", "TemplateModel": self.MODEL}
+        )
+        by_id = js_server.server(
+            "sendEmailWithTemplate",
+            {"From": SENDER, "To": "bob@example.net", "TemplateId": created["TemplateId"], "TemplateModel": self.MODEL},
+        )
+        batch = js_server.server(
+            "sendEmailBatchWithTemplates",
+            [
+                {"From": SENDER, "To": "cat@example.net", "TemplateAlias": "receipt", "TemplateModel": self.MODEL},
+                {"From": SENDER, "To": "dan@example.net", "TemplateId": created["TemplateId"], "TemplateModel": self.MODEL},
+            ],
+        )
+        assert by_alias["ErrorCode"] == by_id["ErrorCode"] == 0
+        assert [r["ErrorCode"] for r in batch] == [0, 0]
+
+        sink, port = recording_sink
+        assert deliver_queued(settings, port) == 4
+        assert len(sink.received) == 4
+        for rcpt_tos, data in sink.received:
+            parsed = email.message_from_bytes(data, policy=policy.default)
+            assert isinstance(parsed, EmailMessage)
+            assert parsed["Subject"] == "Receipt for <Ann>", rcpt_tos
+            html = parsed.get_body(preferencelist=("html",))
+            assert html is not None
+            content = html.get_content()
+            assert "<p>Hi &lt;Ann&gt;,</p>" in content
+            assert "<li>Ink &lt;blue&gt;: $7</li>" in content
+            assert '<p class="brand" style="color: #e2571e;">Acme</p>' in content

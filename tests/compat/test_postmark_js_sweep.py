@@ -182,16 +182,6 @@ CALLS: dict[str, Args] = {
 EXPECTED_ERRORS: dict[str, tuple[int, int]] = {}
 
 KNOWN_MISSING: set[str] = {
-    # templates: /templates*, /email/withTemplate, /email/batchWithTemplates, PUT /templates/push
-    "server.sendEmailWithTemplate",
-    "server.sendEmailBatchWithTemplates",
-    "server.getTemplates",
-    "server.getTemplate",
-    "server.createTemplate",
-    "server.editTemplate",
-    "server.deleteTemplate",
-    "server.validateTemplate",
-    "account.pushTemplates",
     # bulk: /email/bulk
     "server.sendBulkEmail",
     "server.getBulkEmailStatus",
@@ -224,6 +214,8 @@ def populated(js_server: PostmarkJsServer, settings: Settings) -> Populated:
     bounced = js.server("sendEmail", message("gone@example.net"))
     add_bounce(settings, js.id, BounceType.HARD_BOUNCE, "gone@example.net", bounced["MessageID"])
     js.server("createSuppressions", "outbound", {"Suppressions": [{"EmailAddress": SUPPRESSED}]})
+    for alias in ("welcome", "farewell"):
+        js.server("createTemplate", {"Name": alias.title(), "Alias": alias, "Subject": "Hi {{name}}", "TextBody": "Hello {{name}}"})
     for stream_id in ("to-archive", "archived"):
         js.server("createMessageStream", {"ID": stream_id, "Name": stream_id.title(), "MessageStreamType": "Broadcasts"})
     js.server("archiveMessageStream", "archived")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import base64
+import email
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from postmarker.core import PostmarkClient
 from postmarker.exceptions import ClientError
 
 from api_service.config import Settings
 from shared.constants import BounceType
-from tests.compat.factories import add_bounce
+from tests.api.conftest import SinkHandler
+from tests.compat.conftest import free_port
+from tests.compat.factories import add_bounce, deliver_queued
 from tests.conftest import ACCOUNT_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -154,3 +161,114 @@ class TestPostmarkerGenericCalls:
             "POST", "/message-streams/outbound/suppressions/delete", data={"Suppressions": [{"EmailAddress": "quiet@example.net"}]}
         )
         assert removed["Suppressions"][0]["Status"] == "Deleted"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[SinkHandler, int]]:
+    """A sink that keeps what it receives (this module reads the delivered messages)."""
+    handler = SinkHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def received_parts(data: bytes) -> dict[str, str]:
+    parsed = email.message_from_bytes(data, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    found = {"subject": str(parsed["Subject"]), "to": str(parsed["To"])}
+    for part in parsed.walk():
+        if part.get_content_type() in ("text/plain", "text/html") and isinstance(part, EmailMessage):
+            found[part.get_content_type()] = str(part.get_content()).replace("\r\n", "\n")
+    return found
+
+
+LAYOUT_HTML = (
+    "<html><head><style>td { padding: 4px; } .brand { color: #e2571e; }</style></head>"
+    '<body><p class="brand">{{ company }}</p>{{{ @content }}}</body></html>'
+)
+RECEIPT_HTML = "<p>Hi {{ name }},</p><table>{{#each items}}<tr><td>{{ description }}</td><td>{{ amount }}</td></tr>{{/each}}</table>"
+RECEIPT_MODEL = {
+    "company": "Acme",
+    "name": "<Ann>",
+    "items": [{"description": "Pen", "amount": "$3"}, {"description": "Ink <blue>", "amount": "$7"}],
+}
+
+
+class TestPostmarkerTemplates:
+    """postmarker's `templates` manager has no TemplateType or LayoutTemplate: those go through its generic `call`."""
+
+    def test_layout_template_validate_and_send_by_alias_and_id(
+        self, postmark: PostmarkClient, settings: Settings, smtp_sink: tuple[SinkHandler, int]
+    ) -> None:
+        layout = postmark.call(
+            "POST",
+            "/templates/",
+            data={
+                "Name": "Brand",
+                "Alias": "brand",
+                "TemplateType": "Layout",
+                "HtmlBody": LAYOUT_HTML,
+                "TextBody": "{{ company }}\n{{{ @content }}}",
+            },
+        )
+        assert layout["TemplateType"] == "Layout"
+        template = postmark.templates.create(
+            Name="Receipt", Subject="Receipt for {{ name }}", HtmlBody=RECEIPT_HTML, TextBody="Hi {{ name }}", Alias="receipt"
+        )
+        postmark.call("PUT", f"/templates/{template.TemplateId}", data={"LayoutTemplate": "brand"})
+        assert postmark.templates.get(template.TemplateId).LayoutTemplate == "brand"
+        assert [t.Alias for t in postmark.templates.all()] == ["brand", "receipt"]
+
+        validation = postmark.templates.validate(Subject="Receipt for {{ name }}", HtmlBody=RECEIPT_HTML, TestRenderModel={"name": "Ann"})
+        assert validation["AllContentIsValid"] is True
+        assert validation["SuggestedTemplateModel"]["items"] == [{"description": "description_Value", "amount": "amount_Value"}]
+        assert validation["Subject"]["RenderedContent"] == "Receipt for Ann"
+
+        by_alias = postmark.emails.send_with_template(
+            TemplateAlias="receipt", TemplateModel=RECEIPT_MODEL, From="App <app@compat.example>", To="ann@example.net", Tag="receipt"
+        )
+        by_id = postmark.emails.send_with_template(
+            TemplateId=template.TemplateId, TemplateModel=RECEIPT_MODEL, From="app@compat.example", To="bob@example.net"
+        )
+        assert by_alias["ErrorCode"] == by_id["ErrorCode"] == 0
+        assert postmark.messages.outbound.get(by_alias["MessageID"]).Subject == "Receipt for <Ann>"
+
+        assert deliver_queued(settings, smtp_sink[1]) == 2
+        received = {received_parts(r.data)["to"]: received_parts(r.data) for r in smtp_sink[0].received}
+        ann = received["ann@example.net"]
+        assert ann["subject"] == "Receipt for <Ann>"
+        assert "<p>Hi &lt;Ann&gt;,</p>" in ann["text/html"]
+        assert '<td style="padding: 4px;">Pen</td>' in ann["text/html"]
+        assert '<td style="padding: 4px;">Ink &lt;blue&gt;</td>' in ann["text/html"]
+        assert '<p class="brand" style="color: #e2571e;">Acme</p>' in ann["text/html"]
+        assert ann["text/plain"].strip() == "Acme\nHi <Ann>"
+        assert received["bob@example.net"]["subject"] == "Receipt for <Ann>"
+
+    def test_batch_by_alias_and_id(self, postmark: PostmarkClient, settings: Settings, smtp_sink: tuple[SinkHandler, int]) -> None:
+        template = postmark.templates.create(Name="Hello", Subject="Hello {{ name }}", TextBody="Hi {{ name }}", Alias="hello")
+        results = postmark.emails.send_template_batch(
+            {"From": "app@compat.example", "To": "a@example.net", "TemplateAlias": "hello", "TemplateModel": {"name": "A"}},
+            {"From": "app@compat.example", "To": "b@example.net", "TemplateId": template.TemplateId, "TemplateModel": {"name": "B"}},
+            {"From": "app@compat.example", "To": "c@example.net", "TemplateAlias": "missing", "TemplateModel": {}},
+        )
+        assert [r["ErrorCode"] for r in results] == [0, 0, 1101]
+        assert deliver_queued(settings, smtp_sink[1]) == 2
+        subjects = sorted(received_parts(r.data)["subject"] for r in smtp_sink[0].received)
+        assert subjects == ["Hello A", "Hello B"]
+
+    def test_edit_delete_and_errors(self, postmark: PostmarkClient) -> None:
+        template = postmark.templates.create(Name="T", Subject="S", TextBody="x")
+        postmark.templates.edit(template.TemplateId, Name="T2")
+        assert postmark.templates.get(template.TemplateId).Name == "T2"
+        assert "removed" in template.delete()
+        assert postmark.templates.get(template.TemplateId).Active is False
+        with pytest.raises(ClientError) as caught:
+            postmark.emails.send_with_template(
+                TemplateId=template.TemplateId, TemplateModel={}, From="app@compat.example", To="x@example.net"
+            )
+        assert caught.value.error_code == 1101
+        with pytest.raises(ClientError) as caught:
+            postmark.templates.create(Name="Bad", Subject="{{#each x}}", TextBody="x")
+        assert caught.value.error_code == 1122
