@@ -25,6 +25,7 @@ MAX_PAGE_COUNT = 500
 MAX_PAGE_WINDOW = 10_000
 
 DEFAULT_MESSAGE_STREAM = "outbound"
+INBOUND_MESSAGE_STREAM = "inbound"
 
 FORBIDDEN_ATTACHMENT_EXTENSIONS = frozenset(
     [
@@ -103,6 +104,14 @@ class ErrorCode(IntEnum):
     INVALID_DELIVERY_TYPE = 613
     MESSAGE_QUERY = 700
     MESSAGE_NOT_FOUND = 701
+    INBOUND_CANNOT_BYPASS = 702
+    INBOUND_CANNOT_RETRY = 703
+    TRIGGER_QUERY = 800
+    TRIGGER_NO_DATA = 809
+    INBOUND_RULE_EXISTS = 810
+    INBOUND_RULE_CANNOT_REMOVE = 811
+    INBOUND_RULE_NOT_FOUND = 812
+    INBOUND_RULE_INVALID = 813
     BOUNCE_QUERY = 1000
     BOUNCE_NOT_FOUND = 1001
     BOUNCE_ID_REQUIRED = 1002
@@ -323,6 +332,16 @@ class MessageEventType(StrEnum):
     OPENED = "Opened"
     LINK_CLICKED = "LinkClicked"
     SUBSCRIPTION_CHANGED = "SubscriptionChanged"
+
+
+class InboundStatus(StrEnum):
+    """Where a received message is: Postmark's inbound statuses, as the API shows them."""
+
+    QUEUED = "Queued"
+    PROCESSED = "Processed"
+    BLOCKED = "Blocked"
+    FAILED = "Failed"
+    SCHEDULED = "Scheduled"
 
 
 class WebhookTrigger(StrEnum):
