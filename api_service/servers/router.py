@@ -36,7 +36,7 @@ def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Serv
         SmtpApiActivated=server.smtp_api_activated,
         RawEmailEnabled=server.raw_email_enabled,
         DeliveryType=server.delivery_type,
-        InboundAddress=f"{server.inbound_hash}@{server.inbound_domain or 'inbound.postgate.local'}",
+        InboundAddress=f"{server.inbound_hash}@{settings.inbound_domain}",
         InboundHookUrl=server.inbound_hook_url,
         BounceHookUrl=server.bounce_hook_url,
         OpenHookUrl=server.open_hook_url,
