@@ -54,6 +54,11 @@ def strip_spam_headers(data: bytes) -> bytes:
             if not dropping:
                 kept.append(line)
             continue
+        if line.startswith((b":", b"From ")):
+            # Lines the parser skips (no field name, a misplaced mbox line): the field before
+            # them goes on, so its continuation lines still follow its fate.
+            kept.append(line)
+            continue
         dropping = bool(_SPAM_FIELD.match(line))
         if not dropping:
             kept.append(line)
