@@ -95,7 +95,9 @@ def reply_mail(*, to: str) -> EmailMessage:
     message.add_alternative(
         f'<p>{REPLY}</p><img src="cid:logo@customer.example"><blockquote>Did the update help?</blockquote>', subtype="html"
     )
-    message.get_payload()[1].add_related(PNG, "image", "png", cid="<logo@customer.example>", filename="logo.png")
+    html = message.get_body(preferencelist=("html",))
+    assert html is not None
+    html.add_related(PNG, "image", "png", cid="<logo@customer.example>", filename="logo.png")
     message.add_attachment(PDF, maintype="application", subtype="pdf", filename="Rechnung März.pdf")
     return message
 
