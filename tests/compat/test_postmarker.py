@@ -11,9 +11,11 @@ from postmarker.exceptions import ClientError
 
 from api_service.config import Settings
 from shared.constants import BounceType
-from tests.compat.factories import add_bounce
+from tests.api.conftest import Receiver, receiver
+from tests.compat.factories import add_bounce, post_webhooks, send_inbound
 from tests.conftest import ACCOUNT_TOKEN
 
+__all__ = ["receiver"]
 pytestmark = pytest.mark.slow
 
 
@@ -154,3 +156,26 @@ class TestPostmarkerGenericCalls:
             "POST", "/message-streams/outbound/suppressions/delete", data={"Suppressions": [{"EmailAddress": "quiet@example.net"}]}
         )
         assert removed["Suppressions"][0]["Status"] == "Deleted"
+
+
+class TestPostmarkerInbound:
+    def test_inbound_messages_and_rules(self, postmark: PostmarkClient, settings: Settings, mx_port: int, receiver: Receiver) -> None:
+        address = postmark.server.edit(InboundHookUrl=receiver.url)["InboundAddress"]
+        rule = postmark.triggers.inboundrules.create("offers.example")
+        assert rule.Rule == "offers.example"
+        assert [r.Rule for r in postmark.triggers.inboundrules.all()] == ["offers.example"]
+        blocked = send_inbound(mx_port, to=address, sender="deals@offers.example", subject="Offer")
+        receiver.statuses.append(403)
+        failed = send_inbound(mx_port, to=address, subject="Ticket")
+        post_webhooks(settings)
+        assert {m.MessageID: m.Status for m in postmark.messages.inbound.all(count=10)} == {blocked: "Blocked", failed: "Failed"}
+        assert [m.MessageID for m in postmark.messages.inbound.all(count=10, status="blocked")] == [blocked]
+        message = postmark.messages.inbound.get(blocked)
+        assert message.Subject == "Offer"
+        assert message["Received"].startswith("from mx.sender.example")
+        assert message.bypass()["ErrorCode"] == 0
+        assert postmark.messages.inbound.get(failed).retry()["ErrorCode"] == 0
+        post_webhooks(settings)
+        assert {h.json["MessageID"] for h in receiver.hooks} == {blocked, failed}
+        assert "removed" in rule.delete()
+        assert postmark.triggers.inboundrules.all() == []
