@@ -24,7 +24,7 @@ from api_service.config import Settings
 from api_service.core.paging import Page
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.inbound import repository
-from api_service.inbound.parsing import parse_inbound, spam_score, split_mailbox_hash
+from api_service.inbound.parsing import for_recipient, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
 from api_service.inbound.rules import blocked_reason, normalise_rule
 from api_service.inbound.text import clean
 from api_service.models import InboundMessage, InboundRule, Server, WebhookDeliveryStatus
@@ -76,26 +76,31 @@ async def receive(*, session: AsyncSession, settings: Settings, delivery: Inboun
         raw = base64.b64decode(delivery.RawMessage, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidEmailRequest("RawMessage is not valid Base64.") from None
-    stored: list[InboundMessage] = []
-    seen: set[tuple[int, str]] = set()
+    targets: dict[tuple[int, str], tuple[Server, str]] = {}
     for recipient in delivery.RcptTo:
         server = (await resolve_recipient(session=session, settings=settings, address=recipient)).server
-        if server is None or (server.id, recipient.lower()) in seen:
-            continue
-        seen.add((server.id, recipient.lower()))
-        stored.append(
-            await _store(session=session, settings=settings, server=server, recipient=recipient, mail_from=delivery.MailFrom, raw=raw)
-        )
-    if not stored:
+        if server is not None:
+            targets.setdefault((server.id, recipient.lower()), (server, recipient))
+    if not targets:
         raise InvalidEmailRequest("No recipient of this message is an inbound address.")
-    return stored
+    # Parsed once (a second or so for 10 MB of hostile MIME, so not on the event loop), then
+    # addressed to each recipient.
+    parsed = await asyncio.to_thread(parse_for_recipients, raw, message_stream=INBOUND_MESSAGE_STREAM, include_raw=True)
+    return [
+        await _store(
+            session=session, settings=settings, server=server, recipient=recipient, mail_from=delivery.MailFrom, raw=raw, parsed=parsed
+        )
+        for server, recipient in targets.values()
+    ]
 
 
 async def _store(
-    *, session: AsyncSession, settings: Settings, server: Server, recipient: str, mail_from: str, raw: bytes
+    *, session: AsyncSession, settings: Settings, server: Server, recipient: str, mail_from: str, raw: bytes, parsed: InboundPayload
 ) -> InboundMessage:
     message_id = uuid.uuid4()
-    payload = await _parse(server=server, raw=raw, recipient=recipient, stream=INBOUND_MESSAGE_STREAM, message_id=message_id)
+    payload = for_recipient(parsed, original_recipient=recipient, message_id=str(message_id))
+    if not server.raw_email_enabled:
+        payload = payload.model_copy(update={"RawEmail": None})
     envelope_from = clean(mail_from).strip()
     score = spam_score(payload.Headers)
     reason = blocked_reason(
@@ -127,18 +132,6 @@ async def _store(
     if status is InboundStatus.QUEUED:
         await _post(session=session, settings=settings, server=server, message=message, payload=payload)
     return message
-
-
-async def _parse(*, server: Server, raw: bytes, recipient: str, stream: str, message_id: uuid.UUID) -> InboundPayload:
-    # A 10 MB message takes a second or so to parse: not on the event loop.
-    return await asyncio.to_thread(
-        parse_inbound,
-        raw,
-        original_recipient=recipient,
-        message_stream=stream,
-        include_raw=server.raw_email_enabled,
-        message_id=str(message_id),
-    )
 
 
 def _details(payload: InboundPayload) -> dict[str, Any]:
@@ -173,8 +166,13 @@ async def _post_again(
     if not await repository.change_status(session=session, message_id=message.id, from_statuses={allowed}, to=target):
         return False
     if target is InboundStatus.QUEUED:
-        payload = await _parse(
-            server=server, raw=message.raw_mime, recipient=message.original_recipient, stream=message.message_stream, message_id=message.id
+        payload = await asyncio.to_thread(
+            parse_inbound,
+            message.raw_mime,
+            original_recipient=message.original_recipient,
+            message_stream=message.message_stream,
+            include_raw=server.raw_email_enabled,
+            message_id=str(message.id),
         )
         await _post(session=session, settings=settings, server=server, message=message, payload=payload)
     return True
