@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         parse_networks(value)
         return value
 
+    @field_validator("inbound_hook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if any(float(v) < 0 for v in value.split(",") if v.strip()):
+            raise ValueError("retry delays are seconds, not negative")
+        return value
+
     @field_validator("dns_resolver")
     @classmethod
     def _resolver(cls, value: str) -> str:

@@ -109,6 +109,13 @@ async def serve(
 
             servers.append(await loop.create_server(make_inbound, host=settings.smtp_host, port=settings.smtp_inbound_port))
         log.info("SMTP gateway listening on %s ports %s", settings.smtp_host, [s.sockets[0].getsockname()[1] for s in servers])
+        if settings.smtp_inbound_port:
+            log.info(
+                "MX listener on port %s: inbound mail for <InboundHash>@%s and the servers' InboundDomains, reports for %s",
+                settings.smtp_inbound_port,
+                settings.inbound_domain,
+                settings.return_path_domain,
+            )
         if started is not None:
             await started(servers)
         await (stop or asyncio.Event()).wait()

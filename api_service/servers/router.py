@@ -66,7 +66,7 @@ async def masked_tokens(*, session: AsyncSession, server: ServerRow, known: str 
     return [known if known and known.lower().endswith(h) else f"{MASK}{h}" for h in hints]
 
 
-SERVER_CODES = "ErrorCodes 603 name exists, 606 invalid hook URL, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
+SERVER_CODES = "ErrorCodes 602 InboundDomain used by another server, 603 name exists, 606 invalid hook URL, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
 ERRORS = error_responses(invalid=SERVER_CODES)
 ACCOUNT_ERRORS = error_responses(invalid=f"{SERVER_CODES}, 600 invalid query", not_found="ErrorCode 600: no such server", account=True)
 

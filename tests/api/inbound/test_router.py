@@ -266,3 +266,15 @@ class TestInboundRules:
     async def test_bad_paging_is_800(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         response = await client.get("/triggers/inboundrules?count=0&offset=0", headers=server.headers)
         assert (response.status_code, response.json()["ErrorCode"]) == (422, 800)
+
+
+class TestServerSettings:
+    async def test_inbound_address_is_at_the_inbound_domain(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        body = (await client.get("/server", headers=server.headers)).json()
+        assert body["InboundAddress"] == f"{body['InboundHash']}@{INBOUND_DOMAIN}"
+
+    async def test_an_inbound_domain_belongs_to_one_server(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        assert (await client.put("/server", json={"InboundDomain": "replies.example.com"}, headers=server.headers)).status_code == 200
+        assert (await client.put("/server", json={"InboundDomain": "replies.example.com"}, headers=server.headers)).status_code == 200
+        other = await client.post("/servers", json={"Name": "Other", "InboundDomain": "Replies.Example.com"}, headers=ACCOUNT)
+        assert (other.status_code, other.json()["ErrorCode"]) == (422, 602)
