@@ -85,7 +85,8 @@ async def receive(*, session: AsyncSession, settings: Settings, delivery: Inboun
         raise InvalidEmailRequest("No recipient of this message is an inbound address.")
     # Parsed once (a second or so for 10 MB of hostile MIME, so not on the event loop), then
     # addressed to each recipient.
-    parsed = await asyncio.to_thread(parse_for_recipients, raw, message_stream=INBOUND_MESSAGE_STREAM, include_raw=True)
+    include_raw = any(server.raw_email_enabled for server, _ in targets.values())
+    parsed = await asyncio.to_thread(parse_for_recipients, raw, message_stream=INBOUND_MESSAGE_STREAM, include_raw=include_raw)
     return [
         await _store(
             session=session, settings=settings, server=server, recipient=recipient, mail_from=delivery.MailFrom, raw=raw, parsed=parsed
