@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     return_path_domain: str = Field(
         default="bounces.localhost", description="Domain of the VERP envelope senders; point its MX at the inbound listener"
     )
+    inbound_domain: str = Field(
+        default="inbound.localhost",
+        description="Domain of the servers' inbound addresses (<InboundHash>@…); point its MX at the inbound listener",
+    )
+    inbound_hook_retry_schedule: str = Field(
+        default="60,300,600,600,600,900,1800,3600,7200,21600",
+        description="Seconds between InboundHookUrl attempts (Postmark's inbound schedule)",
+    )
     helo_name: str = Field(default="", description="Name given in EHLO when delivering; the machine's name when empty")
     delivery_retry_first_seconds: float = Field(default=900, description="First retry after a temporary failure; doubles each time")
     delivery_retry_horizon_seconds: float = Field(default=72 * 3600, description="Give up (SoftBounce) after this long")
@@ -67,6 +75,13 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: str) -> str:
         parse_networks(value)
+        return value
+
+    @field_validator("inbound_hook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if any(float(v) < 0 for v in value.split(",") if v.strip()):
+            raise ValueError("retry delays are seconds, not negative")
         return value
 
     @field_validator("dns_resolver")

@@ -16,6 +16,7 @@ from api_service.db import create_engine, create_sessionmaker
 from api_service.domains.router import router as domains_router
 from api_service.email.router import router as email_router
 from api_service.health.router import router as health_router
+from api_service.inbound.router import router as inbound_router
 from api_service.messages.router import router as messages_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracking_public_router,
         stats_router,
         templates_router,
+        inbound_router,
     ):
         app.include_router(router)
     install_console(app)

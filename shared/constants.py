@@ -31,6 +31,7 @@ DEFAULT_MESSAGE_STREAM = "outbound"
 # Public tracking URLs (open pixel, click redirect, unsubscribe) are served under this path; it is
 # exempt from the API's token auth, path and query lower-casing and JSON-only bodies.
 TRACKING_PATH_PREFIX = "/t/"
+INBOUND_MESSAGE_STREAM = "inbound"
 
 FORBIDDEN_ATTACHMENT_EXTENSIONS = frozenset(
     [
@@ -100,6 +101,7 @@ class ErrorCode(IntEnum):
     INVALID_EMAIL_OR_DOMAIN = 522
     SERVER_QUERY = 600
     TEMPLATE_PUSH_SERVER_NOT_FOUND = 601
+    DUPLICATE_INBOUND_DOMAIN = 602
     SERVER_NAME_EXISTS = 603
     INVALID_HOOK_URL = 606
     INVALID_COLOR = 607
@@ -110,6 +112,14 @@ class ErrorCode(IntEnum):
     INVALID_DELIVERY_TYPE = 613
     MESSAGE_QUERY = 700
     MESSAGE_NOT_FOUND = 701
+    INBOUND_CANNOT_BYPASS = 702
+    INBOUND_CANNOT_RETRY = 703
+    TRIGGER_QUERY = 800
+    TRIGGER_NO_DATA = 809
+    INBOUND_RULE_EXISTS = 810
+    INBOUND_RULE_CANNOT_REMOVE = 811
+    INBOUND_RULE_NOT_FOUND = 812
+    INBOUND_RULE_INVALID = 813
     BOUNCE_QUERY = 1000
     BOUNCE_NOT_FOUND = 1001
     BOUNCE_ID_REQUIRED = 1002
@@ -362,6 +372,16 @@ class MessageEventType(StrEnum):
     OPENED = "Opened"
     LINK_CLICKED = "LinkClicked"
     SUBSCRIPTION_CHANGED = "SubscriptionChanged"
+
+
+class InboundStatus(StrEnum):
+    """Where a received message is: Postmark's inbound statuses, as the API shows them."""
+
+    QUEUED = "Queued"
+    PROCESSED = "Processed"
+    BLOCKED = "Blocked"
+    FAILED = "Failed"
+    SCHEDULED = "Scheduled"
 
 
 class WebhookTrigger(StrEnum):

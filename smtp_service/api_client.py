@@ -10,6 +10,14 @@ from enum import Enum
 import httpx
 from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport
+from shared.schemas.inbound_smtp import (
+    INBOUND_MESSAGE_PATH,
+    INBOUND_RECIPIENT_PATH,
+    InboundDelivery,
+    InboundDeliveryResult,
+    InboundRecipientQuery,
+    InboundRecipientVerdict,
+)
 from shared.schemas.smtp import SMTP_AUTH_PATH, SMTP_SUBMIT_PATH, SmtpAuthResponse, SmtpSubmission, SmtpSubmissionResult
 
 
@@ -18,6 +26,25 @@ class AuthOutcome(Enum):
     INVALID = "invalid"
     DISABLED = "disabled"
     UNAVAILABLE = "unavailable"
+
+
+class RecipientOutcome(Enum):
+    """Whether the MX listener takes mail for an address."""
+
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"  # an inbound domain, but no server receives at this address
+    FOREIGN = "foreign"  # not a domain of ours: relaying
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundOutcome:
+    """What the API said to a received message: a status code (0 when it could not be reached)."""
+
+    status: int
+    message_ids: tuple[str, ...] = ()
+    error_code: int | None = None
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +58,7 @@ class SubmitOutcome:
 
 
 class ApiClient:
-    def __init__(self, *, base_url: str, timeout: float, auth_cache_seconds: float) -> None:
+    def __init__(self, *, base_url: str, timeout: float, auth_cache_seconds: float, recipient_cache_seconds: float = 30.0) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
@@ -40,6 +67,9 @@ class ApiClient:
         )
         self._auth_cache_seconds = auth_cache_seconds
         self._auth_cache: dict[str, tuple[float, AuthOutcome]] = {}
+        self._recipient_cache_seconds = recipient_cache_seconds
+        # "a:<address>" and, for a domain that is no inbound domain, "d:<domain>".
+        self._recipient_cache: dict[str, tuple[float, RecipientOutcome]] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -95,3 +125,53 @@ class ApiClient:
             return SubmitOutcome(status=response.status_code, error_code=int(body["ErrorCode"]), message=str(body["Message"]))
         except (ValueError, KeyError, TypeError):
             return SubmitOutcome(status=response.status_code, message=response.text[:200])
+
+    async def check_inbound_recipient(self, *, account_token: str, address: str) -> RecipientOutcome:
+        """Does a server receive mail at this address? Cached briefly, by address and, for a
+        domain that is no inbound domain at all, by domain (a dictionary attack costs one call)."""
+        domain = address.rpartition("@")[2].lower()
+        now = time.monotonic()
+        for key in (f"d:{domain}", f"a:{address.lower()}"):
+            cached = self._recipient_cache.get(key)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+        try:
+            response = await self._client.post(
+                INBOUND_RECIPIENT_PATH,
+                content=InboundRecipientQuery(Address=address).model_dump_json(),
+                headers={ACCOUNT_TOKEN_HEADER: account_token, "Content-Type": "application/json"},
+            )
+            if response.status_code != 200:
+                return RecipientOutcome.UNAVAILABLE
+            verdict = InboundRecipientVerdict.model_validate(response.json())
+        except (httpx.HTTPError, ValueError):
+            return RecipientOutcome.UNAVAILABLE
+        if verdict.Accepted:
+            key, outcome = f"a:{address.lower()}", RecipientOutcome.ACCEPTED
+        elif verdict.DomainAccepted:
+            key, outcome = f"a:{address.lower()}", RecipientOutcome.UNKNOWN
+        else:
+            key, outcome = f"d:{domain}", RecipientOutcome.FOREIGN
+        if len(self._recipient_cache) > 10_000:
+            self._recipient_cache.clear()
+        self._recipient_cache[key] = (now + self._recipient_cache_seconds, outcome)
+        return outcome
+
+    async def deliver_inbound(self, *, account_token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> InboundOutcome:
+        """Hand a received message to the API, which stores it (committed) before answering 200."""
+        delivery = InboundDelivery(MailFrom=mail_from, RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))
+        try:
+            response = await self._client.post(
+                INBOUND_MESSAGE_PATH,
+                content=delivery.model_dump_json(),
+                headers={ACCOUNT_TOKEN_HEADER: account_token, "Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            return InboundOutcome(status=0, message=type(exc).__name__)
+        try:
+            body = response.json()
+            if response.status_code == 200:
+                return InboundOutcome(status=200, message_ids=tuple(InboundDeliveryResult.model_validate(body).MessageIDs))
+            return InboundOutcome(status=response.status_code, error_code=int(body["ErrorCode"]), message=str(body["Message"]))
+        except (ValueError, KeyError, TypeError):
+            return InboundOutcome(status=response.status_code if response.status_code != 200 else 0, message=response.text[:200])

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.constants import MAX_MESSAGE_BYTES, MAX_RECIPIENTS_PER_FIELD
+
+
+def parse_networks(value: str) -> list[IPv4Network | IPv6Network]:
+    """Comma-separated IPs or CIDRs; raises ValueError on a bad one."""
+    return [ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip()]
 
 
 class SmtpSettings(BaseSettings):
@@ -27,9 +34,27 @@ class SmtpSettings(BaseSettings):
     smtp_idle_timeout_seconds: float = 300.0
     smtp_max_message_bytes: int = MAX_MESSAGE_BYTES
     smtp_max_recipients: int = MAX_RECIPIENTS_PER_FIELD
-    smtp_inbound_port: int = Field(default=0, description="Listener for bounces mailed to the return path, no AUTH (0: off)")
+    smtp_inbound_port: int = Field(
+        default=0, description="The MX listener, no AUTH: inbound mail and reports mailed to the return path (0: off)"
+    )
     return_path_domain: str = Field(default="bounces.localhost", description="Same as the API's RETURN_PATH_DOMAIN")
-    account_token: str = Field(default="", description="Lets the inbound listener hand reports to the API")
+    inbound_domain: str = Field(default="inbound.localhost", description="Same as the API's INBOUND_DOMAIN")
+    smtp_inbound_trusted_filters: str = Field(
+        default="",
+        description="Comma-separated IPs or CIDRs of the spam filter hop(s) in front of the MX listener; only their X-Spam-* headers are kept",
+    )
+    smtp_inbound_cache_seconds: float = Field(default=30.0, description="How long the listener remembers which recipients the API accepts")
+    account_token: str = Field(default="", description="Lets the MX listener hand mail and reports to the API")
+
+    @field_validator("smtp_inbound_trusted_filters")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_filters(self) -> list[IPv4Network | IPv6Network]:
+        return parse_networks(self.smtp_inbound_trusted_filters)
 
     @property
     def ports(self) -> list[int]:

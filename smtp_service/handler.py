@@ -8,14 +8,16 @@ import hmac
 import logging
 import secrets
 import time
+from datetime import UTC, datetime
+from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from smtp_service.api_client import ApiClient, AuthOutcome
 from smtp_service.config import SmtpSettings
-from smtp_service.protocol import has_smuggled_end, normalise_line_endings
-from smtp_service.replies import submission_reply
+from smtp_service.protocol import has_smuggled_end, normalise_line_endings, received_header, strip_spam_headers
+from smtp_service.replies import inbound_reply, recipient_reply, submission_reply
 
 log = logging.getLogger("postgate.smtp")
 
@@ -153,26 +155,83 @@ class GatewayHandler:
         return reply
 
 
-class ReturnPathHandler:
-    """The return-path listener: like an MX, no AUTH, only for the return-path domain."""
+class MxHandler:
+    """The MX listener (SMTP_INBOUND_PORT), no AUTH: reports mailed to the return path go to the
+    bounce intake; mail for an inbound address (`<InboundHash>[+hash]@INBOUND_DOMAIN`, any address at
+    a server's InboundDomain) is stored by the API; everything else is refused (no open relay)."""
 
     def __init__(self, *, api: ApiClient, settings: SmtpSettings) -> None:
         self.api = api
         self.settings = settings
+        self.trusted_filters = settings.trusted_filters
+
+    def _is_return_path(self, address: str) -> bool:
+        return address.rpartition("@")[2].lower() == self.settings.return_path_domain.lower()
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
-        if address.rpartition("@")[2].lower() != self.settings.return_path_domain.lower():
-            return "550 5.7.1 Relaying denied: this listener only takes mail for the return path"
+        local, at, domain = address.rpartition("@")
+        if not at or not local or not domain or any(c in address for c in "\r\n\x00 "):
+            return "553 5.1.3 Recipient address is not valid"
+        return_path = self._is_return_path(address)
+        if envelope.rcpt_tos and self._is_return_path(envelope.rcpt_tos[0]) != return_path:
+            # One DATA reply answers for every recipient: reports and inbound mail are stored by
+            # different endpoints, so a 452 has the client send the rest in a new transaction.
+            return "452 4.5.3 Too many recipients: send mail for this domain in its own transaction"
         if len(envelope.rcpt_tos) >= self.settings.smtp_max_recipients:
-            return "452 4.5.3 Too many recipients"
+            return f"452 4.5.3 Too many recipients (at most {self.settings.smtp_max_recipients} per message)"
+        if not return_path:
+            outcome = await self.api.check_inbound_recipient(account_token=self.settings.account_token, address=address)
+            reply = recipient_reply(outcome, domain=domain)
+            if not reply.startswith("250"):
+                return reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = normalise_line_endings(envelope.original_content or b"")
+        data = envelope.original_content or b""
+        raw = normalise_line_endings(data)
+        if envelope.rcpt_tos and self._is_return_path(envelope.rcpt_tos[0]):
+            return await self._report(envelope, raw)
+        if has_smuggled_end(data):
+            return "550 5.5.2 Message refused: a '.' line next to a bare CR or LF (SMTP smuggling)"
+        peer_ip = _peer_ip(session)
+        if not self._trusted(peer_ip):
+            raw = strip_spam_headers(raw)
+        trace = received_header(
+            helo=session.host_name or "",
+            peer_ip=peer_ip,
+            hostname=self.settings.smtp_hostname,
+            protocol=("ESMTPS" if session.ssl else "ESMTP") if session.extended_smtp else "SMTP",
+            queue_id=secrets.token_hex(8),
+            recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
+            when=datetime.now(UTC),
+        )
+        outcome = await self.api.deliver_inbound(
+            account_token=self.settings.account_token, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), raw=trace + raw
+        )
+        reply = inbound_reply(outcome)
+        if not reply.startswith("250"):
+            log.warning("inbound mail from %s answered %r", session.peer, reply)
+        return reply
+
+    async def _report(self, envelope: Envelope, raw: bytes) -> str:
         status = await self.api.report_bounce(account_token=self.settings.account_token, rcpt_tos=list(envelope.rcpt_tos), raw=raw)
         if status == 200:
             return "250 2.0.0 Ok: report recorded"
-        if 400 <= status < 500:
+        if 400 <= status < 500 and status != 401:
             return "554 5.6.0 Report refused"
         return "451 4.3.0 Temporary failure, please retry"
+
+    def _trusted(self, peer_ip: str) -> bool:
+        try:
+            ip = ip_address(peer_ip)
+        except ValueError:
+            return False
+        if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.trusted_filters)
+
+
+def _peer_ip(session: Session) -> str:
+    peer: Any = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""

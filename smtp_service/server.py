@@ -14,7 +14,7 @@ from aiosmtpd.smtp import SMTP
 
 from smtp_service.api_client import ApiClient
 from smtp_service.config import SmtpSettings
-from smtp_service.handler import GatewayHandler, ReturnPathHandler
+from smtp_service.handler import GatewayHandler, MxHandler
 
 log = logging.getLogger("postgate.smtp")
 
@@ -80,7 +80,12 @@ async def serve(
     settings: SmtpSettings, *, started: Callable[[list[asyncio.Server]], Awaitable[None]] | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Listen until `stop` is set."""
-    api = ApiClient(base_url=settings.api_url, timeout=settings.api_timeout_seconds, auth_cache_seconds=settings.smtp_auth_cache_seconds)
+    api = ApiClient(
+        base_url=settings.api_url,
+        timeout=settings.api_timeout_seconds,
+        auth_cache_seconds=settings.smtp_auth_cache_seconds,
+        recipient_cache_seconds=settings.smtp_inbound_cache_seconds,
+    )
     handler = GatewayHandler(api=api, settings=settings)
     context = tls_context(settings)
     loop = asyncio.get_running_loop()
@@ -94,15 +99,23 @@ async def serve(
             factory = protocol_factory(handler, settings, context=context, implicit_tls=True, sessions=sessions)
             servers.append(await loop.create_server(factory, host=settings.smtp_host, port=settings.smtp_tls_port, ssl=context))
         if settings.smtp_inbound_port:
-            inbound = ReturnPathHandler(api=api, settings=settings)
+            inbound = MxHandler(api=api, settings=settings)
 
             def make_inbound() -> SMTP:
-                protocol = smtp_protocol(inbound, settings, auth_required=False)
+                # Like an MX: no AUTH, STARTTLS offered when a certificate is configured.
+                protocol = smtp_protocol(inbound, settings, auth_required=False, tls_context=context)
                 sessions.add(protocol)
                 return protocol
 
             servers.append(await loop.create_server(make_inbound, host=settings.smtp_host, port=settings.smtp_inbound_port))
         log.info("SMTP gateway listening on %s ports %s", settings.smtp_host, [s.sockets[0].getsockname()[1] for s in servers])
+        if settings.smtp_inbound_port:
+            log.info(
+                "MX listener on port %s: inbound mail for <InboundHash>@%s and the servers' InboundDomains, reports for %s",
+                settings.smtp_inbound_port,
+                settings.inbound_domain,
+                settings.return_path_domain,
+            )
         if started is not None:
             await started(servers)
         await (stop or asyncio.Event()).wait()

@@ -27,6 +27,7 @@ QUERY_ERROR_CODES: dict[str, int] = {
     "senders": ErrorCode.SIGNATURE_QUERY,
     "domains": ErrorCode.DOMAIN_INVALID_FIELDS,
     "templates": ErrorCode.TEMPLATE_QUERY,
+    "triggers": ErrorCode.TRIGGER_QUERY,
 }
 
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
+from shared.schemas.inbound_smtp import INBOUND_MESSAGE_PATH
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
 
 # A JSON body with base64 attachments is larger than the message it describes; allow for the
@@ -24,6 +25,7 @@ BODY_LIMITS: dict[str, int] = {
     "/email/batchwithtemplates": MAX_BATCH_BYTES,
     SMTP_SUBMIT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
     BOUNCE_REPORT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
+    INBOUND_MESSAGE_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
 }
 DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -1,5 +1,6 @@
 """`make run`: database (embedded when DATABASE_URL is unset), migrations, then the API,
-the SMTP gateway and the delivery worker in the foreground. Ctrl-C stops them all."""
+the SMTP gateway (with its MX listener for inbound mail on SMTP_INBOUND_PORT, 2526 by default)
+and the worker in the foreground. Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def main() -> None:
     env["ACCOUNT_TOKEN"] = account_token(env)
     api = f"http://{env.get('API_HOST', '127.0.0.1')}:{env.get('API_PORT', '8000')}"
     env.setdefault("API_URL", api)
+    # The MX listener: inbound mail and bounces mailed to the return path.
+    env.setdefault("SMTP_INBOUND_PORT", "2526")
 
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
@@ -75,6 +78,8 @@ def supervise(children: list[tuple[str, subprocess.Popen[bytes]]], *, api: str, 
     """Wait until Ctrl-C, SIGTERM or a child's death; return the exit code to use."""
     print(
         f"postgate: API {api}  docs {api}/docs  SMTP {env.get('SMTP_HOST', '127.0.0.1')}:{env.get('SMTP_PORT', '2525')}\n"
+        f"postgate: inbound mail (MX) {env.get('SMTP_HOST', '127.0.0.1')}:{env['SMTP_INBOUND_PORT']}"
+        f" for <InboundHash>@{env.get('INBOUND_DOMAIN', 'inbound.localhost')} and each server's InboundDomain\n"
         f"postgate: account token {env['ACCOUNT_TOKEN']}  (header X-Postmark-Account-Token)\n"
         f"postgate: console {api}/console  (user admin, password: the account token)\n"
         "postgate: Ctrl-C stops everything",

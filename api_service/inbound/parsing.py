@@ -108,13 +108,17 @@ def parse_inbound(
     part is `MailboxHash`. `message_id` is the id the receiver stores the message under (a new UUID
     when not given). `include_raw` adds `RawEmail`, the message as text. Never raises.
     """
+    parsed = parse_for_recipients(raw, message_stream=message_stream, include_raw=include_raw)
+    return for_recipient(parsed, original_recipient=original_recipient, message_id=message_id)
+
+
+def parse_for_recipients(raw: bytes, *, message_stream: str = "inbound", include_raw: bool = False) -> InboundMessage:
+    """The payload of a message before it is addressed to one of its recipients (no
+    OriginalRecipient, MailboxHash or MessageID yet): parse once, then `for_recipient` for each."""
     message = _parse(raw)
-    recipient = clean(original_recipient).strip()
     from_list = _addresses(message, "from")
     sender = from_list[0] if from_list else InboundAddress(Email="", Name="", MailboxHash="")
     to, cc, bcc = _addresses(message, "to"), _addresses(message, "cc"), _addresses(message, "bcc")
-    if recipient and recipient.lower() not in {a.Email.lower() for a in (*to, *cc, *bcc)}:
-        bcc.append(_address(recipient, ""))
     reply_to = _addresses(message, "reply-to")
     text_part, html_part = _body(message, "plain"), _body(message, "html")
     text_body = _part_text(text_part)
@@ -128,12 +132,12 @@ def parse_inbound(
         CcFull=cc,
         Bcc=_render(bcc),
         BccFull=bcc,
-        OriginalRecipient=recipient,
+        OriginalRecipient="",
         ReplyTo=_render(reply_to),
         Subject=header_text(_first(message, "subject")),
-        MessageID=clean(message_id) if message_id is not None else str(uuid.uuid4()),
+        MessageID="",
         MessageStream=clean(message_stream),
-        MailboxHash=split_mailbox_hash(recipient)[1],
+        MailboxHash="",
         Date=clean(unfold(_first(message, "date"))),
         TextBody=text_body,
         HtmlBody=_part_text(html_part),
@@ -142,6 +146,25 @@ def parse_inbound(
         Headers=_headers(message),
         Attachments=_attachments(message, skip=[part for part in (text_part, html_part) if part is not None]),
         RawEmail=clean(raw.decode("utf-8", "surrogateescape")) if include_raw else None,
+    )
+
+
+def for_recipient(parsed: InboundMessage, *, original_recipient: str, message_id: str | None = None) -> InboundMessage:
+    """`parse_for_recipients`' payload as received for one envelope recipient: its OriginalRecipient
+    and MailboxHash, the id it is stored under, and the recipient in Bcc when neither To nor Cc
+    (nor a Bcc header) names it."""
+    recipient = clean(original_recipient).strip()
+    bcc = list(parsed.BccFull)
+    if recipient and recipient.lower() not in {a.Email.lower() for a in (*parsed.ToFull, *parsed.CcFull, *bcc)}:
+        bcc.append(_address(recipient, ""))
+    return parsed.model_copy(
+        update={
+            "Bcc": _render(bcc),
+            "BccFull": bcc,
+            "OriginalRecipient": recipient,
+            "MessageID": clean(message_id) if message_id is not None else str(uuid.uuid4()),
+            "MailboxHash": split_mailbox_hash(recipient)[1],
+        }
     )
 
 

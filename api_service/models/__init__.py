@@ -7,6 +7,8 @@ from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
+from api_service.models.inbound_message import InboundMessage
+from api_service.models.inbound_rule import InboundRule
 from api_service.models.message import Message, MessageSource
 from api_service.models.message_click import MessageClick
 from api_service.models.message_event import MessageEvent
@@ -29,6 +31,8 @@ __all__ = [
     "ConsoleUser",
     "Domain",
     "IdempotencyKey",
+    "InboundMessage",
+    "InboundRule",
     "Message",
     "MessageClick",
     "MessageEvent",

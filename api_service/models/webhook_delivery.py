@@ -38,3 +38,12 @@ class WebhookDelivery(CreatedAtMixin, Base):
     last_status: Mapped[int | None] = mapped_column(default=None)
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    retry_schedule: Mapped[list[float] | None] = mapped_column(
+        JSONB, default=None, doc="Seconds between attempts for this row; null: the worker's WEBHOOK_RETRY_SCHEDULE"
+    )
+    origin_id: Mapped[str] = mapped_column(
+        String(64),
+        default="",
+        server_default="",
+        doc="The record this event is about, for its record type's outcome handler (an inbound message id)",
+    )

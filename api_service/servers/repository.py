@@ -22,6 +22,11 @@ async def get_server_by_name(*, session: AsyncSession, name: str) -> Server | No
     return (await session.execute(select(Server).where(func.lower(Server.name) == name.lower()))).scalar_one_or_none()
 
 
+async def get_server_by_inbound_domain(*, session: AsyncSession, domain: str) -> Server | None:
+    stmt = select(Server).where(Server.inbound_domain == domain).order_by(Server.id).limit(1)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def list_servers(*, session: AsyncSession, count: int, offset: int, name: str | None) -> tuple[int, list[Server]]:
     stmt = select(Server)
     if name:

@@ -36,7 +36,7 @@ def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Serv
         SmtpApiActivated=server.smtp_api_activated,
         RawEmailEnabled=server.raw_email_enabled,
         DeliveryType=server.delivery_type,
-        InboundAddress=f"{server.inbound_hash}@{server.inbound_domain or 'inbound.postgate.local'}",
+        InboundAddress=f"{server.inbound_hash}@{settings.inbound_domain}",
         InboundHookUrl=server.inbound_hook_url,
         BounceHookUrl=server.bounce_hook_url,
         OpenHookUrl=server.open_hook_url,
@@ -66,7 +66,7 @@ async def masked_tokens(*, session: AsyncSession, server: ServerRow, known: str 
     return [known if known and known.lower().endswith(h) else f"{MASK}{h}" for h in hints]
 
 
-SERVER_CODES = "ErrorCodes 603 name exists, 606 invalid hook URL, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
+SERVER_CODES = "ErrorCodes 602 InboundDomain used by another server, 603 name exists, 606 invalid hook URL, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
 ERRORS = error_responses(invalid=SERVER_CODES)
 ACCOUNT_ERRORS = error_responses(invalid=f"{SERVER_CODES}, 600 invalid query", not_found="ErrorCode 600: no such server", account=True)
 

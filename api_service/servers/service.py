@@ -102,6 +102,15 @@ async def _check_name_free(*, session: AsyncSession, name: str, server_id: int |
         raise PostmarkError(ErrorCode.SERVER_NAME_EXISTS, "This server name already exists.")
 
 
+async def _check_inbound_domain_free(*, session: AsyncSession, domain: str, server_id: int | None) -> None:
+    """One server per InboundDomain: mail to it must have one place to go."""
+    if not domain:
+        return
+    existing = await repository.get_server_by_inbound_domain(session=session, domain=domain)
+    if existing is not None and existing.id != server_id:
+        raise PostmarkError(ErrorCode.DUPLICATE_INBOUND_DOMAIN, f"The inbound domain {domain} is already used by another server.")
+
+
 async def create_server(*, session: AsyncSession, data: ServerCreate) -> CreatedServer:
     if not data.Name or not data.Name.strip():
         raise PostmarkError(ErrorCode.SERVER_NAME_INVALID, "The server name is missing or invalid.")
@@ -113,6 +122,7 @@ async def create_server(*, session: AsyncSession, data: ServerCreate) -> Created
             raise PostmarkError(ErrorCode.INVALID_DELIVERY_TYPE, "DeliveryType must be Live or Sandbox.")
         delivery = matched
     await _check_name_free(session=session, name=changes["name"], server_id=None)
+    await _check_inbound_domain_free(session=session, domain=changes.get("inbound_domain", ""), server_id=None)
     server = Server(
         delivery_type=delivery,
         inbound_hash=secrets.token_hex(16),
@@ -148,6 +158,7 @@ async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit
         raise PostmarkError(ErrorCode.SERVER_NO_DATA, "No data was supplied: send at least one server field to change.")
     if "name" in changes:
         await _check_name_free(session=session, name=changes["name"], server_id=server.id)
+    await _check_inbound_domain_free(session=session, domain=changes.get("inbound_domain", ""), server_id=server.id)
     for column, value in changes.items():
         setattr(server, column, value)
     await session.flush()

@@ -60,7 +60,8 @@ CLAIM = text(
             ORDER BY next_attempt_at
             LIMIT :limit
             FOR UPDATE SKIP LOCKED)
-    RETURNING d.id, d.url, d.payload, d.http_headers, d.http_auth_username, d.http_auth_password, d.attempts, s.webhook_secret
+    RETURNING d.id, d.url, d.payload, d.http_headers, d.http_auth_username, d.http_auth_password, d.attempts, s.webhook_secret,
+              d.record_type, d.retry_schedule, d.origin_id
     """
 )
 
@@ -77,6 +78,9 @@ class Due:
     password: str
     attempts: int
     secret: str
+    record_type: str = ""
+    retry_schedule: list[float] | None = None
+    origin_id: str = ""
 
 
 async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Due]:

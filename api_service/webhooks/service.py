@@ -71,6 +71,33 @@ async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Boun
     await repository.enqueue(session=session, rows=rows)
 
 
+async def enqueue_post(
+    *,
+    session: AsyncSession,
+    server_id: int,
+    record_type: str,
+    url: str,
+    payload: dict[str, Any],
+    retry_schedule: list[float] | None = None,
+    origin_id: str = "",
+) -> None:
+    """Queue one POST of another domain's event (inbound mail) in the outbox. `retry_schedule`
+    overrides the worker's for this row; `origin_id` tells the worker's outcome handler for
+    `record_type` which record the event is about."""
+    row = {
+        "server_id": server_id,
+        "record_type": record_type,
+        "url": url,
+        "payload": payload,
+        "http_auth_username": "",
+        "http_auth_password": "",
+        "http_headers": [],
+        "retry_schedule": retry_schedule,
+        "origin_id": origin_id,
+    }
+    await repository.enqueue(session=session, rows=[row])
+
+
 async def has_webhooks(*, session: AsyncSession, server_id: int, stream: str) -> bool:
     return bool(await repository.stream_webhooks(session=session, server_id=server_id, stream=stream))
 

@@ -11,8 +11,10 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +31,27 @@ def schedule(value: str) -> list[float]:
     return [float(v) for v in value.split(",") if v.strip()]
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What one attempt did to an outbox row: DELIVERED, FAILED (no more attempts) or PENDING
+    (another attempt is scheduled), for the outcome handler of the row's record type."""
+
+    delivery_id: int
+    record_type: str
+    origin_id: str
+    status: WebhookDeliveryStatus
+    http_status: int | None
+    error: str
+    attempts: int
+
+
+class OutcomeHandler(Protocol):
+    """Called in the transaction that records the attempt (a domain's own bookkeeping, e.g. an
+    inbound message becoming Processed or Failed); the webhooks package knows no domain."""
+
+    async def __call__(self, *, session: AsyncSession, outcome: DeliveryOutcome) -> None: ...
+
+
 async def send_due(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -36,16 +59,25 @@ async def send_due(
     retry_schedule: list[float],
     limit: int = 50,
     lease: float = 120,
+    outcome_handlers: Mapping[str, OutcomeHandler] | None = None,
 ) -> int:
+    """POST the due rows; a row's own retry schedule, when it has one, replaces `retry_schedule`."""
     async with sessionmaker() as session, session.begin():
         due = await repository.claim_due(session=session, limit=limit, lease_seconds=lease)
     for item in due:
-        await _send(sessionmaker=sessionmaker, client=client, item=item, retry_schedule=retry_schedule)
+        handler = (outcome_handlers or {}).get(item.record_type)
+        rows_schedule = item.retry_schedule if item.retry_schedule is not None else retry_schedule
+        await _send(sessionmaker=sessionmaker, client=client, item=item, retry_schedule=rows_schedule, on_outcome=handler)
     return len(due)
 
 
 async def _send(
-    *, sessionmaker: async_sessionmaker[AsyncSession], client: httpx.AsyncClient, item: repository.Due, retry_schedule: list[float]
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    item: repository.Due,
+    retry_schedule: list[float],
+    on_outcome: OutcomeHandler | None = None,
 ) -> None:
     body = json.dumps(item.payload, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
@@ -80,3 +112,14 @@ async def _send(
         values["next_attempt_at"] = now + timedelta(seconds=retry_schedule[item.attempts - 1])
     async with sessionmaker() as session, session.begin():
         await repository.record_attempt(session=session, delivery_id=item.id, values=values)
+        if on_outcome is not None:
+            outcome = DeliveryOutcome(
+                delivery_id=item.id,
+                record_type=item.record_type,
+                origin_id=item.origin_id,
+                status=WebhookDeliveryStatus(values.get("status", WebhookDeliveryStatus.PENDING.value)),
+                http_status=status,
+                error=error,
+                attempts=item.attempts,
+            )
+            await on_outcome(session=session, outcome=outcome)

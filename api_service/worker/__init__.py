@@ -1,5 +1,6 @@
 """The worker process (`python -m api_service.worker`): the background loops of the domains that
-have one — delivery (`delivery.service`) and webhook sending (`webhooks.tasks`) — polling PostgreSQL.
+have one — delivery (`delivery.service`) and webhook sending (`webhooks.tasks`, whose attempts at
+inbound POSTs are reported to `inbound.service`) — polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
 leaves leases that expire, and its rows are claimed again.
@@ -20,9 +21,13 @@ from api_service.config import Settings, get_settings
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import transport_from_settings
-from api_service.webhooks.tasks import schedule, send_due
+from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
+from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due
 
 log = logging.getLogger("postgate.worker")
+
+# What a webhook attempt means to the domain that queued it, by outbox record type.
+OUTCOME_HANDLERS: dict[str, OutcomeHandler] = {INBOUND_RECORD_TYPE: record_hook_outcome}
 
 
 async def _loop(name: str, step: Callable[[], Awaitable[int]], *, stop: asyncio.Event, idle: float) -> None:
@@ -53,7 +58,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 ),
                 _loop(
                     "webhooks",
-                    lambda: send_due(sessionmaker=sessionmaker, client=client, retry_schedule=retry),
+                    lambda: send_due(sessionmaker=sessionmaker, client=client, retry_schedule=retry, outcome_handlers=OUTCOME_HANDLERS),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
                 ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.schemas.base import WireResponse
+from shared.schemas.base import WireModel, WireResponse
 
 
 class InboundAddress(WireResponse):
@@ -67,3 +67,72 @@ class InboundMessage(WireResponse):
     )
     Attachments: list[InboundAttachment]
     RawEmail: str | None = Field(default=None, description="The whole message; only when raw email is enabled")
+
+
+# --- the Messages API and the inbound rules -------------------------------------------------------
+
+
+class InboundAttachmentInfo(WireResponse):
+    """An attachment as the Messages API lists it: never its content."""
+
+    Name: str
+    ContentType: str
+    ContentLength: int
+    ContentID: str
+
+
+class InboundMessageSummary(WireResponse):
+    """A received message in `GET /messages/inbound`."""
+
+    From: str
+    FromName: str
+    FromFull: InboundAddress
+    To: str
+    ToFull: list[InboundAddress]
+    Cc: str
+    CcFull: list[InboundAddress]
+    Bcc: str
+    BccFull: list[InboundAddress]
+    ReplyTo: str
+    OriginalRecipient: str
+    Subject: str
+    Date: str
+    MailboxHash: str
+    Tag: str
+    MessageID: str
+    MessageStream: str
+    Status: str = Field(description="Queued, Processed, Blocked, Failed or Scheduled (retrying)")
+    Attachments: list[InboundAttachmentInfo]
+
+
+class InboundMessageDetails(InboundMessageSummary):
+    """A received message with its bodies and headers (`/messages/inbound/{id}/details`)."""
+
+    TextBody: str
+    HtmlBody: str
+    StrippedTextReply: str
+    Headers: list[InboundHeader]
+    BlockedReason: str = Field(description="Why the message was blocked; empty unless Status is Blocked")
+
+
+class InboundMessageList(WireResponse):
+    TotalCount: int
+    InboundMessages: list[InboundMessageSummary]
+
+
+class InboundRuleCreate(WireModel):
+    """A sender to block: an email address or a domain."""
+
+    Rule: str | None = Field(default=None, description="'spammer@example.com' or 'example.com'")
+
+    model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"Rule": "spammer@example.com"}]}}
+
+
+class InboundRule(WireResponse):
+    ID: int
+    Rule: str
+
+
+class InboundRuleList(WireResponse):
+    TotalCount: int
+    InboundRules: list[InboundRule]

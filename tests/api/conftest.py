@@ -20,6 +20,7 @@ from api_service.config import Settings
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
 from api_service.webhooks.tasks import schedule, send_due
+from api_service.worker import OUTCOME_HANDLERS
 from tests.compat.conftest import free_port
 
 
@@ -123,7 +124,10 @@ class Worker:
 
     async def hooks(self, client: Any) -> int:
         return await send_due(
-            sessionmaker=self.app.state.sessionmaker, client=client, retry_schedule=schedule(self.settings.webhook_retry_schedule)
+            sessionmaker=self.app.state.sessionmaker,
+            client=client,
+            retry_schedule=schedule(self.settings.webhook_retry_schedule),
+            outcome_handlers=OUTCOME_HANDLERS,
         )
 
 

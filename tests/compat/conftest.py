@@ -18,6 +18,8 @@ from api_service.config import Settings
 from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
+from smtp_service.config import SmtpSettings
+from smtp_service.server import serve
 from tests.compat.factories import Sink
 from tests.compat.js_client import NodeDriver, PostmarkJs, PostmarkJsServer, node_unavailable_reason
 from tests.conftest import ACCOUNT_TOKEN
@@ -61,6 +63,34 @@ def clean_live_api(live_api: str, database_url: str) -> Iterator[str]:
         await engine.dispose()
 
     asyncio.run(truncate())
+
+
+@pytest.fixture(scope="module")
+def mx_port(live_api: str) -> Iterator[int]:
+    """The port of the gateway's MX listener (inbound mail) in front of the live API."""
+    settings = SmtpSettings(
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_inbound_port=free_port(),
+        api_url=live_api,
+        api_timeout_seconds=10,
+        account_token=ACCOUNT_TOKEN,
+        smtp_inbound_cache_seconds=0,
+    )
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready = threading.Event()
+
+    async def started(servers: object) -> None:
+        ready.set()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(serve(settings, started=started, stop=stop)), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the MX listener did not start"
+    yield settings.smtp_inbound_port
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(10)
+    loop.close()
 
 
 @pytest.fixture(scope="session")

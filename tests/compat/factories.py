@@ -1,10 +1,15 @@
-"""Helpers for the compat suite that reach below the API, for what no client can cause: a bounce, a delivery."""
+"""Helpers for the compat suite that reach below the API, for what no client can cause: a bounce, a
+delivery, mail arriving from outside, a webhook attempt."""
 
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import uuid
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 
+import httpx
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from api_service.bounces.service import record_bounce
@@ -12,6 +17,8 @@ from api_service.config import Settings
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
+from api_service.webhooks.tasks import schedule, send_due
+from api_service.worker import OUTCOME_HANDLERS
 from shared.constants import BounceType
 
 
@@ -35,6 +42,39 @@ def add_bounce(settings: Settings, server_id: int, bounce_type: BounceType, emai
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def send_inbound(mx_port: int, *, to: str, sender: str = "ann@example.com", subject: str = "Hello") -> str:
+    """Mail `to` through the MX listener as a remote MTA would; the stored inbound message's id."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message.set_content("Hello from outside.")
+    with smtplib.SMTP("127.0.0.1", mx_port, timeout=10) as mta:
+        mta.ehlo("mx.sender.example")
+        mta.mail(sender)
+        mta.rcpt(to)
+        code, text = mta.data(message.as_bytes(policy=SMTP_POLICY))
+    assert code == 250, text
+    return text.decode().rsplit(" ", 1)[1]
+
+
+def post_webhooks(settings: Settings) -> int:
+    """Run one batch of the worker's webhook step (inbound outcomes included); how many rows it handled."""
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                return await send_due(
+                    sessionmaker=create_sessionmaker(engine),
+                    client=client,
+                    retry_schedule=schedule(settings.webhook_retry_schedule),
+                    outcome_handlers=OUTCOME_HANDLERS,
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def deliver_queued(settings: Settings, relay_port: int) -> int:

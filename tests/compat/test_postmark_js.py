@@ -18,9 +18,11 @@ import pytest
 
 from api_service.config import Settings
 from shared.constants import BounceType
-from tests.compat.factories import Sink, add_bounce, deliver_queued
+from tests.api.conftest import Receiver, receiver
+from tests.compat.factories import Sink, add_bounce, deliver_queued, post_webhooks, send_inbound
 from tests.compat.js_client import PostmarkJs, PostmarkJsError, PostmarkJsServer, missing_fields, required_fields
 
+__all__ = ["receiver"]
 pytestmark = pytest.mark.slow
 
 SENDER = "app@compat.example"
@@ -405,6 +407,48 @@ class TestSuppressions:
         assert removed["Suppressions"][0]["Status"] == "Deleted"
         assert js_server.server("getSuppressions", "outbound")["Suppressions"] == []
         assert send(js_server, "quiet@example.net")["ErrorCode"] == 0
+
+
+class TestInbound:
+    def test_search_details_bypass_retry_and_rules(
+        self, js_server: PostmarkJsServer, settings: Settings, mx_port: int, receiver: Receiver
+    ) -> None:
+        js = js_server
+        address = js.server("editServer", {"InboundHookUrl": receiver.url})["InboundAddress"]
+        local, _, domain = address.partition("@")
+        rule = js.server("createInboundRuleTrigger", {"Rule": "offers.example"})
+        assert missing_fields(rule, "InboundRule") == set()
+        assert rule["Rule"] == "offers.example"
+        rules = js.server("getInboundRuleTriggers", {"count": 10, "offset": 0})
+        assert missing_fields(rules, "InboundRules") == set()
+        assert rules["InboundRules"] == [rule]
+
+        blocked = send_inbound(mx_port, to=f"{local}+ticket42@{domain}", sender="deals@offers.example", subject="Offer")
+        receiver.statuses.append(403)
+        failed = send_inbound(mx_port, to=address, subject="Ticket")
+        post_webhooks(settings)
+        listed = js.server("getInboundMessages", {"count": 10, "offset": 0})
+        assert missing_fields(listed, "InboundMessages") == set()
+        assert all(missing_fields(m, "InboundMessage") == set() for m in listed["InboundMessages"])
+        assert {m["MessageID"]: m["Status"] for m in listed["InboundMessages"]} == {blocked: "Blocked", failed: "Failed"}
+        by_hash = js.server("getInboundMessages", {"count": 10, "offset": 0, "mailboxHash": "ticket42"})["InboundMessages"]
+        assert [m["MessageID"] for m in by_hash] == [blocked]
+        by_status = js.server("getInboundMessages", {"count": 10, "offset": 0, "status": "failed"})["InboundMessages"]
+        assert [m["MessageID"] for m in by_status] == [failed]
+        details = js.server("getInboundMessageDetails", blocked)
+        assert missing_fields(details, "InboundMessageDetails") == set()
+        assert (details["MailboxHash"], details["FromFull"]["Email"]) == ("ticket42", "deals@offers.example")
+        assert "offers.example" in details["BlockedReason"]
+
+        assert js.server("bypassBlockedInboundMessage", blocked)["ErrorCode"] == 0
+        assert js.server("retryInboundHookForMessage", failed)["ErrorCode"] == 0
+        with pytest.raises(PostmarkJsError) as caught:
+            js.server("bypassBlockedInboundMessage", blocked)
+        assert caught.value.code == 702
+        post_webhooks(settings)
+        assert {h.json["MessageID"] for h in receiver.hooks} == {blocked, failed}
+        assert {js.server("getInboundMessageDetails", m)["Status"] for m in (blocked, failed)} == {"Processed"}
+        assert js.server("deleteInboundRuleTrigger", rule["ID"])["Message"] == "Rule offers.example removed."
 
 
 class TestClientTypings:

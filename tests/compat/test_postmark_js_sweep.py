@@ -19,9 +19,11 @@ import pytest
 
 from api_service.config import Settings
 from shared.constants import BounceType
-from tests.compat.factories import add_bounce
+from tests.api.conftest import Receiver, receiver
+from tests.compat.factories import add_bounce, post_webhooks, send_inbound
 from tests.compat.js_client import ClientKind, Outcome, PostmarkJs, PostmarkJsServer
 
+__all__ = ["receiver"]
 pytestmark = pytest.mark.slow
 
 SENDER = "app@compat.example"
@@ -48,6 +50,10 @@ class Populated:
     doomed_webhook_id: int
     spare_server_id: int
     doomed_server_id: int
+    inbound_id: str
+    blocked_inbound_id: str
+    failed_inbound_id: str
+    doomed_rule_id: int
 
 
 def message(to: str = "user@example.net") -> dict[str, Any]:
@@ -86,10 +92,10 @@ CALLS: dict[str, Args] = {
     "server.getOutboundMessages": lambda p: (PAGE,),
     "server.getOutboundMessageDetails": lambda p: (p.message_id,),
     "server.getOutboundMessageDump": lambda p: (p.message_id,),
-    "server.getInboundMessages": lambda p: (PAGE,),
-    "server.getInboundMessageDetails": lambda p: (UNKNOWN_UUID,),
-    "server.bypassBlockedInboundMessage": lambda p: (UNKNOWN_UUID,),
-    "server.retryInboundHookForMessage": lambda p: (UNKNOWN_UUID,),
+    "server.getInboundMessages": lambda p: ({**PAGE, "status": "blocked", "subject": "Offer"},),
+    "server.getInboundMessageDetails": lambda p: (p.inbound_id,),
+    "server.bypassBlockedInboundMessage": lambda p: (p.blocked_inbound_id,),
+    "server.retryInboundHookForMessage": lambda p: (p.failed_inbound_id,),
     "server.getMessageOpens": lambda p: (TRACKING_PAGE,),
     "server.getMessageOpensForSingleMessage": lambda p: (p.message_id, PAGE),
     "server.getMessageClicks": lambda p: (TRACKING_PAGE,),
@@ -124,7 +130,7 @@ CALLS: dict[str, Args] = {
     # inbound rules
     "server.createInboundRuleTrigger": lambda p: ({"Rule": "spammer@example.net"},),
     "server.getInboundRuleTriggers": lambda p: (PAGE,),
-    "server.deleteInboundRuleTrigger": lambda p: (1,),
+    "server.deleteInboundRuleTrigger": lambda p: (p.doomed_rule_id,),
     # webhooks
     "server.getWebhooks": lambda p: ({"messageStream": "outbound"},),
     "server.getWebhook": lambda p: (p.webhook_id,),
@@ -185,14 +191,6 @@ KNOWN_MISSING: set[str] = {
     # bulk: /email/bulk
     "server.sendBulkEmail",
     "server.getBulkEmailStatus",
-    # inbound mail: /messages/inbound*, /triggers/inboundrules*
-    "server.getInboundMessages",
-    "server.getInboundMessageDetails",
-    "server.bypassBlockedInboundMessage",
-    "server.retryInboundHookForMessage",
-    "server.createInboundRuleTrigger",
-    "server.getInboundRuleTriggers",
-    "server.deleteInboundRuleTrigger",
     # sender signature DNS and confirmation actions (signatures are confirmed at creation)
     "account.resendSenderSignatureConfirmation",
     "account.verifySenderSignatureSPF",
@@ -208,8 +206,17 @@ KNOWN_MISSING: set[str] = {
 
 
 @pytest.fixture
-def populated(js_server: PostmarkJsServer, settings: Settings) -> Populated:
+def populated(js_server: PostmarkJsServer, settings: Settings, mx_port: int, receiver: Receiver) -> Populated:
     js = js_server
+    # Inbound mail, received by the MX listener: one blocked by a rule, one whose hook answered 403 (Failed).
+    inbound_address = js.server("editServer", {"InboundHookUrl": receiver.url})["InboundAddress"]
+    js.server("createInboundRuleTrigger", {"Rule": "offers.example"})
+    doomed_rule = js.server("createInboundRuleTrigger", {"Rule": "old-rule.example"})
+    blocked = send_inbound(mx_port, to=inbound_address, sender="deals@offers.example", subject="Offer")
+    receiver.statuses.append(403)
+    failed = send_inbound(mx_port, to=inbound_address, subject="Ticket")
+    post_webhooks(settings)
+    assert receiver.hooks, "the inbound hook was not called"
     sent = js.server("sendEmail", message())
     bounced = js.server("sendEmail", message("gone@example.net"))
     add_bounce(settings, js.id, BounceType.HARD_BOUNCE, "gone@example.net", bounced["MessageID"])
@@ -232,6 +239,10 @@ def populated(js_server: PostmarkJsServer, settings: Settings) -> Populated:
         doomed_webhook_id=js.server("createWebhook", webhook("https://example.com/old"))["ID"],
         spare_server_id=js.account("createServer", {"Name": "Spare"})["ID"],
         doomed_server_id=js.account("createServer", {"Name": "Doomed"})["ID"],
+        inbound_id=failed,
+        blocked_inbound_id=blocked,
+        failed_inbound_id=failed,
+        doomed_rule_id=doomed_rule["ID"],
     )
 
 

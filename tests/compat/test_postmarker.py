@@ -16,11 +16,12 @@ from postmarker.exceptions import ClientError
 
 from api_service.config import Settings
 from shared.constants import BounceType
-from tests.api.conftest import SinkHandler
+from tests.api.conftest import Receiver, SinkHandler, receiver
 from tests.compat.conftest import free_port
-from tests.compat.factories import add_bounce, deliver_queued
+from tests.compat.factories import add_bounce, deliver_queued, post_webhooks, send_inbound
 from tests.conftest import ACCOUNT_TOKEN
 
+__all__ = ["receiver"]
 pytestmark = pytest.mark.slow
 
 
@@ -272,3 +273,26 @@ class TestPostmarkerTemplates:
         with pytest.raises(ClientError) as caught:
             postmark.templates.create(Name="Bad", Subject="{{#each x}}", TextBody="x")
         assert caught.value.error_code == 1122
+
+
+class TestPostmarkerInbound:
+    def test_inbound_messages_and_rules(self, postmark: PostmarkClient, settings: Settings, mx_port: int, receiver: Receiver) -> None:
+        address = postmark.server.edit(InboundHookUrl=receiver.url)["InboundAddress"]
+        rule = postmark.triggers.inboundrules.create("offers.example")
+        assert rule.Rule == "offers.example"
+        assert [r.Rule for r in postmark.triggers.inboundrules.all()] == ["offers.example"]
+        blocked = send_inbound(mx_port, to=address, sender="deals@offers.example", subject="Offer")
+        receiver.statuses.append(403)
+        failed = send_inbound(mx_port, to=address, subject="Ticket")
+        post_webhooks(settings)
+        assert {m.MessageID: m.Status for m in postmark.messages.inbound.all(count=10)} == {blocked: "Blocked", failed: "Failed"}
+        assert [m.MessageID for m in postmark.messages.inbound.all(count=10, status="blocked")] == [blocked]
+        message = postmark.messages.inbound.get(blocked)
+        assert message.Subject == "Offer"
+        assert message["Received"].startswith("from mx.sender.example")
+        assert message.bypass()["ErrorCode"] == 0
+        assert postmark.messages.inbound.get(failed).retry()["ErrorCode"] == 0
+        post_webhooks(settings)
+        assert {h.json["MessageID"] for h in receiver.hooks} == {blocked, failed}
+        assert "removed" in rule.delete()
+        assert postmark.triggers.inboundrules.all() == []

@@ -39,8 +39,13 @@ class TestCompose:
     def test_ports(self, compose: dict[str, Any]) -> None:
         services = compose["services"]
         assert "8000:8000" in services["api"]["ports"]
-        assert {"25:25", "587:587", "2525:2525"} <= set(services["smtp"]["ports"])
+        assert {"25:25", "587:587", "2525:2525", "2526:2526"} <= set(services["smtp"]["ports"])
+        assert services["smtp"]["environment"]["SMTP_INBOUND_PORT"] == "2526"
         assert "8025:8025" in services["mailpit"]["ports"]
+
+    def test_api_and_gateway_agree_on_the_inbound_domain(self, compose: dict[str, Any]) -> None:
+        for name in ("api", "smtp", "worker"):
+            assert compose["services"][name]["environment"]["INBOUND_DOMAIN"] == "${INBOUND_DOMAIN:-inbound.localhost}"
 
     def test_relay_is_the_mail_sink(self, compose: dict[str, Any]) -> None:
         for name in ("api", "smtp", "worker"):

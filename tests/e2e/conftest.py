@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+INBOUND_DOMAIN = "inbound.e2e.test"
 
 
 def free_port() -> int:
@@ -28,6 +29,7 @@ def free_port() -> int:
 class RunningPostgate:
     api_url: str
     smtp_port: int
+    inbound_port: int
     account_token: str
     process: subprocess.Popen[bytes]
 
@@ -49,13 +51,19 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
 @pytest.fixture
 def postgate(database_url: str, tmp_path: Path) -> Iterator[RunningPostgate]:
     """`make run` without the install step: the launcher with its api, smtp and worker."""
-    api_port, smtp_port, dead_port = free_port(), free_port(), free_port()
+    api_port, smtp_port, inbound_port, dead_port = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "ACCOUNT_TOKEN": "e2e-account-token",
         "API_PORT": str(api_port),
         "SMTP_PORT": str(smtp_port),
+        "SMTP_INBOUND_PORT": str(inbound_port),
+        "INBOUND_DOMAIN": INBOUND_DOMAIN,
+        # Inbound hooks retried at once (two retries), polled often; the receiver is on loopback.
+        "INBOUND_HOOK_RETRY_SCHEDULE": "0,0",
+        "WORKER_POLL_SECONDS": "0.05",
+        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         # Nothing listens there: mail stays queued and never leaves this machine.
         "OUTBOUND_RELAY": f"smtp://127.0.0.1:{dead_port}",
     }
@@ -64,7 +72,9 @@ def postgate(database_url: str, tmp_path: Path) -> Iterator[RunningPostgate]:
     try:
         url = f"http://127.0.0.1:{api_port}"
         wait_healthy(url, process)
-        yield RunningPostgate(api_url=url, smtp_port=smtp_port, account_token="e2e-account-token", process=process)
+        yield RunningPostgate(
+            api_url=url, smtp_port=smtp_port, inbound_port=inbound_port, account_token="e2e-account-token", process=process
+        )
     finally:
         process.terminate()
         try:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -115,6 +116,16 @@ def self_signed(directory: Path) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    yield from _gateway(live_api, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def trusting_gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway whose MX listener trusts the X-Spam-* headers of loopback (a spam filter's hop)."""
+    yield from _gateway(live_api, tmp_path_factory, smtp_inbound_trusted_filters="127.0.0.0/8")
+
+
+def _gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[Gateway]:
     relay = Relay(int(live_api.rsplit(":", 1)[1]))
     relay.start()
     cert, key = self_signed(tmp_path_factory.mktemp("tls"))
@@ -132,6 +143,8 @@ def gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         smtp_inbound_port=free_port(),
         return_path_domain="bounces.postgate.test",
         account_token=ACCOUNT_TOKEN,
+        smtp_inbound_cache_seconds=0,
+        **overrides,
     )
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

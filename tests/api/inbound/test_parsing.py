@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_service.inbound.parsing import parse_inbound, spam_score, split_mailbox_hash
+from api_service.inbound.parsing import for_recipient, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
 from shared.schemas.inbound import InboundAddress, InboundHeader, InboundMessage
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "inbound"
@@ -670,3 +670,15 @@ class TestProperties:
         got = [(a.Name, a.ContentType, base64.b64decode(a.Content), a.ContentID) for a in parsed.Attachments]
         assert got == expected
         assert [a.ContentLength for a in parsed.Attachments] == [len(data) for _, _, data, _ in expected]
+
+
+class TestOneParseForEveryRecipient:
+    def test_each_recipient_gets_its_own_hash_and_bcc_without_touching_the_others(self) -> None:
+        raw = (FIXTURES / "gmail_reply.eml").read_bytes()
+        parsed = parse_for_recipients(raw)
+        named = for_recipient(parsed, original_recipient="support+ticket42@inbound.postgate.example", message_id="a")
+        unnamed = for_recipient(parsed, original_recipient="Archive+All@inbound.postgate.example", message_id="b")
+        assert (named.MailboxHash, named.BccFull, named.MessageID) == ("ticket42", [], "a")
+        assert (unnamed.MailboxHash, unnamed.Bcc, unnamed.MessageID) == ("All", "Archive+All@inbound.postgate.example", "b")
+        assert (parsed.BccFull, parsed.OriginalRecipient) == ([], "")
+        assert named == parse_inbound(raw, original_recipient="support+ticket42@inbound.postgate.example", message_id="a")
