@@ -83,6 +83,8 @@ class ErrorCode(IntEnum):
     SIGNATURE_QUERY = 500
     SIGNATURE_NOT_FOUND = 501
     SIGNATURE_EXISTS = 504
+    DKIM_RENEWAL_SCHEDULED = 505
+    SIGNATURE_ALREADY_CONFIRMED = 506
     DOMAIN_NOT_FOUND = 510
     DOMAIN_INVALID_FIELDS = 511
     DOMAIN_EXISTS = 512
@@ -108,6 +110,8 @@ class ErrorCode(IntEnum):
     BOUNCE_ID_REQUIRED = 1002
     BOUNCE_CANNOT_ACTIVATE = 1003
     STREAM_NOT_FOUND_BY_ID = 1226
+    DATA_REMOVAL_INVALID = 1300
+    DATA_REMOVAL_NOT_FOUND = 1301
     SMTP_DISABLED = 1460
 
 
@@ -364,6 +368,20 @@ SERVER_COLORS = (
     "grey",
     "orange",
 )
+
+
+class DkimUpdateStatus(StrEnum):
+    """`DKIMUpdateStatus` of a domain: Pending while a new key waits to be published in DNS."""
+
+    REGULAR = "Regular"
+    PENDING = "Pending"
+
+
+class DataRemovalStatus(StrEnum):
+    """`Status` of a data removal request."""
+
+    PENDING = "Pending"
+    DONE = "Done"
 
 
 class SuppressionReason(StrEnum):

@@ -29,10 +29,13 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # The web console is HTML with form posts: its paths keep their case and its bodies need not be
 # JSON. The body size limit still applies.
 EXEMPT_PREFIX = "/console"
+# The page a sender signature's confirmation link opens: public HTML with a form post, and its
+# token is case-sensitive. Only paths under it, not the prefix itself.
+CONFIRMATION_PREFIX = "/confirm/sender/"
 
 
 def is_exempt(path: str) -> bool:
-    return path == EXEMPT_PREFIX or path.startswith(EXEMPT_PREFIX + "/")
+    return path == EXEMPT_PREFIX or path.startswith(EXEMPT_PREFIX + "/") or path.startswith(CONFIRMATION_PREFIX)
 
 
 class BodyTooLarge(HTTPException):
