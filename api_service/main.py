@@ -17,6 +17,7 @@ from api_service.domains.router import router as domains_router
 from api_service.email.router import router as email_router
 from api_service.health.router import router as health_router
 from api_service.messages.router import router as messages_router
+from api_service.senders.confirmation import router as sender_confirmation_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
 from api_service.smtp_gateway.router import router as smtp_gateway_router
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         email_router,
         servers_router,
         senders_router,
+        sender_confirmation_router,
         domains_router,
         messages_router,
         bounces_router,

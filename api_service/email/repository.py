@@ -25,7 +25,11 @@ class SendLookups:
 
     streams: dict[str, StreamInfo]
     reply_tos: dict[str, str]
+    """Confirmed signatures: address → Reply-To."""
+    unconfirmed: set[str]
+    """Signatures still waiting for their confirmation link to be followed."""
     domains: set[str]
+    """Confirmed domains: every address on them may send."""
     suppressed: set[tuple[str, str]]
 
 
@@ -36,7 +40,8 @@ LOOKUPS = text(
          FROM message_streams WHERE server_id = :server_id) AS streams,
       (SELECT coalesce(json_object_agg(email, reply_to_email), '{}')
          FROM sender_signatures WHERE email = ANY(:emails) AND confirmed) AS signatures,
-      (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains)) AS domains,
+      (SELECT coalesce(array_agg(email), '{}') FROM sender_signatures WHERE email = ANY(:emails) AND NOT confirmed) AS unconfirmed,
+      (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND confirmed) AS domains,
       (SELECT coalesce(json_agg(json_build_array(message_stream, email)), '[]')
          FROM suppressions WHERE server_id = :server_id AND email = ANY(:recipients)) AS suppressed
     """
@@ -48,19 +53,20 @@ LOOKUPS = text(
 
 
 async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str], domains: set[str], recipients: set[str]) -> SendLookups:
-    """Streams, confirmed signatures (with Reply-To), known domains and suppressed recipients."""
+    """Streams, signatures (confirmed ones with Reply-To), confirmed domains and suppressed recipients."""
     row = (
         await session.execute(
             LOOKUPS, {"server_id": server_id, "emails": list(emails), "domains": list(domains), "recipients": list(recipients)}
         )
     ).one()
-    streams_json, signatures_json, domain_names, suppressed_json = row
+    streams_json, signatures_json, unconfirmed, domain_names, suppressed_json = row
     streams = json.loads(streams_json) if isinstance(streams_json, str) else streams_json
     signatures = json.loads(signatures_json) if isinstance(signatures_json, str) else signatures_json
     suppressed = json.loads(suppressed_json) if isinstance(suppressed_json, str) else suppressed_json
     return SendLookups(
         streams={k: StreamInfo(stream_type=v[0], archived=v[1]) for k, v in streams.items()},
         reply_tos=dict(signatures),
+        unconfirmed=set(unconfirmed),
         domains=set(domain_names),
         suppressed={(stream, email) for stream, email in suppressed},
     )

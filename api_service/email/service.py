@@ -28,6 +28,7 @@ from api_service.errors import (
     InvalidEmailRequest,
     InvalidToken,
     PostmarkError,
+    SenderSignatureNotConfirmed,
     SenderSignatureNotFound,
 )
 from api_service.messages import service as messages
@@ -183,7 +184,8 @@ def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups)
     if message.sender is not None:
         email = message.sender.email.lower()
         if email not in lookups.reply_tos and domain_of(email) not in lookups.domains:
-            problems.append(SenderSignatureNotFound(message.sender.email))
+            unconfirmed = email in lookups.unconfirmed
+            problems.append((SenderSignatureNotConfirmed if unconfirmed else SenderSignatureNotFound)(message.sender.email))
     return problems
 
 
