@@ -12,6 +12,7 @@ from api_service.config import Settings, get_settings
 from api_service.console.mount import install_console
 from api_service.core.errors import install_error_handlers
 from api_service.core.wire import PostmarkWireMiddleware
+from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
 from api_service.domains.router import router as domains_router
 from api_service.email.router import router as email_router
@@ -26,7 +27,7 @@ from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
-messages, bounces) or `X-Postmark-Account-Token` (servers, senders, domains).
+messages, bounces) or `X-Postmark-Account-Token` (servers, senders, domains, data removals).
 Every error is `{"ErrorCode": N, "Message": "…"}` with Postmark's codes.
 """
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         smtp_gateway_router,
         webhooks_router,
         suppressions_router,
+        data_removals_router,
     ):
         app.include_router(router)
     install_console(app)

@@ -26,6 +26,7 @@ QUERY_ERROR_CODES: dict[str, int] = {
     "server": ErrorCode.SERVER_QUERY,
     "senders": ErrorCode.SIGNATURE_QUERY,
     "domains": ErrorCode.DOMAIN_INVALID_FIELDS,
+    "data-removals": ErrorCode.DATA_REMOVAL_INVALID,
 }
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, bindparam, func, select, text, update
+from sqlalchemy import ARRAY, Text, bindparam, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,3 +100,14 @@ async def store_idempotent_response(*, session: AsyncSession, server_id: int, en
         .values(response_status=status, response_body=body)
     )
     await session.execute(stmt)
+
+
+async def idempotency_keys_matching(*, session: AsyncSession, pattern: str, limit: int) -> list[IdempotencyKey]:
+    """Up to `limit` keys whose stored response matches `pattern` (a PostgreSQL regular expression), locked."""
+    stmt = (
+        select(IdempotencyKey)
+        .where(cast(IdempotencyKey.response_body, Text).op("~*")(pattern))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars().all())

@@ -25,6 +25,6 @@ class DataRemoval(CreatedAtMixin, Base):
     requested_for_sha256: Mapped[str] = mapped_column(String(64))
     notify_when_completed: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default="Pending", doc="Pending or Done")
-    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    next_step_at: Mapped[datetime | None] = mapped_column(default=None, doc="Not worked on before this (its messages were being delivered)")
     counts: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict, doc="What was deleted or scrubbed, per kind of row")
     completed_at: Mapped[datetime | None] = mapped_column(default=None)

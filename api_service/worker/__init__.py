@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from api_service.config import Settings, get_settings
+from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import transport_from_settings
@@ -58,6 +59,12 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 _loop(
                     "webhooks",
                     lambda: send_due(sessionmaker=sessionmaker, client=client, retry_schedule=retry),
+                    stop=stop,
+                    idle=settings.worker_poll_seconds,
+                ),
+                _loop(
+                    "data removals",
+                    lambda: process_due(sessionmaker=sessionmaker, settings=settings),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
                 ),

@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("requested_for_sha256", sa.String(length=64), nullable=False),
         sa.Column("notify_when_completed", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_step_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("counts", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
