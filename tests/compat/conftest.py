@@ -18,6 +18,7 @@ from api_service.config import Settings
 from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
+from tests.api.core.dns_server import Zone, dns_server
 from tests.compat.factories import Sink
 from tests.compat.js_client import NodeDriver, PostmarkJs, PostmarkJsServer, node_unavailable_reason
 from tests.conftest import ACCOUNT_TOKEN
@@ -30,10 +31,18 @@ def free_port() -> int:
         return port
 
 
+@pytest.fixture(scope="session")
+def compat_dns() -> Iterator[tuple[Zone, str]]:
+    """The DNS server the live API asks (its `host:port` is DNS_RESOLVER), so that verifying a domain never leaves loopback."""
+    with dns_server() as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
-def live_api(settings: Settings) -> Iterator[str]:
+def live_api(settings: Settings, compat_dns: tuple[Zone, str]) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    app = create_app(settings.model_copy(update={"dns_resolver": compat_dns[1]}))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

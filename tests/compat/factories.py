@@ -6,12 +6,15 @@ import asyncio
 import uuid
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import update
 
 from api_service.bounces.service import record_bounce
 from api_service.config import Settings
+from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
+from api_service.models import SenderSignature
 from shared.constants import BounceType
 
 
@@ -32,6 +35,30 @@ def add_bounce(settings: Settings, server_id: int, bounce_type: BounceType, emai
                 tag="t",
             )
             await session.commit()
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def unconfirm_sender(settings: Settings, signature_id: int) -> None:
+    """Make a signature wait for its confirmation link, as without SENDER_AUTO_CONFIRM."""
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await session.execute(update(SenderSignature).where(SenderSignature.id == signature_id).values(confirmed=False))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def run_data_removals(settings: Settings) -> None:
+    """Run the worker's data removal rounds until none is left to do."""
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        while await process_due(sessionmaker=create_sessionmaker(engine), settings=settings):
+            pass
         await engine.dispose()
 
     asyncio.run(run())
