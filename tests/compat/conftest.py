@@ -31,32 +31,40 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def compat_dns() -> Iterator[tuple[Zone, str]]:
-    """The DNS server the live API asks (its `host:port` is DNS_RESOLVER), so that verifying a domain never leaves loopback."""
-    with dns_server() as running:
-        yield running
+# The DNS server each live API asks (its `host:port` is DNS_RESOLVER), by the API's URL: verifying a
+# domain never leaves loopback. Kept here rather than in a fixture of its own, because other test
+# packages import `live_api` alone.
+DNS_SERVERS: dict[str, tuple[Zone, str]] = {}
 
 
 @pytest.fixture(scope="module")
-def live_api(settings: Settings, compat_dns: tuple[Zone, str]) -> Iterator[str]:
+def live_api(settings: Settings) -> Iterator[str]:
     port = free_port()
-    app = create_app(settings.model_copy(update={"dns_resolver": compat_dns[1]}))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API did not start")
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with dns_server() as dns:
+        app = create_app(settings.model_copy(update={"dns_resolver": dns[1]}))
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the API did not start")
+            time.sleep(0.05)
+        DNS_SERVERS[url] = dns
+        try:
+            yield url
+        finally:
+            del DNS_SERVERS[url]
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+@pytest.fixture
+def compat_dns(live_api: str) -> tuple[Zone, str]:
+    """The live API's DNS server: publish records in its zone."""
+    return DNS_SERVERS[live_api]
 
 
 @pytest.fixture
