@@ -122,7 +122,7 @@ def _promote_pending_key(domain: Domain, *, now: datetime) -> None:
     domain.dkim_pending_selector = domain.dkim_pending_private_key = domain.dkim_pending_public_key = ""
 
 
-async def check_dkim(domain: Domain, *, dns: DnsLookup, now: datetime) -> None:
+async def check_dkim(*, domain: Domain, dns: DnsLookup, now: datetime) -> None:
     """Look the domain's keys up in DNS: a published pending key replaces the signing key (which
     signs until then); a published signing key verifies the domain, which may then send.
     `DKIMVerified` stays true once seen, as in Postmark."""
@@ -141,7 +141,7 @@ async def check_dkim(domain: Domain, *, dns: DnsLookup, now: datetime) -> None:
 async def verify_dkim(*, session: AsyncSession, domain_id: int, dns: DnsLookup) -> Domain:
     """Look the DKIM keys up now (see `check_dkim`)."""
     domain = await get_domain_or_raise(session=session, domain_id=domain_id, for_update=True)
-    await check_dkim(domain, dns=dns, now=datetime.now(UTC))
+    await check_dkim(domain=domain, dns=dns, now=datetime.now(UTC))
     await session.flush()
     return domain
 
@@ -203,7 +203,7 @@ async def check_due(*, session: AsyncSession, dns: DnsLookup, checked_before: da
     each at most once per interval; returns how many were checked."""
     domains = await repository.claim_dns_checks(session=session, checked_before=checked_before, limit=limit)
     now = datetime.now(UTC)
-    await asyncio.gather(*(check_dkim(d, dns=dns, now=now) for d in domains))
+    await asyncio.gather(*(check_dkim(domain=d, dns=dns, now=now) for d in domains))
     await session.flush()
     return len(domains)
 
