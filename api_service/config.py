@@ -70,6 +70,28 @@ class Settings(BaseSettings):
     console_failures_per_user: int = Field(default=10, description="Failed console sign-ins per user name in the window before refusing")
     console_failures_per_ip: int = Field(default=50, description="Failed console sign-ins per client IP in the window before refusing")
     console_failure_window_seconds: float = 900
+    # Sender signatures, domains and Postgate's own mail (see README, "How Postgate differs").
+    sender_auto_confirm: bool = Field(
+        default=False,
+        description="Signatures are confirmed and domains may send at creation, without a confirmation mail or a DNS check (make run: true)",
+    )
+    sender_confirmation_hours: float = Field(default=48, gt=0, description="A signature's confirmation link works this long")
+    system_from: str = Field(
+        default="",
+        description="From of Postgate's own mail (confirmation links, data-removal notices); postgate@RETURN_PATH_DOMAIN when empty",
+    )
+    system_server: str = Field(
+        default="Postgate system",
+        description="Name of the server whose outbound stream carries Postgate's own mail; made when first needed",
+    )
+    spf_text_value: str = Field(
+        default="v=spf1 a mx ~all",
+        description="The SPF record domains are asked to publish (SPFTextValue); verifyspf looks for its mechanisms",
+    )
+    dns_check_interval_seconds: float = Field(
+        default=600, description="The worker re-checks an unverified or rotating DKIM key in DNS this often per domain"
+    )
+    data_removal_batch_size: int = Field(default=200, ge=1, description="Rows a data removal deletes or scrubs per table per step")
 
     @field_validator("mx_allowed_networks", "webhook_allowed_networks")
     @classmethod
@@ -99,6 +121,24 @@ class Settings(BaseSettings):
     @property
     def tracking_url(self) -> str:
         return (self.tracking_base_url or self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @field_validator("system_from")
+    @classmethod
+    def _system_from(cls, value: str) -> str:
+        value = value.strip()
+        if value and (value.count("@") != 1 or any(c in value for c in " <>\r\n,;")):
+            raise ValueError(f"SYSTEM_FROM must be a bare email address, not {value!r}")
+        return value
+
+    @property
+    def public_base_url(self) -> str:
+        """Where users reach the API: PUBLIC_URL, else http://API_HOST:API_PORT (no trailing slash)."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def system_sender(self) -> str:
+        """The From address of Postgate's own mail."""
+        return self.system_from or f"postgate@{self.return_path_domain}"
 
 
 @lru_cache

@@ -38,6 +38,17 @@ class SenderSignatureNotFound(PostmarkError):
         )
 
 
+class SenderSignatureNotConfirmed(PostmarkError):
+    """ErrorCode 400 as in Postmark's current table (its legacy 401 is no longer listed), worded for the case."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            ErrorCode.SENDER_SIGNATURE_NOT_FOUND,
+            f"The 'From' address you supplied ({address}) is not a confirmed Sender Signature on your account. "
+            "Please confirm this address (follow the link mailed to it) in order to be able to use it in the 'From' field of your messages.",
+        )
+
+
 class InactiveRecipients(PostmarkError):
     def __init__(self, addresses: list[str], *, batch: bool = False) -> None:
         if batch:

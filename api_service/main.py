@@ -12,12 +12,14 @@ from api_service.config import Settings, get_settings
 from api_service.console.mount import install_console
 from api_service.core.errors import install_error_handlers
 from api_service.core.wire import PostmarkWireMiddleware
+from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
 from api_service.domains.router import router as domains_router
 from api_service.email.router import router as email_router
 from api_service.health.router import router as health_router
 from api_service.inbound.router import router as inbound_router
 from api_service.messages.router import router as messages_router
+from api_service.senders.confirmation import router as sender_confirmation_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
 from api_service.smtp_gateway.router import router as smtp_gateway_router
@@ -31,7 +33,7 @@ from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
-messages, bounces, streams, stats, templates) or `X-Postmark-Account-Token` (servers, senders, domains, template push).
+messages, bounces, streams, stats, templates) or `X-Postmark-Account-Token` (servers, senders, domains, template push, data removals).
 Every error is `{"ErrorCode": N, "Message": "…"}` with Postmark's codes.
 """
 
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         email_router,
         servers_router,
         senders_router,
+        sender_confirmation_router,
         domains_router,
         messages_router,
         bounces_router,
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats_router,
         templates_router,
         inbound_router,
+        data_removals_router,
     ):
         app.include_router(router)
     install_console(app)

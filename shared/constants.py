@@ -90,6 +90,8 @@ class ErrorCode(IntEnum):
     SIGNATURE_QUERY = 500
     SIGNATURE_NOT_FOUND = 501
     SIGNATURE_EXISTS = 504
+    DKIM_RENEWAL_SCHEDULED = 505
+    SIGNATURE_ALREADY_CONFIRMED = 506
     DOMAIN_NOT_FOUND = 510
     DOMAIN_INVALID_FIELDS = 511
     DOMAIN_EXISTS = 512
@@ -157,6 +159,8 @@ class ErrorCode(IntEnum):
     STREAM_UNSUBSCRIBE_NOT_SUPPORTED = 1239
     STREAM_UNSUBSCRIBE_INVALID = 1240
     STREAM_CANNOT_ARCHIVE = 1241
+    DATA_REMOVAL_INVALID = 1300
+    DATA_REMOVAL_NOT_FOUND = 1301
     SMTP_DISABLED = 1460
 
 
@@ -447,6 +451,20 @@ SERVER_COLORS = (
     "grey",
     "orange",
 )
+
+
+class DkimUpdateStatus(StrEnum):
+    """`DKIMUpdateStatus` of a domain: Pending while a new key waits to be published in DNS."""
+
+    REGULAR = "Regular"
+    PENDING = "Pending"
+
+
+class DataRemovalStatus(StrEnum):
+    """`Status` of a data removal request."""
+
+    PENDING = "Pending"
+    DONE = "Done"
 
 
 class SuppressionReason(StrEnum):

@@ -41,7 +41,9 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, account_token=ACCOUNT_TOKEN, db_pool_size=5, db_max_overflow=5)
+    # Most tests create a signature or domain and send from it at once, as `make run` allows;
+    # the confirmation flow is tested with sender_auto_confirm off (tests/api/senders/).
+    return Settings(database_url=database_url, account_token=ACCOUNT_TOKEN, db_pool_size=5, db_max_overflow=5, sender_auto_confirm=True)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -4,7 +4,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, exists, func, not_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -112,3 +112,19 @@ async def count_per_day(*, session: AsyncSession, server_id: int, since: datetim
     day = func.date(func.timezone("UTC", Bounce.bounced_at))
     stmt = select(day, func.count()).where(Bounce.server_id == server_id, Bounce.bounced_at >= since).group_by(day)
     return {d: int(c) for d, c in (await session.execute(stmt)).all()}
+
+
+# --- data removal --------------------------------------------------------------------------------
+
+
+async def delete_for_email(*, session: AsyncSession, email: str, limit: int) -> int:
+    """Up to `limit` bounces of the (lower-cased) address, their dumps with them."""
+    doomed = select(Bounce.id).where(func.lower(Bounce.email) == email).limit(limit).scalar_subquery()
+    return len((await session.execute(delete(Bounce).where(Bounce.id.in_(doomed)).returning(Bounce.id))).all())
+
+
+async def bounces_of_messages(*, session: AsyncSession, message_ids: list[uuid.UUID]) -> list[Bounce]:
+    if not message_ids:
+        return []
+    stmt = select(Bounce).where(Bounce.message_id.in_(message_ids)).order_by(Bounce.id).with_for_update()
+    return list((await session.execute(stmt)).scalars().all())

@@ -16,6 +16,7 @@ from api_service.bounces.reports import parse_report
 from api_service.bounces.verp import parse_return_path
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.messages import service as messages
+from api_service.messages.scrub import scrub_address, scrub_text
 from api_service.models import Bounce, Message
 from api_service.servers import repository as servers_repository
 from api_service.suppressions import service as suppressions
@@ -204,3 +205,28 @@ async def bounce_tags(*, session: AsyncSession, server_id: int) -> list[str]:
 async def count_per_day(*, session: AsyncSession, server_id: int, since: datetime) -> dict[date, int]:
     """Bounces per UTC day since `since` (days without any are absent)."""
     return await repository.count_per_day(session=session, server_id=server_id, since=since)
+
+
+# --- data removal --------------------------------------------------------------------------------
+
+
+async def delete_for_email(*, session: AsyncSession, email: str, limit: int) -> int:
+    """Delete up to `limit` bounces of the (lower-cased) address, with their dumps; returns how many."""
+    return await repository.delete_for_email(session=session, email=email, limit=limit)
+
+
+async def scrub_other_bounces(*, session: AsyncSession, message_ids: list[uuid.UUID], email: str, placeholder: str) -> int:
+    """In the bounces of other recipients of these messages, the address becomes `placeholder`
+    (their dumps hold the message's headers); returns how many changed."""
+    changed = 0
+    for bounce in await repository.bounces_of_messages(session=session, message_ids=message_ids):
+        before = (bounce.dump, bounce.content, bounce.details, bounce.subject)
+        if bounce.dump is not None:
+            bounce.dump = scrub_address(bounce.dump, email, placeholder)
+        if bounce.content is not None:
+            bounce.content = scrub_text(bounce.content, email, placeholder)
+        bounce.details = scrub_text(bounce.details, email, placeholder)
+        bounce.subject = scrub_text(bounce.subject, email, placeholder)
+        changed += (bounce.dump, bounce.content, bounce.details, bounce.subject) != before
+    await session.flush()
+    return changed

@@ -38,6 +38,7 @@ from api_service.core.dates import parse_query_date
 from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.paging import EntityId
 from api_service.domains import service as domains_service
+from api_service.domains.dns import lookup_for
 from api_service.errors import PostmarkError
 from api_service.messages import repository as messages_repository
 from api_service.messages import service as messages_service
@@ -87,6 +88,7 @@ NOTICES = {
     "dkim-missing": "The DKIM record was not found in DNS, or does not match yet. DNS changes can take a while.",
     "domain-deleted": "The domain is deleted.",
     "sender-added": "The sender signature is added; it can send at once.",
+    "sender-mailed": "The sender signature is added; it can send once the confirmation link mailed to it is followed.",
     "sender-deleted": "The sender signature is deleted.",
 }
 WEBHOOK_TRIGGERS = ("Delivery", "Bounce", "SpamComplaint", "SubscriptionChange", "Open", "Click")
@@ -1104,11 +1106,13 @@ async def domains(request: Request, session: Session, identity: Signed) -> HTMLR
 
 
 @router.post("/domains")
-async def add_domain(request: Request, session: Session, identity: Signed, form: CheckedForm) -> Response:
+async def add_domain(request: Request, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm) -> Response:
     values = {"name": field(form, "name"), "return_path": field(form, "return_path")}
     try:
         domain = await domains_service.create_domain(
-            session=session, data=DomainCreate(Name=values["name"], ReturnPathDomain=values["return_path"] or None)
+            session=session,
+            data=DomainCreate(Name=values["name"], ReturnPathDomain=values["return_path"] or None),
+            auto_confirm=settings.sender_auto_confirm,
         )
     except PostmarkError as exc:
         await failed(session)
@@ -1121,10 +1125,21 @@ async def domain(request: Request, domain_id: EntityId, session: Session, settin
     row = await domains_service.get_domain_or_raise(session=session, domain_id=domain_id)
     records = [
         ("DKIM", "TXT", f"{row.dkim_selector}._domainkey.{row.name}", f"k=rsa;p={row.dkim_public_key}", row.dkim_verified),
-        ("SPF", "TXT", row.name, "v=spf1 a mx ~all", None),
+        ("SPF", "TXT", row.name, settings.spf_text_value, row.spf_verified),
     ]
+    if row.dkim_pending_selector:  # a rotated key: publish it beside the current one, which signs until it is seen
+        records.insert(
+            1,
+            (
+                "DKIM (new key)",
+                "TXT",
+                f"{row.dkim_pending_selector}._domainkey.{row.name}",
+                f"k=rsa;p={row.dkim_pending_public_key}",
+                False,
+            ),
+        )
     if row.return_path_domain:
-        records.append(("Return path", "CNAME", row.return_path_domain, settings.return_path_domain, None))
+        records.append(("Return path", "CNAME", row.return_path_domain, settings.return_path_domain, row.return_path_verified))
     return render(
         request,
         "domain.html",
@@ -1140,9 +1155,8 @@ async def domain(request: Request, domain_id: EntityId, session: Session, settin
 
 
 @router.post("/domains/{domain_id}/verify-dkim")
-async def verify_dkim(domain_id: EntityId, session: Session, form: CheckedForm) -> Response:
-    # The lookup is read at call time so that tests can stand in for DNS.
-    row = await domains_service.verify_dkim(session=session, domain_id=domain_id, lookup=domains_service.dns_txt)
+async def verify_dkim(domain_id: EntityId, session: Session, settings: AppSettings, form: CheckedForm) -> Response:
+    row = await domains_service.verify_dkim(session=session, domain_id=domain_id, dns=lookup_for(settings.dns_resolver))
     return redirect(f"{PREFIX}/domains/{domain_id}", notice="dkim-verified" if row.dkim_verified else "dkim-missing")
 
 
@@ -1183,16 +1197,18 @@ async def senders(request: Request, session: Session, identity: Signed) -> HTMLR
 
 
 @router.post("/senders")
-async def add_sender(request: Request, session: Session, identity: Signed, form: CheckedForm) -> Response:
+async def add_sender(request: Request, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm) -> Response:
     values = {"email": field(form, "email"), "name": field(form, "name"), "reply_to": field(form, "reply_to")}
     try:
-        await senders_service.create_signature(
-            session=session, data=SenderCreate(FromEmail=values["email"], Name=values["name"], ReplyToEmail=values["reply_to"] or None)
+        added = await senders_service.create_signature(
+            session=session,
+            data=SenderCreate(FromEmail=values["email"], Name=values["name"], ReplyToEmail=values["reply_to"] or None),
+            settings=settings,
         )
     except PostmarkError as exc:
         await failed(session)
         return await senders_page(request, session, identity, error=exc.message, status=422, values=values)
-    return redirect(f"{PREFIX}/senders", notice="sender-added")
+    return redirect(f"{PREFIX}/senders", notice="sender-added" if added.signature.confirmed else "sender-mailed")
 
 
 @router.post("/senders/{signature_id}/delete")

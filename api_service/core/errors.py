@@ -28,6 +28,7 @@ QUERY_ERROR_CODES: dict[str, int] = {
     "domains": ErrorCode.DOMAIN_INVALID_FIELDS,
     "templates": ErrorCode.TEMPLATE_QUERY,
     "triggers": ErrorCode.TRIGGER_QUERY,
+    "data-removals": ErrorCode.DATA_REMOVAL_INVALID,
 }
 
 

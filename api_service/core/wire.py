@@ -29,14 +29,16 @@ BODY_LIMITS: dict[str, int] = {
 }
 DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Not Postmark's API: the web console (HTML with form posts) and the public tracking URLs (case-
-# sensitive tokens; RFC 8058 one-click posts are forms). Their paths keep their case and their
+# Not Postmark's API: the web console (HTML with form posts), the public tracking URLs (case-
+# sensitive tokens; RFC 8058 one-click posts are forms) and the page a sender signature's
+# confirmation link opens (a form post; only paths under it). Their paths keep their case and their
 # bodies need not be JSON; the body size limit still applies.
-EXEMPT_PREFIXES = ("/console", TRACKING_PATH_PREFIX.rstrip("/"))
+EXEMPT_PATHS = frozenset({"/console"})
+EXEMPT_PREFIXES = ("/console/", TRACKING_PATH_PREFIX, "/confirm/sender/")
 
 
 def is_exempt(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in EXEMPT_PREFIXES)
+    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
 
 
 class BodyTooLarge(HTTPException):

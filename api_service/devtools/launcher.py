@@ -56,6 +56,9 @@ def main() -> None:
     migrate(url)
     env["DATABASE_URL"] = url
     env["ACCOUNT_TOKEN"] = account_token(env)
+    # A fresh local install has no mail path for a confirmation link to arrive by: signatures and
+    # domains are trusted at creation unless the operator says otherwise.
+    env.setdefault("SENDER_AUTO_CONFIRM", "true")
     api = f"http://{env.get('API_HOST', '127.0.0.1')}:{env.get('API_PORT', '8000')}"
     env.setdefault("API_URL", api)
     # The MX listener: inbound mail and bounces mailed to the return path.

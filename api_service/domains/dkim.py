@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,13 +21,23 @@ class DkimKey:
     public_b64: str
 
 
-def generate_key() -> DkimKey:
+def new_selector(day: str, *, taken: Collection[str] = ()) -> str:
+    """`pg<YYYYMMDD>`, or `pg<YYYYMMDD>-2`, `-3` … when a key of the domain already uses it: a new
+    key published under the old key's selector would replace that record before the new key signs."""
+    selector, n = f"pg{day}", 1
+    while selector in taken:
+        n += 1
+        selector = f"pg{day}-{n}"
+    return selector
+
+
+def generate_key(*, taken: Collection[str] = ()) -> DkimKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     ).decode()
     public_der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    selector = "pg" + datetime.now(UTC).strftime("%Y%m%d")
+    selector = new_selector(datetime.now(UTC).strftime("%Y%m%d"), taken=taken)
     return DkimKey(selector=selector, private_pem=private_pem, public_b64=base64.b64encode(public_der).decode())
 
 

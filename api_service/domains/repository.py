@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import Domain
 
 
-async def get_domain(*, session: AsyncSession, domain_id: int) -> Domain | None:
-    return await session.get(Domain, domain_id)
+async def get_domain(*, session: AsyncSession, domain_id: int, for_update: bool = False) -> Domain | None:
+    return await session.get(Domain, domain_id, with_for_update=for_update or None)
 
 
 async def get_domain_by_name(*, session: AsyncSession, name: str) -> Domain | None:
@@ -37,3 +39,19 @@ async def signing_keys(*, session: AsyncSession, names: set[str]) -> dict[str, t
         return {}
     stmt = select(Domain.name, Domain.dkim_selector, Domain.dkim_private_key).where(Domain.name.in_(names), Domain.dkim_private_key != "")
     return {name: (selector, key) for name, selector, key in (await session.execute(stmt)).all()}
+
+
+async def claim_dns_checks(*, session: AsyncSession, checked_before: datetime, limit: int) -> list[Domain]:
+    """Domains whose DKIM key waits to be seen in DNS and that were not looked up since `checked_before`,
+    locked (SKIP LOCKED: two workers share the work)."""
+    stmt = (
+        select(Domain)
+        .where(
+            or_(Domain.dkim_pending_selector != "", Domain.dkim_verified.is_(False)),
+            or_(Domain.dkim_checked_at.is_(None), Domain.dkim_checked_at < checked_before),
+        )
+        .order_by(Domain.dkim_checked_at.asc().nulls_first(), Domain.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars().all())

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from api_service.core.deps import Session, TransactionalRoute
+from api_service.config import Settings
+from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.domains import service
+from api_service.domains.deps import Dns
+from api_service.domains.views import dns_details
 from api_service.models import Domain
 from api_service.servers.deps import AccountAuth
 from shared.schemas.base import ErrorResponse
@@ -17,23 +21,16 @@ from shared.schemas.senders import DomainCreate, DomainDetails, DomainEdit, Doma
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Domains"], dependencies=[AccountAuth])
 ERRORS = error_responses(
-    invalid="ErrorCodes 511 invalid ReturnPathDomain, 512 exists, 514 Name required, 515 Name too long, 516 Name invalid",
+    invalid="ErrorCodes 505 a new DKIM key already waits, 511 invalid ReturnPathDomain, 512 exists, 514 Name required, "
+    "515 Name too long, 516 Name invalid",
     not_found="ErrorCode 510: no such domain",
     account=True,
 )
 
 
-def details(domain: Domain) -> DomainDetails:
-    return DomainDetails(
-        ID=domain.id,
-        Name=domain.name,
-        SPFVerified=domain.spf_verified,
-        DKIMVerified=domain.dkim_verified,
-        DKIMHost=f"{domain.dkim_selector}._domainkey.{domain.name}" if domain.dkim_selector else "",
-        DKIMTextValue=f"k=rsa;p={domain.dkim_public_key}" if domain.dkim_public_key else "",
-        ReturnPathDomain=domain.return_path_domain,
-        ReturnPathDomainVerified=domain.return_path_verified,
-    )
+def details(domain: Domain, settings: Settings) -> DomainDetails:
+    dns = dns_details(domain, settings=settings, now=datetime.now(UTC))
+    return DomainDetails(ID=domain.id, Name=domain.name, **dns.model_dump())
 
 
 @router.get("/domains", response_model=DomainList, responses=ERRORS)
@@ -57,27 +54,50 @@ async def list_domains(session: Session, paging: Paging) -> DomainList:
 
 
 @router.post("/domains", response_model=DomainDetails, responses=ERRORS)
-async def create_domain(session: Session, data: Annotated[DomainCreate, Body()]) -> DomainDetails:
-    """Add a sending domain; every address on it can be used as From at once."""
-    return details(await service.create_domain(session=session, data=data))
+async def create_domain(session: Session, settings: AppSettings, data: Annotated[DomainCreate, Body()]) -> DomainDetails:
+    """Add a sending domain with a new DKIM key; its addresses may send once DKIMHost publishes DKIMTextValue
+    (verifyDkim, or the worker's periodic check), or at once with SENDER_AUTO_CONFIRM."""
+    return details(await service.create_domain(session=session, data=data, auto_confirm=settings.sender_auto_confirm), settings)
 
 
 @router.get("/domains/{domain_id}", response_model=DomainDetails, responses=ERRORS)
-async def get_domain(domain_id: EntityId, session: Session) -> DomainDetails:
+async def get_domain(domain_id: EntityId, session: Session, settings: AppSettings) -> DomainDetails:
     """Get a domain with its DNS details."""
-    return details(await service.get_domain_or_raise(session=session, domain_id=domain_id))
+    return details(await service.get_domain_or_raise(session=session, domain_id=domain_id), settings)
 
 
 @router.put("/domains/{domain_id}", response_model=DomainDetails, responses=ERRORS)
-async def edit_domain(domain_id: EntityId, session: Session, data: Annotated[DomainEdit, Body()]) -> DomainDetails:
-    """Change a domain's return-path domain."""
-    return details(await service.edit_domain(session=session, domain_id=domain_id, data=data))
+async def edit_domain(domain_id: EntityId, session: Session, settings: AppSettings, data: Annotated[DomainEdit, Body()]) -> DomainDetails:
+    """Change a domain's return-path domain (it must be verified again)."""
+    return details(await service.edit_domain(session=session, domain_id=domain_id, data=data), settings)
 
 
 @router.put("/domains/{domain_id}/verifydkim", response_model=DomainDetails, responses=ERRORS)
-async def verify_dkim(domain_id: EntityId, session: Session) -> DomainDetails:
-    """Check that DKIMHost publishes DKIMTextValue in DNS; DKIMVerified tells the result."""
-    return details(await service.verify_dkim(session=session, domain_id=domain_id))
+async def verify_dkim(domain_id: EntityId, session: Session, settings: AppSettings, dns: Dns) -> DomainDetails:
+    """Look the DKIM keys up in DNS: DKIMTextValue at DKIMHost verifies the domain (DKIMVerified); a rotated key
+    at DKIMPendingHost replaces the signing key, which becomes DKIMRevoked*."""
+    return details(await service.verify_dkim(session=session, domain_id=domain_id, dns=dns), settings)
+
+
+@router.put("/domains/{domain_id}/verifyreturnpath", response_model=DomainDetails, responses=ERRORS)
+async def verify_return_path(domain_id: EntityId, session: Session, settings: AppSettings, dns: Dns) -> DomainDetails:
+    """Check that ReturnPathDomain is a CNAME of ReturnPathDomainCNAMEValue (RETURN_PATH_DOMAIN), or has an MX
+    that is it or one of its MX hosts; ReturnPathDomainVerified tells the result."""
+    domain = await service.verify_return_path(session=session, domain_id=domain_id, dns=dns, target=settings.return_path_domain)
+    return details(domain, settings)
+
+
+@router.post("/domains/{domain_id}/verifyspf", response_model=DomainDetails, responses=ERRORS)
+async def verify_spf(domain_id: EntityId, session: Session, settings: AppSettings, dns: Dns) -> DomainDetails:
+    """Check that the domain publishes one SPF record with the mechanisms of SPFTextValue; SPFVerified tells the result."""
+    return details(await service.verify_spf(session=session, domain_id=domain_id, dns=dns, wanted=settings.spf_text_value), settings)
+
+
+@router.post("/domains/{domain_id}/rotatedkim", response_model=DomainDetails, responses=ERRORS)
+async def rotate_dkim(domain_id: EntityId, session: Session, settings: AppSettings) -> DomainDetails:
+    """Make a new DKIM key (DKIMPendingHost, DKIMPendingTextValue; DKIMUpdateStatus Pending). The current key
+    keeps signing until the new one is seen in DNS; then it is DKIMRevoked* until SafeToRemoveRevokedKeyFromDNS."""
+    return details(await service.rotate_dkim(session=session, domain_id=domain_id), settings)
 
 
 @router.delete("/domains/{domain_id}", response_model=ErrorResponse, responses=ERRORS)

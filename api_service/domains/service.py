@@ -1,21 +1,21 @@
-"""Domain rules: a domain the operator adds covers every address on it at once."""
+"""Domain rules: a domain covers every address on it once confirmed (SENDER_AUTO_CONFIRM, or its
+DKIM record seen in DNS); DKIM keys, their safe rotation, and the DNS checks."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-import dns.asyncresolver
-import dns.exception
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.domains import repository
+from api_service.domains import repository, spf
 from api_service.domains.dkim import generate_key
+from api_service.domains.dns import DnsLookup
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Domain
-from shared.constants import ErrorCode
+from shared.constants import DkimUpdateStatus, ErrorCode
 from shared.schemas.senders import DomainCreate, DomainEdit
 
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -33,7 +33,7 @@ def clean_return_path(value: str | None, *, domain: str) -> str:
     return value
 
 
-async def create_domain(*, session: AsyncSession, data: DomainCreate) -> Domain:
+async def create_domain(*, session: AsyncSession, data: DomainCreate, auto_confirm: bool) -> Domain:
     name = (data.Name or "").strip().lower().rstrip(".")
     if not name:
         raise PostmarkError(ErrorCode.DOMAIN_NAME_REQUIRED, "The domain Name is required.")
@@ -53,12 +53,13 @@ async def create_domain(*, session: AsyncSession, data: DomainCreate) -> Domain:
         dkim_verified=False,
         spf_verified=False,
         return_path_verified=False,
+        confirmed=auto_confirm,
     )
     return await repository.add_domain(session=session, domain=domain)
 
 
-async def get_domain_or_raise(*, session: AsyncSession, domain_id: int) -> Domain:
-    domain = await repository.get_domain(session=session, domain_id=domain_id)
+async def get_domain_or_raise(*, session: AsyncSession, domain_id: int, for_update: bool = False) -> Domain:
+    domain = await repository.get_domain(session=session, domain_id=domain_id, for_update=for_update)
     if domain is None:
         raise NotFound(ErrorCode.DOMAIN_NOT_FOUND, f"Domain {domain_id} was not found.")
     return domain
@@ -67,7 +68,9 @@ async def get_domain_or_raise(*, session: AsyncSession, domain_id: int) -> Domai
 async def edit_domain(*, session: AsyncSession, domain_id: int, data: DomainEdit) -> Domain:
     domain = await get_domain_or_raise(session=session, domain_id=domain_id)
     if data.ReturnPathDomain is not None:
-        domain.return_path_domain = clean_return_path(data.ReturnPathDomain, domain=domain.name)
+        return_path = clean_return_path(data.ReturnPathDomain, domain=domain.name)
+        if return_path != domain.return_path_domain:
+            domain.return_path_domain, domain.return_path_verified = return_path, False
     await session.flush()
     return domain
 
@@ -79,16 +82,17 @@ async def delete_domain(*, session: AsyncSession, domain_id: int) -> str:
     return name
 
 
-TxtLookup = Callable[[str], Awaitable[list[str]]]
+# A revoked key may still be needed by a receiver that checks a message again later (a forward,
+# a delayed scan); Postmark too keeps it some time before it says the record may go.
+REVOKED_KEY_GRACE = timedelta(days=7)
 
 
-async def dns_txt(name: str) -> list[str]:
-    """The TXT records of a name (joined strings), or none when it has none or DNS fails."""
-    try:
-        answer = await dns.asyncresolver.resolve(name, "TXT")
-    except dns.exception.DNSException:
-        return []
-    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+def dkim_host(selector: str, domain: str) -> str:
+    return f"{selector}._domainkey.{domain}" if selector else ""
+
+
+def dkim_value(public_key: str) -> str:
+    return f"k=rsa;p={public_key}" if public_key else ""
 
 
 def published_key(records: list[str]) -> str:
@@ -99,13 +103,113 @@ def published_key(records: list[str]) -> str:
     return ""
 
 
-async def verify_dkim(*, session: AsyncSession, domain_id: int, lookup: TxtLookup = dns_txt) -> Domain:
-    """Look up the selector's TXT record and mark DKIM verified when it holds our public key."""
-    domain = await get_domain_or_raise(session=session, domain_id=domain_id)
-    records = await lookup(f"{domain.dkim_selector}._domainkey.{domain.name}")
-    domain.dkim_verified = bool(domain.dkim_public_key) and published_key(records) == domain.dkim_public_key
+def update_status(domain: Domain) -> DkimUpdateStatus:
+    return DkimUpdateStatus.PENDING if domain.dkim_pending_selector else DkimUpdateStatus.REGULAR
+
+
+def safe_to_remove_revoked_key(domain: Domain, *, now: datetime) -> bool:
+    return bool(domain.dkim_revoked_selector) and domain.dkim_revoked_at is not None and domain.dkim_revoked_at + REVOKED_KEY_GRACE <= now
+
+
+def _promote_pending_key(domain: Domain, *, now: datetime) -> None:
+    """The pending key is in DNS: it signs from now on, and the one it replaces is revoked."""
+    domain.dkim_revoked_selector, domain.dkim_revoked_public_key, domain.dkim_revoked_at = domain.dkim_selector, domain.dkim_public_key, now
+    domain.dkim_selector, domain.dkim_private_key, domain.dkim_public_key = (
+        domain.dkim_pending_selector,
+        domain.dkim_pending_private_key,
+        domain.dkim_pending_public_key,
+    )
+    domain.dkim_pending_selector = domain.dkim_pending_private_key = domain.dkim_pending_public_key = ""
+
+
+async def check_dkim(*, domain: Domain, dns: DnsLookup, now: datetime) -> None:
+    """Look the domain's keys up in DNS: a published pending key replaces the signing key (which
+    signs until then); a published signing key verifies the domain, which may then send.
+    `DKIMVerified` stays true once seen, as in Postmark."""
+    if domain.dkim_pending_selector:
+        records = await dns.txt(dkim_host(domain.dkim_pending_selector, domain.name))
+        if published_key(records) == domain.dkim_pending_public_key:
+            _promote_pending_key(domain, now=now)
+            domain.dkim_verified = domain.confirmed = True
+    if not domain.dkim_verified and domain.dkim_public_key:
+        records = await dns.txt(dkim_host(domain.dkim_selector, domain.name))
+        if published_key(records) == domain.dkim_public_key:
+            domain.dkim_verified = domain.confirmed = True
+    domain.dkim_checked_at = now
+
+
+async def verify_dkim(*, session: AsyncSession, domain_id: int, dns: DnsLookup) -> Domain:
+    """Look the DKIM keys up now (see `check_dkim`)."""
+    domain = await get_domain_or_raise(session=session, domain_id=domain_id, for_update=True)
+    await check_dkim(domain=domain, dns=dns, now=datetime.now(UTC))
     await session.flush()
     return domain
+
+
+async def rotate_dkim(*, session: AsyncSession, domain_id: int) -> Domain:
+    """Make a new key; it waits in DKIMPending* until DNS publishes it, and the current key signs until then."""
+    domain = await get_domain_or_raise(session=session, domain_id=domain_id, for_update=True)
+    if domain.dkim_pending_selector:
+        raise PostmarkError(
+            ErrorCode.DKIM_RENEWAL_SCHEDULED,
+            f"A new DKIM key for {domain.name} is already waiting: publish DKIMPendingHost, then verify it with PUT /domains/{domain.id}/verifyDkim.",
+        )
+    key = await asyncio.to_thread(generate_key, taken={domain.dkim_selector, domain.dkim_revoked_selector})
+    domain.dkim_pending_selector, domain.dkim_pending_private_key, domain.dkim_pending_public_key = (
+        key.selector,
+        key.private_pem,
+        key.public_b64,
+    )
+    domain.dkim_checked_at = None  # the worker looks for it at its next round
+    await session.flush()
+    return domain
+
+
+async def rotate_dkim_for(*, session: AsyncSession, name: str) -> Domain | None:
+    """Rotate the key of the domain of this name (a sender signature's), or None when there is no such domain."""
+    domain = await repository.get_domain_by_name(session=session, name=name)
+    return None if domain is None else await rotate_dkim(session=session, domain_id=domain.id)
+
+
+async def verify_return_path(*, session: AsyncSession, domain_id: int, dns: DnsLookup, target: str) -> Domain:
+    """The return-path host is a CNAME of `target` (RETURN_PATH_DOMAIN), or has an MX that `target`
+    or its MX hosts are: either way bounces mailed to it reach Postgate's inbound listener."""
+    domain = await get_domain_or_raise(session=session, domain_id=domain_id)
+    domain.return_path_verified = bool(domain.return_path_domain) and await return_path_reaches(
+        domain.return_path_domain, dns=dns, target=target
+    )
+    await session.flush()
+    return domain
+
+
+async def return_path_reaches(host: str, *, dns: DnsLookup, target: str) -> bool:
+    target = target.rstrip(".").lower()
+    if await dns.cname(host) == target:
+        return True
+    exchanges = set(await dns.mx(host))
+    return bool(exchanges) and bool(exchanges & ({target} | set(await dns.mx(target))))
+
+
+async def verify_spf(*, session: AsyncSession, domain_id: int, dns: DnsLookup, wanted: str) -> Domain:
+    """SPFVerified: the domain publishes one SPF record with the mechanisms of `wanted` (SPF_TEXT_VALUE)."""
+    domain = await get_domain_or_raise(session=session, domain_id=domain_id)
+    domain.spf_verified = spf.covers(await dns.txt(domain.name), wanted)
+    await session.flush()
+    return domain
+
+
+async def check_due(*, session: AsyncSession, dns: DnsLookup, checked_before: datetime, limit: int) -> int:
+    """The worker's round: re-check the DNS of domains with a pending key or an unverified one,
+    each at most once per interval; returns how many were checked."""
+    domains = await repository.claim_dns_checks(session=session, checked_before=checked_before, limit=limit)
+    now = datetime.now(UTC)
+    await asyncio.gather(*(check_dkim(domain=d, dns=dns, now=now) for d in domains))
+    await session.flush()
+    return len(domains)
+
+
+async def get_domain_by_name(*, session: AsyncSession, name: str) -> Domain | None:
+    return await repository.get_domain_by_name(session=session, name=name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, bindparam, func, select, text, update
+from sqlalchemy import ARRAY, Text, bindparam, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,11 @@ class SendLookups:
 
     streams: dict[str, StreamInfo]
     reply_tos: dict[str, str]
+    """Confirmed signatures: address → Reply-To."""
+    unconfirmed: set[str]
+    """Signatures still waiting for their confirmation link to be followed."""
     domains: set[str]
+    """Confirmed domains: every address on them may send."""
     suppressed: set[tuple[str, str]]
 
 
@@ -37,7 +41,8 @@ LOOKUPS = text(
          FROM message_streams WHERE server_id = :server_id) AS streams,
       (SELECT coalesce(json_object_agg(email, reply_to_email), '{}')
          FROM sender_signatures WHERE email = ANY(:emails) AND confirmed) AS signatures,
-      (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains)) AS domains,
+      (SELECT coalesce(array_agg(email), '{}') FROM sender_signatures WHERE email = ANY(:emails) AND NOT confirmed) AS unconfirmed,
+      (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND confirmed) AS domains,
       (SELECT coalesce(json_agg(json_build_array(message_stream, email)), '[]')
          FROM suppressions WHERE server_id = :server_id AND email = ANY(:recipients)) AS suppressed
     """
@@ -49,19 +54,20 @@ LOOKUPS = text(
 
 
 async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str], domains: set[str], recipients: set[str]) -> SendLookups:
-    """Streams, confirmed signatures (with Reply-To), known domains and suppressed recipients."""
+    """Streams, signatures (confirmed ones with Reply-To), confirmed domains and suppressed recipients."""
     row = (
         await session.execute(
             LOOKUPS, {"server_id": server_id, "emails": list(emails), "domains": list(domains), "recipients": list(recipients)}
         )
     ).one()
-    streams_json, signatures_json, domain_names, suppressed_json = row
+    streams_json, signatures_json, unconfirmed, domain_names, suppressed_json = row
     streams = json.loads(streams_json) if isinstance(streams_json, str) else streams_json
     signatures = json.loads(signatures_json) if isinstance(signatures_json, str) else signatures_json
     suppressed = json.loads(suppressed_json) if isinstance(suppressed_json, str) else suppressed_json
     return SendLookups(
         streams={k: StreamInfo(stream_type=v[0], archived=v[1], unsubscribe_handling=v[2]) for k, v in streams.items()},
         reply_tos=dict(signatures),
+        unconfirmed=set(unconfirmed),
         domains=set(domain_names),
         suppressed={(stream, email) for stream, email in suppressed},
     )
@@ -95,3 +101,14 @@ async def store_idempotent_response(*, session: AsyncSession, server_id: int, en
         .values(response_status=status, response_body=body)
     )
     await session.execute(stmt)
+
+
+async def idempotency_keys_matching(*, session: AsyncSession, pattern: str, limit: int) -> list[IdempotencyKey]:
+    """Up to `limit` keys whose stored response matches `pattern` (a PostgreSQL regular expression), locked."""
+    stmt = (
+        select(IdempotencyKey)
+        .where(cast(IdempotencyKey.response_body, Text).op("~*")(pattern))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars().all())

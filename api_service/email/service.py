@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import service as bounces
+from api_service.core.address_match import postgres_pattern
 from api_service.email import pipeline, repository
 from api_service.email.addresses import Mailbox, domain_of
 from api_service.email.message import OutgoingMessage
@@ -28,9 +29,11 @@ from api_service.errors import (
     InvalidEmailRequest,
     InvalidToken,
     PostmarkError,
+    SenderSignatureNotConfirmed,
     SenderSignatureNotFound,
 )
 from api_service.messages import service as messages
+from api_service.messages.scrub import scrub_json
 from api_service.models import Message, MessageRecipient
 from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
@@ -184,7 +187,8 @@ def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups)
     if message.sender is not None:
         email = message.sender.email.lower()
         if email not in lookups.reply_tos and domain_of(email) not in lookups.domains:
-            problems.append(SenderSignatureNotFound(message.sender.email))
+            unconfirmed = email in lookups.unconfirmed
+            problems.append((SenderSignatureNotConfirmed if unconfirmed else SenderSignatureNotFound)(message.sender.email))
     return problems
 
 
@@ -333,3 +337,14 @@ def _accept_one(
     stored.recipients.extend(messages.queue_rows(active, message_id=message_id, kinds=message.kinds(), at=now))
     stored.bounces.extend((row, recipient, reason) for recipient, reason in refused.items())
     return Accepted(message_id=message_id, submitted_at=now, queued=len(active), inactive=inactive, refused=len(refused))
+
+
+async def forget_address(*, session: AsyncSession, email: str, placeholder: str, limit: int) -> int:
+    """A data removal: the address (with its display name) becomes `placeholder` in up to `limit`
+    stored Idempotency-Key responses (they repeat a send's To and Cc); the keys keep working.
+    Returns how many changed."""
+    rows = await repository.idempotency_keys_matching(session=session, pattern=postgres_pattern(email), limit=limit)
+    for row in rows:
+        row.response_body = scrub_json(row.response_body, email, placeholder)
+    await session.flush()
+    return len(rows)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, Select, Table, Uuid, bindparam, func, inspect, select, text, update
+from sqlalchemy import ARRAY, Select, Table, Uuid, bindparam, delete, func, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -289,3 +289,52 @@ async def list_activity(
 async def metadata_of(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
     rows = (await session.execute(select(Message.id, Message.metadata_).where(Message.id.in_(message_ids)))).all()
     return {row[0]: row[1] for row in rows}
+
+
+# --- data removal --------------------------------------------------------------------------------
+
+MESSAGES_TO = text(
+    """
+    SELECT m.id FROM messages m
+     WHERE EXISTS (SELECT 1 FROM unnest(m.recipients) AS a(email) WHERE lower(a.email) = :email)
+       AND NOT EXISTS (SELECT 1 FROM message_recipients r
+                        WHERE r.message_id = m.id AND r.status = 'sending' AND r.lease_until > now())
+     ORDER BY m.id LIMIT :limit
+       FOR UPDATE OF m SKIP LOCKED
+    """
+)
+COUNT_BEING_DELIVERED = text(
+    """
+    SELECT count(*) FROM messages m
+     WHERE EXISTS (SELECT 1 FROM unnest(m.recipients) AS a(email) WHERE lower(a.email) = :email)
+       AND EXISTS (SELECT 1 FROM message_recipients r
+                    WHERE r.message_id = m.id AND r.status = 'sending' AND r.lease_until > now())
+    """
+)
+
+
+async def messages_to(*, session: AsyncSession, email: str, limit: int) -> list[Message]:
+    """Up to `limit` messages with the (lower-cased) address among their recipients, locked; none of
+    whose recipients a worker is delivering right now (those are left for a later round)."""
+    ids = (await session.execute(MESSAGES_TO, {"email": email, "limit": limit})).scalars().all()
+    if not ids:
+        return []
+    return list((await session.execute(select(Message).where(Message.id.in_(ids)).order_by(Message.id))).scalars().all())
+
+
+async def count_being_delivered_to(*, session: AsyncSession, email: str) -> int:
+    return int((await session.execute(COUNT_BEING_DELIVERED, {"email": email})).scalar_one())
+
+
+async def delete_messages(*, session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """With their recipients and events (ON DELETE CASCADE); their bounces keep no message id."""
+    if ids:
+        await session.execute(delete(Message).where(Message.id.in_(ids)))
+
+
+async def forget_recipient_rows(*, session: AsyncSession, message_id: uuid.UUID, email: str) -> None:
+    """The address's delivery queue row and events on one message."""
+    await session.execute(
+        delete(MessageRecipient).where(MessageRecipient.message_id == message_id, func.lower(MessageRecipient.email) == email)
+    )
+    await session.execute(delete(MessageEvent).where(MessageEvent.message_id == message_id, func.lower(MessageEvent.recipient) == email))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.errors import NotFound
 from api_service.messages import repository
 from api_service.messages.repository import Claimed
+from api_service.messages.scrub import scrub_address, scrub_text
 from api_service.models import Message, MessageClick, MessageEvent, MessageOpen, MessageRecipient, RecipientStatus
 from api_service.tracking.useragent import ClientInfo
 from shared.constants import ClickLocation, ErrorCode, MessageEventType
@@ -223,3 +225,46 @@ async def list_clicks(
 
 async def metadata_of(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
     return await repository.metadata_of(session=session, message_ids=message_ids) if message_ids else {}
+
+
+# --- data removal --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Forgotten:
+    """What one round of `forget_recipient` did."""
+
+    deleted: int = 0
+    scrubbed: list[uuid.UUID] = field(default_factory=list)
+    busy: int = 0
+
+
+def _swap(entries: list[dict[str, Any]], email: str, placeholder: str) -> list[dict[str, Any]]:
+    return [{"Email": placeholder, "Name": ""} if str(e.get("Email", "")).lower() == email else e for e in entries]
+
+
+async def forget_recipient(*, session: AsyncSession, email: str, placeholder: str, limit: int) -> Forgotten:
+    """Up to `limit` messages to the (lower-cased) address: one with nobody else to go to is deleted
+    with its events; in one with other recipients the address becomes `placeholder` (recipient
+    lists, raw MIME, subject, metadata) and its own queue row and events are deleted. Messages being
+    delivered right now are left for a later round and counted as `busy`."""
+    rows = await repository.messages_to(session=session, email=email, limit=limit)
+    done = Forgotten()
+    doomed: list[uuid.UUID] = []
+    for message in rows:
+        if all(r.lower() in (email, placeholder) for r in message.recipients):
+            doomed.append(message.id)
+            continue
+        message.recipients = [placeholder if r.lower() == email else r for r in message.recipients]
+        message.to, message.cc, message.bcc = (_swap(entries, email, placeholder) for entries in (message.to, message.cc, message.bcc))
+        message.raw_mime = scrub_address(message.raw_mime, email, placeholder)
+        message.subject = scrub_text(message.subject, email, placeholder)
+        message.metadata_ = {key: scrub_text(value, email, placeholder) for key, value in message.metadata_.items()}
+        await repository.forget_recipient_rows(session=session, message_id=message.id, email=email)
+        done.scrubbed.append(message.id)
+    await session.flush()
+    await repository.delete_messages(session=session, ids=doomed)
+    done.deleted = len(doomed)
+    if len(rows) < limit:
+        done.busy = await repository.count_being_delivered_to(session=session, email=email)
+    return done

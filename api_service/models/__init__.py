@@ -5,6 +5,7 @@ from api_service.models.bounce import Bounce
 from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
+from api_service.models.data_removal import DataRemoval
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
 from api_service.models.inbound_message import InboundMessage
@@ -29,6 +30,7 @@ __all__ = [
     "ConsoleSession",
     "ConsoleSignInFailure",
     "ConsoleUser",
+    "DataRemoval",
     "Domain",
     "IdempotencyKey",
     "InboundMessage",

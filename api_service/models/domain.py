@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import BigInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -7,7 +9,11 @@ from api_service.models.base import Base, CreatedAtMixin
 
 
 class Domain(CreatedAtMixin, Base):
-    """A sending domain: every address on it may send."""
+    """A sending domain: every address on it may send once it is confirmed.
+
+    `dkim_*` is the key that signs; `dkim_pending_*` a new key waiting to be seen in DNS (it
+    replaces the signing key then); `dkim_revoked_*` the key it replaced, to be removed from DNS.
+    """
 
     __tablename__ = "domains"
 
@@ -20,3 +26,11 @@ class Domain(CreatedAtMixin, Base):
     dkim_verified: Mapped[bool] = mapped_column(default=False)
     spf_verified: Mapped[bool] = mapped_column(default=False)
     return_path_verified: Mapped[bool] = mapped_column(default=False)
+    confirmed: Mapped[bool] = mapped_column(default=False, doc="May send: SENDER_AUTO_CONFIRM, or its DKIM record was seen in DNS")
+    dkim_pending_selector: Mapped[str] = mapped_column(String(63), default="")
+    dkim_pending_private_key: Mapped[str] = mapped_column(Text, default="", doc="PEM; never returned by the API")
+    dkim_pending_public_key: Mapped[str] = mapped_column(Text, default="")
+    dkim_revoked_selector: Mapped[str] = mapped_column(String(63), default="")
+    dkim_revoked_public_key: Mapped[str] = mapped_column(Text, default="")
+    dkim_revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    dkim_checked_at: Mapped[datetime | None] = mapped_column(default=None, doc="Last DNS look-up by the worker")

@@ -6,8 +6,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.models import SenderSignature
 
 
-async def get_signature(*, session: AsyncSession, signature_id: int) -> SenderSignature | None:
-    return await session.get(SenderSignature, signature_id)
+async def get_signature(*, session: AsyncSession, signature_id: int, for_update: bool = False) -> SenderSignature | None:
+    return await session.get(SenderSignature, signature_id, with_for_update=for_update or None)
+
+
+async def get_signature_by_token(*, session: AsyncSession, digest: str, for_update: bool = False) -> SenderSignature | None:
+    stmt = select(SenderSignature).where(SenderSignature.confirmation_token_sha256 == digest)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def get_signature_by_email(*, session: AsyncSession, email: str) -> SenderSignature | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound, PostmarkError
@@ -150,6 +151,21 @@ async def create_server(*, session: AsyncSession, data: ServerCreate) -> Created
     await repository.add_server(session=session, server=server, token_digest=token_digest(token), token_hint=token[-4:])
     await streams.create_default_streams(session=session, server_id=server.id)
     return CreatedServer(server=server, token=token)
+
+
+async def get_or_create_server(*, session: AsyncSession, name: str) -> Server:
+    """The server of this name, made (Live, with its default streams) when there is none yet."""
+    existing = await repository.get_server_by_name(session=session, name=name)
+    if existing is not None:
+        return existing
+    try:
+        async with session.begin_nested():
+            return (await create_server(session=session, data=ServerCreate(Name=name))).server
+    except IntegrityError:  # a concurrent request made it meanwhile
+        made = await repository.get_server_by_name(session=session, name=name)
+        if made is None:
+            raise
+        return made
 
 
 async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit) -> Server:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.models import MessageClick, MessageOpen
 from api_service.stats import repository
 from api_service.stats.repository import StatsFilter
-from shared.constants import BounceType
+from shared.constants import BounceType, ClickLocation, Platform
 
 __all__ = ["StatsFilter"]
 
@@ -89,8 +89,13 @@ async def opens(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
     return series([row for d in days for row in ((d.day, "Opens", d.opens), (d.day, "Unique", d.unique))], totals=["Opens", "Unique"])
 
 
+# Totals typed clients expect even when zero (postmark.js's *PlatformUsageCounts and ClickLocationCounts).
+PLATFORMS = [p.value for p in Platform]
+LOCATIONS = [c.value for c in ClickLocation]
+
+
 async def open_platforms(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
-    return series(await repository.opens_by(session=session, f=f, column=MessageOpen.platform))
+    return series(await repository.opens_by(session=session, f=f, column=MessageOpen.platform), totals=PLATFORMS)
 
 
 async def email_clients(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
@@ -114,8 +119,8 @@ async def browser_families(*, session: AsyncSession, f: StatsFilter) -> dict[str
 
 
 async def click_platforms(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
-    return series(await repository.clicks_by(session=session, f=f, column=MessageClick.platform))
+    return series(await repository.clicks_by(session=session, f=f, column=MessageClick.platform), totals=PLATFORMS)
 
 
 async def click_locations(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
-    return series(await repository.clicks_by(session=session, f=f, column=MessageClick.click_location))
+    return series(await repository.clicks_by(session=session, f=f, column=MessageClick.click_location), totals=LOCATIONS)

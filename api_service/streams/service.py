@@ -48,7 +48,9 @@ def default_handling(stream_type: StreamType) -> UnsubscribeHandlingType:
 
 async def create_default_streams(*, session: AsyncSession, server_id: int) -> None:
     """`outbound` (Transactional), `inbound` (Inbound) and `broadcast` (Broadcasts), as every
-    Postmark server starts with."""
+    Postmark server starts with. Lists show streams by creation time, so the three get distinct,
+    ordered times (two clock readings in a row can be equal)."""
+    now = datetime.now(UTC)
     await repository.add_streams(
         session=session,
         streams=[
@@ -59,8 +61,9 @@ async def create_default_streams(*, session: AsyncSession, server_id: int) -> No
                 description="",
                 stream_type=stream_type.value,
                 unsubscribe_handling=default_handling(stream_type).value,
+                created_at=now + timedelta(microseconds=index),
             )
-            for stream_id, name, stream_type in DEFAULT_STREAMS
+            for index, (stream_id, name, stream_type) in enumerate(DEFAULT_STREAMS)
         ],
     )
 

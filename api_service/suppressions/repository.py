@@ -60,3 +60,8 @@ async def remove(*, session: AsyncSession, server_id: int, stream: str, email: s
             Suppression.server_id == server_id, Suppression.message_stream == stream, Suppression.email == email.lower()
         )
     )
+
+
+async def delete_for_email(*, session: AsyncSession, email: str) -> int:
+    """Every suppression of the (lower-cased) address, on every server and stream."""
+    return len((await session.execute(delete(Suppression).where(Suppression.email == email).returning(Suppression.id))).all())

@@ -192,3 +192,9 @@ async def dump(
     return await repository.dump(
         session=session, server_id=server_id, stream=stream, reason=reason, origin=origin, email=email, from_date=from_date, to_date=to_date
     )
+
+
+async def forget(*, session: AsyncSession, email: str) -> int:
+    """A data removal: the address leaves every suppression list, so mail to it is no longer
+    refused. No SubscriptionChange webhook is sent: it would carry the address being erased."""
+    return await repository.delete_for_email(session=session, email=email)

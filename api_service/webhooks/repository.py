@@ -101,3 +101,17 @@ async def recent_deliveries(*, session: AsyncSession, server_id: int, url: str, 
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars().all())
+
+
+DELETE_MENTIONING = text(
+    """
+    DELETE FROM webhook_deliveries WHERE id IN (
+           SELECT id FROM webhook_deliveries WHERE payload::text ~* :pattern LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id
+    """
+)
+
+
+async def delete_deliveries_mentioning(*, session: AsyncSession, pattern: str, limit: int) -> int:
+    """Up to `limit` outbox rows whose payload matches the PostgreSQL regular expression `pattern`."""
+    return len((await session.execute(DELETE_MENTIONING, {"pattern": pattern, "limit": limit})).all())

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.address_match import postgres_pattern
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Bounce, Server, Webhook, WebhookDelivery
 from api_service.servers import repository as servers_repository
@@ -270,3 +271,9 @@ async def recent_deliveries(*, session: AsyncSession, server_id: int, hook: Webh
 
 async def list_webhooks(*, session: AsyncSession, server_id: int, stream: str | None) -> list[Webhook]:
     return await repository.list_webhooks(session=session, server_id=server_id, stream=stream.lower() if stream else None)
+
+
+async def forget_address(*, session: AsyncSession, email: str, limit: int) -> int:
+    """A data removal: delete up to `limit` webhook events, sent or waiting, whose payload names the
+    address (a waiting one is then never sent); returns how many."""
+    return await repository.delete_deliveries_mentioning(session=session, pattern=postgres_pattern(email), limit=limit)

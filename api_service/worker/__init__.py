@@ -1,6 +1,7 @@
 """The worker process (`python -m api_service.worker`): the background loops of the domains that
-have one — delivery (`delivery.service`) and webhook sending (`webhooks.tasks`, whose attempts at
-inbound POSTs are reported to `inbound.service`) — polling PostgreSQL.
+have one — delivery (`delivery.service`), webhook sending (`webhooks.tasks`, whose attempts at
+inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys (`domains.tasks`) and
+data removals (`data_removals.tasks`) — polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
 leaves leases that expire, and its rows are claimed again.
@@ -18,9 +19,12 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from api_service.config import Settings, get_settings
+from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import transport_from_settings
+from api_service.domains.dns import lookup_for
+from api_service.domains.tasks import check_dns
 from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
 from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due
 
@@ -47,6 +51,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     sessionmaker = create_sessionmaker(engine)
     transport = transport_from_settings(settings, helo=settings.helo_name or socket.getfqdn())
     retry = schedule(settings.webhook_retry_schedule)
+    dns = lookup_for(settings.dns_resolver)
     try:
         async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=True, max_redirects=10) as client:
             await asyncio.gather(
@@ -61,6 +66,18 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                     lambda: send_due(sessionmaker=sessionmaker, client=client, retry_schedule=retry, outcome_handlers=OUTCOME_HANDLERS),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
+                ),
+                _loop(
+                    "data removals",
+                    lambda: process_due(sessionmaker=sessionmaker, settings=settings),
+                    stop=stop,
+                    idle=settings.worker_poll_seconds,
+                ),
+                _loop(
+                    "dns",
+                    lambda: check_dns(sessionmaker=sessionmaker, dns=dns, interval_seconds=settings.dns_check_interval_seconds),
+                    stop=stop,
+                    idle=min(60.0, settings.dns_check_interval_seconds),
                 ),
             )
     finally:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 from api_service.config import Settings
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
+from api_service.main import create_app
 from api_service.webhooks.tasks import schedule, send_due
 from api_service.worker import OUTCOME_HANDLERS
 from tests.compat.conftest import free_port
@@ -145,3 +148,34 @@ async def worker(app: FastAPI, settings: Settings, sink: tuple[SinkHandler, int]
     )
     transport = Transport(relay=parse_relay(worker_settings.outbound_relay), helo=socket.gethostname(), timeout=5)
     yield Worker(app=app, settings=worker_settings, transport=transport)
+
+
+@dataclass
+class OtherApp:
+    """The API with settings of a test's own (say SENDER_AUTO_CONFIRM off), on the same database."""
+
+    app: FastAPI
+    settings: Settings
+    client: httpx.AsyncClient
+
+
+MakeApp = Callable[..., Awaitable[OtherApp]]
+
+
+@pytest_asyncio.fixture
+async def other_app(app: FastAPI, settings: Settings) -> AsyncIterator[MakeApp]:
+    """`await other_app(sender_auto_confirm=False)`: an app with these settings changed, and a client for it."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**changes: Any) -> OtherApp:
+            changed = settings.model_copy(update=changes)
+            application = create_app(changed)
+            await stack.enter_async_context(application.router.lifespan_context(application))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=application), base_url="http://postgate.test", headers={"Accept": "application/json"}
+                )
+            )
+            return OtherApp(app=application, settings=changed, client=client)
+
+        yield make

@@ -20,6 +20,7 @@ from api_service.main import create_app
 from api_service.models import Base
 from smtp_service.config import SmtpSettings
 from smtp_service.server import serve
+from tests.api.core.dns_server import Zone, dns_server
 from tests.compat.factories import Sink
 from tests.compat.js_client import NodeDriver, PostmarkJs, PostmarkJsServer, node_unavailable_reason
 from tests.conftest import ACCOUNT_TOKEN
@@ -32,24 +33,40 @@ def free_port() -> int:
         return port
 
 
+# The DNS server each live API asks (its `host:port` is DNS_RESOLVER), by the API's URL: verifying a
+# domain never leaves loopback. Kept here rather than in a fixture of its own, because other test
+# packages import `live_api` alone.
+DNS_SERVERS: dict[str, tuple[Zone, str]] = {}
+
+
 @pytest.fixture(scope="module")
 def live_api(settings: Settings) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API did not start")
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with dns_server() as dns:
+        app = create_app(settings.model_copy(update={"dns_resolver": dns[1]}))
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the API did not start")
+            time.sleep(0.05)
+        DNS_SERVERS[url] = dns
+        try:
+            yield url
+        finally:
+            del DNS_SERVERS[url]
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+@pytest.fixture
+def compat_dns(live_api: str) -> tuple[Zone, str]:
+    """The live API's DNS server: publish records in its zone."""
+    return DNS_SERVERS[live_api]
 
 
 @pytest.fixture

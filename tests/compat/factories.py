@@ -11,12 +11,15 @@ from email.policy import SMTP as SMTP_POLICY
 
 import httpx
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import update
 
 from api_service.bounces.service import record_bounce
 from api_service.config import Settings
+from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
+from api_service.models import SenderSignature
 from api_service.webhooks.tasks import schedule, send_due
 from api_service.worker import OUTCOME_HANDLERS
 from shared.constants import BounceType
@@ -75,6 +78,30 @@ def post_webhooks(settings: Settings) -> int:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def unconfirm_sender(settings: Settings, signature_id: int) -> None:
+    """Make a signature wait for its confirmation link, as without SENDER_AUTO_CONFIRM."""
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await session.execute(update(SenderSignature).where(SenderSignature.id == signature_id).values(confirmed=False))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def run_data_removals(settings: Settings) -> None:
+    """Run the worker's data removal rounds until none is left to do."""
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+        while await process_due(sessionmaker=create_sessionmaker(engine), settings=settings):
+            pass
+        await engine.dispose()
+
+    asyncio.run(run())
 
 
 def deliver_queued(settings: Settings, relay_port: int) -> int:

@@ -18,7 +18,8 @@ from typing import IO, Any, Literal
 
 JS_DIR = Path(__file__).parent / "js"
 DRIVER = JS_DIR / "driver.mjs"
-MODELS = JS_DIR / "node_modules" / "postmark" / "dist" / "client" / "models"
+CLIENTS = JS_DIR / "node_modules" / "postmark" / "dist" / "client"
+MODELS = CLIENTS / "models"
 MIN_NODE_MAJOR = 18
 
 ClientKind = Literal["server", "account"]
@@ -195,3 +196,26 @@ def missing_fields(value: Any, interface: str) -> set[str]:
     """The required fields of a postmark.js model that `value` (a parsed result) lacks."""
     assert isinstance(value, dict), f"{interface} should be an object, got {value!r}"
     return required_fields(interface) - value.keys()
+
+
+METHOD = re.compile(r"^    (\w+)\(.*\): Promise<(\w+)(\[\])?>;$", re.MULTILINE)
+
+
+@functools.cache
+def return_types() -> dict[str, tuple[str, bool]]:
+    """`"<client>.<method>"` -> (the model its promise resolves to, whether it is an array of them), from the client's typings."""
+    found: dict[str, tuple[str, bool]] = {}
+    for kind, typings in (("server", "ServerClient.d.ts"), ("account", "AccountClient.d.ts")):
+        for method, model, array in METHOD.findall((CLIENTS / typings).read_text()):
+            found[f"{kind}.{method}"] = (model, bool(array))
+    return found
+
+
+def shape_problems(name: str, result: Any) -> set[str]:
+    """The required fields of the method's declared result (each item's, for an array) that `result` lacks."""
+    declared = return_types().get(name)
+    if declared is None or declared[0] not in client_interfaces():
+        return set()
+    model, array = declared
+    items = result if array and isinstance(result, list) else [result]
+    return set().union(*(missing_fields(item, model) for item in items)) if items else set()

@@ -19,7 +19,8 @@ import pytest
 from api_service.config import Settings
 from shared.constants import BounceType
 from tests.api.conftest import Receiver, receiver
-from tests.compat.factories import Sink, add_bounce, deliver_queued, post_webhooks, send_inbound
+from tests.api.core.dns_server import Zone
+from tests.compat.factories import Sink, add_bounce, deliver_queued, post_webhooks, run_data_removals, send_inbound, unconfirm_sender
 from tests.compat.js_client import PostmarkJs, PostmarkJsError, PostmarkJsServer, missing_fields, required_fields
 
 __all__ = ["receiver"]
@@ -307,6 +308,67 @@ class TestDomains:
         with pytest.raises(PostmarkJsError) as caught:
             send(js_server, "x@example.net", From="anyone@compat-domain.example")
         assert caught.value.code == 400
+
+    def test_rotate_the_dkim_key_and_verify_it_in_dns(self, js_server: PostmarkJsServer, compat_dns: tuple[Zone, str]) -> None:
+        created = js_server.account("createDomain", {"Name": "rotate.compat.example"})
+        rotated = js_server.account("rotateDomainDKIM", created["ID"])
+        assert missing_fields(rotated, "DomainDetails") == set()
+        assert rotated["DKIMUpdateStatus"] == "Pending"
+        assert rotated["DKIMHost"] == created["DKIMHost"]
+        compat_dns[0].txt(rotated["DKIMPendingHost"], rotated["DKIMPendingTextValue"])
+        verified = js_server.account("verifyDomainDKIM", created["ID"])
+        assert (verified["DKIMUpdateStatus"], verified["DKIMHost"]) == ("Regular", rotated["DKIMPendingHost"])
+        assert verified["DKIMRevokedHost"] == created["DKIMHost"]
+        assert verified["SafeToRemoveRevokedKeyFromDNS"] is False
+        compat_dns[0].cname("pm.rotate.compat.example", "bounces.localhost")
+        js_server.account("editDomain", created["ID"], {"ReturnPathDomain": "pm.rotate.compat.example"})
+        assert js_server.account("verifyDomainReturnPath", created["ID"])["ReturnPathDomainVerified"] is True
+        assert isinstance(js_server.account("verifyDomainSPF", created["ID"])["SPFVerified"], bool)
+
+
+class TestSenderActions:
+    def test_resend_confirmation_to_an_unconfirmed_signature_only(self, js_server: PostmarkJsServer, settings: Settings) -> None:
+        created = js_server.account("createSenderSignature", {"FromEmail": "later@compat.example", "Name": "Later"})
+        with pytest.raises(PostmarkJsError) as caught:
+            js_server.account("resendSenderSignatureConfirmation", created["ID"])
+        assert (caught.value.name, caught.value.code) == ("ApiInputError", 506)
+        unconfirm_sender(settings, created["ID"])
+        resent = js_server.account("resendSenderSignatureConfirmation", created["ID"])
+        assert missing_fields(resent, "DefaultResponse") == set()
+        assert resent["ErrorCode"] == 0
+        assert js_server.account("getSenderSignature", created["ID"])["Confirmed"] is False
+
+    def test_request_new_dkim_and_verify_spf(self, js_server: PostmarkJsServer) -> None:
+        js_server.account("createDomain", {"Name": "compat.example"})
+        [sender] = js_server.account("getSenderSignatures")["SenderSignatures"]
+        renewed = js_server.account("requestNewDKIMForSenderSignature", sender["ID"])
+        assert missing_fields(renewed, "SignatureDetails") == set()
+        assert renewed["DKIMUpdateStatus"] == "Pending"
+        assert renewed["DKIMPendingHost"].endswith("._domainkey.compat.example")
+        checked = js_server.account("verifySenderSignatureSPF", sender["ID"])
+        assert missing_fields(checked, "SignatureDetails") == set()
+        assert checked["SPFVerified"] is False  # the tests' DNS has no SPF record for it
+
+
+class TestDataRemoval:
+    def test_request_and_follow_it_to_done(self, js_server: PostmarkJsServer, settings: Settings) -> None:
+        send(js_server, "forget.me@example.net")
+        requested = js_server.account(
+            "requestDataRemoval",
+            {"RequestedBy": "privacy@compat.example", "RequestedFor": "forget.me@example.net", "NotifyWhenCompleted": False},
+        )
+        assert missing_fields(requested, "DataRemovalStatus") == set()
+        assert requested["Status"] == "Pending"
+        run_data_removals(settings)
+        status = js_server.account("getDataRemovalStatus", requested["ID"])
+        assert missing_fields(status, "DataRemovalStatus") == set()
+        assert (status["ID"], status["Status"]) == (requested["ID"], "Done")
+        assert js_server.server("getOutboundMessages", {"count": 10, "offset": 0})["TotalCount"] == 0
+
+    def test_unknown_request_is_an_api_input_error(self, js_server: PostmarkJsServer) -> None:
+        with pytest.raises(PostmarkJsError) as caught:
+            js_server.account("getDataRemovalStatus", 999)
+        assert (caught.value.status_code, caught.value.code) == (404, 1301)
 
 
 class TestBounces:

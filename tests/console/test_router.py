@@ -18,7 +18,7 @@ from api_service.bounces.service import record_bounce
 from api_service.config import Settings
 from api_service.console import cli
 from api_service.console import service as console_service
-from api_service.domains import service as domains_service
+from api_service.domains.dns import ResolverLookup
 from api_service.models import ConsoleSession, WebhookDelivery
 from api_service.webhooks.tasks import send_due
 from shared.constants import BounceType
@@ -448,10 +448,10 @@ class TestDomainsAndSenders:
         assert host
         assert value
 
-        async def published(name: str) -> list[str]:
+        async def published(self: ResolverLookup, name: str) -> list[str]:
             return [value.group(1)] if name == host.group(1) else []
 
-        monkeypatch.setattr(domains_service, "dns_txt", published)
+        monkeypatch.setattr(ResolverLookup, "txt", published)
         verified = await console.post(f"{page_url}/verify-dkim")
         assert verified.headers["location"].endswith("notice=dkim-verified")
         assert "Verified" in (await console.get("/console/domains")).text

@@ -51,6 +51,13 @@ class TestCompose:
         for name in ("api", "smtp", "worker"):
             assert compose["services"][name]["environment"]["OUTBOUND_RELAY"] == "smtp://mailpit:1025"
 
+    def test_confirmation_links_open_the_published_api(self, compose: dict[str, Any]) -> None:
+        # SENDER_AUTO_CONFIRM stays off: a new signature's link arrives in Mailpit and must open the API.
+        environment = compose["services"]["api"]["environment"]
+        assert "SENDER_AUTO_CONFIRM" not in environment
+        assert environment["PUBLIC_URL"].endswith("localhost:8000}")
+        assert "8000:8000" in compose["services"]["api"]["ports"]
+
     def test_every_command_exists_in_the_code(self, compose: dict[str, Any]) -> None:
         for name in ("api", "smtp", "worker"):
             command = " ".join(compose["services"][name]["command"])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from typing import Any
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -39,6 +39,14 @@ class Zone(BaseResolver):  # type: ignore[misc]
     def aaaa(self, name: str, *ips: str) -> None:
         for ip in ips:
             self._add(name, QTYPE.AAAA, AAAA(list(IPv6Address(ip).packed)))
+
+    def txt(self, name: str, *texts: str) -> None:
+        for text in texts:
+            # One string per 255 bytes, as a DNS provider splits a long DKIM key.
+            self._add(name, QTYPE.TXT, TXT([text[i : i + 255] for i in range(0, len(text), 255)]))
+
+    def cname(self, name: str, target: str) -> None:
+        self._add(name, QTYPE.CNAME, CNAME(target))
 
     def exists(self, name: str) -> None:
         """The name exists, with neither MX nor address."""

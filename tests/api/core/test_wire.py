@@ -5,6 +5,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from api_service.core.wire import is_exempt
 from tests.factories import ACCOUNT, message, sending_server
 
 pytestmark = pytest.mark.asyncio
@@ -134,3 +135,21 @@ class TestConsoleExemption:
             "/console/sign-in", content=b"x", headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(10**9)}
         )
         assert response.status_code == 413
+
+
+class TestConfirmationPageExemption:
+    """Only the pages under /confirm/sender/ skip the wire rules (their tokens keep their case)."""
+
+    async def test_only_paths_under_the_prefix_are_exempt(self) -> None:
+        assert is_exempt("/confirm/sender/AbC-123")
+        assert not is_exempt("/confirm/sender")
+        assert not is_exempt("/confirm")
+        assert not is_exempt("/confirm/senders/x")
+        assert not is_exempt("/senders/1")
+
+    async def test_a_form_post_reaches_the_page(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/confirm/sender/Unknown", content=b"x=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("text/html")

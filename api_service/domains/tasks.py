@@ -1,0 +1,20 @@
+"""The worker's DNS round: a rotated DKIM key replaces the old one, and a new domain becomes
+usable, as soon as DNS publishes them, without anyone calling verifyDkim."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api_service.domains import service
+from api_service.domains.dns import DnsLookup
+
+BATCH = 10
+
+
+async def check_dns(*, sessionmaker: async_sessionmaker[AsyncSession], dns: DnsLookup, interval_seconds: float) -> int:
+    """Look up the domains due for a check; returns how many were checked."""
+    async with sessionmaker() as session, session.begin():
+        checked_before = datetime.now(UTC) - timedelta(seconds=interval_seconds)
+        return await service.check_due(session=session, dns=dns, checked_before=checked_before, limit=BATCH)

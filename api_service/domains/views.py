@@ -1,0 +1,34 @@
+"""The DNS fields domains and sender signatures show (`DKIMHost`, `DKIMPendingHost`, `SPFTextValue` …)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from api_service.config import Settings
+from api_service.domains.service import dkim_host, dkim_value, safe_to_remove_revoked_key, update_status
+from api_service.models import Domain
+from shared.schemas.senders import DnsDetails
+
+
+def dns_details(domain: Domain | None, *, settings: Settings, now: datetime) -> DnsDetails:
+    """The records to publish for a domain and what was verified; all empty without a domain."""
+    if domain is None:
+        return DnsDetails(SPFTextValue=settings.spf_text_value, ReturnPathDomainCNAMEValue=settings.return_path_domain)
+    return DnsDetails(
+        SPFVerified=domain.spf_verified,
+        SPFHost=domain.name,
+        SPFTextValue=settings.spf_text_value,
+        DKIMVerified=domain.dkim_verified,
+        WeakDKIM=False,
+        DKIMHost=dkim_host(domain.dkim_selector, domain.name),
+        DKIMTextValue=dkim_value(domain.dkim_public_key),
+        DKIMPendingHost=dkim_host(domain.dkim_pending_selector, domain.name),
+        DKIMPendingTextValue=dkim_value(domain.dkim_pending_public_key),
+        DKIMRevokedHost=dkim_host(domain.dkim_revoked_selector, domain.name),
+        DKIMRevokedTextValue=dkim_value(domain.dkim_revoked_public_key),
+        SafeToRemoveRevokedKeyFromDNS=safe_to_remove_revoked_key(domain, now=now),
+        DKIMUpdateStatus=update_status(domain).value,
+        ReturnPathDomain=domain.return_path_domain,
+        ReturnPathDomainVerified=domain.return_path_verified,
+        ReturnPathDomainCNAMEValue=settings.return_path_domain,
+    )
