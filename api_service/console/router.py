@@ -13,6 +13,7 @@ import csv
 import io
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
@@ -41,10 +42,11 @@ from api_service.domains import service as domains_service
 from api_service.errors import PostmarkError
 from api_service.messages import repository as messages_repository
 from api_service.messages import service as messages_service
-from api_service.models import Server
+from api_service.models import MessageStream, Server
 from api_service.senders import service as senders_service
 from api_service.servers import service as servers_service
 from api_service.servers.router import MASK, to_wire
+from api_service.streams import service as streams_service
 from api_service.suppressions import service as suppressions_service
 from api_service.webhooks import service as webhooks_service
 from shared.constants import (
@@ -56,10 +58,13 @@ from shared.constants import (
     BounceType,
     ErrorCode,
     MessageStatus,
+    StreamType,
     TrackLinks,
+    UnsubscribeHandlingType,
 )
 from shared.schemas.senders import DomainCreate, SenderCreate
 from shared.schemas.servers import ServerCreate, ServerEdit
+from shared.schemas.streams import StreamCreate, StreamEdit, SubscriptionConfig
 from shared.schemas.suppressions import SuppressionAddress, SuppressionChange
 from shared.schemas.webhooks import WebhookHttpAuth, WebhookHttpHeader, WebhookWrite
 
@@ -88,6 +93,9 @@ NOTICES = {
     "domain-deleted": "The domain is deleted.",
     "sender-added": "The sender signature is added; it can send at once.",
     "sender-deleted": "The sender signature is deleted.",
+    "stream-added": "The stream is created; send to it with its ID as MessageStream.",
+    "stream-archived": "The stream is archived: mail sent to it is refused until it is unarchived.",
+    "stream-unarchived": "The stream is active again.",
 }
 WEBHOOK_TRIGGERS = ("Delivery", "Bounce", "SpamComplaint", "SubscriptionChange", "Open", "Click")
 HOOK_FIELDS = (
@@ -748,11 +756,190 @@ async def export_suppressions(request: Request, server: ServerPage, session: Ses
 
 # --- streams -----------------------------------------------------------------------------------
 
+NEW_STREAM_TYPES = (StreamType.TRANSACTIONAL.value, StreamType.BROADCASTS.value)
+BROADCAST_HANDLING = (UnsubscribeHandlingType.POSTMARK.value, UnsubscribeHandlingType.CUSTOM.value)
+
+
+def stream_values(form: FormData | None = None) -> dict[str, str]:
+    if form is None:
+        return {
+            "id": "",
+            "name": "",
+            "type": StreamType.TRANSACTIONAL.value,
+            "description": "",
+            "handling": UnsubscribeHandlingType.POSTMARK.value,
+        }
+    return {
+        "id": field(form, "id"),
+        "name": field(form, "name"),
+        "type": field(form, "type"),
+        "description": field(form, "description"),
+        "handling": field(form, "handling"),
+    }
+
+
+def subscription_config(stream_type: str, handling: str) -> SubscriptionConfig | None:
+    """Only a Broadcasts stream has a choice; the streams service checks the value."""
+    return SubscriptionConfig(UnsubscribeHandlingType=handling) if stream_type == StreamType.BROADCASTS.value and handling else None
+
+
+async def streams_page(
+    request: Request,
+    session: AsyncSession,
+    server: Server,
+    identity: service.Identity,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    rows = await streams_service.list_streams(session=session, server_id=server.id, stream_type=None, include_archived=True)
+    return render(
+        request,
+        "streams.html",
+        {
+            "identity": identity,
+            "server": server,
+            "section": "streams",
+            "streams": rows,
+            "purge": {s.stream_id: streams_service.expected_purge_date(s) for s in rows},
+            "types": NEW_STREAM_TYPES,
+            "handlings": BROADCAST_HANDLING,
+            "values": values or stream_values(),
+            "error": error,
+            "notice": notice_of(request),
+        },
+        status=status,
+    )
+
 
 @router.get("/servers/{server_id}/streams")
 async def streams(request: Request, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
-    rows = await servers_service.list_streams(session=session, server_id=server.id)
-    return render(request, "streams.html", {"identity": identity, "server": server, "section": "streams", "streams": rows})
+    return await streams_page(request, session, server, identity)
+
+
+@router.post("/servers/{server_id}/streams")
+async def add_stream(request: Request, server: ServerPage, session: Session, identity: Signed, form: CheckedForm) -> Response:
+    values = stream_values(form)
+    server_id = server.id
+    data = StreamCreate(
+        ID=values["id"],
+        Name=values["name"],
+        MessageStreamType=values["type"],
+        Description=values["description"],
+        SubscriptionManagementConfiguration=subscription_config(values["type"], values["handling"]),
+    )
+    try:
+        stream = await streams_service.create_stream(session=session, server_id=server_id, data=data)
+    except PostmarkError as exc:
+        reloaded = await failed(session, server_id)
+        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
+        return await streams_page(request, session, reloaded, identity, values=values, error=exc.message, status=422)
+    return redirect(server_url(server, f"streams/{stream.stream_id}"), notice="stream-added")
+
+
+async def stream_page(
+    request: Request,
+    session: AsyncSession,
+    server: Server,
+    identity: service.Identity,
+    stream_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    stream = await streams_service.get_stream(session=session, server_id=server.id, stream_id=stream_id)
+    if stream is None:
+        raise StarletteHTTPException(404)
+    return render(
+        request,
+        "stream.html",
+        {
+            "identity": identity,
+            "server": server,
+            "section": "streams",
+            "stream": stream,
+            "purge_at": streams_service.expected_purge_date(stream),
+            "purge_days": streams_service.PURGE_AFTER.days,
+            "can_archive": stream.stream_id not in streams_service.UNARCHIVABLE,
+            "handlings": BROADCAST_HANDLING,
+            "values": values or {"name": stream.name, "description": stream.description or "", "handling": stream.unsubscribe_handling},
+            "error": error,
+            "notice": notice_of(request),
+        },
+        status=status,
+    )
+
+
+@router.get("/servers/{server_id}/streams/{stream_id}")
+async def stream(request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
+    return await stream_page(request, session, server, identity, stream_id)
+
+
+async def stream_change(
+    request: Request,
+    session: AsyncSession,
+    server: Server,
+    identity: service.Identity,
+    stream_id: str,
+    change: Callable[[], Awaitable[MessageStream]],
+    *,
+    notice: str,
+) -> Response:
+    """Run one streams-service change; a refusal re-renders the stream's page with the service's message."""
+    server_id = server.id
+    try:
+        changed = await change()
+    except PostmarkError as exc:
+        reloaded = await failed(session, server_id)
+        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
+        return await stream_page(request, session, reloaded, identity, stream_id, error=exc.message, status=422)
+    return redirect(server_url(server, f"streams/{changed.stream_id}"), notice=notice)
+
+
+@router.post("/servers/{server_id}/streams/{stream_id}")
+async def edit_stream(
+    request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    current = await streams_service.get_stream(session=session, server_id=server.id, stream_id=stream_id)
+    if current is None:
+        raise StarletteHTTPException(404)
+    values = stream_values(form)
+    data = StreamEdit(
+        Name=values["name"],
+        Description=values["description"],
+        SubscriptionManagementConfiguration=subscription_config(current.stream_type, values["handling"]),
+    )
+    server_id = server.id
+    try:
+        await streams_service.edit_stream(session=session, server_id=server_id, stream_id=stream_id, data=data)
+    except PostmarkError as exc:
+        reloaded = await failed(session, server_id)
+        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
+        return await stream_page(request, session, reloaded, identity, stream_id, values=values, error=exc.message, status=422)
+    return redirect(server_url(server, f"streams/{current.stream_id}"), notice="saved")
+
+
+@router.post("/servers/{server_id}/streams/{stream_id}/archive")
+async def archive_stream(
+    request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    async def archive() -> MessageStream:
+        archived, _ = await streams_service.archive_stream(session=session, server_id=server.id, stream_id=stream_id)
+        return archived
+
+    return await stream_change(request, session, server, identity, stream_id, archive, notice="stream-archived")
+
+
+@router.post("/servers/{server_id}/streams/{stream_id}/unarchive")
+async def unarchive_stream(
+    request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    async def unarchive() -> MessageStream:
+        return await streams_service.unarchive_stream(session=session, server_id=server.id, stream_id=stream_id)
+
+    return await stream_change(request, session, server, identity, stream_id, unarchive, notice="stream-unarchived")
 
 
 # --- webhooks ----------------------------------------------------------------------------------

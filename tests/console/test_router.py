@@ -332,6 +332,71 @@ class TestStreams:
         for name in ("Default Transactional Stream", "Default Inbound Stream", "Default Broadcast Stream"):
             assert name in page
 
+    async def test_create_edit_archive_and_unarchive_as_the_api_sees_them(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/streams"
+        added = await console.post(
+            url, {"id": "newsletter", "name": "Newsletter", "type": "Broadcasts", "description": "Monthly", "handling": "Custom"}
+        )
+        assert added.status_code == 303
+        assert added.headers["location"] == f"{url}/newsletter?notice=stream-added"
+        api = (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()
+        assert (api["Name"], api["MessageStreamType"], api["Description"]) == ("Newsletter", "Broadcasts", "Monthly")
+        assert api["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"] == "Custom"
+
+        await console.post(f"{url}/newsletter", {"name": "News", "description": "Weekly", "handling": "Postmark"})
+        api = (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()
+        assert (api["Name"], api["Description"]) == ("News", "Weekly")
+        assert api["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"] == "Postmark"
+
+        archived = await console.post(f"{url}/newsletter/archive")
+        assert archived.headers["location"].endswith("notice=stream-archived")
+        api = (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()
+        purge = api["ExpectedPurgeDate"]
+        assert purge
+        page = (await console.get(f"{url}/newsletter")).text
+        assert "Purge date" in page
+        assert purge[:10] in page
+        assert "Unarchive" in page
+        listed = (await console.get(url)).text
+        assert "Archived" in listed
+        assert f"purge date {purge[:10]}" in listed
+        refused = await console.client.post("/email", json=message(MessageStream="newsletter"), headers=server.headers)
+        assert refused.status_code == 422
+
+        await console.post(f"{url}/newsletter/unarchive")
+        assert (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()["ArchivedAt"] is None
+
+    async def test_refusals_are_explained_and_change_nothing(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/streams"
+        taken = await console.post(url, {"id": "outbound", "name": "Again", "type": "Transactional"})
+        assert taken.status_code == 422
+        assert "The &#39;ID&#39; provided already exists for this server." in taken.text
+        assert 'value="Again"' in taken.text
+        bad = await console.post(url, {"id": "Not An Id", "name": "X", "type": "Transactional"})
+        assert bad.status_code == 422
+        assert "must start with a letter" in bad.text
+        edit = await console.post(f"{url}/outbound", {"name": "", "description": ""})
+        assert edit.status_code == 422
+        assert "A valid &#39;Name&#39; must be provided." in edit.text
+        assert (await console.client.get("/message-streams/outbound", headers=server.headers)).json()[
+            "Name"
+        ] == "Default Transactional Stream"
+        default = await console.post(f"{url}/outbound/archive")
+        assert default.status_code == 422
+        assert "You cannot archive the default transactional and inbound streams." in default.text
+        assert (await console.client.get("/message-streams/outbound", headers=server.headers)).json()["ArchivedAt"] is None
+
+    async def test_unknown_stream_is_a_404_page_and_forms_need_the_csrf_token(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/streams"
+        assert (await console.get(f"{url}/nope")).status_code == 404
+        assert (await console.post(f"{url}/nope", {"name": "x"})).status_code == 404
+        forged = await console.client.post(f"{url}/broadcast/archive")
+        assert forged.status_code == 403
+        assert (await console.client.get("/message-streams/broadcast", headers=server.headers)).json()["ArchivedAt"] is None
+
 
 class TestWebhooks:
     async def test_add_edit_test_event_and_its_delivery_status(self, app: FastAPI, console: Console) -> None:
