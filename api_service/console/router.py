@@ -42,7 +42,7 @@ from api_service.domains import service as domains_service
 from api_service.errors import PostmarkError
 from api_service.messages import repository as messages_repository
 from api_service.messages import service as messages_service
-from api_service.models import MessageStream, Server
+from api_service.models import MessageClick, MessageOpen, MessageStream, Server
 from api_service.senders import service as senders_service
 from api_service.servers import service as servers_service
 from api_service.servers.router import MASK, to_wire
@@ -57,6 +57,7 @@ from shared.constants import (
     SERVER_COLORS,
     BounceType,
     ErrorCode,
+    MessageEventType,
     MessageStatus,
     StreamType,
     TrackLinks,
@@ -74,6 +75,7 @@ SESSION_COOKIE = "postgate_console"
 SIGN_IN_COOKIE = "postgate_console_sign_in"
 PAGE_SIZE = 25
 RAW_SHOWN_BYTES = 256 * 1024
+TIMELINE_READS = 100  # the newest opens, and the newest clicks, a message page shows
 STATS_DAYS = (7, 30, 90)
 NOTICES = {
     "signed-out": "You are signed out.",
@@ -459,6 +461,11 @@ class TimelineEntry:
     details: list[tuple[str, str]]
 
 
+def reader_details(row: MessageOpen | MessageClick) -> list[tuple[str, str]]:
+    """Who opened or clicked, as the tracking service recorded it."""
+    return [("Client", row.client_name), ("OS", row.os_name), ("Platform", row.platform)]
+
+
 def decoded_header(value: str) -> str:
     try:
         return str(make_header(decode_header(value)))
@@ -496,11 +503,19 @@ def html_preview_csp(*, images: bool) -> str:
 async def message_page(request: Request, message_id: str, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
     message = await messages_service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
     events = await messages_service.list_events(session=session, message_id=message.id)
+    of_message = messages_service.ActivityFilter(message_id=message.id)
+    opens_total, opens = await messages_service.list_opens(
+        session=session, server_id=server.id, filters=of_message, count=TIMELINE_READS, offset=0
+    )
+    clicks_total, clicks = await messages_service.list_clicks(
+        session=session, server_id=server.id, filters=of_message, count=TIMELINE_READS, offset=0
+    )
     timeline = [
         TimelineEntry(
             type="Queued", at=message.created_at, recipient=", ".join(message.recipients), details=[("Source", message.source.upper())]
         )
     ]
+    # Opens and clicks come from their own rows, which hold the reader's client, OS and platform.
     timeline += [
         TimelineEntry(
             type=e.type,
@@ -509,7 +524,19 @@ async def message_page(request: Request, message_id: str, server: ServerPage, se
             details=[(str(k), str(v)) for k, v in e.details.items() if v not in ("", None)],
         )
         for e in events
+        if e.type not in (MessageEventType.OPENED, MessageEventType.LINK_CLICKED)
     ]
+    timeline += [TimelineEntry(type="Opened", at=o.created_at, recipient=o.recipient, details=reader_details(o)) for o in opens]
+    timeline += [
+        TimelineEntry(
+            type="Clicked",
+            at=c.created_at,
+            recipient=c.recipient,
+            details=[("Link", c.original_link), ("In", f"{c.click_location} part"), *reader_details(c)],
+        )
+        for c in clicks
+    ]
+    timeline.sort(key=lambda entry: entry.at)
     text, html, problem = message_bodies(message.raw_mime)
     raw = message.raw_mime[:RAW_SHOWN_BYTES].decode("utf-8", "replace")
     images = request.query_params.get("images") == "1"
@@ -538,6 +565,7 @@ async def message_page(request: Request, message_id: str, server: ServerPage, se
             "raw": raw,
             "raw_truncated": len(message.raw_mime) > RAW_SHOWN_BYTES,
             "bounces": [bounce_view(row) for row in bounces[1]],
+            "reads_left_out": opens_total - len(opens) + clicks_total - len(clicks),
         },
     )
 

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -20,13 +21,17 @@ from api_service.console import cli
 from api_service.console import service as console_service
 from api_service.domains import service as domains_service
 from api_service.models import ConsoleSession, WebhookDelivery
+from api_service.servers.service import get_server_or_raise
+from api_service.tracking import tokens
 from api_service.webhooks.tasks import send_due
-from shared.constants import BounceType
+from shared.constants import BounceType, ClickLocation
 from tests.console.conftest import Console, csrf_of, sign_in, signed_in_console
 from tests.factories import ACCOUNT, ServerHandle, create_server, message, sending_server
 
 pytestmark = pytest.mark.asyncio
 
+CHROME_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+SAFARI_IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options")
 
 
@@ -35,6 +40,28 @@ async def send(client: httpx.AsyncClient, server: ServerHandle, **fields: Any) -
     assert response.status_code == 200, response.text
     message_id: str = response.json()["MessageID"]
     return message_id
+
+
+async def track(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    server: ServerHandle,
+    message_id: str,
+    *,
+    recipient: str,
+    user_agent: str,
+    link: str | None = None,
+) -> None:
+    """Fetch the message's open pixel, or one of its tracked links, as the recipient's mail client would."""
+    async with app.state.sessionmaker() as session:
+        secret = (await get_server_or_raise(session=session, server_id=server.id)).tracking_secret
+    if link is None:
+        token = tokens.seal(secret, tokens.Payload(tokens.Kind.OPEN, uuid.UUID(message_id), recipient))
+        assert (await client.get(f"/t/o/{token}", headers={"User-Agent": user_agent})).status_code == 200
+    else:
+        token = tokens.seal(secret, tokens.Payload(tokens.Kind.CLICK, uuid.UUID(message_id), recipient, ClickLocation.HTML, link))
+        followed = await client.get(f"/t/c/{token}", headers={"User-Agent": user_agent})
+        assert followed.is_redirect
 
 
 async def add_bounce(app: FastAPI, server: ServerHandle, *, email: str, bounce_type: BounceType = BounceType.HARD_BOUNCE) -> int:
@@ -254,6 +281,37 @@ class TestMessagePage:
         raw = await console.get(f"/console/servers/{server.id}/messages/{message_id}/raw")
         assert raw.headers["content-type"] == "message/rfc822"
         assert b"Subject:" in raw.content
+
+    async def test_opens_and_clicks_in_the_timeline_with_client_os_platform_and_link(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        message_id = await send(
+            console.client, server, To="reader@example.net", HtmlBody='<a href="https://example.com/pricing">Prices</a>'
+        )
+        await track(app, console.client, server, message_id, recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        await track(
+            app,
+            console.client,
+            server,
+            message_id,
+            recipient="reader@example.net",
+            user_agent=SAFARI_IPHONE,
+            link="https://example.com/pricing?a=1&b=<2>",
+        )
+        page = (await console.get(f"/console/servers/{server.id}/messages/{message_id}")).text
+        timeline = page[page.index('<ol class="timeline">') : page.index("</ol>")]
+        opened = timeline[timeline.index("<strong>Opened</strong>") : timeline.index("<strong>Clicked</strong>")]
+        assert "reader@example.net" in opened
+        assert "Client: Chrome 120.0" in opened
+        assert "OS: Windows 10" in opened
+        assert "Platform: Desktop" in opened
+        clicked = timeline[timeline.index("<strong>Clicked</strong>") :]
+        assert "Link: https://example.com/pricing?a=1&amp;b=&lt;2&gt;" in clicked
+        assert "In: HTML part" in clicked
+        assert "Client: Mobile Safari 17.0" in clicked
+        assert "OS: iOS 17.0" in clicked
+        assert "Platform: Mobile" in clicked
+        assert timeline.index("<strong>Queued</strong>") < timeline.index("<strong>Opened</strong>")
+        assert timeline.count("<strong>Opened</strong>") == 1  # from its row, not once more from its event
 
     async def test_unknown_message_is_a_404_page(self, console: Console) -> None:
         server = await sending_server(console.client)
