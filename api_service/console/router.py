@@ -15,12 +15,13 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -46,6 +47,8 @@ from api_service.models import MessageClick, MessageOpen, MessageStream, Server
 from api_service.senders import service as senders_service
 from api_service.servers import service as servers_service
 from api_service.servers.router import MASK, to_wire
+from api_service.stats import service as stats_service
+from api_service.stats.repository import EASTERN as STATS_TIME_ZONE
 from api_service.streams import service as streams_service
 from api_service.suppressions import service as suppressions_service
 from api_service.webhooks import service as webhooks_service
@@ -1248,6 +1251,27 @@ async def save_settings(
 # --- stats -------------------------------------------------------------------------------------
 
 
+def per_day(result: dict[str, Any], key: str, days: list[date]) -> list[int]:
+    """One key of a stats-service series, one number per day (Postmark's series leave out zeros)."""
+    by_day = {d["Date"]: int(d.get(key, 0)) for d in result["Days"]}
+    return [by_day.get(day.isoformat(), 0) for day in days]
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """A small table: how a total splits (by platform, by email client), largest first."""
+
+    title: str
+    rows: list[tuple[str, int, float]]
+
+
+def breakdown(title: str, result: dict[str, Any]) -> Breakdown:
+    totals = {str(k): int(v) for k, v in result.items() if k != "Days"}
+    whole = sum(totals.values())
+    ordered = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    return Breakdown(title=title, rows=[(name, n, 100 * n / whole) for name, n in ordered if n])
+
+
 @router.get("/servers/{server_id}/stats")
 async def stats(request: Request, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
     try:
@@ -1255,17 +1279,26 @@ async def stats(request: Request, server: ServerPage, session: Session, identity
     except ValueError:
         span = 30
     span = span if span in STATS_DAYS else 30
-    today = datetime.now(UTC).date()
+    # The stats service counts US Eastern days, as Postmark's stats do.
+    zone = ZoneInfo(STATS_TIME_ZONE)
+    today = datetime.now(zone).date()
     days = [today - timedelta(days=span - 1 - i) for i in range(span)]
-    since = datetime.combine(days[0], datetime.min.time(), UTC)
-    sends = await messages_service.count_per_day(session=session, server_id=server.id, since=since)
-    bounced = await bounces_service.count_per_day(session=session, server_id=server.id, since=since)
-    # Opens and clicks become two more Series here once tracking records them.
+    f = stats_service.StatsFilter(server_id=server.id, from_date=datetime.combine(days[0], time.min, zone))
+    overview = await stats_service.overview(session=session, f=f)
+    opens = await stats_service.opens(session=session, f=f)
+    clicks = await stats_service.clicks(session=session, f=f)
     series = [
-        Series(key="sends", label="sent", values=[sends.get(d, 0) for d in days]),
-        Series(key="bounces", label="bounced", values=[bounced.get(d, 0) for d in days]),
+        Series(key="sends", label="sent", values=per_day(await stats_service.sends(session=session, f=f), "Sent", days)),
+        Series(key="bounces", label="bounced", values=per_day(await stats_service.bounced(session=session, f=f), "Bounced", days)),
+        Series(key="opens", label="opened", values=per_day(opens, "Opens", days)),
+        Series(key="clicks", label="clicked", values=per_day(clicks, "Clicks", days)),
     ]
-    total_sent, total_bounced = sum(series[0].values), sum(series[1].values)
+    columns = [
+        *[(s.label.capitalize(), s.values) for s in series[:3]],
+        ("Unique opens", per_day(opens, "Unique", days)),
+        ("Clicked", series[3].values),
+        ("Unique link clicks", per_day(clicks, "Unique", days)),
+    ]
     return render(
         request,
         "stats.html",
@@ -1275,12 +1308,16 @@ async def stats(request: Request, server: ServerPage, session: Session, identity
             "section": "stats",
             "span": span,
             "spans": STATS_DAYS,
-            "chart": bar_chart(days, series, title=f"Messages sent and bounced per day, last {span} days"),
+            "chart": bar_chart(days, series, title=f"Messages sent, bounced, opened and clicked per day, last {span} days"),
             "series": series,
-            "rows": [(d, [s.values[i] for s in series]) for i, d in reversed(list(enumerate(days)))],
-            "total_sent": total_sent,
-            "total_bounced": total_bounced,
-            "bounce_rate": (100 * total_bounced / total_sent) if total_sent else 0.0,
+            "columns": [name for name, _ in columns],
+            "rows": [(d, [values[i] for _, values in columns]) for i, d in reversed(list(enumerate(days)))],
+            "overview": overview,
+            "breakdowns": [
+                breakdown("Opens by platform", await stats_service.open_platforms(session=session, f=f)),
+                breakdown("Opens by email client", await stats_service.email_clients(session=session, f=f)),
+                breakdown("Clicks by platform", await stats_service.click_platforms(session=session, f=f)),
+            ],
         },
     )
 

@@ -549,16 +549,36 @@ class TestSettings:
 
 
 class TestStats:
-    async def test_chart_counts_sends_and_bounces_of_today(self, app: FastAPI, console: Console) -> None:
+    async def test_chart_counts_sends_bounces_opens_and_clicks_of_today_as_the_stats_api(self, app: FastAPI, console: Console) -> None:
         server = await sending_server(console.client)
-        for _ in range(3):
-            await send(console.client, server)
+        sent = [await send(console.client, server, To="reader@example.net") for _ in range(3)]
         await add_bounce(app, server, email="x@example.net")
+        await track(app, console.client, server, sent[0], recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        await track(app, console.client, server, sent[0], recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        await track(app, console.client, server, sent[1], recipient="reader@example.net", user_agent=SAFARI_IPHONE)
+        await track(
+            app, console.client, server, sent[1], recipient="reader@example.net", user_agent=SAFARI_IPHONE, link="https://example.com/a"
+        )
         page = (await console.get(f"/console/servers/{server.id}/stats", days="7")).text
         bars = re.findall(r'<rect class="bar series-(\w+)"[^>]*data-value="(\d+)"', page)
-        assert len(bars) == 14
-        assert bars[-2:] == [("sends", "3"), ("bounces", "1")]
-        assert "33.3%" in page
+        assert len(bars) == 28
+        assert bars[-4:] == [("sends", "3"), ("bounces", "1"), ("opens", "3"), ("clicks", "1")]
+        assert "Bounce rate 33.3%" in page
+        overview = (await console.client.get("/stats/outbound", headers=server.headers)).json()
+        assert (overview["Sent"], overview["Bounced"], overview["Opens"], overview["UniqueOpens"]) == (3, 1, 3, 2)
+        assert "unique; 3 opens in all" in page
+        platforms = page[page.index("<h2>Opens by platform</h2>") : page.index("<h2>Opens by email client</h2>")]
+        assert re.search(r"<td>Desktop</td><td class=\"num\">2</td><td class=\"num muted\">67%</td>", platforms)
+        assert re.search(r"<td>Mobile</td><td class=\"num\">1</td>", platforms)
+        clients = page[page.index("<h2>Opens by email client</h2>") : page.index("<h2>Clicks by platform</h2>")]
+        assert "<td>Chrome</td>" in clients
+        assert "<td>Mobile Safari</td>" in clients
+
+    async def test_without_activity_the_tables_say_so_and_an_unknown_span_is_thirty_days(self, console: Console) -> None:
+        server = await create_server(console.client)
+        page = (await console.get(f"/console/servers/{server.id}/stats", days="13")).text
+        assert len(re.findall(r'<rect class="bar', page)) == 30 * 4
+        assert page.count("None yet") == 3
 
 
 class TestDomainsAndSenders:
