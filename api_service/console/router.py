@@ -78,6 +78,9 @@ SESSION_COOKIE = "postgate_console"
 SIGN_IN_COOKIE = "postgate_console_sign_in"
 PAGE_SIZE = 25
 RAW_SHOWN_BYTES = 256 * 1024
+# Starlette's default is 1 MB a field; a template body may be 5 MB (more once URL-encoded). The wire
+# middleware caps the whole request body before it is read.
+FORM_FIELD_BYTES = 32 * 1024 * 1024
 TIMELINE_READS = 100  # the newest opens, and the newest clicks, a message page shows
 STATS_DAYS = (7, 30, 90)
 NOTICES = {
@@ -205,7 +208,7 @@ Signed = Annotated[service.Identity, Depends(signed_in)]
 
 async def checked_form(request: Request, identity: Signed) -> FormData:
     """The posted form, after its CSRF token matched the session's."""
-    form = await request.form()
+    form = await request.form(max_part_size=FORM_FIELD_BYTES)
     given = field(form, "csrf_token") or request.headers.get("X-CSRF-Token")
     if not service.tokens_equal(identity.csrf_token, given):
         raise StarletteHTTPException(403, "This form has expired or was sent from another site. Go back, reload the page and try again.")
@@ -502,6 +505,16 @@ def html_preview_csp(*, images: bool) -> str:
     )
 
 
+def html_preview_headers(*, images: bool) -> dict[str, str]:
+    """The headers of every response shown in a preview frame (a message's HTML, a template's rendering)."""
+    return {
+        "Content-Security-Policy": html_preview_csp(images=images),
+        "X-Frame-Options": "SAMEORIGIN",
+        # Remote images (when loaded) must not learn the console's address.
+        "Referrer-Policy": "no-referrer",
+    }
+
+
 @router.get("/servers/{server_id}/messages/{message_id}")
 async def message_page(request: Request, message_id: str, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
     message = await messages_service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
@@ -578,16 +591,7 @@ async def message_html(request: Request, message_id: str, server: ServerPage, se
     """The message's own HTML, for the sandboxed preview frame only: its CSP forbids scripts and remote loads."""
     message = await messages_service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
     _, html, _ = message_bodies(message.raw_mime)
-    images = request.query_params.get("images") == "1"
-    return HTMLResponse(
-        html,
-        headers={
-            "Content-Security-Policy": html_preview_csp(images=images),
-            "X-Frame-Options": "SAMEORIGIN",
-            # Remote images (when loaded) must not learn the console's address.
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+    return HTMLResponse(html, headers=html_preview_headers(images=request.query_params.get("images") == "1"))
 
 
 @router.get("/servers/{server_id}/messages/{message_id}/raw")
