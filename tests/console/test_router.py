@@ -621,7 +621,19 @@ class TestErrorsAndHeaders:
         server = await sending_server(console.client)
         message_id = await send(console.client, server)
         pages = [
-            f"/console/servers/{server.id}/{p}" for p in ("activity", "bounces", "suppressions", "streams", "webhooks", "settings", "stats")
+            f"/console/servers/{server.id}/{p}"
+            for p in (
+                "activity",
+                "bounces",
+                "suppressions",
+                "templates",
+                "templates/new",
+                "streams",
+                "streams/outbound",
+                "webhooks",
+                "settings",
+                "stats",
+            )
         ]
         pages += ["/console/servers", "/console/domains", "/console/senders", "/console/sign-in", "/console/nope"]
         pages += [f"/console/servers/{server.id}/messages/{message_id}"]
