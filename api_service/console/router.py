@@ -840,6 +840,7 @@ async def streams_page(
             "purge": {s.stream_id: streams_service.expected_purge_date(s) for s in rows},
             "types": NEW_STREAM_TYPES,
             "handlings": BROADCAST_HANDLING,
+            "max_streams": streams_service.MAX_STREAMS,
             "values": values or stream_values(),
             "error": error,
             "notice": notice_of(request),

@@ -303,12 +303,13 @@ async def editor_page(
     editor: Editor,
     stored: StoredTemplate | None,
     draft: bool,
+    checked_already: Check | None = None,
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     """The editor; `stored` None for a new template. A `draft` (new, or posted and refused) differs from
     what is saved, so its preview frame is filled by posting the form, not from the saved template."""
-    result = await check(session=session, server_id=server.id, editor=editor)
+    result = checked_already or await check(session=session, server_id=server.id, editor=editor)
     layouts: list[StoredTemplate] = []
     users: list[StoredTemplate] = []
     if not editor.is_layout:
@@ -423,10 +424,27 @@ async def stored_template(session: AsyncSession, server: Server, template_id: in
 
 @router.get("/servers/{server_id}/templates/{template_id}")
 async def template(request: Request, template_id: EntityId, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
+    return await saved_editor_page(request, session, server, identity, template_id)
+
+
+async def saved_editor_page(
+    request: Request,
+    session: AsyncSession,
+    server: Server,
+    identity: service.Identity,
+    template_id: int,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The editor of a saved template, its test model filled from the suggested model."""
     stored = await stored_template(session, server, template_id)
     editor = Editor.from_stored(stored)
-    editor.test_model = (await check(session=session, server_id=server.id, editor=editor)).suggested_json
-    return await editor_page(request, session, server, identity, editor=editor, stored=stored, draft=False)
+    result = await check(session=session, server_id=server.id, editor=editor)
+    editor.test_model = result.suggested_json
+    return await editor_page(
+        request, session, server, identity, editor=editor, stored=stored, draft=False, checked_already=result, error=error, status=status
+    )
 
 
 @router.get("/servers/{server_id}/templates/{template_id}/preview.html")
@@ -470,10 +488,5 @@ async def delete_template(
     except PostmarkError as exc:
         reloaded = await failed(session, server_id)
         assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
-        stored = await stored_template(session, reloaded, template_id)
-        editor = Editor.from_stored(stored)
-        editor.test_model = (await check(session=session, server_id=server_id, editor=editor)).suggested_json
-        return await editor_page(
-            request, session, reloaded, identity, editor=editor, stored=stored, draft=False, error=exc.message, status=422
-        )
+        return await saved_editor_page(request, session, reloaded, identity, template_id, error=exc.message, status=422)
     return redirect(templates_url(server), notice="template-deleted")

@@ -566,7 +566,7 @@ class TestStats:
         assert "Bounce rate 33.3%" in page
         overview = (await console.client.get("/stats/outbound", headers=server.headers)).json()
         assert (overview["Sent"], overview["Bounced"], overview["Opens"], overview["UniqueOpens"]) == (3, 1, 3, 2)
-        assert "unique; 3 opens in all" in page
+        assert "unique · 3 in all" in page
         platforms = page[page.index("<h2>Opens by platform</h2>") : page.index("<h2>Opens by email client</h2>")]
         assert re.search(r"<td>Desktop</td><td class=\"num\">2</td><td class=\"num muted\">67%</td>", platforms)
         assert re.search(r"<td>Mobile</td><td class=\"num\">1</td>", platforms)
