@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,13 +105,6 @@ async def count_inactive(*, session: AsyncSession, server_id: int) -> int:
 async def bounce_tags(*, session: AsyncSession, server_id: int) -> list[str]:
     stmt = select(Bounce.tag).where(Bounce.server_id == server_id, Bounce.tag != "").distinct().order_by(Bounce.tag)
     return list((await session.execute(stmt)).scalars().all())
-
-
-async def count_per_day(*, session: AsyncSession, server_id: int, since: datetime) -> dict[date, int]:
-    """Bounces (of every type) per UTC day since `since` (days without any are absent)."""
-    day = func.date(func.timezone("UTC", Bounce.bounced_at))
-    stmt = select(day, func.count()).where(Bounce.server_id == server_id, Bounce.bounced_at >= since).group_by(day)
-    return {d: int(c) for d, c in (await session.execute(stmt)).all()}
 
 
 # --- data removal --------------------------------------------------------------------------------

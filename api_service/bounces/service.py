@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,11 +200,6 @@ async def list_bounces(
 
 async def bounce_tags(*, session: AsyncSession, server_id: int) -> list[str]:
     return await repository.bounce_tags(session=session, server_id=server_id)
-
-
-async def count_per_day(*, session: AsyncSession, server_id: int, since: datetime) -> dict[date, int]:
-    """Bounces per UTC day since `since` (days without any are absent)."""
-    return await repository.count_per_day(session=session, server_id=server_id, since=since)
 
 
 # --- data removal --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Server-drawn SVG charts: no chart library, no script, readable without JavaScript.
 
-A chart is a list of days and any number of series (sends and bounces today; opens and clicks
-join as two more series when tracking exists). Colours come from CSS classes, so the page's
+A chart is a list of days and any number of series (the Stats page draws sends, bounces, opens
+and clicks). Colours come from CSS classes, so the page's
 Content-Security-Policy needs no inline styles.
 """
 

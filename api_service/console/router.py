@@ -13,13 +13,15 @@ import csv
 import io
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -42,10 +44,13 @@ from api_service.domains.dns import lookup_for
 from api_service.errors import PostmarkError
 from api_service.messages import repository as messages_repository
 from api_service.messages import service as messages_service
-from api_service.models import Server
+from api_service.models import MessageClick, MessageOpen, MessageStream, Server
 from api_service.senders import service as senders_service
 from api_service.servers import service as servers_service
 from api_service.servers.router import MASK, to_wire
+from api_service.stats import service as stats_service
+from api_service.stats.repository import EASTERN as STATS_TIME_ZONE
+from api_service.streams import service as streams_service
 from api_service.suppressions import service as suppressions_service
 from api_service.webhooks import service as webhooks_service
 from shared.constants import (
@@ -56,11 +61,15 @@ from shared.constants import (
     SERVER_COLORS,
     BounceType,
     ErrorCode,
+    MessageEventType,
     MessageStatus,
+    StreamType,
     TrackLinks,
+    UnsubscribeHandlingType,
 )
 from shared.schemas.senders import DomainCreate, SenderCreate
 from shared.schemas.servers import ServerCreate, ServerEdit
+from shared.schemas.streams import StreamCreate, StreamEdit, SubscriptionConfig
 from shared.schemas.suppressions import SuppressionAddress, SuppressionChange
 from shared.schemas.webhooks import WebhookHttpAuth, WebhookHttpHeader, WebhookWrite
 
@@ -70,6 +79,10 @@ SESSION_COOKIE = "postgate_console"
 SIGN_IN_COOKIE = "postgate_console_sign_in"
 PAGE_SIZE = 25
 RAW_SHOWN_BYTES = 256 * 1024
+# Starlette's default is 1 MB a field; a template body may be 5 MB (more once URL-encoded). The wire
+# middleware caps the whole request body before it is read.
+FORM_FIELD_BYTES = 32 * 1024 * 1024
+TIMELINE_READS = 100  # the newest opens, and the newest clicks, a message page shows
 STATS_DAYS = (7, 30, 90)
 NOTICES = {
     "signed-out": "You are signed out.",
@@ -90,6 +103,9 @@ NOTICES = {
     "sender-added": "The sender signature is added; it can send at once.",
     "sender-mailed": "The sender signature is added; it can send once the confirmation link mailed to it is followed.",
     "sender-deleted": "The sender signature is deleted.",
+    "stream-added": "The stream is created; send to it with its ID as MessageStream.",
+    "stream-archived": "The stream is archived: mail sent to it is refused until it is unarchived.",
+    "stream-unarchived": "The stream is active again.",
 }
 WEBHOOK_TRIGGERS = ("Delivery", "Bounce", "SpamComplaint", "SubscriptionChange", "Open", "Click")
 HOOK_FIELDS = (
@@ -194,7 +210,7 @@ Signed = Annotated[service.Identity, Depends(signed_in)]
 
 async def checked_form(request: Request, identity: Signed) -> FormData:
     """The posted form, after its CSRF token matched the session's."""
-    form = await request.form()
+    form = await request.form(max_part_size=FORM_FIELD_BYTES)
     given = field(form, "csrf_token") or request.headers.get("X-CSRF-Token")
     if not service.tokens_equal(identity.csrf_token, given):
         raise StarletteHTTPException(403, "This form has expired or was sent from another site. Go back, reload the page and try again.")
@@ -453,6 +469,11 @@ class TimelineEntry:
     details: list[tuple[str, str]]
 
 
+def reader_details(row: MessageOpen | MessageClick) -> list[tuple[str, str]]:
+    """Who opened or clicked, as the tracking service recorded it."""
+    return [("Client", row.client_name), ("OS", row.os_name), ("Platform", row.platform)]
+
+
 def decoded_header(value: str) -> str:
     try:
         return str(make_header(decode_header(value)))
@@ -486,15 +507,33 @@ def html_preview_csp(*, images: bool) -> str:
     )
 
 
+def html_preview_headers(*, images: bool) -> dict[str, str]:
+    """The headers of every response shown in a preview frame (a message's HTML, a template's rendering)."""
+    return {
+        "Content-Security-Policy": html_preview_csp(images=images),
+        "X-Frame-Options": "SAMEORIGIN",
+        # Remote images (when loaded) must not learn the console's address.
+        "Referrer-Policy": "no-referrer",
+    }
+
+
 @router.get("/servers/{server_id}/messages/{message_id}")
 async def message_page(request: Request, message_id: str, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
     message = await messages_service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
     events = await messages_service.list_events(session=session, message_id=message.id)
+    of_message = messages_service.ActivityFilter(message_id=message.id)
+    opens_total, opens = await messages_service.list_opens(
+        session=session, server_id=server.id, filters=of_message, count=TIMELINE_READS, offset=0
+    )
+    clicks_total, clicks = await messages_service.list_clicks(
+        session=session, server_id=server.id, filters=of_message, count=TIMELINE_READS, offset=0
+    )
     timeline = [
         TimelineEntry(
             type="Queued", at=message.created_at, recipient=", ".join(message.recipients), details=[("Source", message.source.upper())]
         )
     ]
+    # Opens and clicks come from their own rows, which hold the reader's client, OS and platform.
     timeline += [
         TimelineEntry(
             type=e.type,
@@ -503,7 +542,19 @@ async def message_page(request: Request, message_id: str, server: ServerPage, se
             details=[(str(k), str(v)) for k, v in e.details.items() if v not in ("", None)],
         )
         for e in events
+        if e.type not in (MessageEventType.OPENED, MessageEventType.LINK_CLICKED)
     ]
+    timeline += [TimelineEntry(type="Opened", at=o.created_at, recipient=o.recipient, details=reader_details(o)) for o in opens]
+    timeline += [
+        TimelineEntry(
+            type="Clicked",
+            at=c.created_at,
+            recipient=c.recipient,
+            details=[("Link", c.original_link), ("In", f"{c.click_location} part"), *reader_details(c)],
+        )
+        for c in clicks
+    ]
+    timeline.sort(key=lambda entry: entry.at)
     text, html, problem = message_bodies(message.raw_mime)
     raw = message.raw_mime[:RAW_SHOWN_BYTES].decode("utf-8", "replace")
     images = request.query_params.get("images") == "1"
@@ -532,6 +583,7 @@ async def message_page(request: Request, message_id: str, server: ServerPage, se
             "raw": raw,
             "raw_truncated": len(message.raw_mime) > RAW_SHOWN_BYTES,
             "bounces": [bounce_view(row) for row in bounces[1]],
+            "reads_left_out": opens_total - len(opens) + clicks_total - len(clicks),
         },
     )
 
@@ -541,16 +593,7 @@ async def message_html(request: Request, message_id: str, server: ServerPage, se
     """The message's own HTML, for the sandboxed preview frame only: its CSP forbids scripts and remote loads."""
     message = await messages_service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
     _, html, _ = message_bodies(message.raw_mime)
-    images = request.query_params.get("images") == "1"
-    return HTMLResponse(
-        html,
-        headers={
-            "Content-Security-Policy": html_preview_csp(images=images),
-            "X-Frame-Options": "SAMEORIGIN",
-            # Remote images (when loaded) must not learn the console's address.
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+    return HTMLResponse(html, headers=html_preview_headers(images=request.query_params.get("images") == "1"))
 
 
 @router.get("/servers/{server_id}/messages/{message_id}/raw")
@@ -750,11 +793,191 @@ async def export_suppressions(request: Request, server: ServerPage, session: Ses
 
 # --- streams -----------------------------------------------------------------------------------
 
+NEW_STREAM_TYPES = (StreamType.TRANSACTIONAL.value, StreamType.BROADCASTS.value)
+BROADCAST_HANDLING = (UnsubscribeHandlingType.POSTMARK.value, UnsubscribeHandlingType.CUSTOM.value)
+
+
+def stream_values(form: FormData | None = None) -> dict[str, str]:
+    if form is None:
+        return {
+            "id": "",
+            "name": "",
+            "type": StreamType.TRANSACTIONAL.value,
+            "description": "",
+            "handling": UnsubscribeHandlingType.POSTMARK.value,
+        }
+    return {
+        "id": field(form, "id"),
+        "name": field(form, "name"),
+        "type": field(form, "type"),
+        "description": field(form, "description"),
+        "handling": field(form, "handling"),
+    }
+
+
+def subscription_config(stream_type: str, handling: str) -> SubscriptionConfig | None:
+    """Only a Broadcasts stream has a choice; the streams service checks the value."""
+    return SubscriptionConfig(UnsubscribeHandlingType=handling) if stream_type == StreamType.BROADCASTS.value and handling else None
+
+
+async def streams_page(
+    request: Request,
+    session: AsyncSession,
+    server: Server,
+    identity: service.Identity,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    rows = await streams_service.list_streams(session=session, server_id=server.id, stream_type=None, include_archived=True)
+    return render(
+        request,
+        "streams.html",
+        {
+            "identity": identity,
+            "server": server,
+            "section": "streams",
+            "streams": rows,
+            "purge": {s.stream_id: streams_service.expected_purge_date(s) for s in rows},
+            "types": NEW_STREAM_TYPES,
+            "handlings": BROADCAST_HANDLING,
+            "max_streams": streams_service.MAX_STREAMS,
+            "values": values or stream_values(),
+            "error": error,
+            "notice": notice_of(request),
+        },
+        status=status,
+    )
+
 
 @router.get("/servers/{server_id}/streams")
 async def streams(request: Request, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
-    rows = await servers_service.list_streams(session=session, server_id=server.id)
-    return render(request, "streams.html", {"identity": identity, "server": server, "section": "streams", "streams": rows})
+    return await streams_page(request, session, server, identity)
+
+
+@router.post("/servers/{server_id}/streams")
+async def add_stream(request: Request, server: ServerPage, session: Session, identity: Signed, form: CheckedForm) -> Response:
+    values = stream_values(form)
+    server_id = server.id
+    data = StreamCreate(
+        ID=values["id"],
+        Name=values["name"],
+        MessageStreamType=values["type"],
+        Description=values["description"],
+        SubscriptionManagementConfiguration=subscription_config(values["type"], values["handling"]),
+    )
+    try:
+        stream = await streams_service.create_stream(session=session, server_id=server_id, data=data)
+    except PostmarkError as exc:
+        reloaded = await failed(session, server_id)
+        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
+        return await streams_page(request, session, reloaded, identity, values=values, error=exc.message, status=422)
+    return redirect(server_url(server, f"streams/{stream.stream_id}"), notice="stream-added")
+
+
+async def stream_page(
+    request: Request,
+    session: AsyncSession,
+    server: Server,
+    identity: service.Identity,
+    stream_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    stream = await streams_service.get_stream(session=session, server_id=server.id, stream_id=stream_id)
+    if stream is None:
+        raise StarletteHTTPException(404)
+    return render(
+        request,
+        "stream.html",
+        {
+            "identity": identity,
+            "server": server,
+            "section": "streams",
+            "stream": stream,
+            "purge_at": streams_service.expected_purge_date(stream),
+            "purge_days": streams_service.PURGE_AFTER.days,
+            "can_archive": stream.stream_id not in streams_service.UNARCHIVABLE,
+            "handlings": BROADCAST_HANDLING,
+            "values": values or {"name": stream.name, "description": stream.description or "", "handling": stream.unsubscribe_handling},
+            "error": error,
+            "notice": notice_of(request),
+        },
+        status=status,
+    )
+
+
+@router.get("/servers/{server_id}/streams/{stream_id}")
+async def stream(request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
+    return await stream_page(request, session, server, identity, stream_id)
+
+
+async def stream_change(
+    request: Request,
+    session: AsyncSession,
+    server: Server,
+    identity: service.Identity,
+    stream_id: str,
+    change: Callable[[], Awaitable[MessageStream]],
+    *,
+    notice: str,
+) -> Response:
+    """Run one streams-service change; a refusal re-renders the stream's page with the service's message."""
+    server_id = server.id
+    try:
+        changed = await change()
+    except PostmarkError as exc:
+        reloaded = await failed(session, server_id)
+        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
+        return await stream_page(request, session, reloaded, identity, stream_id, error=exc.message, status=422)
+    return redirect(server_url(server, f"streams/{changed.stream_id}"), notice=notice)
+
+
+@router.post("/servers/{server_id}/streams/{stream_id}")
+async def edit_stream(
+    request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    current = await streams_service.get_stream(session=session, server_id=server.id, stream_id=stream_id)
+    if current is None:
+        raise StarletteHTTPException(404)
+    values = stream_values(form)
+    data = StreamEdit(
+        Name=values["name"],
+        Description=values["description"],
+        SubscriptionManagementConfiguration=subscription_config(current.stream_type, values["handling"]),
+    )
+    server_id = server.id
+    try:
+        await streams_service.edit_stream(session=session, server_id=server_id, stream_id=stream_id, data=data)
+    except PostmarkError as exc:
+        reloaded = await failed(session, server_id)
+        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
+        return await stream_page(request, session, reloaded, identity, stream_id, values=values, error=exc.message, status=422)
+    return redirect(server_url(server, f"streams/{current.stream_id}"), notice="saved")
+
+
+@router.post("/servers/{server_id}/streams/{stream_id}/archive")
+async def archive_stream(
+    request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    async def archive() -> MessageStream:
+        archived, _ = await streams_service.archive_stream(session=session, server_id=server.id, stream_id=stream_id)
+        return archived
+
+    return await stream_change(request, session, server, identity, stream_id, archive, notice="stream-archived")
+
+
+@router.post("/servers/{server_id}/streams/{stream_id}/unarchive")
+async def unarchive_stream(
+    request: Request, stream_id: str, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    async def unarchive() -> MessageStream:
+        return await streams_service.unarchive_stream(session=session, server_id=server.id, stream_id=stream_id)
+
+    return await stream_change(request, session, server, identity, stream_id, unarchive, notice="stream-unarchived")
 
 
 # --- webhooks ----------------------------------------------------------------------------------
@@ -1035,6 +1258,27 @@ async def save_settings(
 # --- stats -------------------------------------------------------------------------------------
 
 
+def per_day(result: dict[str, Any], key: str, days: list[date]) -> list[int]:
+    """One key of a stats-service series, one number per day (Postmark's series leave out zeros)."""
+    by_day = {d["Date"]: int(d.get(key, 0)) for d in result["Days"]}
+    return [by_day.get(day.isoformat(), 0) for day in days]
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """A small table: how a total splits (by platform, by email client), largest first."""
+
+    title: str
+    rows: list[tuple[str, int, float]]
+
+
+def breakdown(title: str, result: dict[str, Any]) -> Breakdown:
+    totals = {str(k): int(v) for k, v in result.items() if k != "Days"}
+    whole = sum(totals.values())
+    ordered = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    return Breakdown(title=title, rows=[(name, n, 100 * n / whole) for name, n in ordered if n])
+
+
 @router.get("/servers/{server_id}/stats")
 async def stats(request: Request, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
     try:
@@ -1042,17 +1286,26 @@ async def stats(request: Request, server: ServerPage, session: Session, identity
     except ValueError:
         span = 30
     span = span if span in STATS_DAYS else 30
-    today = datetime.now(UTC).date()
+    # The stats service counts US Eastern days, as Postmark's stats do.
+    zone = ZoneInfo(STATS_TIME_ZONE)
+    today = datetime.now(zone).date()
     days = [today - timedelta(days=span - 1 - i) for i in range(span)]
-    since = datetime.combine(days[0], datetime.min.time(), UTC)
-    sends = await messages_service.count_per_day(session=session, server_id=server.id, since=since)
-    bounced = await bounces_service.count_per_day(session=session, server_id=server.id, since=since)
-    # Opens and clicks become two more Series here once tracking records them.
+    f = stats_service.StatsFilter(server_id=server.id, from_date=datetime.combine(days[0], time.min, zone))
+    overview = await stats_service.overview(session=session, f=f)
+    opens = await stats_service.opens(session=session, f=f)
+    clicks = await stats_service.clicks(session=session, f=f)
     series = [
-        Series(key="sends", label="sent", values=[sends.get(d, 0) for d in days]),
-        Series(key="bounces", label="bounced", values=[bounced.get(d, 0) for d in days]),
+        Series(key="sends", label="sent", values=per_day(await stats_service.sends(session=session, f=f), "Sent", days)),
+        Series(key="bounces", label="bounced", values=per_day(await stats_service.bounced(session=session, f=f), "Bounced", days)),
+        Series(key="opens", label="opened", values=per_day(opens, "Opens", days)),
+        Series(key="clicks", label="clicked", values=per_day(clicks, "Clicks", days)),
     ]
-    total_sent, total_bounced = sum(series[0].values), sum(series[1].values)
+    columns = [
+        *[(s.label.capitalize(), s.values) for s in series[:3]],
+        ("Unique opens", per_day(opens, "Unique", days)),
+        ("Clicked", series[3].values),
+        ("Unique link clicks", per_day(clicks, "Unique", days)),
+    ]
     return render(
         request,
         "stats.html",
@@ -1062,12 +1315,16 @@ async def stats(request: Request, server: ServerPage, session: Session, identity
             "section": "stats",
             "span": span,
             "spans": STATS_DAYS,
-            "chart": bar_chart(days, series, title=f"Messages sent and bounced per day, last {span} days"),
+            "chart": bar_chart(days, series, title=f"Messages sent, bounced, opened and clicked per day, last {span} days"),
             "series": series,
-            "rows": [(d, [s.values[i] for s in series]) for i, d in reversed(list(enumerate(days)))],
-            "total_sent": total_sent,
-            "total_bounced": total_bounced,
-            "bounce_rate": (100 * total_bounced / total_sent) if total_sent else 0.0,
+            "columns": [name for name, _ in columns],
+            "rows": [(d, [values[i] for _, values in columns]) for i, d in reversed(list(enumerate(days)))],
+            "overview": overview,
+            "breakdowns": [
+                breakdown("Opens by platform", await stats_service.open_platforms(session=session, f=f)),
+                breakdown("Opens by email client", await stats_service.email_clients(session=session, f=f)),
+                breakdown("Clicks by platform", await stats_service.click_platforms(session=session, f=f)),
+            ],
         },
     )
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ARRAY, Select, Table, Uuid, bindparam, delete, func, inspect, select, text, update
@@ -183,13 +183,6 @@ async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID])
     if message_ids:
         await session.execute(LOCK_MESSAGES, {"ids": list(message_ids)})
         await session.execute(SETTLE, {"ids": list(message_ids)})
-
-
-async def count_per_day(*, session: AsyncSession, server_id: int, since: datetime) -> dict[date, int]:
-    """Messages accepted per UTC day since `since` (days without any are absent)."""
-    day = func.date(func.timezone("UTC", Message.created_at))
-    stmt = select(day, func.count()).where(Message.server_id == server_id, Message.created_at >= since).group_by(day)
-    return {d: int(c) for d, c in (await session.execute(stmt)).all()}
 
 
 # --- opens and clicks (this package writes them, with their message events) -------------------------

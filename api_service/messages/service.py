@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -118,11 +118,6 @@ async def list_messages(
 
 async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[MessageEvent]:
     return await repository.list_events(session=session, message_id=message_id)
-
-
-async def count_per_day(*, session: AsyncSession, server_id: int, since: datetime) -> dict[date, int]:
-    """Messages accepted per UTC day since `since` (days without any are absent)."""
-    return await repository.count_per_day(session=session, server_id=server_id, since=since)
 
 
 # --- opens, clicks and subscription changes -------------------------------------------------------

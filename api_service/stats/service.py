@@ -79,6 +79,13 @@ async def bounces(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
     return series(r for r in rows if r[1] != BounceType.SPAM_COMPLAINT.value)
 
 
+async def bounced(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
+    """Bounces per day as the overview's `Bounced` counts them: spam complaints and SMTP API errors have their own totals."""
+    rows = await repository.bounces_by_type(session=session, f=f)
+    own_totals = {BounceType.SPAM_COMPLAINT.value, BounceType.SMTP_API_ERROR.value}
+    return series(((day, "Bounced", n) for day, bounce_type, n in rows if bounce_type not in own_totals), totals=["Bounced"])
+
+
 async def spam(*, session: AsyncSession, f: StatsFilter) -> dict[str, Any]:
     rows = await repository.bounces_by_type(session=session, f=f)
     return series((r for r in rows if r[1] == BounceType.SPAM_COMPLAINT.value), totals=["SpamComplaint"])

@@ -255,6 +255,92 @@ async def test_script_in_a_message_runs_nowhere(page: Page, stack: Stack, seen: 
     await shot(page, "script-injection")
 
 
+async def test_layout_and_template_with_a_live_preview_then_sent_through_the_api(page: Page, stack: Stack) -> None:
+    templates = f"/console/servers/{stack.state['server_id']}/templates"
+    await page.goto(templates)
+    await page.get_by_role("link", name="New layout").click()
+    await page.get_by_label("Name", exact=True).fill("Acme frame")
+    await page.get_by_label("Alias").fill("acme-frame")
+    await page.get_by_label("HTML body").fill("<html><body><p id='brand'>{{ company }}</p>{{{ @content }}}</body></html>")
+    await page.get_by_label("Text body").fill("{{ company }}\n{{{ @content }}}")
+    await page.get_by_role("button", name="Create layout").click()
+    await expect(page.get_by_role("status")).to_have_text("The layout is saved; Standard templates can use it now.")
+
+    await page.goto(templates)
+    await page.get_by_role("link", name="New template").click()
+    await page.get_by_label("Name", exact=True).fill("Receipt")
+    await page.get_by_label("Alias").fill("receipt")
+    await page.get_by_label("Subject").fill("Receipt {{ order_id }}")
+    await page.get_by_label("Layout").select_option("acme-frame")
+    await page.get_by_label("HTML body").fill("<h1>Thanks, {{ name }}</h1>")
+    frame = page.frame_locator("iframe[name='template-html']")
+    # The live check renders with the suggested model; the frame shows the HTML inside the layout.
+    await expect(frame.get_by_role("heading", name="Thanks, name_Value")).to_be_visible()
+    await expect(frame.locator("#brand")).to_have_text("company_Value")
+    await page.get_by_label("Test model").fill('{"name": "Ann", "company": "Acme", "order_id": "1042"}')
+    await expect(frame.get_by_role("heading", name="Thanks, Ann")).to_be_visible()
+    await expect(frame.locator("#brand")).to_have_text("Acme")
+    panel = page.locator("#template-preview")
+    await expect(panel).to_contain_text("Receipt 1042")
+    # A syntax error is reported with its place, beside the field and in the panel, while typing.
+    await page.get_by_label("HTML body").fill("<h1>Thanks, {{ name }}</h1>\n{{#each items}}")
+    await expect(page.locator("#errors-html_body")).to_contain_text("Line 2, character 1:")
+    await expect(panel).to_contain_text("Has errors")
+    await page.get_by_label("HTML body").fill("<h1>Thanks, {{ name }}</h1>")
+    await expect(panel).to_contain_text("Valid")
+    await expect(page.locator("#errors-html_body")).to_have_text("")
+    await page.get_by_label("Text body").fill("Thanks, {{ name }}.")
+    await expect(panel.locator("pre.body-text").first).to_have_text("Acme\nThanks, Ann.")
+    await page.evaluate("window.scrollTo(0, 0)")
+    await shot(page, "template-editor")
+    await page.get_by_role("button", name="Create template").click()
+    await expect(page.get_by_role("status")).to_have_text("The template is saved; send with it through /email/withTemplate.")
+
+    sent = await stack.api(
+        "POST",
+        "/email/withTemplate",
+        server_token=stack.state["token"],
+        json={
+            "From": "Acme Billing <billing@example.com>",
+            "To": "reader@example.net",
+            "TemplateAlias": "receipt",
+            "TemplateModel": {"name": "Ann", "company": "Acme", "order_id": "1042"},
+        },
+    )
+    await page.goto(f"/console/servers/{stack.state['server_id']}/messages/{sent.json()['MessageID']}")
+    await expect(page.get_by_role("heading", name="Receipt 1042")).to_be_visible()
+    message_frame = page.frame_locator("iframe.preview")
+    await expect(message_frame.get_by_role("heading", name="Thanks, Ann")).to_be_visible()
+    await expect(message_frame.locator("#brand")).to_have_text("Acme")
+
+
+async def test_script_in_a_template_runs_nowhere_in_its_preview(page: Page, stack: Stack, seen: Seen) -> None:
+    probe = "/xss-probe-template"
+    await page.goto(f"/console/servers/{stack.state['server_id']}/templates/new")
+    await page.get_by_label("Subject").fill("<img src=x onerror=alert('subject')>{{ name }}")
+    await page.get_by_label("HTML body").fill(
+        "<p id='greeting'>Hello {{ name }}</p>"
+        f"<script>alert('script'); fetch('{probe}/script'); parent.document.title = 'pwned';</script>"
+        f"<img src='x' onerror=\"alert('onerror'); fetch('{probe}/onerror')\">"
+        "<svg onload=\"alert('svg')\"></svg>"
+        f"<iframe srcdoc=\"<script>alert('nested'); fetch('{probe}/nested')</script>\"></iframe>"
+        "<a id='js' href=\"javascript:alert('link')\">click me</a>"
+        "{{{ raw }}}"
+    )
+    await page.get_by_label("Test model").fill(
+        '{"name": "<script>alert(1)</script>", "raw": "<img src=y onerror=alert(2)><script>alert(3)</script>"}'
+    )
+    frame = page.frame_locator("iframe[name='template-html']")
+    await expect(frame.locator("#greeting")).to_have_text("Hello <script>alert(1)</script>")
+    await frame.locator("#js").click()
+    await page.wait_for_load_state("load")
+    await expect(page.locator("#template-preview")).to_contain_text("<img src=x onerror=alert('subject')><script>alert(1)</script>")
+    assert seen.dialogs == []
+    assert not [u for u in seen.requests if probe in u]
+    assert (await page.title()) != "pwned"
+    assert (await page.locator("iframe[name='template-html']").get_attribute("sandbox")) == ""
+
+
 async def test_hard_bounce_is_reactivated(page: Page, stack: Stack) -> None:
     assert await stack.deliver() >= 5
     await page.goto(f"/console/servers/{stack.state['server_id']}/bounces")

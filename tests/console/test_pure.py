@@ -1,10 +1,11 @@
 """Pure console functions, with hypothesis where they are hand-written: the SVG chart, CSV cells,
-token comparison, redirects after sign-in, user names."""
+token comparison, redirects after sign-in, user names, the template editor's test model, stats shapes."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
@@ -16,7 +17,18 @@ from hypothesis import strategies as st
 from api_service.console import service
 from api_service.console.charts import BOTTOM, HEIGHT, TOP, WIDTH, Series, bar_chart, layout, nice_ceiling
 from api_service.console.docs import docs_csp
-from api_service.console.router import FORMULA_START, csv_cell, parse_addresses, parse_headers, safe_next, suppressions_csv
+from api_service.console.router import (
+    FORMULA_START,
+    Breakdown,
+    breakdown,
+    csv_cell,
+    parse_addresses,
+    parse_headers,
+    per_day,
+    safe_next,
+    suppressions_csv,
+)
+from api_service.console.template_pages import parse_test_model
 from api_service.errors import PostmarkError
 from api_service.webhooks import service as webhooks_service
 
@@ -156,3 +168,46 @@ class TestWebhookSamples:
     def test_unknown_trigger_is_refused(self) -> None:
         with pytest.raises(PostmarkError):
             webhooks_service.sample_payload(trigger="Open", server_id=7, stream="outbound")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+class TestTestModel:
+    @given(json_values)
+    def test_json_is_read_as_the_standard_library_reads_it(self, value: object) -> None:
+        model, problem = parse_test_model(json.dumps(value))
+        if isinstance(value, dict):
+            assert (model, problem) == (value, None)
+        else:
+            assert model is None
+            assert problem == 'The test model must be a JSON object, such as {"name": "Ann"}.'
+
+    @given(st.text())
+    def test_any_text_gives_a_model_or_a_reason_and_never_raises(self, text: str) -> None:
+        model, problem = parse_test_model(text)
+        if not text.strip():
+            assert (model, problem) == (None, None)
+        else:
+            assert (model is None) != (problem is None)
+
+    def test_invalid_json_says_where(self) -> None:
+        assert parse_test_model('{"a": 1,\n "b": }') == (None, "The test model is not valid JSON: Expecting value (line 2, column 7).")
+        assert parse_test_model("[" * 100_000) == (None, "The test model is nested too deeply.")
+
+
+class TestStatsShapes:
+    def test_per_day_fills_the_days_a_series_leaves_out(self) -> None:
+        days = days_from(3)
+        result = {"Days": [{"Date": "2026-01-02", "Opens": 4, "Unique": 1}], "Opens": 4, "Unique": 1}
+        assert per_day(result, "Opens", days) == [0, 4, 0]
+        assert per_day(result, "Unique", days) == [0, 1, 0]
+
+    def test_breakdown_is_largest_first_with_shares(self) -> None:
+        result = {"Days": [], "Desktop": 1, "Mobile": 3, "WebMail": 0}
+        assert breakdown("By platform", result) == Breakdown(title="By platform", rows=[("Mobile", 3, 75.0), ("Desktop", 1, 25.0)])
+        assert breakdown("Nothing", {"Days": []}).rows == []

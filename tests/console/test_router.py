@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -20,13 +21,17 @@ from api_service.console import cli
 from api_service.console import service as console_service
 from api_service.domains.dns import ResolverLookup
 from api_service.models import ConsoleSession, WebhookDelivery
+from api_service.servers.service import get_server_or_raise
+from api_service.tracking import tokens
 from api_service.webhooks.tasks import send_due
-from shared.constants import BounceType
+from shared.constants import BounceType, ClickLocation
 from tests.console.conftest import Console, csrf_of, sign_in, signed_in_console
 from tests.factories import ACCOUNT, ServerHandle, create_server, message, sending_server
 
 pytestmark = pytest.mark.asyncio
 
+CHROME_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+SAFARI_IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options")
 
 
@@ -35,6 +40,28 @@ async def send(client: httpx.AsyncClient, server: ServerHandle, **fields: Any) -
     assert response.status_code == 200, response.text
     message_id: str = response.json()["MessageID"]
     return message_id
+
+
+async def track(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    server: ServerHandle,
+    message_id: str,
+    *,
+    recipient: str,
+    user_agent: str,
+    link: str | None = None,
+) -> None:
+    """Fetch the message's open pixel, or one of its tracked links, as the recipient's mail client would."""
+    async with app.state.sessionmaker() as session:
+        secret = (await get_server_or_raise(session=session, server_id=server.id)).tracking_secret
+    if link is None:
+        token = tokens.seal(secret, tokens.Payload(tokens.Kind.OPEN, uuid.UUID(message_id), recipient))
+        assert (await client.get(f"/t/o/{token}", headers={"User-Agent": user_agent})).status_code == 200
+    else:
+        token = tokens.seal(secret, tokens.Payload(tokens.Kind.CLICK, uuid.UUID(message_id), recipient, ClickLocation.HTML, link))
+        followed = await client.get(f"/t/c/{token}", headers={"User-Agent": user_agent})
+        assert followed.is_redirect
 
 
 async def add_bounce(app: FastAPI, server: ServerHandle, *, email: str, bounce_type: BounceType = BounceType.HARD_BOUNCE) -> int:
@@ -255,6 +282,37 @@ class TestMessagePage:
         assert raw.headers["content-type"] == "message/rfc822"
         assert b"Subject:" in raw.content
 
+    async def test_opens_and_clicks_in_the_timeline_with_client_os_platform_and_link(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        message_id = await send(
+            console.client, server, To="reader@example.net", HtmlBody='<a href="https://example.com/pricing">Prices</a>'
+        )
+        await track(app, console.client, server, message_id, recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        await track(
+            app,
+            console.client,
+            server,
+            message_id,
+            recipient="reader@example.net",
+            user_agent=SAFARI_IPHONE,
+            link="https://example.com/pricing?a=1&b=<2>",
+        )
+        page = (await console.get(f"/console/servers/{server.id}/messages/{message_id}")).text
+        timeline = page[page.index('<ol class="timeline">') : page.index("</ol>")]
+        opened = timeline[timeline.index("<strong>Opened</strong>") : timeline.index("<strong>Clicked</strong>")]
+        assert "reader@example.net" in opened
+        assert "Client: Chrome 120.0" in opened
+        assert "OS: Windows 10" in opened
+        assert "Platform: Desktop" in opened
+        clicked = timeline[timeline.index("<strong>Clicked</strong>") :]
+        assert "Link: https://example.com/pricing?a=1&amp;b=&lt;2&gt;" in clicked
+        assert "In: HTML part" in clicked
+        assert "Client: Mobile Safari 17.0" in clicked
+        assert "OS: iOS 17.0" in clicked
+        assert "Platform: Mobile" in clicked
+        assert timeline.index("<strong>Queued</strong>") < timeline.index("<strong>Opened</strong>")
+        assert timeline.count("<strong>Opened</strong>") == 1  # from its row, not once more from its event
+
     async def test_unknown_message_is_a_404_page(self, console: Console) -> None:
         server = await sending_server(console.client)
         for message_id in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
@@ -331,6 +389,71 @@ class TestStreams:
         page = (await console.get(f"/console/servers/{server.id}/streams")).text
         for name in ("Default Transactional Stream", "Default Inbound Stream", "Default Broadcast Stream"):
             assert name in page
+
+    async def test_create_edit_archive_and_unarchive_as_the_api_sees_them(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/streams"
+        added = await console.post(
+            url, {"id": "newsletter", "name": "Newsletter", "type": "Broadcasts", "description": "Monthly", "handling": "Custom"}
+        )
+        assert added.status_code == 303
+        assert added.headers["location"] == f"{url}/newsletter?notice=stream-added"
+        api = (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()
+        assert (api["Name"], api["MessageStreamType"], api["Description"]) == ("Newsletter", "Broadcasts", "Monthly")
+        assert api["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"] == "Custom"
+
+        await console.post(f"{url}/newsletter", {"name": "News", "description": "Weekly", "handling": "Postmark"})
+        api = (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()
+        assert (api["Name"], api["Description"]) == ("News", "Weekly")
+        assert api["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"] == "Postmark"
+
+        archived = await console.post(f"{url}/newsletter/archive")
+        assert archived.headers["location"].endswith("notice=stream-archived")
+        api = (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()
+        purge = api["ExpectedPurgeDate"]
+        assert purge
+        page = (await console.get(f"{url}/newsletter")).text
+        assert "Purge date" in page
+        assert purge[:10] in page
+        assert "Unarchive" in page
+        listed = (await console.get(url)).text
+        assert "Archived" in listed
+        assert f"purge date {purge[:10]}" in listed
+        refused = await console.client.post("/email", json=message(MessageStream="newsletter"), headers=server.headers)
+        assert refused.status_code == 422
+
+        await console.post(f"{url}/newsletter/unarchive")
+        assert (await console.client.get("/message-streams/newsletter", headers=server.headers)).json()["ArchivedAt"] is None
+
+    async def test_refusals_are_explained_and_change_nothing(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/streams"
+        taken = await console.post(url, {"id": "outbound", "name": "Again", "type": "Transactional"})
+        assert taken.status_code == 422
+        assert "The &#39;ID&#39; provided already exists for this server." in taken.text
+        assert 'value="Again"' in taken.text
+        bad = await console.post(url, {"id": "Not An Id", "name": "X", "type": "Transactional"})
+        assert bad.status_code == 422
+        assert "must start with a letter" in bad.text
+        edit = await console.post(f"{url}/outbound", {"name": "", "description": ""})
+        assert edit.status_code == 422
+        assert "A valid &#39;Name&#39; must be provided." in edit.text
+        assert (await console.client.get("/message-streams/outbound", headers=server.headers)).json()[
+            "Name"
+        ] == "Default Transactional Stream"
+        default = await console.post(f"{url}/outbound/archive")
+        assert default.status_code == 422
+        assert "You cannot archive the default transactional and inbound streams." in default.text
+        assert (await console.client.get("/message-streams/outbound", headers=server.headers)).json()["ArchivedAt"] is None
+
+    async def test_unknown_stream_is_a_404_page_and_forms_need_the_csrf_token(self, console: Console) -> None:
+        server = await create_server(console.client)
+        url = f"/console/servers/{server.id}/streams"
+        assert (await console.get(f"{url}/nope")).status_code == 404
+        assert (await console.post(f"{url}/nope", {"name": "x"})).status_code == 404
+        forged = await console.client.post(f"{url}/broadcast/archive")
+        assert forged.status_code == 403
+        assert (await console.client.get("/message-streams/broadcast", headers=server.headers)).json()["ArchivedAt"] is None
 
 
 class TestWebhooks:
@@ -426,16 +549,36 @@ class TestSettings:
 
 
 class TestStats:
-    async def test_chart_counts_sends_and_bounces_of_today(self, app: FastAPI, console: Console) -> None:
+    async def test_chart_counts_sends_bounces_opens_and_clicks_of_today_as_the_stats_api(self, app: FastAPI, console: Console) -> None:
         server = await sending_server(console.client)
-        for _ in range(3):
-            await send(console.client, server)
+        sent = [await send(console.client, server, To="reader@example.net") for _ in range(3)]
         await add_bounce(app, server, email="x@example.net")
+        await track(app, console.client, server, sent[0], recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        await track(app, console.client, server, sent[0], recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        await track(app, console.client, server, sent[1], recipient="reader@example.net", user_agent=SAFARI_IPHONE)
+        await track(
+            app, console.client, server, sent[1], recipient="reader@example.net", user_agent=SAFARI_IPHONE, link="https://example.com/a"
+        )
         page = (await console.get(f"/console/servers/{server.id}/stats", days="7")).text
         bars = re.findall(r'<rect class="bar series-(\w+)"[^>]*data-value="(\d+)"', page)
-        assert len(bars) == 14
-        assert bars[-2:] == [("sends", "3"), ("bounces", "1")]
-        assert "33.3%" in page
+        assert len(bars) == 28
+        assert bars[-4:] == [("sends", "3"), ("bounces", "1"), ("opens", "3"), ("clicks", "1")]
+        assert "Bounce rate 33.3%" in page
+        overview = (await console.client.get("/stats/outbound", headers=server.headers)).json()
+        assert (overview["Sent"], overview["Bounced"], overview["Opens"], overview["UniqueOpens"]) == (3, 1, 3, 2)
+        assert "unique · 3 in all" in page
+        platforms = page[page.index("<h2>Opens by platform</h2>") : page.index("<h2>Opens by email client</h2>")]
+        assert re.search(r"<td>Desktop</td><td class=\"num\">2</td><td class=\"num muted\">67%</td>", platforms)
+        assert re.search(r"<td>Mobile</td><td class=\"num\">1</td>", platforms)
+        clients = page[page.index("<h2>Opens by email client</h2>") : page.index("<h2>Clicks by platform</h2>")]
+        assert "<td>Chrome</td>" in clients
+        assert "<td>Mobile Safari</td>" in clients
+
+    async def test_without_activity_the_tables_say_so_and_an_unknown_span_is_thirty_days(self, console: Console) -> None:
+        server = await create_server(console.client)
+        page = (await console.get(f"/console/servers/{server.id}/stats", days="13")).text
+        assert len(re.findall(r'<rect class="bar', page)) == 30 * 4
+        assert page.count("None yet") == 3
 
 
 class TestDomainsAndSenders:
@@ -478,7 +621,19 @@ class TestErrorsAndHeaders:
         server = await sending_server(console.client)
         message_id = await send(console.client, server)
         pages = [
-            f"/console/servers/{server.id}/{p}" for p in ("activity", "bounces", "suppressions", "streams", "webhooks", "settings", "stats")
+            f"/console/servers/{server.id}/{p}"
+            for p in (
+                "activity",
+                "bounces",
+                "suppressions",
+                "templates",
+                "templates/new",
+                "streams",
+                "streams/outbound",
+                "webhooks",
+                "settings",
+                "stats",
+            )
         ]
         pages += ["/console/servers", "/console/domains", "/console/senders", "/console/sign-in", "/console/nope"]
         pages += [f"/console/servers/{server.id}/messages/{message_id}"]

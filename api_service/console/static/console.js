@@ -1,4 +1,5 @@
-// Postgate console: the only script of our own. Pages work without it; it adds copy buttons.
+// Postgate console: the only script of our own. Pages work without it; it adds copy buttons and
+// fills the template editor's preview frame.
 (function () {
   "use strict";
   function copied(button, ok) {
@@ -31,6 +32,15 @@
     } else {
       copied(button, fallback(text));
     }
+  });
+  // Template editor: after htmx refreshed the live check, post the same form into the sandboxed
+  // HTML frame (a new frame each time, so no history entry is added). The panel names the button.
+  document.addEventListener("htmx:afterSettle", function () {
+    var panel = document.querySelector("[data-preview-submit]");
+    if (!panel) { return; }
+    var button = document.getElementById(panel.getAttribute("data-preview-submit"));
+    panel.removeAttribute("data-preview-submit");
+    if (button && button.form && button.form.requestSubmit) { button.form.requestSubmit(button); }
   });
   document.documentElement.classList.add("js");
 })();
