@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -32,10 +33,12 @@ class Received:
 
 @dataclass
 class SinkHandler:
-    """Answers by the recipient's local part: hard… 550 5.1.1, full… 552 5.2.2, temp… 451 once, drop… hangs up."""
+    """Answers by the recipient's local part: hard… 550 5.1.1, full… 552 5.2.2, temp… 451 once, drop… hangs up,
+    slow… takes `slow_seconds` over DATA."""
 
     received: list[Received] = field(default_factory=list)
     seen_temp: set[str] = field(default_factory=set)
+    slow_seconds: float = 2.0
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
         local = address.split("@")[0].lower()
@@ -54,6 +57,8 @@ class SinkHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if any(str(r).lower().startswith("slow") for r in envelope.rcpt_tos):
+            await asyncio.sleep(self.slow_seconds)
         self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
         return "250 2.0.0 Ok: queued as SINK1"
 
