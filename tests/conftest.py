@@ -41,7 +41,10 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, account_token=ACCOUNT_TOKEN, db_pool_size=5, db_max_overflow=5)
+    # The tests' receivers listen on loopback, which webhooks may not reach unless allowed.
+    return Settings(
+        database_url=database_url, account_token=ACCOUNT_TOKEN, db_pool_size=5, db_max_overflow=5, webhook_allowed_networks="127.0.0.0/8"
+    )
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Bounce, Server, Webhook
 from api_service.servers import repository as servers_repository
@@ -92,10 +93,13 @@ def merge_triggers(current: dict[str, Any], given: dict[str, Any] | None) -> dic
     return merged
 
 
-def check_url(url: str | None) -> str:
+async def check_url(url: str | None, *, url_guard: UrlGuard) -> str:
     url = (url or "").strip()
     if not url or not valid_hook_url(url):
         raise PostmarkError(1354, "The webhook Url is missing or invalid.")
+    refusal = await url_guard.refusal(url)
+    if refusal is not None:
+        raise PostmarkError(1354, f"The webhook Url is not allowed: {refusal}. Webhooks may only reach public addresses.")
     return url
 
 
@@ -116,7 +120,7 @@ async def get_webhook_or_raise(*, session: AsyncSession, server_id: int, webhook
     return hook
 
 
-async def create_webhook(*, session: AsyncSession, server: Server, data: WebhookWrite) -> Webhook:
+async def create_webhook(*, session: AsyncSession, server: Server, data: WebhookWrite, url_guard: UrlGuard) -> Webhook:
     stream_id = (data.MessageStream or DEFAULT_MESSAGE_STREAM).lower()
     stream = await servers_repository.get_stream(session=session, server_id=server.id, stream_id=stream_id)
     if stream is None:
@@ -125,7 +129,7 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
         raise PostmarkError(1351, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
     hook = Webhook(
         server_id=server.id,
-        url=check_url(data.Url),
+        url=await check_url(data.Url, url_guard=url_guard),
         message_stream=stream_id,
         http_auth_username=(data.HttpAuth.Username or "") if data.HttpAuth else "",
         http_auth_password=(data.HttpAuth.Password or "") if data.HttpAuth else "",
@@ -135,12 +139,12 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
     return await repository.add_webhook(session=session, hook=hook)
 
 
-async def edit_webhook(*, session: AsyncSession, server_id: int, webhook_id: int, data: WebhookWrite) -> Webhook:
+async def edit_webhook(*, session: AsyncSession, server_id: int, webhook_id: int, data: WebhookWrite, url_guard: UrlGuard) -> Webhook:
     hook = await get_webhook_or_raise(session=session, server_id=server_id, webhook_id=webhook_id)
     if data.MessageStream is not None and data.MessageStream.lower() != hook.message_stream:
         raise PostmarkError(1357, "The MessageStream of a webhook cannot be changed.")
     if data.Url is not None:
-        hook.url = check_url(data.Url)
+        hook.url = await check_url(data.Url, url_guard=url_guard)
     if data.HttpAuth is not None:
         hook.http_auth_username, hook.http_auth_password = data.HttpAuth.Username or "", data.HttpAuth.Password or ""
     if data.HttpHeaders is not None:

@@ -14,13 +14,11 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from api_service.config import Settings, get_settings
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import transport_from_settings
-from api_service.webhooks.tasks import schedule, send_due
+from api_service.webhooks.tasks import schedule, send_due, webhook_client
 
 log = logging.getLogger("postgate.worker")
 
@@ -43,7 +41,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     transport = transport_from_settings(settings, helo=settings.helo_name or socket.getfqdn())
     retry = schedule(settings.webhook_retry_schedule)
     try:
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=True, max_redirects=10) as client:
+        async with webhook_client(settings) as client:
             await asyncio.gather(
                 _loop(
                     "delivery",
@@ -53,7 +51,13 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 ),
                 _loop(
                     "webhooks",
-                    lambda: send_due(sessionmaker=sessionmaker, client=client, retry_schedule=retry),
+                    lambda: send_due(
+                        sessionmaker=sessionmaker,
+                        client=client,
+                        retry_schedule=retry,
+                        deadline=settings.webhook_timeout_seconds,
+                        limit=settings.webhook_concurrency,
+                    ),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
                 ),

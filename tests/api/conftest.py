@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
@@ -20,7 +22,7 @@ from fastapi import FastAPI
 from api_service.config import Settings
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
-from api_service.webhooks.tasks import schedule, send_due
+from api_service.webhooks.tasks import schedule, send_due, webhook_client
 from tests.compat.conftest import free_port
 
 
@@ -126,10 +128,18 @@ class Worker:
     async def deliver(self) -> int:
         return await deliver_batch(sessionmaker=self.app.state.sessionmaker, transport=self.transport, settings=self.settings)
 
-    async def hooks(self, client: Any) -> int:
-        return await send_due(
-            sessionmaker=self.app.state.sessionmaker, client=client, retry_schedule=schedule(self.settings.webhook_retry_schedule)
-        )
+    async def hooks(self, client: httpx.AsyncClient | None = None) -> int:
+        """One round of webhook sending, with the worker's own guarded client unless one is given."""
+        async with contextlib.AsyncExitStack() as stack:
+            if client is None:
+                client = webhook_client(self.settings)
+                stack.push_async_callback(client.aclose)
+            return await send_due(
+                sessionmaker=self.app.state.sessionmaker,
+                client=client,
+                retry_schedule=schedule(self.settings.webhook_retry_schedule),
+                deadline=self.settings.webhook_timeout_seconds,
+            )
 
 
 @pytest_asyncio.fixture
