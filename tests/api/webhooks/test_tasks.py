@@ -82,6 +82,7 @@ class TestLease:
         assert await first == 1
         assert len(slow.requests) == 1
         assert (await outbox(app))[0].status == "delivered"
+
     async def test_attempt_of_a_worker_that_lost_its_lease_is_not_recorded(
         self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, receiver: Receiver
     ) -> None:
@@ -97,4 +98,3 @@ class TestLease:
         assert recorded is False
         [row] = await outbox(app)
         assert (row.status, row.last_status) == ("delivered", 200)
-
