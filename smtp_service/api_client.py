@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -31,24 +30,24 @@ class SubmitOutcome:
 
 
 class ApiClient:
-    def __init__(self, *, base_url: str, timeout: float, auth_cache_seconds: float) -> None:
+    def __init__(self, *, base_url: str, timeout: float) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"Accept": "application/json"},
         )
-        self._auth_cache_seconds = auth_cache_seconds
-        self._auth_cache: dict[str, tuple[float, AuthOutcome]] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def authenticate(self, token: str) -> AuthOutcome:
-        """Is this server token valid, and is SMTP on for its server? Cached briefly."""
-        cached = self._auth_cache.get(token)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        """Is this server token valid, and is SMTP on for its server?
+
+        Asked of the API at every AUTH, never cached: turning SMTP on or off, deleting a server or
+        replacing its token takes effect for the next AUTH. AUTH comes once per connection, so
+        this costs one small request per connection, not per message.
+        """
         try:
             response = await self._client.post(SMTP_AUTH_PATH, headers={SERVER_TOKEN_HEADER: token})
         except httpx.HTTPError:
@@ -60,9 +59,6 @@ class ApiClient:
             outcome = AuthOutcome.OK if body.SmtpApiActivated else AuthOutcome.DISABLED
         else:
             return AuthOutcome.UNAVAILABLE
-        if len(self._auth_cache) > 10_000:
-            self._auth_cache.clear()
-        self._auth_cache[token] = (time.monotonic() + self._auth_cache_seconds, outcome)
         return outcome
 
     async def report_bounce(self, *, account_token: str, rcpt_tos: list[str], raw: bytes) -> int:

@@ -80,7 +80,7 @@ async def serve(
     settings: SmtpSettings, *, started: Callable[[list[asyncio.Server]], Awaitable[None]] | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Listen until `stop` is set."""
-    api = ApiClient(base_url=settings.api_url, timeout=settings.api_timeout_seconds, auth_cache_seconds=settings.smtp_auth_cache_seconds)
+    api = ApiClient(base_url=settings.api_url, timeout=settings.api_timeout_seconds)
     handler = GatewayHandler(api=api, settings=settings)
     context = tls_context(settings)
     loop = asyncio.get_running_loop()

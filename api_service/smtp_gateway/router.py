@@ -13,7 +13,7 @@ from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.email import service
 from api_service.email.from_mime import from_mime
 from api_service.errors import InvalidEmailRequest, PostmarkError
-from api_service.servers.deps import CurrentServer, SendingServer
+from api_service.servers.deps import CurrentServer
 from api_service.servers.service import require_smtp_enabled
 from shared.schemas.smtp import SMTP_AUTH_PATH, SMTP_SUBMIT_PATH, SmtpAuthResponse, SmtpSubmission, SmtpSubmissionResult
 
@@ -28,12 +28,13 @@ async def smtp_auth(server: CurrentServer) -> SmtpAuthResponse:
 
 @router.post(SMTP_SUBMIT_PATH, response_model=SmtpSubmissionResult)
 async def smtp_submit(
-    server: SendingServer, session: Session, settings: AppSettings, submission: Annotated[SmtpSubmission, Body()]
+    server: CurrentServer, session: Session, settings: AppSettings, submission: Annotated[SmtpSubmission, Body()]
 ) -> SmtpSubmissionResult:
     """Store one message received over SMTP; committed before this answers. What is wrong with the
-    message becomes SMTPApiError bounces, not an error here."""
-    if server is None:
-        raise InvalidEmailRequest("Postmark's test token cannot be used over SMTP.")
+    message becomes SMTPApiError bounces, not an error here.
+
+    The server's current row, not the send path's cached settings: SMTP turned off (by any API
+    process) or a deleted server refuses the very next submission."""
     require_smtp_enabled(server)
     try:
         raw = base64.b64decode(submission.RawMessage, validate=True)
