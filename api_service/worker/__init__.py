@@ -15,6 +15,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from api_service.config import Settings, get_settings
+from api_service.core.outage import OutageLog, database_unavailable
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import transport_from_settings
@@ -24,11 +25,16 @@ log = logging.getLogger("postgate.worker")
 
 
 async def _loop(name: str, step: Callable[[], Awaitable[int]], *, stop: asyncio.Event, idle: float) -> None:
+    outage = OutageLog(log, what=f"worker {name} loop")
     while not stop.is_set():
         try:
             done = await step()
-        except Exception:  # a bad batch must not stop the worker; its leases expire and it is retried
-            log.exception("%s loop failed; retrying", name)
+            outage.succeeded()
+        except Exception as exc:  # a bad batch must not stop the worker; its leases expire and it is retried
+            if database_unavailable(exc):
+                outage.failed(exc)  # once per interval, not a traceback per poll
+            else:
+                log.exception("%s loop failed; retrying", name)
             done = 0
         if not done:
             with contextlib.suppress(TimeoutError):
