@@ -20,6 +20,7 @@ from api_service.worker import _loop
 from tests.compat.conftest import free_port
 from tests.factories import message
 
+
 @pytest_asyncio.fixture
 async def down(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API with its database gone: nothing listens on the configured port."""
@@ -34,9 +35,7 @@ async def down(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.mark.asyncio
 class TestApiDuringOutage:
-    async def test_send_answers_503_with_retry_after_and_logs_once(
-        self, down: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
-    ) -> None:
+    async def test_send_answers_503_with_retry_after_and_logs_once(self, down: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.INFO)
         headers = {"X-Postmark-Server-Token": "a-token-of-some-server"}
         for _ in range(50):
