@@ -91,13 +91,9 @@ class TestOutageLog:
         assert database_unavailable(error) is expected
 
     def test_an_outage_underneath_another_error_counts(self) -> None:
-        try:
-            try:
-                raise ConnectionResetError(104, "reset")
-            except ConnectionResetError as inner:
-                raise RuntimeError("while committing") from inner
-        except RuntimeError as outer:
-            assert database_unavailable(outer)
+        outer = RuntimeError("while committing")
+        outer.__cause__ = ConnectionResetError(104, "reset")
+        assert database_unavailable(outer)
 
 
 @pytest.mark.asyncio
