@@ -17,6 +17,9 @@ MAX_BATCH_BYTES = 50 * 1024 * 1024
 MAX_SUBJECT_CHARS = 2000
 MAX_TAG_CHARS = 1000
 MAX_FROM_CHARS = 255
+# Postmark counts recipients (50 per field), not characters: 50 addresses of up to 320 characters
+# with display names fit in this many.
+MAX_ADDRESS_FIELD_CHARS = 20_000
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_METADATA_KEYS = 10
 MAX_METADATA_KEY_CHARS = 20

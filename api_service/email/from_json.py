@@ -11,13 +11,14 @@ import binascii
 import re
 from typing import Any
 
-from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
+from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox, split_items
 from api_service.email.message import OutgoingMessage
 from api_service.email.mime import AttachmentPart
 from api_service.errors import InvalidEmailRequest
 from api_service.models import MessageSource
 from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
+    MAX_ADDRESS_FIELD_CHARS,
     MAX_BODY_BYTES,
     MAX_FROM_CHARS,
     MAX_METADATA_KEY_CHARS,
@@ -51,7 +52,12 @@ def _has_nul(value: Any) -> bool:
 def _addresses(value: str | None, field: str) -> list[Mailbox]:
     if value is None or not value.strip():
         return []
+    if len(value) > MAX_ADDRESS_FIELD_CHARS:
+        raise InvalidEmailRequest(f"The '{field}' field must be at most {MAX_ADDRESS_FIELD_CHARS} characters.")
     try:
+        count = len(split_items(value))
+        if count > MAX_RECIPIENTS_PER_FIELD:  # counted before each address is validated
+            raise InvalidEmailRequest(f"Too many '{field}' recipients ({count}). The maximum is {MAX_RECIPIENTS_PER_FIELD}.")
         mailboxes = parse_address_list(value)
     except AddressError as exc:
         raise InvalidEmailRequest(f"Invalid '{field}' address: '{exc}'.") from None
