@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api_service.core.outage import RETRY_AFTER_SECONDS, OutageLog, database_unavailable
 from api_service.errors import PostmarkError
 from shared.constants import ACCOUNT_TOKEN_HEADER, API_ERROR_CODE_HEADER, SERVER_TOKEN_HEADER, ErrorCode
-from shared.schemas.base import ErrorResponse
+from shared.schemas.base import NUL_REFUSED, ErrorResponse
 
 logger = logging.getLogger("postgate.api")
 DATABASE_OUTAGE = OutageLog(logger, what="API")
@@ -57,7 +57,8 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
                 422, ErrorCode.INVALID_JSON, "Received invalid JSON input: the body must be a JSON object (or, for a batch, an array)."
             )
         fields = sorted({describe_location(e["loc"]) for e in body_errors})
-        return postmark_response(422, ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {', '.join(fields)}.")
+        nul = " (NUL characters are not allowed)" if any(NUL_REFUSED in str(e.get("msg", "")) for e in body_errors) else ""
+        return postmark_response(422, ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {', '.join(fields)}{nul}.")
     segment = request.url.path.strip("/").split("/", 1)[0]
     code = QUERY_ERROR_CODES.get(segment, ErrorCode.INVALID_REQUEST_FIELDS)
     details = "; ".join(f"'{describe_location(e['loc'])}': {e['msg']}" for e in errors)

@@ -20,7 +20,9 @@ from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
     MAX_ADDRESS_FIELD_CHARS,
     MAX_BODY_BYTES,
+    MAX_CUSTOM_HEADERS,
     MAX_FROM_CHARS,
+    MAX_HEADER_VALUE_CHARS,
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_CHARS,
@@ -29,6 +31,7 @@ from shared.constants import (
     MAX_TAG_CHARS,
     TrackLinks,
 )
+from shared.schemas.base import contains_nul
 from shared.schemas.email import EmailRequest
 
 FIELD_NAME = re.compile(r"^[!-9;-~]{1,76}$")
@@ -37,16 +40,6 @@ STRUCTURAL_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "subject", "date", "reply-to", "sender", "mime-version", "content-type", "content-transfer-encoding"}
 )
 MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def _addresses(value: str | None, field: str) -> list[Mailbox]:
@@ -87,7 +80,7 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
 
 def from_json(request: EmailRequest) -> OutgoingMessage:
     """Read one message; every problem with a field becomes ErrorCode 300."""
-    if _has_nul(request.model_dump(exclude_none=True)):
+    if contains_nul(request.model_dump(exclude_none=True)):
         raise InvalidEmailRequest("The message contains a NUL character, which is not allowed.")
     if not request.From or not request.From.strip():
         raise InvalidEmailRequest("The 'From' address is required.")
@@ -124,11 +117,15 @@ def from_json(request: EmailRequest) -> OutgoingMessage:
 
     headers: list[tuple[str, str]] = []
     custom_message_id = None
+    if len(request.Headers or []) > MAX_CUSTOM_HEADERS:
+        raise InvalidEmailRequest(f"At most {MAX_CUSTOM_HEADERS} custom Headers may be given.")
     for header in request.Headers or []:
         name = (header.Name or "").strip()
         value = header.Value or ""
         if not FIELD_NAME.match(name):
-            raise InvalidEmailRequest(f"Invalid header name: '{name}'.")
+            raise InvalidEmailRequest(f"Invalid header name: '{name[:100]}'.")
+        if len(value) > MAX_HEADER_VALUE_CHARS:
+            raise InvalidEmailRequest(f"The value of header '{name}' must be at most {MAX_HEADER_VALUE_CHARS} characters.")
         if "\r" in value or "\n" in value:
             raise InvalidEmailRequest(f"The value of header '{name}' must not contain line breaks.")
         lowered = name.lower()
@@ -145,9 +142,9 @@ def from_json(request: EmailRequest) -> OutgoingMessage:
         raise InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys.")
     for key, value in raw_metadata.items():
         if not key or len(key) > MAX_METADATA_KEY_CHARS:
-            raise InvalidEmailRequest(f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters: '{key}'.")
+            raise InvalidEmailRequest(f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters: '{key[:40]}'.")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidEmailRequest(f"Metadata value for '{key}' must be a string.")
+            raise InvalidEmailRequest(f"Metadata value for '{key}' must be a string, not an object or a list.")
         text = str(value)
         if len(text) > MAX_METADATA_VALUE_CHARS:
             raise InvalidEmailRequest(f"Metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters: '{key}'.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared.constants import MAX_ENVELOPE_RECIPIENTS
 from shared.schemas.base import WireModel, WireResponse
+from shared.schemas.smtp import EnvelopeAddress
 
 BOUNCE_REPORT_PATH = "/internal/bounce-reports"
 
@@ -12,7 +14,9 @@ BOUNCE_REPORT_PATH = "/internal/bounce-reports"
 class BounceReport(WireModel):
     """A report received by the return-path listener."""
 
-    RcptTo: list[str] = Field(description="The return-path addresses the report was sent to")
+    RcptTo: list[EnvelopeAddress] = Field(
+        max_length=MAX_ENVELOPE_RECIPIENTS, description="The return-path addresses the report was sent to"
+    )
     RawMessage: str = Field(description="The report, base64-encoded")
 
 

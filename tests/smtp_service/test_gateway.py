@@ -83,6 +83,14 @@ class TestAuthentication:
         with connect(gateway) as client, pytest.raises(smtplib.SMTPAuthenticationError):
             client.login(smtp_server.token, "something else")
 
+    @pytest.mark.parametrize("user", ["tökén".encode(), b"\xff\xfe", "токен".encode()])
+    def test_non_ascii_user_name_is_a_plain_535(self, gateway: Gateway, user: bytes) -> None:
+        with connect(gateway) as client:
+            code, text = client.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0" + user + b"\0" + user).decode())
+            assert code == 535
+            assert b"Error" not in text
+            assert client.noop()[0] == 250
+
     def test_mail_without_auth_gets_530(self, gateway: Gateway) -> None:
         with connect(gateway) as client:
             code, text = client.mail("sender@example.com")
