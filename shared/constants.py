@@ -9,6 +9,21 @@ SERVER_TOKEN_HEADER = "X-Postmark-Server-Token"  # noqa: S105 - a header name
 ACCOUNT_TOKEN_HEADER = "X-Postmark-Account-Token"  # noqa: S105 - a header name
 API_ERROR_CODE_HEADER = "X-PM-ApiErrorCode"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+# Account tokens every reader of old examples knows: no service starts with one of these.
+KNOWN_ACCOUNT_TOKENS = frozenset({"change-me-account-token", "change-me", "changeme", "account-token", "secret"})
+MIN_ACCOUNT_TOKEN_CHARS = 16
+
+
+def account_token_problem(token: str) -> str | None:
+    """Why `token` may not be the account token (None when it may)."""
+    if not token.strip():
+        return "ACCOUNT_TOKEN is not set"
+    if token.strip().lower() in KNOWN_ACCOUNT_TOKENS:
+        return "ACCOUNT_TOKEN is a well-known example value"
+    if len(token.strip()) < MIN_ACCOUNT_TOKEN_CHARS:
+        return f"ACCOUNT_TOKEN is shorter than {MIN_ACCOUNT_TOKEN_CHARS} characters"
+    return None
+
 
 MAX_RECIPIENTS_PER_FIELD = 50
 MAX_BATCH_MESSAGES = 500
