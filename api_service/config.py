@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     webhook_allowed_networks: str = Field(
         default="", description="Comma-separated CIDRs a webhook URL may resolve to although not public; empty: public only"
     )
+    feedback_loop_senders: str = Field(
+        default="",
+        description="Comma-separated addresses or domains whose ARF complaints count for recipients of any domain (an ISP's feedback loop)",
+    )
     dns_resolver: str = Field(default="", description="host[:port] of the DNS server for MX and address lookups; empty: the system's")
     worker_poll_seconds: float = 0.5
     webhook_retry_schedule: str = Field(

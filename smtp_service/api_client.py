@@ -61,9 +61,9 @@ class ApiClient:
             return AuthOutcome.UNAVAILABLE
         return outcome
 
-    async def report_bounce(self, *, account_token: str, rcpt_tos: list[str], raw: bytes) -> int:
+    async def report_bounce(self, *, account_token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
         """Hand a report mailed to the return path to the API; its HTTP status, 0 if unreachable."""
-        report = BounceReport(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))
+        report = BounceReport(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"), MailFrom=mail_from)
         try:
             response = await self._client.post(
                 BOUNCE_REPORT_PATH,

@@ -208,7 +208,9 @@ class ReturnPathHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = normalise_line_endings(envelope.original_content or b"")
-        status = await self.api.report_bounce(account_token=self.settings.account_token, rcpt_tos=list(envelope.rcpt_tos), raw=raw)
+        status = await self.api.report_bounce(
+            account_token=self.settings.account_token, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), raw=raw
+        )
         if status == 200:
             return "250 2.0.0 Ok: report recorded"
         if 400 <= status < 500:

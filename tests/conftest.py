@@ -41,9 +41,15 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    # The tests' receivers listen on loopback, which webhooks may not reach unless allowed.
+    # The tests' receivers listen on loopback, which webhooks may not reach unless allowed; the ARF
+    # fixtures come from hotmail.example, a feedback loop for recipients of other domains.
     return Settings(
-        database_url=database_url, account_token=ACCOUNT_TOKEN, db_pool_size=5, db_max_overflow=5, webhook_allowed_networks="127.0.0.0/8"
+        database_url=database_url,
+        account_token=ACCOUNT_TOKEN,
+        db_pool_size=5,
+        db_max_overflow=5,
+        webhook_allowed_networks="127.0.0.0/8",
+        feedback_loop_senders="hotmail.example",
     )
 
 

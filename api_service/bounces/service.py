@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -12,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import repository
 from api_service.bounces.classify import Outcome, classify
-from api_service.bounces.reports import parse_report
+from api_service.bounces.reports import complaint_from_authority, parse_report
 from api_service.bounces.verp import parse_return_path
+from api_service.email.addresses import normalise_email
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.messages import service as messages
 from api_service.models import Bounce, Message
@@ -22,6 +24,8 @@ from api_service.suppressions import service as suppressions
 from api_service.webhooks import service as webhooks_service
 from shared.constants import BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
 from shared.schemas.bounce_reports import BounceReport
+
+log = logging.getLogger("postgate.bounces")
 
 
 async def get_bounce_or_raise(*, session: AsyncSession, server_id: int, bounce_id: int) -> repository.BounceRow:
@@ -45,7 +49,9 @@ async def activate(*, session: AsyncSession, server_id: int, bounce_id: int) -> 
     )
     if lifted is suppressions.Lifted.NOT_ALLOWED:
         raise PostmarkError(
-            ErrorCode.BOUNCE_CANNOT_ACTIVATE, f"{bounce.email} is suppressed because of a spam complaint, which cannot be reactivated."
+            ErrorCode.BOUNCE_CANNOT_ACTIVATE,
+            f"{bounce.email} is suppressed because of a spam complaint. To lift it after checking with the recipient, POST "
+            f'/message-streams/{bounce.message_stream}/suppressions/delete with "LiftSpamComplaint": true on the address.',
         )
     return repository.BounceRow(bounce=bounce, dump_available=row.dump_available, suppressed=False)
 
@@ -140,8 +146,11 @@ async def record_message_bounce(
     )
 
 
-async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
-    """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names."""
+async def record_report(*, session: AsyncSession, report: BounceReport, feedback_loops: list[str]) -> int:
+    """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names.
+
+    A complaint counts only for the recipient it is about, and only when it comes from that
+    recipient's domain or a configured feedback loop (`feedback_loops`)."""
     try:
         raw = base64.b64decode(report.RawMessage, validate=True)
     except (binascii.Error, ValueError):
@@ -155,6 +164,14 @@ async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
         known = {r.lower() for r in message.recipients}
         if parsed.kind == "complaint":
             email = parsed.complainant or (message.recipients[0] if len(message.recipients) == 1 else None)
+            senders = [s for s in (parsed.reporter, normalise_email(report.MailFrom) if report.MailFrom else None) if s]
+            if (
+                email
+                and email.lower() in known
+                and not complaint_from_authority(complainant=email, senders=senders, feedback_loops=feedback_loops)
+            ):
+                log.warning("complaint about %s on %s ignored: sent by %s, not its domain or a feedback loop", email, message.id, senders)
+                continue
             if email and email.lower() in known:
                 await record_message_bounce(
                     session=session,

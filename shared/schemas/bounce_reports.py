@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.constants import MAX_ENVELOPE_RECIPIENTS
+from shared.constants import MAX_ENVELOPE_ADDRESS_CHARS, MAX_ENVELOPE_RECIPIENTS
 from shared.schemas.base import WireModel, WireResponse
 from shared.schemas.smtp import EnvelopeAddress
 
@@ -18,6 +18,7 @@ class BounceReport(WireModel):
         max_length=MAX_ENVELOPE_RECIPIENTS, description="The return-path addresses the report was sent to"
     )
     RawMessage: str = Field(description="The report, base64-encoded")
+    MailFrom: str = Field(default="", max_length=MAX_ENVELOPE_ADDRESS_CHARS, description="The envelope sender of the report (MAIL FROM)")
 
 
 class BounceReportResult(WireResponse):
