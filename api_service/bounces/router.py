@@ -121,7 +121,8 @@ async def get_bounce(bounce_id: EntityId, server: CurrentServer, session: Sessio
 async def bounce_dump(bounce_id: EntityId, server: CurrentServer, session: Session) -> BounceDump:
     """The raw source of the bounce (or of the refused message); empty when none is kept."""
     row = await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id)
-    return BounceDump(Body=row.bounce.dump.decode("utf-8", "replace") if row.bounce.dump else "")
+    body = await service.dump_body(session=session, row=row)
+    return BounceDump(Body=body.decode("utf-8", "replace") if body else "")
 
 
 @router.put("/bounces/{bounce_id}/activate", response_model=BounceActivation, responses=ERRORS)

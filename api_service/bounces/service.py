@@ -7,6 +7,7 @@ import base64
 import binascii
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +63,15 @@ async def delivery_stats(*, session: AsyncSession, server_id: int) -> tuple[int,
     return await repository.count_inactive(session=session, server_id=server_id), rows
 
 
+@dataclass(eq=False, slots=True)
+class Dump:
+    """The raw source of one or more bounces; stored the first time a bounce uses it, then shared
+    (a message refused for 500 recipients is kept once, not 500 times)."""
+
+    body: bytes
+    id: int | None = None
+
+
 async def record_bounce(
     *,
     session: AsyncSession,
@@ -74,7 +84,7 @@ async def record_bounce(
     from_email: str = "",
     subject: str = "",
     tag: str = "",
-    dump: bytes | None = None,
+    dump: Dump | bytes | None = None,
     content: str | None = None,
     bounced_at: datetime | None = None,
     metadata: dict[str, str] | None = None,
@@ -82,6 +92,10 @@ async def record_bounce(
     """Store a bounce and queue its webhooks; a type that deactivates also suppresses the
     recipient on its stream (which fires SubscriptionChange)."""
     info = BOUNCE_TYPES[bounce_type]
+    if isinstance(dump, bytes):
+        dump = Dump(dump)
+    if dump is not None and dump.id is None:
+        dump.id = await repository.add_dump(session=session, server_id=server_id, body=dump.body)
     bounce = Bounce(
         server_id=server_id,
         message_id=message_id,
@@ -95,7 +109,7 @@ async def record_bounce(
         details=details.replace("\x00", ""),
         inactive=info.deactivates,
         can_activate=info.can_activate,
-        dump=dump,
+        dump_id=dump.id if dump is not None else None,
         content=content,
         bounced_at=bounced_at or datetime.now(UTC),
     )
@@ -103,7 +117,9 @@ async def record_bounce(
     server = await servers_repository.get_server(session=session, server_id=server_id)
     if server is None:
         return bounce
-    await webhooks_service.bounce_recorded(session=session, server=server, bounce=bounce, metadata=metadata or {})
+    await webhooks_service.bounce_recorded(
+        session=session, server=server, bounce=bounce, metadata=metadata or {}, dump=dump.body if dump is not None else None
+    )
     if info.deactivates:
         reason = SuppressionReason.SPAM_COMPLAINT if bounce_type is BounceType.SPAM_COMPLAINT else SuppressionReason.HARD_BOUNCE
         await suppressions.suppress(
@@ -125,7 +141,7 @@ async def record_message_bounce(
     bounce_type: BounceType,
     email: str,
     details: str,
-    dump: bytes | None = None,
+    dump: Dump | bytes | None = None,
     content: str | None = None,
 ) -> Bounce:
     """A bounce of one recipient of a stored message."""
@@ -162,6 +178,7 @@ async def record_report(*, session: AsyncSession, report: BounceReport, feedback
     matched = 0
     for message in (await messages.get_messages(session=session, ids=ids)).values():
         known = {r.lower() for r in message.recipients}
+        dump = Dump(raw)  # once per message however many of its recipients the report names
         if parsed.kind == "complaint":
             email = parsed.complainant or (message.recipients[0] if len(message.recipients) == 1 else None)
             senders = [s for s in (parsed.reporter, normalise_email(report.MailFrom) if report.MailFrom else None) if s]
@@ -179,7 +196,7 @@ async def record_report(*, session: AsyncSession, report: BounceReport, feedback
                     bounce_type=BounceType.SPAM_COMPLAINT,
                     email=email,
                     details="Spam complaint (ARF abuse report)",
-                    dump=raw,
+                    dump=dump,
                     content=raw.decode("utf-8", "replace"),
                 )
                 matched += 1
@@ -198,11 +215,20 @@ async def record_report(*, session: AsyncSession, report: BounceReport, feedback
                 bounce_type=verdict.bounce_type or BounceType.UNKNOWN,
                 email=failed.email,
                 details=text,
-                dump=raw,
+                dump=dump,
             )
             await messages.mark_bounced(session=session, message_id=message.id, email=failed.email)
             matched += 1
     return matched
+
+
+async def dump_body(*, session: AsyncSession, row: repository.BounceRow) -> bytes | None:
+    """The raw source behind a bounce, when one is kept."""
+    if row.bounce.dump is not None:
+        return row.bounce.dump
+    if row.bounce.dump_id is None:
+        return None
+    return await repository.get_dump_body(session=session, dump_id=row.bounce.dump_id)
 
 
 async def list_bounces(

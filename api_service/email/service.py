@@ -244,7 +244,10 @@ async def accept(
     except IntegrityError as exc:
         # The only foreign key is the server's: it was deleted after its token was cached.
         raise InvalidToken() from exc
+    dumps: dict[uuid.UUID, bounces.Dump] = {}
     for row, recipient, reason in stored.bounces:
+        # The refused message is the dump of each of its bounces, stored once.
+        dump = dumps.setdefault(row.id, bounces.Dump(row.raw_mime))
         await bounces.record_bounce(
             session=session,
             server_id=row.server_id,
@@ -256,7 +259,7 @@ async def accept(
             from_email=row.from_email,
             subject=row.subject,
             tag=row.tag,
-            dump=row.raw_mime,
+            dump=dump,
             metadata=row.metadata_,
         )
     return results

@@ -2,6 +2,7 @@
 
 from api_service.models.base import Base
 from api_service.models.bounce import Bounce
+from api_service.models.bounce_dump import BounceDump
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
 from api_service.models.message import Message, MessageSource
@@ -18,6 +19,7 @@ from api_service.models.webhook_delivery import WebhookDelivery, WebhookDelivery
 __all__ = [
     "Base",
     "Bounce",
+    "BounceDump",
     "Domain",
     "IdempotencyKey",
     "Message",

@@ -45,8 +45,10 @@ def _target(
     }
 
 
-async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Bounce, metadata: dict[str, str]) -> None:
-    """Queue the Bounce (or SpamComplaint) webhook of a new bounce."""
+async def bounce_recorded(
+    *, session: AsyncSession, server: Server, bounce: Bounce, metadata: dict[str, str], dump: bytes | None = None
+) -> None:
+    """Queue the Bounce (or SpamComplaint) webhook of a new bounce; `dump` is its raw source, if kept."""
     if bounce.type == BounceType.SMTP_API_ERROR.value and not server.enable_smtp_api_error_hooks:
         return
     trigger = WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE
@@ -54,10 +56,10 @@ async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Boun
     for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=bounce.message_stream):
         setting = hook.triggers.get(trigger, {})
         if setting.get("Enabled"):
-            payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=bool(setting.get("IncludeContent")))
+            payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=bool(setting.get("IncludeContent")), dump=dump)
             rows.append(_target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook))
     if trigger is WebhookTrigger.BOUNCE and server.bounce_hook_url:
-        payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=server.include_bounce_content_in_hook)
+        payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=server.include_bounce_content_in_hook, dump=dump)
         rows.append(_target(server_id=server.id, record_type=trigger, url=server.bounce_hook_url, payload=payload))
     await repository.enqueue(session=session, rows=rows)
 
