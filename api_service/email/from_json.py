@@ -40,6 +40,8 @@ STRUCTURAL_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "subject", "date", "reply-to", "sender", "mime-version", "content-type", "content-transfer-encoding"}
 )
 MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+# A Message-ID or Content-ID cannot be folded: it must fit on its header's one line (998).
+MAX_ID_CHARS = 900
 
 
 def _addresses(value: str | None, field: str) -> list[Mailbox]:
@@ -73,7 +75,7 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
     content_id = (raw.ContentID or "").strip() or None
     if content_id is not None:
         content_id = content_id.removeprefix("cid:").strip("<>")
-        if not content_id or any(c in content_id for c in "\r\n<> "):
+        if not content_id or len(content_id) > MAX_ID_CHARS or any(c in content_id for c in "\r\n<> "):
             raise InvalidEmailRequest(f"Attachment '{name}' has an invalid 'ContentID'.")
     return AttachmentPart(name=name, content=content, content_type=content_type, content_id=content_id)
 
@@ -130,7 +132,7 @@ def from_json(request: EmailRequest) -> OutgoingMessage:
             raise InvalidEmailRequest(f"The value of header '{name}' must not contain line breaks.")
         lowered = name.lower()
         if lowered == "message-id":
-            if not MESSAGE_ID.match(value.strip()):
+            if len(value.strip()) > MAX_ID_CHARS or not MESSAGE_ID.match(value.strip()):
                 raise InvalidEmailRequest("The 'Message-ID' header must look like <id@domain>.")
             custom_message_id = value.strip()
         elif lowered not in STRUCTURAL_HEADERS:
