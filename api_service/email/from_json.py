@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox, split_items
+from api_service.email.headers import token_safe
 from api_service.email.message import OutgoingMessage
 from api_service.email.mime import AttachmentPart
 from api_service.errors import InvalidEmailRequest
@@ -61,6 +62,20 @@ def _addresses(value: str | None, field: str) -> list[Mailbox]:
     return mailboxes
 
 
+# RFC 2046 top-level types an attachment may have (multipart is structure, not content).
+MEDIA_TYPES = frozenset({"application", "audio", "font", "image", "message", "model", "text", "video"})
+
+
+def valid_content_type(value: str) -> bool:
+    """`type/subtype`, optionally with `; parameters` (which are not kept): RFC 2045 tokens, a
+    registered top-level type."""
+    if len(value) > 255 or any(c in value for c in "\r\n"):
+        return False
+    media, _, _params = value.partition(";")
+    maintype, slash, subtype = media.strip().partition("/")
+    return bool(slash) and maintype.lower() in MEDIA_TYPES and token_safe(subtype)
+
+
 def _attachment(raw: Any, index: int) -> AttachmentPart:
     name = (raw.Name or "").strip()
     if not name or any(c in name for c in "\r\n"):
@@ -70,8 +85,8 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
     except (binascii.Error, ValueError):
         raise InvalidEmailRequest(f"Attachment '{name}' has no valid Base64 'Content'.") from None
     content_type = (raw.ContentType or "application/octet-stream").strip()
-    if "/" not in content_type or any(c in content_type for c in "\r\n"):
-        raise InvalidEmailRequest(f"Attachment '{name}' has an invalid 'ContentType'.")
+    if not valid_content_type(content_type):
+        raise InvalidEmailRequest(f"Attachment '{name[:100]}' has an invalid 'ContentType': '{content_type[:100]}' is not a MIME type.")
     content_id = (raw.ContentID or "").strip() or None
     if content_id is not None:
         content_id = content_id.removeprefix("cid:").strip("<>")

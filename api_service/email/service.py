@@ -161,11 +161,16 @@ def static_problems(message: OutgoingMessage) -> list[PostmarkError]:
         problems.append(
             InvalidEmailRequest(f"Too many recipients ({len(message.recipients())}). The maximum is {MAX_RECIPIENTS_PER_FIELD}.")
         )
-    for name in message.attachment_names:
-        if "." in name and name.rpartition(".")[2].lower() in FORBIDDEN_ATTACHMENT_EXTENSIONS:
-            problems.append(ForbiddenAttachment())
-            break
+    if any(forbidden_extension(name) for name in message.attachment_names):
+        problems.append(ForbiddenAttachment())
     return problems
+
+
+def forbidden_extension(name: str) -> bool:
+    """Is the file of a forbidden type? Trailing dots and spaces are dropped first, as Windows
+    drops them when it saves the file (`invoice.exe.` is `invoice.exe`)."""
+    stem = name.strip().rstrip(". \t")
+    return "." in stem and stem.rpartition(".")[2].strip().lower() in FORBIDDEN_ATTACHMENT_EXTENSIONS
 
 
 def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups) -> list[PostmarkError]:

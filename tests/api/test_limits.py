@@ -132,3 +132,34 @@ class TestSmtpMetadata:
         parsed = from_mime(raw, mail_from="sender@example.com", rcpt_tos=["a@example.net"])
         assert len(parsed.metadata) <= 11
         assert any("at most 10 keys" in p.message for p in parsed.problems)
+
+
+@pytest.mark.asyncio
+class TestAttachments:
+    @pytest.mark.parametrize("name", ["invoice.exe.", "invoice.exe. . ", "invoice.EXE", "setup.msi..", "a.b.scr"])
+    async def test_forbidden_extension_with_trailing_dots_is_refused(self, client: httpx.AsyncClient, name: str) -> None:
+        attachment = {"Name": name, "Content": base64.b64encode(b"MZ").decode(), "ContentType": "application/octet-stream"}
+        response = await client.post("/email", json=message(Attachments=[attachment]), headers=TEST_TOKEN)
+        assert response.status_code == 422
+        assert response.json()["ErrorCode"] == 411
+
+    @pytest.mark.parametrize("name", ["invoice.exe.txt", "report.pdf", "no-extension", "dots...pdf"])
+    async def test_other_names_pass(self, client: httpx.AsyncClient, name: str) -> None:
+        attachment = {"Name": name, "Content": base64.b64encode(b"%PDF").decode(), "ContentType": "application/pdf"}
+        response = await client.post("/email", json=message(Attachments=[attachment]), headers=TEST_TOKEN)
+        assert response.status_code == 200, response.text
+
+    @pytest.mark.parametrize(
+        "content_type", ["pdf/", "/pdf", "application/pdf/x", "multipart/mixed", "bogus/thing", "text/pl ain", "application/(x)", "x" * 300]
+    )
+    async def test_content_type_must_be_a_mime_type(self, client: httpx.AsyncClient, content_type: str) -> None:
+        attachment = {"Name": "a.dat", "Content": base64.b64encode(b"x").decode(), "ContentType": content_type}
+        response = await client.post("/email", json=message(Attachments=[attachment]), headers=TEST_TOKEN)
+        assert response.status_code == 422
+        assert "ContentType" in response.json()["Message"]
+
+    @pytest.mark.parametrize("content_type", ["application/pdf", "image/svg+xml", "text/plain; charset=utf-8", "Application/Vnd.MS-Excel"])
+    async def test_real_mime_types_pass(self, client: httpx.AsyncClient, content_type: str) -> None:
+        attachment = {"Name": "a.dat", "Content": base64.b64encode(b"x").decode(), "ContentType": content_type}
+        response = await client.post("/email", json=message(Attachments=[attachment]), headers=TEST_TOKEN)
+        assert response.status_code == 200, response.text
