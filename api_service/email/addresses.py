@@ -37,7 +37,9 @@ class AddressError(ValueError):
 
 @lru_cache(maxsize=65536)
 def normalise_email(address: str) -> str | None:
-    """The address if it is a syntactically valid mailbox, else None."""
+    """The address if it is a syntactically valid mailbox, else None. An internationalised domain
+    comes back in its IDNA (ASCII, `xn--`) form, which is how it is stored, shown and delivered to;
+    a local part that is not ASCII is not accepted (it would need SMTPUTF8 all the way)."""
     address = address.strip()
     if not address or any(c in address for c in '\r\n\x00<>"') or len(address) > 320:
         return None
@@ -45,7 +47,10 @@ def normalise_email(address: str) -> str | None:
         result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
         return None
-    return result.normalized
+    return result.ascii_email or result.normalized
+
+
+NON_ASCII_LOCAL_PART = "the part before the @ is not ASCII; such mailboxes need SMTPUTF8, which Postgate does not accept"
 
 
 def parse_address_list(value: str) -> list[Mailbox]:
@@ -186,7 +191,9 @@ def _parse_simple(value: str) -> tuple[Mailbox, ...] | None:
 def _mailbox(name: str, addr_spec: str, value: str) -> Mailbox:
     email = normalise_email(addr_spec)
     if email is None:
-        raise AddressError(addr_spec or value)
+        if not addr_spec.rpartition("@")[0].isascii():
+            raise AddressError(f"{addr_spec[:100]}: {NON_ASCII_LOCAL_PART}")
+        raise AddressError(addr_spec[:100] or value[:100])
     return Mailbox(name=" ".join(name.split()), email=email)
 
 
