@@ -16,6 +16,7 @@ from api_service.bounces import repository
 from api_service.bounces.classify import Outcome, classify
 from api_service.bounces.reports import complaint_from_authority, parse_report
 from api_service.bounces.verp import parse_return_path
+from api_service.core.offload import cpu_bound
 from api_service.email.addresses import normalise_email
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.messages import service as messages
@@ -174,7 +175,7 @@ async def record_report(*, session: AsyncSession, report: BounceReport, feedback
     ids = {mid for rcpt in report.RcptTo if (mid := parse_return_path(rcpt)) is not None}
     if not ids:
         return 0
-    parsed = parse_report(raw)
+    parsed = await cpu_bound(len(raw), parse_report, raw)
     matched = 0
     for message in (await messages.get_messages(session=session, ids=ids)).values():
         known = {r.lower() for r in message.recipients}
