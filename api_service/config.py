@@ -7,7 +7,7 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api_service.core.netguard import dns_resolver, parse_networks
+from api_service.core.netguard import UrlGuard, dns_resolver, parse_networks
 
 
 class Settings(BaseSettings):
@@ -52,12 +52,19 @@ class Settings(BaseSettings):
     webhook_allowed_networks: str = Field(
         default="", description="Comma-separated CIDRs a webhook URL may resolve to although not public; empty: public only"
     )
+    feedback_loop_senders: str = Field(
+        default="",
+        description="Comma-separated addresses or domains whose ARF complaints count for recipients of any domain (an ISP's feedback loop)",
+    )
     dns_resolver: str = Field(default="", description="host[:port] of the DNS server for MX and address lookups; empty: the system's")
     worker_poll_seconds: float = 0.5
     webhook_retry_schedule: str = Field(
         default="60,300,600,600,600,900,1800,3600,7200,21600", description="Seconds between webhook attempts"
     )
-    webhook_timeout_seconds: float = 10
+    webhook_timeout_seconds: float = Field(
+        default=10, description="Longest one webhook request may take, redirects and a slow body included"
+    )
+    webhook_concurrency: int = Field(default=50, description="Webhook requests a worker has in flight at once")
     message_id_domain: str = Field(default="", description="Right-hand side of generated Message-IDs; the From domain when empty")
     db_pool_size: int = 10
     db_max_overflow: int = 20
@@ -139,6 +146,13 @@ class Settings(BaseSettings):
     def system_sender(self) -> str:
         """The From address of Postgate's own mail."""
         return self.system_from or f"postgate@{self.return_path_domain}"
+
+    def webhook_url_guard(self) -> UrlGuard:
+        """Where webhook URLs may point: public addresses and WEBHOOK_ALLOWED_NETWORKS."""
+        return UrlGuard(
+            allowed=tuple(parse_networks(self.webhook_allowed_networks)),
+            resolver=dns_resolver(self.dns_resolver) if self.dns_resolver.strip() else None,
+        )
 
 
 @lru_cache

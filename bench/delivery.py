@@ -59,6 +59,8 @@ def _workers(n: int, database_url: str, sink_port: int) -> list[Service]:
         "DELIVERY_CONCURRENCY": "50",
         "DELIVERY_BATCH_SIZE": "200",
         "WORKER_POLL_SECONDS": "0.05",
+        # The webhook receiver listens on loopback, which webhooks may not reach unless allowed.
+        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
     return [start(f"worker{i}", ["-m", "api_service.worker"], env) for i in range(n)]
 

@@ -9,6 +9,21 @@ SERVER_TOKEN_HEADER = "X-Postmark-Server-Token"  # noqa: S105 - a header name
 ACCOUNT_TOKEN_HEADER = "X-Postmark-Account-Token"  # noqa: S105 - a header name
 API_ERROR_CODE_HEADER = "X-PM-ApiErrorCode"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+# Account tokens every reader of old examples knows: no service starts with one of these.
+KNOWN_ACCOUNT_TOKENS = frozenset({"change-me-account-token", "change-me", "changeme", "account-token", "secret"})
+MIN_ACCOUNT_TOKEN_CHARS = 16
+
+
+def account_token_problem(token: str) -> str | None:
+    """Why `token` may not be the account token (None when it may)."""
+    if not token.strip():
+        return "ACCOUNT_TOKEN is not set"
+    if token.strip().lower() in KNOWN_ACCOUNT_TOKENS:
+        return "ACCOUNT_TOKEN is a well-known example value"
+    if len(token.strip()) < MIN_ACCOUNT_TOKEN_CHARS:
+        return f"ACCOUNT_TOKEN is shorter than {MIN_ACCOUNT_TOKEN_CHARS} characters"
+    return None
+
 
 MAX_RECIPIENTS_PER_FIELD = 50
 MAX_BATCH_MESSAGES = 500
@@ -17,10 +32,18 @@ MAX_BATCH_BYTES = 50 * 1024 * 1024
 MAX_SUBJECT_CHARS = 2000
 MAX_TAG_CHARS = 1000
 MAX_FROM_CHARS = 255
+# Postmark counts recipients (50 per field), not characters: 50 addresses of up to 320 characters
+# with display names fit in this many.
+MAX_ADDRESS_FIELD_CHARS = 20_000
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_METADATA_KEYS = 10
 MAX_METADATA_KEY_CHARS = 20
 MAX_METADATA_VALUE_CHARS = 80
+# Postmark documents no limit for these; these keep one request's work and storage bounded.
+MAX_CUSTOM_HEADERS = 100
+MAX_HEADER_VALUE_CHARS = 2_000
+MAX_ENVELOPE_RECIPIENTS = 1_000
+MAX_ENVELOPE_ADDRESS_CHARS = 1_000
 MAX_PAGE_COUNT = 500
 MAX_PAGE_WINDOW = 10_000
 MAX_TEMPLATES_PER_SERVER = 100

@@ -58,15 +58,13 @@ class SubmitOutcome:
 
 
 class ApiClient:
-    def __init__(self, *, base_url: str, timeout: float, auth_cache_seconds: float, recipient_cache_seconds: float = 30.0) -> None:
+    def __init__(self, *, base_url: str, timeout: float, recipient_cache_seconds: float = 30.0) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"Accept": "application/json"},
         )
-        self._auth_cache_seconds = auth_cache_seconds
-        self._auth_cache: dict[str, tuple[float, AuthOutcome]] = {}
         self._recipient_cache_seconds = recipient_cache_seconds
         # "a:<address>" and, for a domain that is no inbound domain, "d:<domain>".
         self._recipient_cache: dict[str, tuple[float, RecipientOutcome]] = {}
@@ -75,10 +73,12 @@ class ApiClient:
         await self._client.aclose()
 
     async def authenticate(self, token: str) -> AuthOutcome:
-        """Is this server token valid, and is SMTP on for its server? Cached briefly."""
-        cached = self._auth_cache.get(token)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        """Is this server token valid, and is SMTP on for its server?
+
+        Asked of the API at every AUTH, never cached: turning SMTP on or off, deleting a server or
+        replacing its token takes effect for the next AUTH. AUTH comes once per connection, so
+        this costs one small request per connection, not per message.
+        """
         try:
             response = await self._client.post(SMTP_AUTH_PATH, headers={SERVER_TOKEN_HEADER: token})
         except httpx.HTTPError:
@@ -90,14 +90,11 @@ class ApiClient:
             outcome = AuthOutcome.OK if body.SmtpApiActivated else AuthOutcome.DISABLED
         else:
             return AuthOutcome.UNAVAILABLE
-        if len(self._auth_cache) > 10_000:
-            self._auth_cache.clear()
-        self._auth_cache[token] = (time.monotonic() + self._auth_cache_seconds, outcome)
         return outcome
 
-    async def report_bounce(self, *, account_token: str, rcpt_tos: list[str], raw: bytes) -> int:
+    async def report_bounce(self, *, account_token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
         """Hand a report mailed to the return path to the API; its HTTP status, 0 if unreachable."""
-        report = BounceReport(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))
+        report = BounceReport(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"), MailFrom=mail_from)
         try:
             response = await self._client.post(
                 BOUNCE_REPORT_PATH,

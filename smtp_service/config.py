@@ -27,7 +27,6 @@ class SmtpSettings(BaseSettings):
     smtp_tls_key: str = ""
     smtp_tls_port: int = Field(default=0, description="Port for implicit TLS (0: none)")
     smtp_require_tls_for_auth: bool = Field(default=False, description="Refuse AUTH before STARTTLS")
-    smtp_auth_cache_seconds: float = 30.0
     smtp_max_auth_failures: int = Field(default=5, description="Failed AUTHs on one connection before it is closed")
     smtp_ip_auth_failures: int = Field(default=30, description="Failed AUTHs per client IP within smtp_ip_window_seconds; 0 disables")
     smtp_ip_window_seconds: float = 600.0

@@ -8,6 +8,8 @@ import hmac
 import logging
 import secrets
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import IPv6Address, ip_address
 from typing import Any
@@ -25,27 +27,53 @@ INVALID = "535 5.7.8 Authentication credentials invalid"
 DISABLED = "535 5.7.8 SMTP API access is not enabled for this server: turn on SmtpApiActivated in the server settings"
 UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 TOO_MANY = "421 4.7.0 Too many failed authentication attempts, closing connection"
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
 
 
 class IpThrottle:
-    """Failed AUTHs per client IP in a sliding window; 0 allows any number."""
+    """Failed AUTHs per client IP in a sliding window; 0 allows any number.
 
-    def __init__(self, *, limit: int, window: float) -> None:
+    Each IP keeps at most `limit` timestamps, and IPs with no failure inside the window are
+    forgotten (swept at most once a window), so the table stays as small as the recent attackers.
+    """
+
+    def __init__(self, *, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.window = window
-        self._failures: dict[str, list[float]] = {}
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._swept = clock()
 
     def blocked(self, ip: str) -> bool:
         if not self.limit:
             return False
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(ip, []) if t > now - self.window]
-        self._failures[ip] = recent
+        now = self.clock()
+        self._sweep(now)
+        recent = self._failures.get(ip)
+        if recent is None:
+            return False
+        while recent and recent[0] <= now - self.window:
+            recent.popleft()
+        if not recent:
+            del self._failures[ip]
+            return False
         return len(recent) >= self.limit
 
     def failed(self, ip: str) -> None:
         if self.limit:
-            self._failures.setdefault(ip, []).append(time.monotonic())
+            now = self.clock()
+            self._sweep(now)
+            self._failures.setdefault(ip, deque(maxlen=self.limit)).append(now)
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self.window:
+            return
+        self._swept = now
+        for ip in [ip for ip, times in self._failures.items() if not times or times[-1] <= now - self.window]:
+            del self._failures[ip]
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 class GatewayHandler:
@@ -62,7 +90,8 @@ class GatewayHandler:
         if self.throttle.blocked(ip):
             return await self._close(server)
         token = user.decode("utf-8", "replace").strip()
-        if not token or not hmac.compare_digest(user, password):
+        # A token is printable ASCII; anything else cannot be one (nor go into an HTTP header).
+        if not token or not token.isascii() or not token.isprintable() or not hmac.compare_digest(user, password):
             return await self._fail(server, ip, INVALID)
         outcome = await self.api.authenticate(token)
         if outcome is AuthOutcome.OK:
@@ -132,6 +161,11 @@ class GatewayHandler:
             return await self._fail(server, ip, INVALID)
         return await self._check(server, user, user)
 
+    async def handle_exception(self, error: Exception) -> str:
+        """A bug must not reach the client: aiosmtpd would put its text into a 500 reply."""
+        log.error("SMTP session failed: %s", type(error).__name__, exc_info=error)
+        return TEMPORARY_FAILURE
+
     # --- Envelope and data -----------------------------------------------------------------------
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
@@ -187,6 +221,10 @@ class MxHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("return-path session failed: %s", type(error).__name__, exc_info=error)
+        return TEMPORARY_FAILURE
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         raw = normalise_line_endings(data)
@@ -215,12 +253,14 @@ class MxHandler:
         return reply
 
     async def _report(self, envelope: Envelope, raw: bytes) -> str:
-        status = await self.api.report_bounce(account_token=self.settings.account_token, rcpt_tos=list(envelope.rcpt_tos), raw=raw)
+        status = await self.api.report_bounce(
+            account_token=self.settings.account_token, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), raw=raw
+        )
         if status == 200:
             return "250 2.0.0 Ok: report recorded"
         if 400 <= status < 500 and status != 401:
             return "554 5.6.0 Report refused"
-        return "451 4.3.0 Temporary failure, please retry"
+        return TEMPORARY_FAILURE
 
     def _trusted(self, peer_ip: str) -> bool:
         try:

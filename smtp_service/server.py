@@ -81,10 +81,7 @@ async def serve(
 ) -> None:
     """Listen until `stop` is set."""
     api = ApiClient(
-        base_url=settings.api_url,
-        timeout=settings.api_timeout_seconds,
-        auth_cache_seconds=settings.smtp_auth_cache_seconds,
-        recipient_cache_seconds=settings.smtp_inbound_cache_seconds,
+        base_url=settings.api_url, timeout=settings.api_timeout_seconds, recipient_cache_seconds=settings.smtp_inbound_cache_seconds
     )
     handler = GatewayHandler(api=api, settings=settings)
     context = tls_context(settings)

@@ -42,8 +42,18 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # Most tests create a signature or domain and send from it at once, as `make run` allows;
-    # the confirmation flow is tested with sender_auto_confirm off (tests/api/senders/).
-    return Settings(database_url=database_url, account_token=ACCOUNT_TOKEN, db_pool_size=5, db_max_overflow=5, sender_auto_confirm=True)
+    # the confirmation flow is tested with sender_auto_confirm off (tests/api/senders/). The tests'
+    # receivers listen on loopback, which webhooks may not reach unless allowed; the ARF fixtures
+    # come from hotmail.example, a feedback loop for recipients of other domains.
+    return Settings(
+        database_url=database_url,
+        account_token=ACCOUNT_TOKEN,
+        db_pool_size=5,
+        db_max_overflow=5,
+        sender_auto_confirm=True,
+        webhook_allowed_networks="127.0.0.0/8",
+        feedback_loop_senders="hotmail.example",
+    )
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 
-from api_service.email.addresses import normalise_email
+from api_service.email.addresses import domain_of, normalise_email
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,13 +24,41 @@ class Report:
     failed: list[FailedRecipient] = field(default_factory=list)
     complainant: str | None = None
     original_message_id: str | None = None
+    reporter: str | None = None
+    """The report's From address (who says so)."""
 
 
 def _address(value: str | None) -> str | None:
     if not value:
         return None
-    text = value.split(";", 1)[-1].strip().strip("<>")
-    return normalise_email(text)
+    text = str(value).split(";", 1)[-1].strip()
+    if "<" in text and text.endswith(">"):
+        text = text[text.rfind("<") :]
+    return normalise_email(text.strip("<>"))
+
+
+def _within(domain: str, parent: str) -> bool:
+    return domain == parent or domain.endswith("." + parent)
+
+
+def complaint_from_authority(*, complainant: str, senders: list[str], feedback_loops: list[str]) -> bool:
+    """May a report sent by one of `senders` (its From, its envelope sender) suppress `complainant`?
+
+    Only the complainant's own domain (or a subdomain of it, as ISPs send feedback from one) or a
+    configured feedback loop (an address, or a domain and its subdomains) speaks for a recipient;
+    any other recipient of the same message could otherwise get someone else suppressed.
+    """
+    target = domain_of(complainant)
+    loops = [entry.strip().lower() for entry in feedback_loops if entry.strip()]
+    for sender in senders:
+        if not sender or "@" not in sender:
+            continue
+        address, domain = sender.lower(), domain_of(sender)
+        if _within(domain, target):
+            return True
+        if any(address == loop if "@" in loop else _within(domain, loop.lstrip(".")) for loop in loops):
+            return True
+    return False
 
 
 def _field_blocks(part: Message) -> list[Message]:
@@ -71,7 +99,7 @@ def parse_report(raw: bytes) -> Report:
             if part.get_content_type() == "message/feedback-report":
                 for block in _field_blocks(part) or [part]:
                     complainant = complainant or _address(block.get("Original-Rcpt-To"))
-        return Report(kind="complaint", complainant=complainant, original_message_id=original)
+        return Report(kind="complaint", complainant=complainant, original_message_id=original, reporter=_address(message.get("From")))
     if str(report_type).lower() != "delivery-status":
         return Report(kind="unknown", original_message_id=original)
     failed = []

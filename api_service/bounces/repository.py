@@ -4,11 +4,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from api_service.models import Bounce, Suppression
+from api_service.models import Bounce, BounceDump, Suppression
 
 
 @dataclass(slots=True)
@@ -75,7 +75,7 @@ async def list_bounces(
         stmt = stmt.where(Bounce.bounced_at < filters.to_date)
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     page = (
-        stmt.add_columns(Bounce.dump.is_not(None), _suppressed())
+        stmt.add_columns(or_(Bounce.dump.is_not(None), Bounce.dump_id.is_not(None)), _suppressed())
         .options(defer(Bounce.dump), defer(Bounce.content))
         .order_by(Bounce.bounced_at.desc(), Bounce.id.desc())
     )
@@ -89,7 +89,18 @@ async def get_bounce(*, session: AsyncSession, server_id: int, bounce_id: int) -
     if row is None:
         return None
     bounce, suppressed = row
-    return BounceRow(bounce=bounce, dump_available=bounce.dump is not None, suppressed=bool(suppressed))
+    return BounceRow(bounce=bounce, dump_available=bounce.dump is not None or bounce.dump_id is not None, suppressed=bool(suppressed))
+
+
+async def add_dump(*, session: AsyncSession, server_id: int, body: bytes) -> int:
+    dump = BounceDump(server_id=server_id, body=body)
+    session.add(dump)
+    await session.flush()
+    return dump.id
+
+
+async def get_dump_body(*, session: AsyncSession, dump_id: int) -> bytes | None:
+    return (await session.execute(select(BounceDump.body).where(BounceDump.id == dump_id))).scalar_one_or_none()
 
 
 async def count_by_type(*, session: AsyncSession, server_id: int) -> list[tuple[str, int]]:
@@ -113,7 +124,20 @@ async def bounce_tags(*, session: AsyncSession, server_id: int) -> list[str]:
 async def delete_for_email(*, session: AsyncSession, email: str, limit: int) -> int:
     """Up to `limit` bounces of the (lower-cased) address, their dumps with them."""
     doomed = select(Bounce.id).where(func.lower(Bounce.email) == email).limit(limit).scalar_subquery()
-    return len((await session.execute(delete(Bounce).where(Bounce.id.in_(doomed)).returning(Bounce.id))).all())
+    rows = (await session.execute(delete(Bounce).where(Bounce.id.in_(doomed)).returning(Bounce.id, Bounce.dump_id))).all()
+    dump_ids = {dump_id for _, dump_id in rows if dump_id is not None}
+    if dump_ids:
+        # A dump is shared by the bounces of one message; it goes when no bounce refers to it any more.
+        still_used = select(Bounce.dump_id).where(Bounce.dump_id.in_(dump_ids))
+        await session.execute(delete(BounceDump).where(BounceDump.id.in_(dump_ids), BounceDump.id.not_in(still_used)))
+    return len(rows)
+
+
+async def dumps_for_update(*, session: AsyncSession, ids: set[int]) -> list[BounceDump]:
+    if not ids:
+        return []
+    stmt = select(BounceDump).where(BounceDump.id.in_(ids)).order_by(BounceDump.id).with_for_update()
+    return list((await session.execute(stmt)).scalars().all())
 
 
 async def bounces_of_messages(*, session: AsyncSession, message_ids: list[uuid.UUID]) -> list[Bounce]:

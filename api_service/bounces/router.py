@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query
 
 from api_service.bounces import repository, service
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import Session, TransactionalRoute
+from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.errors import PostmarkError
@@ -121,7 +121,8 @@ async def get_bounce(bounce_id: EntityId, server: CurrentServer, session: Sessio
 async def bounce_dump(bounce_id: EntityId, server: CurrentServer, session: Session) -> BounceDump:
     """The raw source of the bounce (or of the refused message); empty when none is kept."""
     row = await service.get_bounce_or_raise(session=session, server_id=server.id, bounce_id=bounce_id)
-    return BounceDump(Body=row.bounce.dump.decode("utf-8", "replace") if row.bounce.dump else "")
+    body = await service.dump_body(session=session, row=row)
+    return BounceDump(Body=body.decode("utf-8", "replace") if body else "")
 
 
 @router.put("/bounces/{bounce_id}/activate", response_model=BounceActivation, responses=ERRORS)
@@ -134,7 +135,8 @@ async def activate_bounce(
 
 
 @router.post(BOUNCE_REPORT_PATH, response_model=BounceReportResult, include_in_schema=False, dependencies=[AccountAuth])
-async def bounce_report(session: Session, report: Annotated[BounceReport, Body()]) -> BounceReportResult:
+async def bounce_report(session: Session, settings: AppSettings, report: Annotated[BounceReport, Body()]) -> BounceReportResult:
     """Record the bounces or complaint in a report mailed to a return-path address (the return-path
     listener calls this with the account token; the listener itself takes no AUTH)."""
-    return BounceReportResult(Matched=await service.record_report(session=session, report=report))
+    loops = [entry for entry in settings.feedback_loop_senders.split(",") if entry.strip()]
+    return BounceReportResult(Matched=await service.record_report(session=session, report=report, feedback_loops=loops))

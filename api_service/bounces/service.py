@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import repository
 from api_service.bounces.classify import Outcome, classify
-from api_service.bounces.reports import parse_report
+from api_service.bounces.reports import complaint_from_authority, parse_report
 from api_service.bounces.verp import parse_return_path
+from api_service.core.offload import cpu_bound
+from api_service.email.addresses import normalise_email
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.messages import service as messages
 from api_service.messages.scrub import scrub_address, scrub_text
@@ -24,6 +28,8 @@ from api_service.tracking import service as tracking
 from api_service.webhooks import service as webhooks_service
 from shared.constants import BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
 from shared.schemas.bounce_reports import BounceReport
+
+log = logging.getLogger("postgate.bounces")
 
 
 async def get_bounce_or_raise(*, session: AsyncSession, server_id: int, bounce_id: int) -> repository.BounceRow:
@@ -47,7 +53,9 @@ async def activate(*, session: AsyncSession, server_id: int, bounce_id: int) -> 
     )
     if lifted is suppressions.Lifted.NOT_ALLOWED:
         raise PostmarkError(
-            ErrorCode.BOUNCE_CANNOT_ACTIVATE, f"{bounce.email} is suppressed because of a spam complaint, which cannot be reactivated."
+            ErrorCode.BOUNCE_CANNOT_ACTIVATE,
+            f"{bounce.email} is suppressed because of a spam complaint. To lift it after checking with the recipient, POST "
+            f'/message-streams/{bounce.message_stream}/suppressions/delete with "LiftSpamComplaint": true on the address.',
         )
     return repository.BounceRow(bounce=bounce, dump_available=row.dump_available, suppressed=False)
 
@@ -56,6 +64,15 @@ async def delivery_stats(*, session: AsyncSession, server_id: int) -> tuple[int,
     counts = dict(await repository.count_by_type(session=session, server_id=server_id))
     rows = [(t, counts[t.value]) for t in BOUNCE_TYPES if counts.get(t.value)]
     return await repository.count_inactive(session=session, server_id=server_id), rows
+
+
+@dataclass(eq=False, slots=True)
+class Dump:
+    """The raw source of one or more bounces; stored the first time a bounce uses it, then shared
+    (a message refused for 500 recipients is kept once, not 500 times)."""
+
+    body: bytes
+    id: int | None = None
 
 
 async def record_bounce(
@@ -70,7 +87,7 @@ async def record_bounce(
     from_email: str = "",
     subject: str = "",
     tag: str = "",
-    dump: bytes | None = None,
+    dump: Dump | bytes | None = None,
     content: str | None = None,
     bounced_at: datetime | None = None,
     metadata: dict[str, str] | None = None,
@@ -78,6 +95,10 @@ async def record_bounce(
     """Store a bounce and queue its webhooks; a type that deactivates also suppresses the
     recipient on its stream (which fires SubscriptionChange)."""
     info = BOUNCE_TYPES[bounce_type]
+    if isinstance(dump, bytes):
+        dump = Dump(dump)
+    if dump is not None and dump.id is None:
+        dump.id = await repository.add_dump(session=session, server_id=server_id, body=dump.body)
     bounce = Bounce(
         server_id=server_id,
         message_id=message_id,
@@ -91,7 +112,7 @@ async def record_bounce(
         details=details.replace("\x00", ""),
         inactive=info.deactivates,
         can_activate=info.can_activate,
-        dump=dump,
+        dump_id=dump.id if dump is not None else None,
         content=content,
         bounced_at=bounced_at or datetime.now(UTC),
     )
@@ -99,7 +120,9 @@ async def record_bounce(
     server = await servers_repository.get_server(session=session, server_id=server_id)
     if server is None:
         return bounce
-    await webhooks_service.bounce_recorded(session=session, server=server, bounce=bounce, metadata=metadata or {})
+    await webhooks_service.bounce_recorded(
+        session=session, server=server, bounce=bounce, metadata=metadata or {}, dump=dump.body if dump is not None else None
+    )
     if info.deactivates:
         reason = SuppressionReason.SPAM_COMPLAINT if bounce_type is BounceType.SPAM_COMPLAINT else SuppressionReason.HARD_BOUNCE
         await suppressions.suppress(
@@ -121,7 +144,7 @@ async def record_message_bounce(
     bounce_type: BounceType,
     email: str,
     details: str,
-    dump: bytes | None = None,
+    dump: Dump | bytes | None = None,
     content: str | None = None,
 ) -> Bounce:
     """A bounce of one recipient of a stored message."""
@@ -142,9 +165,12 @@ async def record_message_bounce(
     )
 
 
-async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
+async def record_report(*, session: AsyncSession, report: BounceReport, feedback_loops: list[str]) -> int:
     """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names; a
-    mail to the List-Unsubscribe mailto: address unsubscribes its recipient."""
+    mail to the List-Unsubscribe mailto: address unsubscribes its recipient.
+
+    A complaint counts only for the recipient it is about, and only when it comes from that
+    recipient's domain or a configured feedback loop (`feedback_loops`)."""
     try:
         raw = base64.b64decode(report.RawMessage, validate=True)
     except (binascii.Error, ValueError):
@@ -153,12 +179,21 @@ async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
     ids = {mid for rcpt in report.RcptTo if (mid := parse_return_path(rcpt)) is not None}
     if not ids:
         return unsubscribed
-    parsed = parse_report(raw)
+    parsed = await cpu_bound(len(raw), parse_report, raw)
     matched = 0
     for message in (await messages.get_messages(session=session, ids=ids)).values():
         known = {r.lower() for r in message.recipients}
+        dump = Dump(raw)  # once per message however many of its recipients the report names
         if parsed.kind == "complaint":
             email = parsed.complainant or (message.recipients[0] if len(message.recipients) == 1 else None)
+            senders = [s for s in (parsed.reporter, normalise_email(report.MailFrom) if report.MailFrom else None) if s]
+            if (
+                email
+                and email.lower() in known
+                and not complaint_from_authority(complainant=email, senders=senders, feedback_loops=feedback_loops)
+            ):
+                log.warning("complaint about %s on %s ignored: sent by %s, not its domain or a feedback loop", email, message.id, senders)
+                continue
             if email and email.lower() in known:
                 await record_message_bounce(
                     session=session,
@@ -166,7 +201,7 @@ async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
                     bounce_type=BounceType.SPAM_COMPLAINT,
                     email=email,
                     details="Spam complaint (ARF abuse report)",
-                    dump=raw,
+                    dump=dump,
                     content=raw.decode("utf-8", "replace"),
                 )
                 matched += 1
@@ -185,11 +220,20 @@ async def record_report(*, session: AsyncSession, report: BounceReport) -> int:
                 bounce_type=verdict.bounce_type or BounceType.UNKNOWN,
                 email=failed.email,
                 details=text,
-                dump=raw,
+                dump=dump,
             )
             await messages.mark_bounced(session=session, message_id=message.id, email=failed.email)
             matched += 1
     return matched + unsubscribed
+
+
+async def dump_body(*, session: AsyncSession, row: repository.BounceRow) -> bytes | None:
+    """The raw source behind a bounce, when one is kept."""
+    if row.bounce.dump is not None:
+        return row.bounce.dump
+    if row.bounce.dump_id is None:
+        return None
+    return await repository.get_dump_body(session=session, dump_id=row.bounce.dump_id)
 
 
 async def list_bounces(
@@ -214,7 +258,14 @@ async def scrub_other_bounces(*, session: AsyncSession, message_ids: list[uuid.U
     """In the bounces of other recipients of these messages, the address becomes `placeholder`
     (their dumps hold the message's headers); returns how many changed."""
     changed = 0
-    for bounce in await repository.bounces_of_messages(session=session, message_ids=message_ids):
+    bounces = await repository.bounces_of_messages(session=session, message_ids=message_ids)
+    scrubbed_dumps: set[int] = set()
+    for dump in await repository.dumps_for_update(session=session, ids={b.dump_id for b in bounces if b.dump_id is not None}):
+        body = scrub_address(dump.body, email, placeholder)
+        if body != dump.body:
+            dump.body = body
+            scrubbed_dumps.add(dump.id)
+    for bounce in bounces:
         before = (bounce.dump, bounce.content, bounce.details, bounce.subject)
         if bounce.dump is not None:
             bounce.dump = scrub_address(bounce.dump, email, placeholder)
@@ -222,6 +273,6 @@ async def scrub_other_bounces(*, session: AsyncSession, message_ids: list[uuid.U
             bounce.content = scrub_text(bounce.content, email, placeholder)
         bounce.details = scrub_text(bounce.details, email, placeholder)
         bounce.subject = scrub_text(bounce.subject, email, placeholder)
-        changed += (bounce.dump, bounce.content, bounce.details, bounce.subject) != before
+        changed += (bounce.dump, bounce.content, bounce.details, bounce.subject) != before or bounce.dump_id in scrubbed_dumps
     await session.flush()
     return changed

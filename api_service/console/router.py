@@ -357,7 +357,7 @@ async def create_server(request: Request, session: Session, settings: AppSetting
     values = {"name": field(form, "name"), "color": field(form, "color", "purple"), "delivery_type": field(form, "delivery_type", "Live")}
     data = ServerCreate(Name=values["name"], Color=values["color"], DeliveryType=values["delivery_type"])
     try:
-        created = await servers_service.create_server(session=session, data=data)
+        created = await servers_service.create_server(session=session, data=data, url_guard=settings.webhook_url_guard())
     except PostmarkError as exc:
         await failed(session)
         return await servers_page(request, session, identity, error=exc.message, status=422, values=values)
@@ -371,8 +371,10 @@ async def create_server(request: Request, session: Session, settings: AppSetting
 
 
 @router.post("/servers/{server_id}/color")
-async def change_color(server: ServerPage, session: Session, form: CheckedForm) -> Response:
-    await servers_service.edit_server(session=session, server=server, data=ServerEdit(Color=field(form, "color")))
+async def change_color(server: ServerPage, session: Session, settings: AppSettings, form: CheckedForm) -> Response:
+    await servers_service.edit_server(
+        session=session, server=server, data=ServerEdit(Color=field(form, "color")), url_guard=settings.webhook_url_guard()
+    )
     return redirect(f"{PREFIX}/servers", notice="colour")
 
 
@@ -1075,11 +1077,16 @@ async def webhooks(request: Request, server: ServerPage, session: Session, ident
 
 
 @router.post("/servers/{server_id}/webhooks")
-async def add_webhook(request: Request, server: ServerPage, session: Session, identity: Signed, form: CheckedForm) -> Response:
+async def add_webhook(
+    request: Request, server: ServerPage, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm
+) -> Response:
     server_id = server.id
     try:
         hook = await webhooks_service.create_webhook(
-            session=session, server=server, data=webhook_write(form, stream=field(form, "stream", DEFAULT_MESSAGE_STREAM))
+            session=session,
+            server=server,
+            data=webhook_write(form, stream=field(form, "stream", DEFAULT_MESSAGE_STREAM)),
+            url_guard=settings.webhook_url_guard(),
         )
     except PostmarkError as exc:
         reloaded = await failed(session, server_id)
@@ -1127,13 +1134,22 @@ async def webhook(request: Request, webhook_id: EntityId, server: ServerPage, se
 
 @router.post("/servers/{server_id}/webhooks/{webhook_id}")
 async def edit_webhook(
-    request: Request, webhook_id: EntityId, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+    request: Request,
+    webhook_id: EntityId,
+    server: ServerPage,
+    session: Session,
+    settings: AppSettings,
+    identity: Signed,
+    form: CheckedForm,
 ) -> Response:
     server_id = server.id
     hook = await webhooks_service.get_webhook_or_raise(session=session, server_id=server_id, webhook_id=webhook_id)
     try:
         await webhooks_service.edit_webhook(
-            session=session, hook=hook, data=webhook_write(form, stream=None, keep_password=hook.http_auth_password)
+            session=session,
+            hook=hook,
+            data=webhook_write(form, stream=None, keep_password=hook.http_auth_password),
+            url_guard=settings.webhook_url_guard(),
         )
     except PostmarkError as exc:
         reloaded = await failed(session, server_id)
@@ -1233,9 +1249,11 @@ def settings_edit(card: str, form: FormData) -> ServerEdit:
 
 
 @router.post("/servers/{server_id}/settings/smtp")
-async def toggle_smtp(server: ServerPage, session: Session, form: CheckedForm) -> Response:
+async def toggle_smtp(server: ServerPage, session: Session, settings: AppSettings, form: CheckedForm) -> Response:
     enabled = field(form, "enabled") == "true"
-    await servers_service.edit_server(session=session, server=server, data=ServerEdit(SmtpApiActivated=enabled))
+    await servers_service.edit_server(
+        session=session, server=server, data=ServerEdit(SmtpApiActivated=enabled), url_guard=settings.webhook_url_guard()
+    )
     return redirect(server_url(server, "settings#smtp"), notice="smtp-on" if enabled else "smtp-off")
 
 
@@ -1247,7 +1265,9 @@ async def save_settings(
         raise StarletteHTTPException(404)
     server_id = server.id
     try:
-        await servers_service.edit_server(session=session, server=server, data=settings_edit(card, form))
+        await servers_service.edit_server(
+            session=session, server=server, data=settings_edit(card, form), url_guard=settings.webhook_url_guard()
+        )
     except PostmarkError as exc:
         reloaded = await failed(session, server_id)
         assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id

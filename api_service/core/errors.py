@@ -6,16 +6,20 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api_service.core.outage import RETRY_AFTER_SECONDS, OutageLog, database_unavailable
 from api_service.errors import PostmarkError
 from shared.constants import ACCOUNT_TOKEN_HEADER, API_ERROR_CODE_HEADER, SERVER_TOKEN_HEADER, ErrorCode
-from shared.schemas.base import ErrorResponse
+from shared.schemas.base import NUL_REFUSED, ErrorResponse
 
 logger = logging.getLogger("postgate.api")
+DATABASE_OUTAGE = OutageLog(logger, what="API")
 
 # ErrorCode for a bad query or path parameter, by the first path segment.
 QUERY_ERROR_CODES: dict[str, int] = {
@@ -56,7 +60,8 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
                 422, ErrorCode.INVALID_JSON, "Received invalid JSON input: the body must be a JSON object (or, for a batch, an array)."
             )
         fields = sorted({describe_location(e["loc"]) for e in body_errors})
-        return postmark_response(422, ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {', '.join(fields)}.")
+        nul = " (NUL characters are not allowed)" if any(NUL_REFUSED in str(e.get("msg", "")) for e in body_errors) else ""
+        return postmark_response(422, ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {', '.join(fields)}{nul}.")
     segment = request.url.path.strip("/").split("/", 1)[0]
     code = QUERY_ERROR_CODES.get(segment, ErrorCode.INVALID_REQUEST_FIELDS)
     details = "; ".join(f"'{describe_location(e['loc'])}': {e['msg']}" for e in errors)
@@ -84,11 +89,25 @@ def install_error_handlers(app: FastAPI) -> None:
             return postmark_response(422, ErrorCode.INVALID_JSON, "Received invalid JSON input.")
         return postmark_response(exc.status_code, exc.status_code, str(exc.detail))
 
-    @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if database_unavailable(exc):
+            DATABASE_OUTAGE.failed(exc)
+            response = postmark_response(
+                503,
+                ErrorCode.MAINTENANCE,
+                "Postgate cannot reach its database right now; nothing was stored. Retry the same request later.",
+            )
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         error_id = uuid.uuid4()
         logger.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
         return postmark_response(500, ErrorCode.INTERNAL_ERROR, f"An unexpected error occurred. Error ID: {error_id}")
+
+    # The classes a database outage raises get handlers of their own: Starlette answers with the
+    # `Exception` handler and then re-raises, so the server logs a traceback per request on top.
+    for error_class in (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(error_class, on_unexpected)
+    app.add_exception_handler(Exception, on_unexpected)
 
 
 def error_responses(*, invalid: str, not_found: str | None = None, account: bool = False) -> dict[int | str, dict[str, Any]]:
@@ -99,6 +118,7 @@ def error_responses(*, invalid: str, not_found: str | None = None, account: bool
         422: {"model": ErrorResponse, "description": f"{invalid}; 402 invalid JSON, 403 a field of the wrong type"},
         415: {"model": ErrorResponse, "description": "ErrorCode 409: the body is not JSON"},
         500: {"model": ErrorResponse, "description": "ErrorCode 101: unexpected error, with an Error ID to report"},
+        503: {"model": ErrorResponse, "description": "ErrorCode 100: the database is unavailable; nothing was stored; retry (Retry-After)"},
     }
     if not_found:
         responses[404] = {"model": ErrorResponse, "description": not_found}

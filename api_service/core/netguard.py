@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from urllib.parse import urlsplit
 
 import dns.asyncresolver
 import dns.exception
@@ -127,6 +129,8 @@ async def resolve_public(host: str, port: int, *, allowed: Sequence[IPNetwork], 
     literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if dns.inet.is_address(literal):
         addresses = [str(ip_address(literal))]
+    elif _is_localhost(literal):
+        addresses = ["127.0.0.1", "::1"]  # RFC 6761 §6.3, whatever a DNS server says
     elif resolver is None:
         addresses = await _system_lookup(host, port)
     else:
@@ -136,6 +140,11 @@ async def resolve_public(host: str, port: int, *, allowed: Sequence[IPNetwork], 
     if not permitted:
         raise AddressRefused(host, ordered)
     return permitted
+
+
+def _is_localhost(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
 
 
 async def _system_lookup(host: str, port: int) -> list[str]:
@@ -211,3 +220,32 @@ def _port(text: str, value: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"DNS_RESOLVER port must be 1-65535, in {value!r}")
     return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class UrlGuard:
+    """Who may be the target of a URL a user gives (webhooks): checked when the URL is saved, for
+    a clear error, and again at every connection (see core.guarded_http), which is what counts."""
+
+    allowed: tuple[IPNetwork, ...] = ()
+    resolver: dns.asyncresolver.Resolver | None = None
+    timeout: float = 2.0
+
+    async def refusal(self, url: str) -> str | None:
+        """Why `url` may not be used, or None. A name that cannot be resolved now is let through:
+        DNS may not be set up yet, and nothing connects to it without the check at send time."""
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            return "it is not a valid URL"
+        if parts.scheme not in ("http", "https") or not host:
+            return "it is not an http or https URL"
+        try:
+            async with asyncio.timeout(self.timeout):
+                await resolve_public(host, port or (443 if parts.scheme == "https" else 80), allowed=self.allowed, resolver=self.resolver)
+        except AddressRefused as exc:
+            return f"{host} is a loopback, private, link-local or otherwise internal address ({', '.join(exc.addresses)})"
+        except (ResolveError, TimeoutError):
+            return None
+        return None

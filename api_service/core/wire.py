@@ -13,6 +13,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api_service.core.errors import QUERY_ERROR_CODES
 from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
 from shared.schemas.inbound_smtp import INBOUND_MESSAGE_PATH
@@ -58,12 +59,18 @@ def normalise_path(path: str) -> str:
     return path
 
 
+class NulInQuery(ValueError):
+    """PostgreSQL text cannot hold NUL, so no query parameter may carry one (`%00`)."""
+
+
 def normalise_query(query: bytes) -> bytes:
-    """Lower-case query keys, keeping the case of a `metadata_<key>` suffix."""
+    """Lower-case query keys, keeping the case of a `metadata_<key>` suffix. Raises NulInQuery."""
     if not query:
         return query
     pairs = []
     for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in key or "\x00" in value:
+            raise NulInQuery(key.replace("\x00", "")[:100])
         prefix, sep, rest = key.partition("_")
         pairs.append(((prefix.lower() + sep + rest) if prefix.lower() == "metadata" and sep else key.lower(), value))
     return urlencode(pairs).encode("latin-1")
@@ -99,8 +106,19 @@ class PostmarkWireMiddleware:
             return
         exempt = is_exempt(scope["path"])
         path = scope["path"] if exempt else normalise_path(scope["path"])
+        if "\x00" in path:  # no route has a NUL in it, and a path parameter must not reach the database
+            await send_error(send, 404, 404, "There is no endpoint at this path: it contains a NUL character (%00).")
+            return
+        try:
+            query = normalise_query(scope.get("query_string", b""))
+        except NulInQuery as exc:
+            code = QUERY_ERROR_CODES.get(path.strip("/").split("/", 1)[0], ErrorCode.INVALID_REQUEST_FIELDS)
+            await send_error(
+                send, 422, code, f"Invalid request parameter(s): '{exc}' contains a NUL character (%00), which is not allowed."
+            )
+            return
         if not exempt:
-            scope = dict(scope, path=path, raw_path=path.encode(), query_string=normalise_query(scope.get("query_string", b"")))
+            scope = dict(scope, path=path, raw_path=path.encode(), query_string=query)
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return

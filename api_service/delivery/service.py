@@ -4,10 +4,14 @@ recipient, its message and its webhooks (through the packages that own those rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +21,7 @@ from api_service.bounces import service as bounces
 from api_service.bounces.classify import Outcome, classify
 from api_service.bounces.verp import return_path
 from api_service.config import Settings
+from api_service.core.offload import cpu_bound
 from api_service.delivery.transport import Attempt, Reply, Transport
 from api_service.domains import dkim
 from api_service.domains import service as domains
@@ -40,74 +45,129 @@ def retry_delay(*, attempts: int, first: float) -> float:
 
 
 async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], transport: Transport, settings: Settings) -> int:
-    """Claim due recipients, deliver them grouped by message and domain; returns how many."""
+    """Claim due recipients and deliver them, a recipient group (one message, one domain) per SMTP
+    transaction; returns how many were claimed.
+
+    Each group's outcome is recorded in its own short transaction as soon as its SMTP transaction
+    ends, and the claim's leases are extended while sends are in flight, so a worker that dies
+    leaves for the next one only what it had not finished: a kill -9 sends again at most the
+    groups in flight at that instant, and a relay slower than the lease is not sent to twice.
+    """
     async with sessionmaker() as session, session.begin():
         claimed = await messages.claim_due(
             session=session, limit=settings.delivery_batch_size, lease_seconds=settings.delivery_lease_seconds
         )
     if not claimed:
         return 0
-    async with sessionmaker() as session:
-        loaded = await messages.get_messages(session=session, ids={c.message_id for c in claimed})
-        servers = await servers_service.get_servers(session=session, ids={m.server_id for m in loaded.values()})
-        keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
-    # A message whose copies differ per recipient (tracking, unsubscribe) goes one recipient per
-    # SMTP transaction; any other, one transaction per recipient domain.
-    groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
-    for item in claimed:
-        message = loaded.get(item.message_id)
-        alone = item.email if message is not None and pipeline.per_recipient(message) else ""
-        groups[(item.message_id, domain_of(item.email), alone)].append(item)
-    signed: dict[tuple[uuid.UUID, str], bytes] = {}
-    limit = asyncio.Semaphore(settings.delivery_concurrency)
+    async with heartbeat(sessionmaker=sessionmaker, items=claimed, lease_seconds=settings.delivery_lease_seconds):
+        async with sessionmaker() as session:
+            loaded = await messages.get_messages(session=session, ids={c.message_id for c in claimed})
+            servers = await servers_service.get_servers(session=session, ids={m.server_id for m in loaded.values()})
+            keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
+        # A message whose copies differ per recipient (tracking, unsubscribe) goes one recipient per
+        # SMTP transaction; any other, one transaction per recipient domain.
+        groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
+        for item in claimed:
+            message = loaded.get(item.message_id)
+            alone = item.email if message is not None and pipeline.per_recipient(message) else ""
+            groups[(item.message_id, domain_of(item.email), alone)].append(item)
+        signed: dict[tuple[uuid.UUID, str], bytes] = {}
+        limit = asyncio.Semaphore(settings.delivery_concurrency)
+        hooks = HookCache()
 
-    async def one(message_id: uuid.UUID, domain: str, alone: str, items: list[Claimed]) -> Outcomes | None:
-        async with limit:
+        async def one(message_id: uuid.UUID, domain: str, alone: str, items: list[Claimed]) -> None:
             message = loaded.get(message_id)
-            if message is None:  # deleted with its server meanwhile
-                return None
+            if message is None:  # deleted with its server meanwhile (its rows went with it)
+                return
             server = servers[message.server_id]
-            if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX.value:
-                attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
-            else:
-                if (message_id, alone) not in signed:
-                    context = pipeline.Personalisation(
-                        secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+            async with limit:
+                if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX.value:
+                    attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
+                else:
+                    if (message_id, alone) not in signed:
+                        context = pipeline.Personalisation(
+                            secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+                        )
+                        # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
+                        signed[(message_id, alone)] = await cpu_bound(
+                            len(message.raw_mime), prepare, message, items[0].email, keys, context
+                        )
+                    attempt = await transport.send(
+                        sender=return_path(message_id=message_id, domain=settings.return_path_domain),
+                        domain=domain,
+                        recipients=[i.email for i in items],
+                        data=signed[(message_id, alone)],
                     )
-                    signed[(message_id, alone)] = sign(
-                        pipeline.personalise(message.raw_mime, message=message, recipient=items[0].email, context=context), message, keys
-                    )
-                attempt = await transport.send(
-                    sender=return_path(message_id=message_id, domain=settings.return_path_domain),
-                    domain=domain,
-                    recipients=[i.email for i in items],
-                    data=signed[(message_id, alone)],
+                # Still inside the limit: a group counts as in flight until its outcome is
+                # recorded, which is what bounds the mail sent twice after a crash.
+                await record(
+                    sessionmaker=sessionmaker,
+                    outcome=Outcomes(message=message, server=server, items=items, attempt=attempt),
+                    settings=settings,
+                    hooks=hooks,
                 )
-            return Outcomes(message=message, server=server, items=items, attempt=attempt)
 
-    outcomes = [
-        o
-        for o in await asyncio.gather(*(one(mid, domain, alone, items) for (mid, domain, alone), items in groups.items()))
-        if o is not None
-    ]
-    try:
-        # One transaction (one commit) for the whole batch …
-        async with sessionmaker() as session, session.begin():
-            hooks = HookCache()
-            for outcome in outcomes:
-                await record_attempt(session=session, outcome=outcome, settings=settings, hooks=hooks)
-            await messages.settle(session=session, message_ids={o.message.id for o in outcomes})
-    except Exception:
-        # … but one message that cannot be recorded must not hold back the others.
-        log.exception("recording a batch failed; recording its messages one by one")
-        for outcome in outcomes:
+        await asyncio.gather(*(one(mid, domain, alone, items) for (mid, domain, alone), items in groups.items()))
+    return len(claimed)
+
+
+@asynccontextmanager
+async def heartbeat(*, sessionmaker: async_sessionmaker[AsyncSession], items: list[Claimed], lease_seconds: float) -> AsyncIterator[None]:
+    """While the block runs, extend the lease of the claimed rows not yet recorded, every third of
+    the lease, so that no other worker takes over a send that is still in flight."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(lease_seconds / 3)
             try:
                 async with sessionmaker() as session, session.begin():
-                    await record_attempt(session=session, outcome=outcome, settings=settings, hooks=HookCache())
-                    await messages.settle(session=session, message_ids={outcome.message.id})
-            except Exception:  # its lease expires and it is tried again
-                log.exception("recording the delivery of %s failed", outcome.message.id)
-    return len(claimed)
+                    await messages.extend_leases(session=session, items=items, lease_seconds=lease_seconds)
+            except Exception as exc:  # the database is away: the leases may lapse, fencing keeps that safe
+                log.warning("extending delivery leases failed: %s: %s", type(exc).__name__, exc)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def record(*, sessionmaker: async_sessionmaker[AsyncSession], outcome: Outcomes, settings: Settings, hooks: HookCache) -> None:
+    """Record a group's outcome in one transaction; should that fail, each recipient alone.
+
+    What cannot be recorded is tried again (a database restart) for up to a lease: the mail has
+    left, and giving up means sending it again once the lease expires.
+    """
+    pending = outcome.items
+    deadline = time.monotonic() + settings.delivery_lease_seconds
+    delay = 0.2
+    while True:
+        failed: list[Claimed] = []
+        try:
+            async with sessionmaker() as session, session.begin():
+                await record_attempt(session=session, outcome=outcome, items=pending, settings=settings, hooks=hooks)
+                await messages.settle(session=session, message_ids={outcome.message.id})
+        except Exception:
+            if len(pending) == 1:
+                failed = pending
+            else:  # one recipient that cannot be recorded must not hold back the others
+                for item in pending:
+                    try:
+                        async with sessionmaker() as session, session.begin():
+                            await record_attempt(session=session, outcome=outcome, items=[item], settings=settings, hooks=hooks)
+                            await messages.settle(session=session, message_ids={outcome.message.id})
+                    except Exception:
+                        failed.append(item)
+        if not failed:
+            return
+        if time.monotonic() + delay > deadline:
+            log.exception("recording the delivery of %s failed; it is sent again when its lease expires", outcome.message.id)
+            return
+        log.warning("recording the delivery of %s failed; retrying in %.1f s", outcome.message.id, delay)
+        await asyncio.sleep(delay)
+        pending, delay = failed, min(delay * 2, 5.0)
 
 
 @dataclass(slots=True)
@@ -122,6 +182,11 @@ class HookCache(dict[tuple[int, str], bool]):
     """Within one batch: does a server's stream have any webhook at all? (Most have none.)"""
 
 
+def prepare(message: Message, recipient: str, keys: dict[str, domains.SigningKey], context: pipeline.Personalisation) -> bytes:
+    """The bytes to send to `recipient`: personalised (when its copy differs), then DKIM-signed."""
+    return sign(pipeline.personalise(message.raw_mime, message=message, recipient=recipient, context=context), message, keys)
+
+
 def sign(mime: bytes, message: Message, keys: dict[str, domains.SigningKey]) -> bytes:
     key = keys.get(domain_of(message.from_email))
     if key is None:
@@ -133,9 +198,10 @@ def sign(mime: bytes, message: Message, keys: dict[str, domains.SigningKey]) -> 
         return mime
 
 
-async def record_attempt(*, session: AsyncSession, outcome: Outcomes, settings: Settings, hooks: HookCache) -> None:
-    """What each recipient's reply means: delivered, retried later, or bounced."""
-    message, server, items, attempt = outcome.message, outcome.server, outcome.items, outcome.attempt
+async def record_attempt(*, session: AsyncSession, outcome: Outcomes, items: list[Claimed], settings: Settings, hooks: HookCache) -> None:
+    """What each recipient's reply means: delivered, retried later, or bounced. A recipient whose
+    lease this worker lost is left to the worker that holds it now (fencing)."""
+    message, server, attempt = outcome.message, outcome.server, outcome.attempt
     now = datetime.now(UTC)
     key = (server.id, message.message_stream)
     if key not in hooks:
@@ -148,7 +214,9 @@ async def record_attempt(*, session: AsyncSession, outcome: Outcomes, settings: 
         details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
         verdict = classify(reply.code, reply.message)
         if verdict.outcome is Outcome.DELIVERED:
-            await messages.record_delivered(session=session, item=item, response=text, at=now, details=details)
+            if not await messages.record_delivered(session=session, item=item, response=text, at=now, details=details):
+                log.warning("lease of %s to %s was lost before its delivery was recorded", message.id, item.email)
+                continue
             if hooks[key]:
                 payload = delivery_payload(
                     server_id=server.id,
@@ -173,9 +241,10 @@ async def record_attempt(*, session: AsyncSession, outcome: Outcomes, settings: 
                 )
                 continue
             bounce_type = BounceType.SOFT_BOUNCE
+        if not await messages.release_bounced(session=session, item=item, response=text):
+            log.warning("lease of %s to %s was lost before its bounce was recorded", message.id, item.email)
+            continue
         bounce = await bounces.record_message_bounce(
             session=session, message=message, bounce_type=bounce_type or BounceType.UNKNOWN, email=item.email, details=text
         )
-        await messages.record_bounced(
-            session=session, item=item, response=text, details={"Summary": text, "BounceID": str(bounce.id), **details}
-        )
+        await messages.record_bounced_event(session=session, item=item, details={"Summary": text, "BounceID": str(bounce.id), **details})

@@ -11,15 +11,19 @@ import binascii
 import re
 from typing import Any
 
-from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox
+from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox, split_items
+from api_service.email.headers import token_safe
 from api_service.email.message import OutgoingMessage, TemplateReference
 from api_service.email.mime import AttachmentPart
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.models import MessageSource
 from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
+    MAX_ADDRESS_FIELD_CHARS,
     MAX_BODY_BYTES,
+    MAX_CUSTOM_HEADERS,
     MAX_FROM_CHARS,
+    MAX_HEADER_VALUE_CHARS,
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_CHARS,
@@ -29,6 +33,7 @@ from shared.constants import (
     ErrorCode,
     TrackLinks,
 )
+from shared.schemas.base import contains_nul
 from shared.schemas.email import EmailRequest
 from shared.schemas.templates import TemplatedEmailRequest
 
@@ -38,28 +43,39 @@ STRUCTURAL_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "subject", "date", "reply-to", "sender", "mime-version", "content-type", "content-transfer-encoding"}
 )
 MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+# A Message-ID or Content-ID cannot be folded: it must fit on its header's one line (998).
+MAX_ID_CHARS = 900
 
 
 def _addresses(value: str | None, field: str) -> list[Mailbox]:
     if value is None or not value.strip():
         return []
+    if len(value) > MAX_ADDRESS_FIELD_CHARS:
+        raise InvalidEmailRequest(f"The '{field}' field must be at most {MAX_ADDRESS_FIELD_CHARS} characters.")
     try:
+        count = len(split_items(value))
+        if count > MAX_RECIPIENTS_PER_FIELD:  # counted before each address is validated
+            raise InvalidEmailRequest(f"Too many '{field}' recipients ({count}). The maximum is {MAX_RECIPIENTS_PER_FIELD}.")
         mailboxes = parse_address_list(value)
     except AddressError as exc:
         raise InvalidEmailRequest(f"Invalid '{field}' address: '{exc}'.") from None
     if len(mailboxes) > MAX_RECIPIENTS_PER_FIELD:
         raise InvalidEmailRequest(f"Too many '{field}' recipients ({len(mailboxes)}). The maximum is {MAX_RECIPIENTS_PER_FIELD}.")
     return mailboxes
+
+
+# RFC 2046 top-level types an attachment may have (multipart is structure, not content).
+MEDIA_TYPES = frozenset({"application", "audio", "font", "image", "message", "model", "text", "video"})
+
+
+def valid_content_type(value: str) -> bool:
+    """`type/subtype`, optionally with `; parameters` (which are not kept): RFC 2045 tokens, a
+    registered top-level type."""
+    if len(value) > 255 or any(c in value for c in "\r\n"):
+        return False
+    media, _, _params = value.partition(";")
+    maintype, slash, subtype = media.strip().partition("/")
+    return bool(slash) and maintype.lower() in MEDIA_TYPES and token_safe(subtype)
 
 
 def _attachment(raw: Any, index: int) -> AttachmentPart:
@@ -71,12 +87,12 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
     except (binascii.Error, ValueError):
         raise InvalidEmailRequest(f"Attachment '{name}' has no valid Base64 'Content'.") from None
     content_type = (raw.ContentType or "application/octet-stream").strip()
-    if "/" not in content_type or any(c in content_type for c in "\r\n"):
-        raise InvalidEmailRequest(f"Attachment '{name}' has an invalid 'ContentType'.")
+    if not valid_content_type(content_type):
+        raise InvalidEmailRequest(f"Attachment '{name[:100]}' has an invalid 'ContentType': '{content_type[:100]}' is not a MIME type.")
     content_id = (raw.ContentID or "").strip() or None
     if content_id is not None:
         content_id = content_id.removeprefix("cid:").strip("<>")
-        if not content_id or any(c in content_id for c in "\r\n<> "):
+        if not content_id or len(content_id) > MAX_ID_CHARS or any(c in content_id for c in "\r\n<> "):
             raise InvalidEmailRequest(f"Attachment '{name}' has an invalid 'ContentID'.")
     return AttachmentPart(name=name, content=content, content_type=content_type, content_id=content_id)
 
@@ -86,7 +102,7 @@ def from_json(request: EmailRequest, *, template: TemplateReference | None = Non
 
     A templated message (`template` given) has no Subject or body yet: `pipeline.render` fills them at accept time.
     """
-    if _has_nul(request.model_dump(exclude_none=True)):
+    if contains_nul(request.model_dump(exclude_none=True)):
         raise InvalidEmailRequest("The message contains a NUL character, which is not allowed.")
     if not request.From or not request.From.strip():
         raise InvalidEmailRequest("The 'From' address is required.")
@@ -123,16 +139,20 @@ def from_json(request: EmailRequest, *, template: TemplateReference | None = Non
 
     headers: list[tuple[str, str]] = []
     custom_message_id = None
+    if len(request.Headers or []) > MAX_CUSTOM_HEADERS:
+        raise InvalidEmailRequest(f"At most {MAX_CUSTOM_HEADERS} custom Headers may be given.")
     for header in request.Headers or []:
         name = (header.Name or "").strip()
         value = header.Value or ""
         if not FIELD_NAME.match(name):
-            raise InvalidEmailRequest(f"Invalid header name: '{name}'.")
+            raise InvalidEmailRequest(f"Invalid header name: '{name[:100]}'.")
+        if len(value) > MAX_HEADER_VALUE_CHARS:
+            raise InvalidEmailRequest(f"The value of header '{name}' must be at most {MAX_HEADER_VALUE_CHARS} characters.")
         if "\r" in value or "\n" in value:
             raise InvalidEmailRequest(f"The value of header '{name}' must not contain line breaks.")
         lowered = name.lower()
         if lowered == "message-id":
-            if not MESSAGE_ID.match(value.strip()):
+            if len(value.strip()) > MAX_ID_CHARS or not MESSAGE_ID.match(value.strip()):
                 raise InvalidEmailRequest("The 'Message-ID' header must look like <id@domain>.")
             custom_message_id = value.strip()
         elif lowered not in STRUCTURAL_HEADERS:
@@ -144,9 +164,9 @@ def from_json(request: EmailRequest, *, template: TemplateReference | None = Non
         raise InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys.")
     for key, value in raw_metadata.items():
         if not key or len(key) > MAX_METADATA_KEY_CHARS:
-            raise InvalidEmailRequest(f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters: '{key}'.")
+            raise InvalidEmailRequest(f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters: '{key[:40]}'.")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidEmailRequest(f"Metadata value for '{key}' must be a string.")
+            raise InvalidEmailRequest(f"Metadata value for '{key}' must be a string, not an object or a list.")
         text = str(value)
         if len(text) > MAX_METADATA_VALUE_CHARS:
             raise InvalidEmailRequest(f"Metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters: '{key}'.")

@@ -18,7 +18,14 @@ from api_service.email.addresses import AddressError, Mailbox, normalise_email, 
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.models import MessageSource
-from shared.constants import DEFAULT_MESSAGE_STREAM, MAX_METADATA_KEYS, TrackLinks
+from shared.constants import (
+    DEFAULT_MESSAGE_STREAM,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_CHARS,
+    MAX_TAG_CHARS,
+    TrackLinks,
+)
 
 CONTROL_PREFIX = b"x-pm-"
 HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
@@ -166,10 +173,12 @@ def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMes
             continue
         text = _clean(_text(value).strip())
         if lowered == "x-pm-tag":
-            parsed.tag = text[:1000]
+            parsed.tag = text[:MAX_TAG_CHARS]
         elif lowered == "x-pm-message-stream":
             parsed.message_stream = text.lower() or DEFAULT_MESSAGE_STREAM
         elif lowered.startswith("x-pm-metadata-"):
+            if len(metadata) > MAX_METADATA_KEYS:
+                continue  # already too many: the rest need not be read (nor numbered)
             key = _clean(name[len("x-pm-metadata-") :])
             suffix = 1
             while key in metadata:
@@ -181,11 +190,23 @@ def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMes
         elif lowered == "x-pm-tracklinks":
             parsed.track_links = next((t.value for t in TrackLinks if t.value.lower() == text.lower()), None)
             if parsed.track_links is None:
-                problems.append(InvalidEmailRequest(f"Invalid X-PM-TrackLinks value: '{text}'."))
+                problems.append(InvalidEmailRequest(f"Invalid X-PM-TrackLinks value: '{text[:100]}'."))
         elif lowered == "x-pm-keepid":
             keep_id = text.lower() == "true"
     if len(metadata) > MAX_METADATA_KEYS:
         problems.append(InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys."))
+    # The same limits as the JSON API's Metadata; what breaks them is bounced, and not stored.
+    for key, value in list(metadata.items()):
+        if len(key) > MAX_METADATA_KEY_CHARS or len(value) > MAX_METADATA_VALUE_CHARS:
+            problems.append(
+                InvalidEmailRequest(
+                    f"X-PM-Metadata-* keys must be at most {MAX_METADATA_KEY_CHARS} and values at most "
+                    f"{MAX_METADATA_VALUE_CHARS} characters: '{key[:40]}'."
+                )
+            )
+            del metadata[key]
+    if len(metadata) > MAX_METADATA_KEYS:
+        metadata = dict(list(metadata.items())[:MAX_METADATA_KEYS])
     parsed.metadata = metadata
     # Postmark replaces the client's Message-ID unless X-PM-KeepID: true asks to keep it.
     parsed.message_id = client_message_id if keep_id and client_message_id else None

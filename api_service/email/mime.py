@@ -1,8 +1,10 @@
 """Building the RFC 5322 message for an API send: a pure function, bytes out.
 
 Written directly rather than with `email.message.EmailMessage`, which took most of a send's CPU
-time (see bench/RESULTS.md); the stdlib is still used for the parts that need care: RFC 2047
-encoded words, RFC 2231 file names, quoted-printable and base64.
+time (see bench/RESULTS.md) and whose folding breaks the limits (encoded words of 77 characters,
+display names on 1,500-character lines); header fields are written by `headers` (RFC 5322 line
+limits, RFC 2047 encoded words, RFC 2231 continuations), bodies with the stdlib's
+quoted-printable and base64.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.header import Header
-from email.utils import encode_rfc2231, format_datetime, formataddr
+from email.utils import format_datetime
 
+from api_service.email import headers
 from api_service.email.addresses import Mailbox
 
 CRLF = "\r\n"
@@ -56,23 +58,8 @@ def _split_type(content_type: str) -> tuple[str, str]:
     return maintype.strip().lower(), subtype.lower()
 
 
-def header_text(name: str, value: str) -> str:
-    """An unstructured header value: as is when short ASCII, else encoded words, folded."""
-    if value.isascii() and len(name) + len(value) < 76:
-        return value
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return Header(value, charset, header_name=name).encode(linesep=CRLF)
-
-
-def address_list(mailboxes: list[Mailbox]) -> str:
-    return ("," + CRLF + " ").join(formataddr((m.name, m.email), charset="utf-8") for m in mailboxes)
-
-
-def _param(name: str, value: str) -> str:
-    if value.isascii():
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{name}="{escaped}"'
-    return f"{name}*={encode_rfc2231(value, 'utf-8')}"
+def address_list(name: str, mailboxes: list[Mailbox]) -> str:
+    return headers.address_list(name, [(m.name, m.email) for m in mailboxes])
 
 
 def _text_part(body: str, subtype: str) -> list[str]:
@@ -99,8 +86,8 @@ def _base64_lines(data: bytes) -> str:
 def _attachment_part(att: AttachmentPart, *, inline: bool) -> list[str]:
     maintype, subtype = _split_type(att.content_type)
     lines = [
-        f"Content-Type: {maintype}/{subtype}; {_param('name', att.name)}",
-        f"Content-Disposition: {'inline' if inline else 'attachment'}; {_param('filename', att.name)}",
+        headers.with_parameters("Content-Type", f"{maintype}/{subtype}", headers.parameter("name", att.name)),
+        headers.with_parameters("Content-Disposition", "inline" if inline else "attachment", headers.parameter("filename", att.name)),
         "Content-Transfer-Encoding: base64",
     ]
     if inline:
@@ -119,21 +106,21 @@ def _multipart(subtype: str, parts: list[list[str]]) -> list[str]:
 
 def build_mime(data: MimeInput) -> bytes:
     """The message as it will be delivered (without Bcc, which lives in the envelope only)."""
-    head = [f"From: {formataddr((data.sender.name, data.sender.email), charset='utf-8')}"]
+    head = [address_list("From", [data.sender])]
     if data.to:
-        head.append(f"To: {address_list(data.to)}")
+        head.append(address_list("To", data.to))
     elif not data.cc:
         head.append(f"To: {UNDISCLOSED}")
     if data.cc:
-        head.append(f"Cc: {address_list(data.cc)}")
+        head.append(address_list("Cc", data.cc))
     if data.reply_to:
-        head.append(f"Reply-To: {address_list(data.reply_to)}")
+        head.append(address_list("Reply-To", data.reply_to))
     head += [
-        f"Subject: {header_text('Subject', data.subject)}",
+        headers.unstructured("Subject", data.subject),
         f"Date: {format_datetime(data.date)}",
         f"Message-ID: {data.message_id}",
     ]
-    head += [f"{name}: {header_text(name, value)}" for name, value in data.headers]
+    head += [headers.unstructured(name, value) for name, value in data.headers]
     head.append("MIME-Version: 1.0")
 
     body: list[str]

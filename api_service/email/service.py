@@ -165,11 +165,16 @@ def static_problems(message: OutgoingMessage) -> list[PostmarkError]:
         problems.append(
             InvalidEmailRequest(f"Too many recipients ({len(message.recipients())}). The maximum is {MAX_RECIPIENTS_PER_FIELD}.")
         )
-    for name in message.attachment_names:
-        if "." in name and name.rpartition(".")[2].lower() in FORBIDDEN_ATTACHMENT_EXTENSIONS:
-            problems.append(ForbiddenAttachment())
-            break
+    if any(forbidden_extension(name) for name in message.attachment_names):
+        problems.append(ForbiddenAttachment())
     return problems
+
+
+def forbidden_extension(name: str) -> bool:
+    """Is the file of a forbidden type? Trailing dots and spaces are dropped first, as Windows
+    drops them when it saves the file (`invoice.exe.` is `invoice.exe`)."""
+    stem = name.strip().rstrip(". \t")
+    return "." in stem and stem.rpartition(".")[2].strip().lower() in FORBIDDEN_ATTACHMENT_EXTENSIONS
 
 
 def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups) -> list[PostmarkError]:
@@ -249,7 +254,10 @@ async def accept(
     except IntegrityError as exc:
         # The only foreign key is the server's: it was deleted after its token was cached.
         raise InvalidToken() from exc
+    dumps: dict[uuid.UUID, bounces.Dump] = {}
     for row, recipient, reason in stored.bounces:
+        # The refused message is the dump of each of its bounces, stored once.
+        dump = dumps.setdefault(row.id, bounces.Dump(row.raw_mime))
         await bounces.record_bounce(
             session=session,
             server_id=row.server_id,
@@ -261,7 +269,7 @@ async def accept(
             from_email=row.from_email,
             subject=row.subject,
             tag=row.tag,
-            dump=row.raw_mime,
+            dump=dump,
             metadata=row.metadata_,
         )
     return results

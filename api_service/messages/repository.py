@@ -5,7 +5,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, Select, Table, Uuid, bindparam, delete, func, inspect, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    CursorResult,
+    Select,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -91,33 +107,61 @@ async def insert_messages(*, session: AsyncSession, messages: list[Message], rec
         await connection.execute(RECIPIENTS.insert(), [{c: getattr(r, c) for c in RECIPIENT_COLUMNS} for r in recipients])
 
 
+# Two branches, each served by its own partial index (ix_message_recipients_due and
+# ix_message_recipients_leased): `due OR expired` in one WHERE would scan the whole table, delivered
+# rows included, on every poll. Expired leases go first: they are the oldest work.
 CLAIM = text(
     """
-    UPDATE message_recipients AS r
-       SET status = 'sending', lease_until = now() + make_interval(secs => :lease), attempts = r.attempts + 1
-     WHERE r.id IN (
+    WITH expired AS (
            SELECT id FROM message_recipients
-            WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= now())
-               OR (status = 'sending' AND lease_until < now())
+            WHERE status = 'sending' AND lease_until < now()
+            ORDER BY lease_until
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED),
+         due AS (
+           SELECT id FROM message_recipients
+            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= now()
             ORDER BY next_attempt_at
             LIMIT :limit
             FOR UPDATE SKIP LOCKED)
-    RETURNING r.id, r.message_id, r.email, r.attempts
+    UPDATE message_recipients AS r
+       SET status = 'sending', lease_until = now() + make_interval(secs => :lease), attempts = r.attempts + 1,
+           lease_token = :token
+     WHERE r.id IN (SELECT id FROM (SELECT id FROM expired UNION ALL SELECT id FROM due) AS both_ LIMIT :limit)
+    RETURNING r.id, r.message_id, r.email, r.attempts, r.lease_token
     """
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
+    """A recipient this worker holds: every later update names `lease_token` (fencing), so a worker
+    whose lease ran out and was taken over cannot overwrite what the new holder records."""
+
     id: int
     message_id: uuid.UUID
     email: str
     attempts: int
+    lease_token: uuid.UUID
 
 
 async def claim(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Claimed]:
-    rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease_seconds})).all()
-    return [Claimed(id=r[0], message_id=r[1], email=r[2], attempts=r[3]) for r in rows]
+    rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease_seconds, "token": uuid.uuid4()})).all()
+    return [Claimed(id=r[0], message_id=r[1], email=r[2], attempts=r[3], lease_token=r[4]) for r in rows]
+
+
+EXTEND = text(
+    """
+    UPDATE message_recipients SET lease_until = now() + make_interval(secs => :lease)
+     WHERE id = ANY(:ids) AND lease_token = :token AND status = 'sending'
+    """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
+
+async def extend_leases(*, session: AsyncSession, ids: list[int], token: uuid.UUID, lease_seconds: float) -> int:
+    """Push the lease of the rows this claim still holds; how many it still holds."""
+    result = await session.execute(EXTEND, {"ids": ids, "token": token, "lease": lease_seconds})
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 async def load_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
@@ -125,22 +169,36 @@ async def load_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[u
     return {m.id: m for m in rows}
 
 
+def _held(item: Claimed) -> ColumnElement[bool]:
+    return and_(
+        MessageRecipient.id == item.id,
+        MessageRecipient.lease_token == item.lease_token,
+        MessageRecipient.status == RecipientStatus.SENDING.value,
+    )
+
+
 async def finish(
-    *, session: AsyncSession, recipient_id: int, status: RecipientStatus, response: str, delivered_at: datetime | None = None
-) -> None:
-    await session.execute(
+    *, session: AsyncSession, item: Claimed, status: RecipientStatus, response: str, delivered_at: datetime | None = None
+) -> bool:
+    """Record a final status; False (and nothing written) when this claim no longer holds the row."""
+    result = await session.execute(
         update(MessageRecipient)
-        .where(MessageRecipient.id == recipient_id)
-        .values(status=status.value, last_response=response[:2000], lease_until=None, delivered_at=delivered_at)
+        .where(_held(item))
+        .values(status=status.value, last_response=response[:2000], lease_until=None, lease_token=None, delivered_at=delivered_at)
     )
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
-async def defer_recipient(*, session: AsyncSession, recipient_id: int, response: str, at: datetime) -> None:
-    await session.execute(
+async def defer_recipient(*, session: AsyncSession, item: Claimed, response: str, at: datetime) -> bool:
+    """Back to the queue until `at`; False (and nothing written) when this claim no longer holds the row."""
+    result = await session.execute(
         update(MessageRecipient)
-        .where(MessageRecipient.id == recipient_id)
-        .values(status=RecipientStatus.DEFERRED.value, last_response=response[:2000], lease_until=None, next_attempt_at=at)
+        .where(_held(item))
+        .values(
+            status=RecipientStatus.DEFERRED.value, last_response=response[:2000], lease_until=None, lease_token=None, next_attempt_at=at
+        )
     )
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 async def mark_recipient(*, session: AsyncSession, message_id: uuid.UUID, email: str, status: RecipientStatus) -> None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from api_service.core.dates import parse_query_date
 from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
+from api_service.core.offload import cpu_bound
 from api_service.core.paging import Paging
 from api_service.errors import PostmarkError
 from api_service.messages import repository, service
@@ -90,7 +91,7 @@ async def list_outbound(
 async def outbound_details(message_id: str, server: CurrentServer, session: Session) -> OutboundMessageDetails:
     """A message with its bodies, raw source and events (Delivered, Transient, Bounced …)."""
     message = await service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
-    text, html = service.bodies(message.raw_mime)
+    text, html = await cpu_bound(len(message.raw_mime), service.bodies, message.raw_mime)
     events = await service.list_events(session=session, message_id=message.id)
     return OutboundMessageDetails(
         **summary_fields(message),

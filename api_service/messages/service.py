@@ -77,25 +77,46 @@ async def store(*, session: AsyncSession, messages: list[Message], recipients: l
 
 
 async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Due recipients and expired leases, held by this claim (one lease token) for `lease_seconds`."""
     return await repository.claim(session=session, limit=limit, lease_seconds=lease_seconds)
 
 
-async def record_delivered(*, session: AsyncSession, item: Claimed, response: str, at: datetime, details: dict[str, Any]) -> None:
-    await repository.finish(session=session, recipient_id=item.id, status=RecipientStatus.DELIVERED, response=response, delivered_at=at)
+async def extend_leases(*, session: AsyncSession, items: list[Claimed], lease_seconds: float) -> int:
+    """The heartbeat: push the lease of the rows a claim still holds (one token per claim)."""
+    held = 0
+    for token in {i.lease_token for i in items}:
+        ids = [i.id for i in items if i.lease_token == token]
+        held += await repository.extend_leases(session=session, ids=ids, token=token, lease_seconds=lease_seconds)
+    return held
+
+
+async def record_delivered(*, session: AsyncSession, item: Claimed, response: str, at: datetime, details: dict[str, Any]) -> bool:
+    """False (nothing recorded) when the claim lost the row to another worker."""
+    if not await repository.finish(session=session, item=item, status=RecipientStatus.DELIVERED, response=response, delivered_at=at):
+        return False
     await repository.add_event(
         session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.DELIVERED, details=details
     )
+    return True
 
 
-async def record_deferred(*, session: AsyncSession, item: Claimed, response: str, until: datetime, details: dict[str, Any]) -> None:
-    await repository.defer_recipient(session=session, recipient_id=item.id, response=response, at=until)
+async def record_deferred(*, session: AsyncSession, item: Claimed, response: str, until: datetime, details: dict[str, Any]) -> bool:
+    """False (nothing recorded) when the claim lost the row to another worker."""
+    if not await repository.defer_recipient(session=session, item=item, response=response, at=until):
+        return False
     await repository.add_event(
         session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.TRANSIENT, details=details
     )
+    return True
 
 
-async def record_bounced(*, session: AsyncSession, item: Claimed, response: str, details: dict[str, Any]) -> None:
-    await repository.finish(session=session, recipient_id=item.id, status=RecipientStatus.BOUNCED, response=response)
+async def release_bounced(*, session: AsyncSession, item: Claimed, response: str) -> bool:
+    """Mark the recipient bounced; False (nothing written) when the claim lost the row. Its event
+    follows with `record_bounced_event`, once the bounce it names exists."""
+    return await repository.finish(session=session, item=item, status=RecipientStatus.BOUNCED, response=response)
+
+
+async def record_bounced_event(*, session: AsyncSession, item: Claimed, details: dict[str, Any]) -> None:
     await repository.add_event(
         session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.BOUNCED, details=details
     )

@@ -2,6 +2,7 @@
 
 from api_service.models.base import Base
 from api_service.models.bounce import Bounce
+from api_service.models.bounce_dump import BounceDump
 from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
@@ -27,6 +28,7 @@ from api_service.models.webhook_delivery import WebhookDelivery, WebhookDelivery
 __all__ = [
     "Base",
     "Bounce",
+    "BounceDump",
     "ConsoleSession",
     "ConsoleSignInFailure",
     "ConsoleUser",

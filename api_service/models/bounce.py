@@ -28,6 +28,9 @@ class Bounce(Base):
     details: Mapped[str] = mapped_column(Text, default="")
     inactive: Mapped[bool] = mapped_column(default=False)
     can_activate: Mapped[bool] = mapped_column(default=False)
-    dump: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, doc="Raw message or DSN, for /dump")
+    dump: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, doc="Raw message or DSN of bounces recorded before bounce_dumps")
+    dump_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("bounce_dumps.id", ondelete="SET NULL"), index=True, default=None, doc="Raw message or DSN, for /dump"
+    )
     content: Mapped[str | None] = mapped_column(Text, default=None)
     bounced_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,6 +30,9 @@ class MessageRecipient(CreatedAtMixin, Base):
             "next_attempt_at",
             postgresql_where=text("status IN ('queued', 'deferred')"),
         ),
+        # The other half of a claim: rows whose worker went silent. Without it, the claim's
+        # expired-lease branch scans every delivered row on every poll.
+        Index("ix_message_recipients_leased", "lease_until", postgresql_where=text("status = 'sending'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -40,5 +43,6 @@ class MessageRecipient(CreatedAtMixin, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(default=None, doc="Which claim holds the row; every update is fenced by it")
     last_response: Mapped[str] = mapped_column(Text, default="")
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)

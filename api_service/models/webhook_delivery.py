@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,7 @@ class WebhookDelivery(CreatedAtMixin, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(default=None, doc="Which claim holds the row; the final update is fenced by it")
     last_status: Mapped[int | None] = mapped_column(default=None)
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -60,7 +60,9 @@ async def ensure_system_sender(*, session: AsyncSession, email: str) -> None:
 async def send(*, session: AsyncSession, settings: Settings, mail: SystemMail) -> uuid.UUID:
     """Accept one message from Postgate itself, in the caller's transaction; raises the PostmarkError
     that refused it (an inactive recipient, say)."""
-    server = await servers_service.get_or_create_server(session=session, name=settings.system_server)
+    server = await servers_service.get_or_create_server(
+        session=session, name=settings.system_server, url_guard=settings.webhook_url_guard()
+    )
     await ensure_system_sender(session=session, email=settings.system_sender)
     sender = Mailbox(name=SYSTEM_NAME, email=settings.system_sender)
     message = OutgoingMessage(

@@ -3,7 +3,8 @@
 Looking the token up is a round trip and an ORM load per message; a burst of sends with one
 token needs it once a second. Edits and deletes clear this process' cache at once; another worker
 process may use the old settings for up to `TTL_SECONDS` (a deleted server's send then fails with
-401, see email.service).
+401, see email.service). SMTP submissions do not use it: they read the server's current row, so
+SMTP turned off counts from the next message.
 """
 
 from __future__ import annotations

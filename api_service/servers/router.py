@@ -66,7 +66,7 @@ async def masked_tokens(*, session: AsyncSession, server: ServerRow, known: str 
     return [known if known and known.lower().endswith(h) else f"{MASK}{h}" for h in hints]
 
 
-SERVER_CODES = "ErrorCodes 602 InboundDomain used by another server, 603 name exists, 606 invalid hook URL, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
+SERVER_CODES = "ErrorCodes 602 InboundDomain used by another server, 603 name exists, 606 invalid hook URL or not a public address, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
 ERRORS = error_responses(invalid=SERVER_CODES)
 ACCOUNT_ERRORS = error_responses(invalid=f"{SERVER_CODES}, 600 invalid query", not_found="ErrorCode 600: no such server", account=True)
 
@@ -83,7 +83,7 @@ async def edit_current_server(
     request: Request, server: CurrentServer, session: Session, settings: AppSettings, data: Annotated[ServerEdit, Body()]
 ) -> Server:
     """Edit the settings of the server whose token is used."""
-    await service.edit_server(session=session, server=server, data=data)
+    await service.edit_server(session=session, server=server, data=data, url_guard=settings.webhook_url_guard())
     tokens = await masked_tokens(session=session, server=server, known=request.headers.get(SERVER_TOKEN_HEADER, ""))
     return to_wire(server, tokens=tokens, settings=settings)
 
@@ -102,7 +102,7 @@ async def list_servers(session: Session, settings: AppSettings, paging: Paging, 
 @router.post("/servers", response_model=Server, responses=ACCOUNT_ERRORS, dependencies=[AccountAuth])
 async def create_server(session: Session, settings: AppSettings, data: Annotated[ServerCreate, Body()]) -> Server:
     """Create a server. Its API token is returned in full only in this response."""
-    created = await service.create_server(session=session, data=data)
+    created = await service.create_server(session=session, data=data, url_guard=settings.webhook_url_guard())
     return to_wire(created.server, tokens=[created.token], settings=settings)
 
 
@@ -117,7 +117,7 @@ async def get_server(server_id: EntityId, session: Session, settings: AppSetting
 async def edit_server(server_id: EntityId, session: Session, settings: AppSettings, data: Annotated[ServerEdit, Body()]) -> Server:
     """Edit a server by ID."""
     server = await service.get_server_or_raise(session=session, server_id=server_id)
-    await service.edit_server(session=session, server=server, data=data)
+    await service.edit_server(session=session, server=server, data=data, url_guard=settings.webhook_url_guard())
     return to_wire(server, tokens=await masked_tokens(session=session, server=server), settings=settings)
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import MessageStream, Server
 from api_service.servers import repository
@@ -97,6 +98,18 @@ def clean_changes(data: ServerEdit) -> dict[str, Any]:
     return changes
 
 
+async def _check_hook_targets(changes: dict[str, Any], *, url_guard: UrlGuard) -> None:
+    """Hook URLs may only point at public addresses (or WEBHOOK_ALLOWED_NETWORKS)."""
+    for field in HOOK_FIELDS:
+        url = changes.get(EDITABLE[field])
+        if url:
+            refusal = await url_guard.refusal(url)
+            if refusal is not None:
+                raise PostmarkError(
+                    ErrorCode.INVALID_HOOK_URL, f"The {field} is not allowed: {refusal}. Hooks may only reach public addresses."
+                )
+
+
 async def _check_name_free(*, session: AsyncSession, name: str, server_id: int | None) -> None:
     existing = await repository.get_server_by_name(session=session, name=name)
     if existing is not None and existing.id != server_id:
@@ -112,10 +125,11 @@ async def _check_inbound_domain_free(*, session: AsyncSession, domain: str, serv
         raise PostmarkError(ErrorCode.DUPLICATE_INBOUND_DOMAIN, f"The inbound domain {domain} is already used by another server.")
 
 
-async def create_server(*, session: AsyncSession, data: ServerCreate) -> CreatedServer:
+async def create_server(*, session: AsyncSession, data: ServerCreate, url_guard: UrlGuard) -> CreatedServer:
     if not data.Name or not data.Name.strip():
         raise PostmarkError(ErrorCode.SERVER_NAME_INVALID, "The server name is missing or invalid.")
     changes = clean_changes(data)
+    await _check_hook_targets(changes, url_guard=url_guard)
     delivery = DeliveryType.LIVE.value
     if data.DeliveryType is not None:
         matched = next((t.value for t in DeliveryType if t.value.lower() == data.DeliveryType.lower()), None)
@@ -153,14 +167,14 @@ async def create_server(*, session: AsyncSession, data: ServerCreate) -> Created
     return CreatedServer(server=server, token=token)
 
 
-async def get_or_create_server(*, session: AsyncSession, name: str) -> Server:
+async def get_or_create_server(*, session: AsyncSession, name: str, url_guard: UrlGuard) -> Server:
     """The server of this name, made (Live, with its default streams) when there is none yet."""
     existing = await repository.get_server_by_name(session=session, name=name)
     if existing is not None:
         return existing
     try:
         async with session.begin_nested():
-            return (await create_server(session=session, data=ServerCreate(Name=name))).server
+            return (await create_server(session=session, data=ServerCreate(Name=name), url_guard=url_guard)).server
     except IntegrityError:  # a concurrent request made it meanwhile
         made = await repository.get_server_by_name(session=session, name=name)
         if made is None:
@@ -168,10 +182,11 @@ async def get_or_create_server(*, session: AsyncSession, name: str) -> Server:
         return made
 
 
-async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit) -> Server:
+async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit, url_guard: UrlGuard) -> Server:
     changes = clean_changes(data)
     if not data.model_dump(exclude_unset=True, exclude_none=True):
         raise PostmarkError(ErrorCode.SERVER_NO_DATA, "No data was supplied: send at least one server field to change.")
+    await _check_hook_targets(changes, url_guard=url_guard)
     if "name" in changes:
         await _check_name_free(session=session, name=changes["name"], server_id=server.id)
     await _check_inbound_domain_free(session=session, domain=changes.get("inbound_domain", ""), server_id=server.id)

@@ -74,6 +74,6 @@ async def suppress(stream: str, server: CurrentServer, session: Session, data: A
 async def reactivate(
     stream: str, server: CurrentServer, session: Session, data: Annotated[SuppressionChange, Body()]
 ) -> SuppressionResults:
-    """Reactivate up to 50 addresses (spam complaints stay suppressed)."""
+    """Reactivate up to 50 addresses; a spam complaint only with `"LiftSpamComplaint": true` on its item."""
     stream_id = await service.check_stream(session=session, server=server, stream=stream)
     return SuppressionResults(Suppressions=await service.lift_many(session=session, server=server, stream=stream_id, data=data))

@@ -25,7 +25,10 @@ from shared.schemas.suppressions import SuppressionChange, SuppressionResult
 
 MAX_ITEMS = 50
 INVALID = "An invalid email address was provided."
-NO_AUTHORITY = "You do not have the required authority to change this suppression."
+NO_AUTHORITY = (
+    "This address is suppressed because of a spam complaint. To lift it after checking with the recipient, "
+    'send it again with "LiftSpamComplaint": true.'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +102,15 @@ async def suppress(
     return added
 
 
-async def lift(*, session: AsyncSession, server: Server, stream: str, email: str, origin: SuppressionOrigin) -> Lifted:
-    """Reactivate the address on the stream. A spam complaint can only be lifted by an admin."""
+async def lift(
+    *, session: AsyncSession, server: Server, stream: str, email: str, origin: SuppressionOrigin, lift_complaint: bool = False
+) -> Lifted:
+    """Reactivate the address on the stream. A spam complaint is lifted only when asked for in so
+    many words (`lift_complaint`), or by an admin: never irreversible, never by accident."""
     existing = await repository.get(session=session, server_id=server.id, stream=stream, email=email)
     if existing is None:
         return Lifted.NOT_SUPPRESSED
-    if existing.reason == SuppressionReason.SPAM_COMPLAINT.value and origin is not SuppressionOrigin.ADMIN:
+    if existing.reason == SuppressionReason.SPAM_COMPLAINT.value and origin is not SuppressionOrigin.ADMIN and not lift_complaint:
         return Lifted.NOT_ALLOWED
     await repository.remove(session=session, server_id=server.id, stream=stream, email=email)
     await _notify(
@@ -166,12 +172,21 @@ async def suppress_many(*, session: AsyncSession, server: Server, stream: str, d
 
 async def lift_many(*, session: AsyncSession, server: Server, stream: str, data: SuppressionChange) -> list[SuppressionResult]:
     results = []
-    for raw in addresses(data):
-        email = _valid(raw)
+    addresses(data)  # the count and presence checks
+    for item in data.Suppressions or []:
+        email = _valid((item.EmailAddress or "").strip())
         if isinstance(email, SuppressionResult):
             results.append(email)
             continue
-        if await lift(session=session, server=server, stream=stream, email=email, origin=SuppressionOrigin.CUSTOMER) is Lifted.NOT_ALLOWED:
+        lifted = await lift(
+            session=session,
+            server=server,
+            stream=stream,
+            email=email,
+            origin=SuppressionOrigin.CUSTOMER,
+            lift_complaint=item.LiftSpamComplaint is True,
+        )
+        if lifted is Lifted.NOT_ALLOWED:
             results.append(SuppressionResult(EmailAddress=email, Status="Failed", Message=NO_AUTHORITY))
         else:
             results.append(SuppressionResult(EmailAddress=email, Status="Deleted", Message=None))

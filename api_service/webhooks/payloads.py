@@ -10,7 +10,7 @@ from shared.constants import BOUNCE_TYPES, BounceType, WebhookTrigger
 from shared.schemas.base import format_timestamp
 
 
-def bounce_payload(bounce: Bounce, *, metadata: dict[str, str], include_content: bool) -> dict[str, Any]:
+def bounce_payload(bounce: Bounce, *, metadata: dict[str, str], include_content: bool, dump: bytes | None = None) -> dict[str, Any]:
     info = BOUNCE_TYPES[BounceType(bounce.type)]
     payload: dict[str, Any] = {
         "RecordType": (WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE).value,
@@ -28,13 +28,13 @@ def bounce_payload(bounce: Bounce, *, metadata: dict[str, str], include_content:
         "Email": bounce.email,
         "From": bounce.from_email,
         "BouncedAt": format_timestamp(bounce.bounced_at),
-        "DumpAvailable": bounce.dump is not None,
+        "DumpAvailable": dump is not None or bounce.dump is not None or bounce.dump_id is not None,
         "Inactive": bounce.inactive,
         "CanActivate": bounce.can_activate,
         "Subject": bounce.subject,
     }
     if include_content:
-        payload["Content"] = bounce.content or (bounce.dump or b"").decode("utf-8", "replace")
+        payload["Content"] = bounce.content or (dump or bounce.dump or b"").decode("utf-8", "replace")
     return payload
 
 

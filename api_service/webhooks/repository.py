@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import CursorResult, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import Webhook, WebhookDelivery, WebhookDeliveryStatus
@@ -52,7 +53,7 @@ async def enqueue(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
 CLAIM = text(
     """
     UPDATE webhook_deliveries AS d
-       SET lease_until = now() + make_interval(secs => :lease), attempts = d.attempts + 1
+       SET lease_until = now() + make_interval(secs => :lease), attempts = d.attempts + 1, lease_token = :token
       FROM servers AS s
      WHERE s.id = d.server_id AND d.id IN (
            SELECT id FROM webhook_deliveries
@@ -61,7 +62,7 @@ CLAIM = text(
             LIMIT :limit
             FOR UPDATE SKIP LOCKED)
     RETURNING d.id, d.url, d.payload, d.http_headers, d.http_auth_username, d.http_auth_password, d.attempts, s.webhook_secret,
-              d.record_type, d.retry_schedule, d.origin_id
+              d.lease_token, d.record_type, d.retry_schedule, d.origin_id
     """
 )
 
@@ -78,18 +79,23 @@ class Due:
     password: str
     attempts: int
     secret: str
+    lease_token: uuid.UUID
     record_type: str = ""
     retry_schedule: list[float] | None = None
     origin_id: str = ""
 
 
 async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Due]:
-    rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease_seconds})).all()
+    rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease_seconds, "token": uuid.uuid4()})).all()
     return [Due(*row) for row in rows]
 
 
-async def record_attempt(*, session: AsyncSession, delivery_id: int, values: dict[str, Any]) -> None:
-    await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
+async def record_attempt(*, session: AsyncSession, item: Due, values: dict[str, Any]) -> bool:
+    """Record an attempt's outcome; False (nothing written) when the claim no longer holds the row."""
+    result = await session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id == item.id, WebhookDelivery.lease_token == item.lease_token).values(**values)
+    )
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 async def recent_deliveries(*, session: AsyncSession, server_id: int, url: str, limit: int) -> list[WebhookDelivery]:

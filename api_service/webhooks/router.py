@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from api_service.core.deps import Session, TransactionalRoute
+from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId
 from api_service.models import Webhook as WebhookRow
@@ -17,7 +17,7 @@ from shared.schemas.webhooks import Webhook, WebhookList, WebhookWrite
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Webhooks"])
 ERRORS = error_responses(
-    invalid="ErrorCodes 1226 no such stream, 1351 inbound stream, 1354 Url invalid, 1357 MessageStream cannot change, 1358 HttpHeaders invalid, 1361 trigger invalid",
+    invalid="ErrorCodes 1226 no such stream, 1351 inbound stream, 1354 Url invalid or not a public address, 1357 MessageStream cannot change, 1358 HttpHeaders invalid, 1361 trigger invalid",
     not_found="ErrorCode 1352: no such webhook",
 )
 
@@ -38,9 +38,9 @@ async def list_webhooks(server: CurrentServer, session: Session, messagestream: 
 
 
 @router.post("/webhooks", response_model=Webhook, responses=ERRORS)
-async def create_webhook(server: CurrentServer, session: Session, data: Annotated[WebhookWrite, Body()]) -> Webhook:
+async def create_webhook(server: CurrentServer, session: Session, settings: AppSettings, data: Annotated[WebhookWrite, Body()]) -> Webhook:
     """Create a webhook for a stream's events (Bounce, Delivery, SpamComplaint, SubscriptionChange …)."""
-    return to_wire(await service.create_webhook(session=session, server=server, data=data))
+    return to_wire(await service.create_webhook(session=session, server=server, data=data, url_guard=settings.webhook_url_guard()))
 
 
 @router.get("/webhooks/{webhook_id}", response_model=Webhook, responses=ERRORS)
@@ -50,10 +50,12 @@ async def get_webhook(webhook_id: EntityId, server: CurrentServer, session: Sess
 
 
 @router.put("/webhooks/{webhook_id}", response_model=Webhook, responses=ERRORS)
-async def edit_webhook(webhook_id: EntityId, server: CurrentServer, session: Session, data: Annotated[WebhookWrite, Body()]) -> Webhook:
+async def edit_webhook(
+    webhook_id: EntityId, server: CurrentServer, session: Session, settings: AppSettings, data: Annotated[WebhookWrite, Body()]
+) -> Webhook:
     """Edit a webhook; Triggers are merged into the current ones."""
     hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
-    return to_wire(await service.edit_webhook(session=session, hook=hook, data=data))
+    return to_wire(await service.edit_webhook(session=session, hook=hook, data=data, url_guard=settings.webhook_url_guard()))
 
 
 @router.delete("/webhooks/{webhook_id}", response_model=ErrorResponse, responses=ERRORS)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.address_match import postgres_pattern
+from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Bounce, Server, Webhook, WebhookDelivery
 from api_service.servers import repository as servers_repository
@@ -55,8 +56,10 @@ def _target(
     }
 
 
-async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Bounce, metadata: dict[str, str]) -> None:
-    """Queue the Bounce (or SpamComplaint) webhook of a new bounce."""
+async def bounce_recorded(
+    *, session: AsyncSession, server: Server, bounce: Bounce, metadata: dict[str, str], dump: bytes | None = None
+) -> None:
+    """Queue the Bounce (or SpamComplaint) webhook of a new bounce; `dump` is its raw source, if kept."""
     if bounce.type == BounceType.SMTP_API_ERROR.value and not server.enable_smtp_api_error_hooks:
         return
     trigger = WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE
@@ -64,10 +67,10 @@ async def bounce_recorded(*, session: AsyncSession, server: Server, bounce: Boun
     for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=bounce.message_stream):
         setting = hook.triggers.get(trigger, {})
         if setting.get("Enabled"):
-            payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=bool(setting.get("IncludeContent")))
+            payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=bool(setting.get("IncludeContent")), dump=dump)
             rows.append(_target(server_id=server.id, record_type=trigger, url=hook.url, payload=payload, hook=hook))
     if trigger is WebhookTrigger.BOUNCE and server.bounce_hook_url:
-        payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=server.include_bounce_content_in_hook)
+        payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=server.include_bounce_content_in_hook, dump=dump)
         rows.append(_target(server_id=server.id, record_type=trigger, url=server.bounce_hook_url, payload=payload))
     await repository.enqueue(session=session, rows=rows)
 
@@ -138,10 +141,13 @@ def merge_triggers(current: dict[str, Any], given: dict[str, Any] | None) -> dic
     return merged
 
 
-def check_url(url: str | None) -> str:
+async def check_url(url: str | None, *, url_guard: UrlGuard) -> str:
     url = (url or "").strip()
     if not url or not valid_hook_url(url):
         raise PostmarkError(1354, "The webhook Url is missing or invalid.")
+    refusal = await url_guard.refusal(url)
+    if refusal is not None:
+        raise PostmarkError(1354, f"The webhook Url is not allowed: {refusal}. Webhooks may only reach public addresses.")
     return url
 
 
@@ -162,7 +168,7 @@ async def get_webhook_or_raise(*, session: AsyncSession, server_id: int, webhook
     return hook
 
 
-async def create_webhook(*, session: AsyncSession, server: Server, data: WebhookWrite) -> Webhook:
+async def create_webhook(*, session: AsyncSession, server: Server, data: WebhookWrite, url_guard: UrlGuard) -> Webhook:
     stream_id = (data.MessageStream or DEFAULT_MESSAGE_STREAM).lower()
     stream = await servers_repository.get_stream(session=session, server_id=server.id, stream_id=stream_id)
     if stream is None:
@@ -173,7 +179,7 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
         raise PostmarkError(1351, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
     hook = Webhook(
         server_id=server.id,
-        url=check_url(data.Url),
+        url=await check_url(data.Url, url_guard=url_guard),
         message_stream=stream_id,
         http_auth_username=(data.HttpAuth.Username or "") if data.HttpAuth else "",
         http_auth_password=(data.HttpAuth.Password or "") if data.HttpAuth else "",
@@ -183,11 +189,11 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
     return await repository.add_webhook(session=session, hook=hook)
 
 
-async def edit_webhook(*, session: AsyncSession, hook: Webhook, data: WebhookWrite) -> Webhook:
+async def edit_webhook(*, session: AsyncSession, hook: Webhook, data: WebhookWrite, url_guard: UrlGuard) -> Webhook:
     """Change the given fields; every value is checked before any is applied."""
     if data.MessageStream is not None and data.MessageStream.lower() != hook.message_stream:
         raise PostmarkError(1357, "The MessageStream of a webhook cannot be changed.")
-    url = check_url(data.Url) if data.Url is not None else hook.url
+    url = await check_url(data.Url, url_guard=url_guard) if data.Url is not None else hook.url
     headers = check_headers([h.model_dump() for h in data.HttpHeaders]) if data.HttpHeaders is not None else hook.http_headers
     triggers = merge_triggers(hook.triggers, data.Triggers) if data.Triggers is not None else hook.triggers
     hook.url, hook.http_headers, hook.triggers = url, headers, triggers

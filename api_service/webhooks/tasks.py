@@ -3,10 +3,16 @@ schedule, signed.
 
 Beyond Postmark, every request carries `X-Postgate-Signature: v1=<hex>`, an HMAC-SHA256 of
 `<X-Postgate-Timestamp>.<body>` keyed with the server's webhook secret (see README).
+
+A claim's requests are sent concurrently, each under a total deadline (a receiver that trickles
+its answer cannot hold the others up), and the lease outlasts that deadline, so no other worker
+sends the same event while a request is in flight; the final update is fenced by the claim's
+token. Every connection goes through the network guard (`core.guarded_http`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -19,8 +25,13 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api_service.config import Settings
+from api_service.core.guarded_http import guarded_client
 from api_service.models import WebhookDeliveryStatus
 from api_service.webhooks import repository
+
+# What a claim's lease allows beyond the deadline of its requests: recording their outcomes.
+LEASE_MARGIN_SECONDS = 60.0
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -52,23 +63,68 @@ class OutcomeHandler(Protocol):
     async def __call__(self, *, session: AsyncSession, outcome: DeliveryOutcome) -> None: ...
 
 
+def webhook_client(settings: Settings) -> httpx.AsyncClient:
+    """The worker's client for webhook URLs: only public addresses and WEBHOOK_ALLOWED_NETWORKS."""
+    guard = settings.webhook_url_guard()
+    return guarded_client(allowed=guard.allowed, resolver=guard.resolver, timeout=settings.webhook_timeout_seconds)
+
+
 async def send_due(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
     retry_schedule: list[float],
+    deadline: float = 10.0,
     limit: int = 50,
-    lease: float = 120,
     outcome_handlers: Mapping[str, OutcomeHandler] | None = None,
 ) -> int:
-    """POST the due rows; a row's own retry schedule, when it has one, replaces `retry_schedule`."""
+    """Claim up to `limit` due events and POST them all at once, each within `deadline` seconds; a
+    row's own retry schedule, when it has one, replaces `retry_schedule`."""
     async with sessionmaker() as session, session.begin():
-        due = await repository.claim_due(session=session, limit=limit, lease_seconds=lease)
-    for item in due:
-        handler = (outcome_handlers or {}).get(item.record_type)
-        rows_schedule = item.retry_schedule if item.retry_schedule is not None else retry_schedule
-        await _send(sessionmaker=sessionmaker, client=client, item=item, retry_schedule=rows_schedule, on_outcome=handler)
+        due = await repository.claim_due(session=session, limit=limit, lease_seconds=2 * deadline + LEASE_MARGIN_SECONDS)
+    await asyncio.gather(
+        *(
+            _send(
+                sessionmaker=sessionmaker,
+                client=client,
+                item=item,
+                retry_schedule=item.retry_schedule if item.retry_schedule is not None else retry_schedule,
+                deadline=deadline,
+                on_outcome=(outcome_handlers or {}).get(item.record_type),
+            )
+            for item in due
+        )
+    )
     return len(due)
+
+
+async def post(*, client: httpx.AsyncClient, item: repository.Due, attempts_left: int, deadline: float) -> tuple[int | None, str]:
+    """One attempt: (HTTP status, or None with the reason it failed)."""
+    body = json.dumps(item.payload, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    headers = {h["Name"]: h["Value"] for h in item.headers}
+    headers |= {
+        "Content-Type": "application/json",
+        "User-Agent": "Postgate-Webhooks",
+        "X-Postgate-Timestamp": timestamp,
+        "X-Postgate-Signature": signature(item.secret, timestamp, body),
+        "X-PM-Retries-Remaining": str(attempts_left),
+        "X-PM-Webhook-Trace-Id": f"pg-{item.id}",
+    }
+    auth: httpx.Auth | httpx._client.UseClientDefault = (
+        httpx.BasicAuth(item.username, item.password) if item.username else httpx.USE_CLIENT_DEFAULT
+    )
+    try:
+        # The whole exchange, redirects included, within the deadline: httpx's timeouts are per
+        # read, which a receiver answering a byte at a time never trips. The body of the answer
+        # is not read: only its status counts.
+        async with asyncio.timeout(deadline):
+            async with client.stream("POST", item.url, content=body, headers=headers, auth=auth) as response:
+                return response.status_code, ""
+    except TimeoutError:
+        return None, f"No answer within {deadline:g} s"
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
 async def _send(
@@ -77,32 +133,13 @@ async def _send(
     client: httpx.AsyncClient,
     item: repository.Due,
     retry_schedule: list[float],
+    deadline: float,
     on_outcome: OutcomeHandler | None = None,
 ) -> None:
-    body = json.dumps(item.payload, separators=(",", ":")).encode()
-    timestamp = str(int(time.time()))
     remaining = max(0, len(retry_schedule) - (item.attempts - 1))
-    headers = {h["Name"]: h["Value"] for h in item.headers}
-    headers |= {
-        "Content-Type": "application/json",
-        "User-Agent": "Postgate-Webhooks",
-        "X-Postgate-Timestamp": timestamp,
-        "X-Postgate-Signature": signature(item.secret, timestamp, body),
-        "X-PM-Retries-Remaining": str(max(0, remaining - 1)),
-        "X-PM-Webhook-Trace-Id": f"pg-{item.id}",
-    }
-    auth: httpx.Auth | httpx._client.UseClientDefault = (
-        httpx.BasicAuth(item.username, item.password) if item.username else httpx.USE_CLIENT_DEFAULT
-    )
-    status: int | None = None
-    error = ""
-    try:
-        response = await client.post(item.url, content=body, headers=headers, auth=auth)
-        status = response.status_code
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    status, error = await post(client=client, item=item, attempts_left=max(0, remaining - 1), deadline=deadline)
     now = datetime.now(UTC)
-    values: dict[str, Any] = {"last_status": status, "last_error": error, "lease_until": None}
+    values: dict[str, Any] = {"last_status": status, "last_error": error, "lease_until": None, "lease_token": None}
     if status is not None and 200 <= status < 300:
         values |= {"status": WebhookDeliveryStatus.DELIVERED.value, "delivered_at": now}
     elif status == 403 or item.attempts > len(retry_schedule):
@@ -111,8 +148,9 @@ async def _send(
     else:
         values["next_attempt_at"] = now + timedelta(seconds=retry_schedule[item.attempts - 1])
     async with sessionmaker() as session, session.begin():
-        await repository.record_attempt(session=session, delivery_id=item.id, values=values)
-        if on_outcome is not None:
+        # Fenced: a worker whose claim expired (another one has the row now) records nothing, and
+        # tells the row's domain nothing either.
+        if await repository.record_attempt(session=session, item=item, values=values) and on_outcome is not None:
             outcome = DeliveryOutcome(
                 delivery_id=item.id,
                 record_type=item.record_type,

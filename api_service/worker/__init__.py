@@ -16,9 +16,8 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from api_service.config import Settings, get_settings
+from api_service.core.outage import OutageLog, database_unavailable
 from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
@@ -26,7 +25,7 @@ from api_service.delivery.transport import transport_from_settings
 from api_service.domains.dns import lookup_for
 from api_service.domains.tasks import check_dns
 from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
-from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due
+from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due, webhook_client
 
 log = logging.getLogger("postgate.worker")
 
@@ -35,11 +34,16 @@ OUTCOME_HANDLERS: dict[str, OutcomeHandler] = {INBOUND_RECORD_TYPE: record_hook_
 
 
 async def _loop(name: str, step: Callable[[], Awaitable[int]], *, stop: asyncio.Event, idle: float) -> None:
+    outage = OutageLog(log, what=f"worker {name} loop")
     while not stop.is_set():
         try:
             done = await step()
-        except Exception:  # a bad batch must not stop the worker; its leases expire and it is retried
-            log.exception("%s loop failed; retrying", name)
+            outage.succeeded()
+        except Exception as exc:  # a bad batch must not stop the worker; its leases expire and it is retried
+            if database_unavailable(exc):
+                outage.failed(exc)  # once per interval, not a traceback per poll
+            else:
+                log.exception("%s loop failed; retrying", name)
             done = 0
         if not done:
             with contextlib.suppress(TimeoutError):
@@ -53,7 +57,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     retry = schedule(settings.webhook_retry_schedule)
     dns = lookup_for(settings.dns_resolver)
     try:
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=True, max_redirects=10) as client:
+        async with webhook_client(settings) as client:
             await asyncio.gather(
                 _loop(
                     "delivery",
@@ -63,7 +67,14 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 ),
                 _loop(
                     "webhooks",
-                    lambda: send_due(sessionmaker=sessionmaker, client=client, retry_schedule=retry, outcome_handlers=OUTCOME_HANDLERS),
+                    lambda: send_due(
+                        sessionmaker=sessionmaker,
+                        client=client,
+                        retry_schedule=retry,
+                        deadline=settings.webhook_timeout_seconds,
+                        limit=settings.webhook_concurrency,
+                        outcome_handlers=OUTCOME_HANDLERS,
+                    ),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
                 ),

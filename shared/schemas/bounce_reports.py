@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared.constants import MAX_ENVELOPE_ADDRESS_CHARS, MAX_ENVELOPE_RECIPIENTS
 from shared.schemas.base import WireModel, WireResponse
+from shared.schemas.smtp import EnvelopeAddress
 
 BOUNCE_REPORT_PATH = "/internal/bounce-reports"
 
@@ -12,8 +14,11 @@ BOUNCE_REPORT_PATH = "/internal/bounce-reports"
 class BounceReport(WireModel):
     """A report received by the return-path listener."""
 
-    RcptTo: list[str] = Field(description="The return-path addresses the report was sent to")
+    RcptTo: list[EnvelopeAddress] = Field(
+        max_length=MAX_ENVELOPE_RECIPIENTS, description="The return-path addresses the report was sent to"
+    )
     RawMessage: str = Field(description="The report, base64-encoded")
+    MailFrom: str = Field(default="", max_length=MAX_ENVELOPE_ADDRESS_CHARS, description="The envelope sender of the report (MAIL FROM)")
 
 
 class BounceReportResult(WireResponse):

@@ -12,12 +12,16 @@ from shared.schemas.base import WireModel, WireResponse
 class MessageHeader(WireModel):
     """A custom header."""
 
+    refuse_nul = False  # /email answers ErrorCode 300, and a batch per message
+
     Name: str | None = None
     Value: str | None = None
 
 
 class Attachment(WireModel):
     """An attachment; `ContentID` (`cid:…`) makes it inline."""
+
+    refuse_nul = False
 
     Name: str | None = None
     Content: str | None = Field(default=None, description="Base64-encoded content")
@@ -27,6 +31,8 @@ class Attachment(WireModel):
 
 class EmailRequest(WireModel):
     """A message to send, as `POST /email` takes it."""
+
+    refuse_nul = False
 
     From: str | None = Field(default=None, description="Sender signature or address on a domain; `Name <addr>` allowed; ≤ 255 chars")
     To: str | None = Field(default=None, description="Comma-separated recipients, at most 50")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
+from shared.constants import MAX_ENVELOPE_ADDRESS_CHARS, MAX_ENVELOPE_RECIPIENTS
 from shared.schemas.base import WireModel, WireResponse
+
+EnvelopeAddress = Annotated[str, Field(max_length=MAX_ENVELOPE_ADDRESS_CHARS)]
 
 SMTP_AUTH_PATH = "/internal/smtp/auth"
 SMTP_SUBMIT_PATH = "/internal/smtp/messages"
@@ -21,8 +26,8 @@ class SmtpAuthResponse(WireResponse):
 class SmtpSubmission(WireModel):
     """One message received over SMTP: the envelope and the raw bytes (base64)."""
 
-    MailFrom: str = Field(description="The envelope sender (MAIL FROM)")
-    RcptTo: list[str] = Field(description="Every RCPT TO, Bcc included")
+    MailFrom: str = Field(max_length=MAX_ENVELOPE_ADDRESS_CHARS, description="The envelope sender (MAIL FROM)")
+    RcptTo: list[EnvelopeAddress] = Field(max_length=MAX_ENVELOPE_RECIPIENTS, description="Every RCPT TO, Bcc included")
     RawMessage: str = Field(description="The DATA content, base64-encoded, CRLF line endings")
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.schemas.base import WireModel, WireResponse
 
 
 class SuppressionAddress(WireModel):
     EmailAddress: str | None = None
+    LiftSpamComplaint: bool | None = Field(
+        default=None,
+        description="Beyond Postmark, on /delete: also lift a SpamComplaint suppression (check with the recipient first)",
+    )
 
 
 class SuppressionChange(WireModel):

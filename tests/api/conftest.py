@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -22,7 +24,7 @@ from api_service.config import Settings
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
 from api_service.main import create_app
-from api_service.webhooks.tasks import schedule, send_due
+from api_service.webhooks.tasks import schedule, send_due, webhook_client
 from api_service.worker import OUTCOME_HANDLERS
 from tests.compat.conftest import free_port
 
@@ -36,10 +38,12 @@ class Received:
 
 @dataclass
 class SinkHandler:
-    """Answers by the recipient's local part: hard… 550 5.1.1, full… 552 5.2.2, temp… 451 once, drop… hangs up."""
+    """Answers by the recipient's local part: hard… 550 5.1.1, full… 552 5.2.2, temp… 451 once, drop… hangs up,
+    slow… takes `slow_seconds` over DATA."""
 
     received: list[Received] = field(default_factory=list)
     seen_temp: set[str] = field(default_factory=set)
+    slow_seconds: float = 2.0
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
         local = address.split("@")[0].lower()
@@ -58,6 +62,8 @@ class SinkHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if any(str(r).lower().startswith("slow") for r in envelope.rcpt_tos):
+            await asyncio.sleep(self.slow_seconds)
         self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
         return "250 2.0.0 Ok: queued as SINK1"
 
@@ -125,13 +131,19 @@ class Worker:
     async def deliver(self) -> int:
         return await deliver_batch(sessionmaker=self.app.state.sessionmaker, transport=self.transport, settings=self.settings)
 
-    async def hooks(self, client: Any) -> int:
-        return await send_due(
-            sessionmaker=self.app.state.sessionmaker,
-            client=client,
-            retry_schedule=schedule(self.settings.webhook_retry_schedule),
-            outcome_handlers=OUTCOME_HANDLERS,
-        )
+    async def hooks(self, client: httpx.AsyncClient | None = None) -> int:
+        """One round of webhook sending, with the worker's own guarded client unless one is given."""
+        async with contextlib.AsyncExitStack() as stack:
+            if client is None:
+                client = webhook_client(self.settings)
+                stack.push_async_callback(client.aclose)
+            return await send_due(
+                sessionmaker=self.app.state.sessionmaker,
+                client=client,
+                retry_schedule=schedule(self.settings.webhook_retry_schedule),
+                deadline=self.settings.webhook_timeout_seconds,
+                outcome_handlers=OUTCOME_HANDLERS,
+            )
 
 
 @pytest_asyncio.fixture

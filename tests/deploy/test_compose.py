@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +70,30 @@ class TestCompose:
         dockerfile = (ROOT / "Dockerfile").read_text()
         for path in ("api_service", "smtp_service", "shared", "migrations", "alembic.ini"):
             assert path in dockerfile
+
+    def test_ships_no_account_token(self, compose: dict[str, Any]) -> None:
+        text = (ROOT / "docker-compose.yml").read_text()
+        assert "change-me" not in text
+        for name in ("api", "smtp", "worker"):
+            assert compose["services"][name]["environment"]["ACCOUNT_TOKEN"].startswith("${ACCOUNT_TOKEN:?")
+
+
+class TestWeakAccountToken:
+    @pytest.mark.parametrize("token", ["", "change-me-account-token", "short"])
+    def test_api_refuses_to_start_and_suggests_a_token(self, token: str) -> None:
+        env = {**os.environ, "ACCOUNT_TOKEN": token, "API_PORT": "1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "api_service"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2
+        assert "refusing to start" in done.stderr
+        suggested = re.search(r"ACCOUNT_TOKEN=([0-9a-f]{40})", done.stderr)
+        assert suggested is not None
+
+    def test_return_path_listener_refuses_the_default_token(self) -> None:
+        env = {**os.environ, "ACCOUNT_TOKEN": "change-me-account-token", "SMTP_INBOUND_PORT": "1", "SMTP_PORT": "1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "smtp_service"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2
+        assert "refusing to start" in done.stderr

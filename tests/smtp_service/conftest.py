@@ -137,7 +137,6 @@ def _gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory, **override
         smtp_tls_key=key,
         api_url=f"http://127.0.0.1:{relay.port}",
         api_timeout_seconds=5,
-        smtp_auth_cache_seconds=0,
         smtp_ip_auth_failures=0,
         smtp_max_message_bytes=200_000,
         smtp_inbound_port=free_port(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import smtplib
@@ -14,7 +15,11 @@ from typing import Any
 import aiosmtplib
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from api_service.db import async_database_url
+from tests.conftest import ACCOUNT_TOKEN
 from tests.smtp_service.conftest import Gateway, SmtpServerHandle
 
 pytestmark = pytest.mark.slow
@@ -78,6 +83,14 @@ class TestAuthentication:
         with connect(gateway) as client, pytest.raises(smtplib.SMTPAuthenticationError):
             client.login(smtp_server.token, "something else")
 
+    @pytest.mark.parametrize("user", ["tökén".encode(), b"\xff\xfe", "токен".encode()])
+    def test_non_ascii_user_name_is_a_plain_535(self, gateway: Gateway, user: bytes) -> None:
+        with connect(gateway) as client:
+            code, text = client.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0" + user + b"\0" + user).decode())
+            assert code == 535
+            assert b"Error" not in text
+            assert client.noop()[0] == 250
+
     def test_mail_without_auth_gets_530(self, gateway: Gateway) -> None:
         with connect(gateway) as client:
             code, text = client.mail("sender@example.com")
@@ -92,6 +105,62 @@ class TestAuthentication:
             assert code == 421
             with pytest.raises(smtplib.SMTPServerDisconnected):
                 client.noop()
+
+
+class TestAuthFollowsTheServer:
+    """Turning SMTP on or off and deleting a server take effect for the next AUTH and submission."""
+
+    def auth_code(self, gateway: Gateway, token: str) -> int:
+        with connect(gateway) as client:
+            code, _ = client.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0" + token.encode() + b"\0" + token.encode()).decode())
+            return code
+
+    def test_turning_smtp_on_or_off_counts_at_the_next_auth(
+        self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str
+    ) -> None:
+        assert self.auth_code(gateway, smtp_server.token) == 235
+        httpx.put(f"{clean_live_api}/server", json={"SmtpApiActivated": False}, headers=smtp_server.headers).raise_for_status()
+        assert self.auth_code(gateway, smtp_server.token) == 535
+        httpx.put(f"{clean_live_api}/server", json={"SmtpApiActivated": True}, headers=smtp_server.headers).raise_for_status()
+        assert self.auth_code(gateway, smtp_server.token) == 235
+
+    def test_new_server_token_works_at_once_after_a_refusal(self, gateway: Gateway, clean_live_api: str) -> None:
+        account = {"X-Postmark-Account-Token": ACCOUNT_TOKEN}
+        token = httpx.post(f"{clean_live_api}/servers", json={"Name": "Later"}, headers=account).json()["ApiTokens"][0]
+        assert self.auth_code(gateway, token) == 535  # SMTP still off
+        httpx.put(f"{clean_live_api}/server", json={"SmtpApiActivated": True}, headers={"X-Postmark-Server-Token": token})
+        assert self.auth_code(gateway, token) == 235
+
+    def test_deleted_server_token_is_refused_at_the_next_auth(
+        self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str
+    ) -> None:
+        assert self.auth_code(gateway, smtp_server.token) == 235
+        account = {"X-Postmark-Account-Token": ACCOUNT_TOKEN}
+        httpx.delete(f"{clean_live_api}/servers/{smtp_server.id}", headers=account).raise_for_status()
+        assert self.auth_code(gateway, smtp_server.token) == 535
+
+    def test_smtp_turned_off_elsewhere_refuses_the_next_submission(
+        self, gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str, database_url: str
+    ) -> None:
+        with connect(gateway) as client:
+            client.login(smtp_server.token, smtp_server.token)
+            assert client.send_message(mail()) == {}
+            # Another API process turns SMTP off: this process' caches never hear of it.
+            set_smtp(database_url, smtp_server.id, enabled=False)
+            with pytest.raises(smtplib.SMTPDataError) as caught:
+                client.send_message(mail())
+        assert caught.value.smtp_code == 550
+        assert len(outbound(clean_live_api, smtp_server)) == 1
+
+
+def set_smtp(database_url: str, server_id: int, *, enabled: bool) -> None:
+    async def update() -> None:
+        engine = create_async_engine(async_database_url(database_url))
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE servers SET smtp_api_activated = :on WHERE id = :id"), {"on": enabled, "id": server_id})
+        await engine.dispose()
+
+    asyncio.run(update())
 
 
 class TestSubmission:

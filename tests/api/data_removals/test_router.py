@@ -17,7 +17,17 @@ from api_service.core.address_match import address_pattern, postgres_pattern
 from api_service.data_removals.service import PLACEHOLDER
 from api_service.data_removals.tasks import process_due
 from api_service.messages.scrub import mentions
-from api_service.models import Bounce, DataRemoval, IdempotencyKey, Message, MessageEvent, MessageRecipient, Suppression, WebhookDelivery
+from api_service.models import (
+    Bounce,
+    BounceDump,
+    DataRemoval,
+    IdempotencyKey,
+    Message,
+    MessageEvent,
+    MessageRecipient,
+    Suppression,
+    WebhookDelivery,
+)
 from shared.constants import BounceType
 from tests.api.conftest import Worker
 from tests.factories import ACCOUNT, ServerHandle, message, sending_server
@@ -147,8 +157,9 @@ class TestRemoval:
 
         [other_bounce] = await rows(app, Bounce)
         assert other_bounce.email == OTHER
-        assert other_bounce.dump is not None
-        assert not mentions(other_bounce.dump, TARGET)
+        [other_dump] = await rows(app, BounceDump)  # the deleted bounce's own dump went with it
+        assert other_bounce.dump_id == other_dump.id
+        assert not mentions(other_dump.body, TARGET)
         assert [s.email for s in await rows(app, Suppression)] == [OTHER]
         for delivery in await rows(app, WebhookDelivery):
             assert not mentions(str(delivery.payload).encode(), TARGET)

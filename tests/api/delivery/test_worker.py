@@ -74,8 +74,7 @@ class TestDelivery:
         assert bounce["MessageID"] == sent["MessageID"]
         assert "550 5.1.1" in bounce["Details"]
         assert bounce["Inactive"] is True
-        async with httpx.AsyncClient() as http:
-            await worker.hooks(http)
+        await worker.hooks()
         [hook] = receiver.hooks
         assert hook.json["RecordType"] == "Bounce"
         assert hook.json["Email"] == "hard@example.net"
@@ -162,9 +161,8 @@ class TestWebhooks:
         await client.post("/email", json=sent_from(To="ok@example.net"), headers=server.headers)
         await worker.deliver()
         receiver.statuses.extend([500, 502])
-        async with httpx.AsyncClient() as http:
-            for _ in range(5):
-                await worker.hooks(http)
+        for _ in range(5):
+            await worker.hooks()
         assert len(receiver.hooks) == 3
         assert receiver.hooks[-1].json["RecordType"] == "Delivery"
         assert receiver.hooks[-1].headers["X-Custom"] == "1"
@@ -175,9 +173,8 @@ class TestWebhooks:
         await client.post("/email", json=sent_from(To="ok@example.net"), headers=server.headers)
         await worker.deliver()
         receiver.statuses.extend([403])
-        async with httpx.AsyncClient() as http:
-            for _ in range(3):
-                await worker.hooks(http)
+        for _ in range(3):
+            await worker.hooks()
         assert len(receiver.hooks) == 1
 
     async def test_webhooks_api(self, client: httpx.AsyncClient, server: ServerHandle) -> None:

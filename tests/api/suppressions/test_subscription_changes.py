@@ -24,8 +24,7 @@ async def server(client: httpx.AsyncClient, receiver: Receiver) -> ServerHandle:
 
 
 async def changes(worker: Worker, receiver: Receiver) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient() as http:
-        await worker.hooks(http)
+    await worker.hooks()
     found = [h.json for h in receiver.hooks if h.json["RecordType"] == "SubscriptionChange"]
     receiver.hooks.clear()
     return found
