@@ -73,6 +73,7 @@ def inbound_url(server: Server, rest: str = "") -> str:
 
 
 def inbound_address(server: Server, settings: Settings) -> str:
+    """`InboundAddress`, as `GET /server` shows it."""
     return f"{server.inbound_hash}@{settings.inbound_domain}"
 
 
