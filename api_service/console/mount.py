@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api_service.console.docs import install_docs
+from api_service.console.inbound_pages import router as inbound_pages
 from api_service.console.pages import PREFIX, STATIC_DIR, SecurityHeadersMiddleware, install_error_pages
 from api_service.console.router import router
 from api_service.console.template_pages import router as template_pages
@@ -18,6 +19,7 @@ def install_console(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     # Before the main router, whose last route is the console's catch-all 404.
     app.include_router(template_pages)
+    app.include_router(inbound_pages)
     app.include_router(router)
     install_error_pages(app)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -56,6 +56,16 @@ def format_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def format_size(value: int) -> str:
+    """A byte count as people read it: 812 bytes, 14.2 KB, 3.0 MB (powers of 1024, as mail programs show sizes)."""
+    if value < 1024:
+        return f"{value} byte{'s' if value != 1 else ''}"
+    size, units = value / 1024, ["KB", "MB", "GB"]
+    while round(size, 1) >= 1024 and len(units) > 1:
+        size, units = size / 1024, units[1:]
+    return f"{size:.1f} {units[0]}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -65,6 +75,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["ts"] = format_time
+    env.filters["filesize"] = format_size
     env.filters["urlpart"] = lambda value: quote(str(value), safe="")
     return env
 

@@ -9,8 +9,10 @@ with the domain's message and nothing written (the transaction is rolled back).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import ipaddress
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -113,8 +115,8 @@ HOOK_FIELDS = (
     ("DeliveryHookUrl", "delivery_hook_url", "Delivery"),
     ("OpenHookUrl", "open_hook_url", "Open"),
     ("ClickHookUrl", "click_hook_url", "Click"),
-    ("InboundHookUrl", "inbound_hook_url", "Inbound"),
 )
+SPAM_THRESHOLDS = tuple(range(0, 31, 5))
 
 
 def bounce_view(row: BounceRow) -> dict[str, object]:
@@ -1186,6 +1188,54 @@ def tls_summary(settings: Settings) -> str:
     return ", ".join(parts) or "Not configured: set SMTP_TLS_CERT and SMTP_TLS_KEY on the gateway to offer STARTTLS"
 
 
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    label: str
+    kind: str
+    host: str
+    value: str
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundDns:
+    """The records that bring a server's inbound mail to the MX listener, and why they may not work yet."""
+
+    records: list[DnsRecord]
+    warnings: list[str]
+
+
+MX_PRIORITY = 10
+
+
+def inbound_dns(*, inbound_domain: str, server_domain: str, mx_host: str) -> InboundDns:
+    """An MX record for INBOUND_DOMAIN (and for the server's own InboundDomain) naming the host of the
+    MX listener. An MX must name a host, never an address (RFC 5321 section 5.1), so when that host is
+    configured as an IP address the records name `mx.<INBOUND_DOMAIN>` and add its A or AAAA record."""
+    target = mx_host.strip().rstrip(".")
+    warnings = []
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(target.strip("[]"))
+    if address is not None:
+        target = f"mx.{inbound_domain}"
+        if not address.is_global:
+            warnings.append(
+                f"The listener's host is {address}, which other mail servers cannot reach: set SMTP_PUBLIC_HOST "
+                "to the public name of the host that runs the gateway."
+            )
+    elif target == "localhost" or target.endswith(".localhost"):
+        warnings.append(f"The listener's host is {target}: set SMTP_PUBLIC_HOST to the public name of the host that runs the gateway.")
+    if inbound_domain == "localhost" or inbound_domain.endswith(".localhost"):
+        warnings.append(f"INBOUND_DOMAIN is {inbound_domain}, which cannot be published: set it to a domain whose DNS you control.")
+    records = [DnsRecord("Inbound addresses", "MX", inbound_domain, target, MX_PRIORITY)]
+    if server_domain:
+        records.append(DnsRecord("This server's inbound domain", "MX", server_domain, target, MX_PRIORITY))
+    if address is not None:
+        records.append(DnsRecord("The listener's host", "AAAA" if address.version == 6 else "A", target, str(address)))
+    return InboundDns(records=records, warnings=warnings)
+
+
 async def settings_page(
     request: Request,
     session: AsyncSession,
@@ -1218,6 +1268,11 @@ async def settings_page(
             "colors": SERVER_COLORS,
             "track_links": [t.value for t in TrackLinks],
             "hook_fields": HOOK_FIELDS,
+            "inbound_address": wire.InboundAddress,
+            "inbound_dns": inbound_dns(
+                inbound_domain=settings.inbound_domain, server_domain=server.inbound_domain, mx_host=connection.Host
+            ),
+            "spam_thresholds": SPAM_THRESHOLDS,
             "error": error,
             "error_card": error_card,
             "notice": notice_of(request),
@@ -1231,7 +1286,14 @@ async def server_settings(request: Request, server: ServerPage, session: Session
     return await settings_page(request, session, settings, server, identity)
 
 
-SETTINGS_CARDS = ("general", "tracking", "hooks")
+SETTINGS_CARDS = ("general", "tracking", "hooks", "inbound")
+
+
+def spam_threshold(value: str) -> int:
+    try:
+        return int(value.strip() or "0")
+    except ValueError:
+        raise PostmarkError(ErrorCode.INVALID_SPAM_THRESHOLD, "InboundSpamThreshold must be a number: 0 (off), or 5 to 30.") from None
 
 
 def settings_edit(card: str, form: FormData) -> ServerEdit:
@@ -1239,6 +1301,13 @@ def settings_edit(card: str, form: FormData) -> ServerEdit:
         return ServerEdit(Name=field(form, "name"), Color=field(form, "color"))
     if card == "tracking":
         return ServerEdit(TrackOpens=checked(form, "track_opens"), TrackLinks=field(form, "track_links", "None"))
+    if card == "inbound":
+        return ServerEdit(
+            InboundDomain=field(form, "InboundDomain"),
+            InboundHookUrl=field(form, "InboundHookUrl"),
+            InboundSpamThreshold=spam_threshold(field(form, "InboundSpamThreshold")),
+            RawEmailEnabled=checked(form, "RawEmailEnabled"),
+        )
     edit: dict[str, Any] = {name: field(form, name) for name, _, _ in HOOK_FIELDS}
     edit |= {
         "IncludeBounceContentInHook": checked(form, "IncludeBounceContentInHook"),

@@ -22,7 +22,11 @@ class WebhookDelivery(CreatedAtMixin, Base):
     """One event to POST to one URL: the webhook outbox, written with the event it reports."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        # The POSTs about one record (an inbound message's hook attempts, on its console page).
+        Index("ix_webhook_deliveries_origin", "server_id", "record_type", "origin_id", postgresql_where=text("origin_id <> ''")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"), index=True)

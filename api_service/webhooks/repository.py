@@ -109,6 +109,17 @@ async def recent_deliveries(*, session: AsyncSession, server_id: int, url: str, 
     return list((await session.execute(stmt)).scalars().all())
 
 
+async def deliveries_about(*, session: AsyncSession, server_id: int, record_type: str, origin_id: str, limit: int) -> list[WebhookDelivery]:
+    """The outbox rows about one record (`origin_id`), newest first."""
+    stmt = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.server_id == server_id, WebhookDelivery.record_type == record_type, WebhookDelivery.origin_id == origin_id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
 DELETE_MENTIONING = text(
     """
     DELETE FROM webhook_deliveries WHERE id IN (

@@ -275,6 +275,16 @@ async def recent_deliveries(*, session: AsyncSession, server_id: int, hook: Webh
     return await repository.recent_deliveries(session=session, server_id=server_id, url=hook.url, limit=limit)
 
 
+async def deliveries_about(
+    *, session: AsyncSession, server_id: int, record_type: str, origin_id: str, limit: int = 20
+) -> list[WebhookDelivery]:
+    """The POSTs queued by `enqueue_post` about one record (say an inbound message), newest first:
+    one row per POST, with its attempts, last HTTP status or error, and when it is next tried."""
+    return await repository.deliveries_about(
+        session=session, server_id=server_id, record_type=record_type, origin_id=origin_id, limit=limit
+    )
+
+
 async def list_webhooks(*, session: AsyncSession, server_id: int, stream: str | None) -> list[Webhook]:
     return await repository.list_webhooks(session=session, server_id=server_id, stream=stream.lower() if stream else None)
 

@@ -12,10 +12,13 @@ import asyncio
 import os
 import re
 import shutil
+import smtplib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,8 @@ from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import Transport, parse_relay
 from api_service.main import create_app
 from api_service.models import Base
+from smtp_service.config import SmtpSettings
+from smtp_service.server import serve
 from tests.api.conftest import SinkHandler
 from tests.compat.conftest import free_port
 from tests.conftest import ACCOUNT_TOKEN
@@ -123,6 +128,60 @@ async def stack(settings: Settings, database_url: str) -> AsyncIterator[Stack]:
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {', '.join(t.name for t in Base.metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
         await engine.dispose()
+
+
+@dataclass
+class MxListener:
+    port: int
+
+    async def mail(self, message: EmailMessage, *, sender: str, recipient: str) -> None:
+        """What another mail server does: connect to the MX listener and hand the message over."""
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as mta:
+                mta.ehlo("mx.customer.example")
+                assert mta.sendmail(sender, [recipient], message.as_bytes(policy=SMTP)) == {}
+
+        await asyncio.to_thread(send)
+
+
+@pytest.fixture(scope="module")
+def mx(stack: Stack) -> Iterator[MxListener]:
+    """The SMTP gateway's MX listener in front of the stack's API, on its own event loop in a thread."""
+    settings = SmtpSettings(
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_inbound_port=free_port(),
+        api_url=stack.url,
+        api_timeout_seconds=10,
+        account_token=ACCOUNT_TOKEN,
+        inbound_domain=stack.settings.inbound_domain,
+        return_path_domain=stack.settings.return_path_domain,
+        smtp_inbound_cache_seconds=0,
+    )
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready = threading.Event()
+
+    async def started(servers: object) -> None:
+        ready.set()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(serve(settings, started=started, stop=stop)), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the SMTP gateway did not start"
+    yield MxListener(port=settings.smtp_inbound_port)
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(10)
+    loop.close()
+
+
+def inbound_mail(*, sender: str, to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -367,6 +426,123 @@ async def test_smtp_is_turned_on_and_the_connection_card_tells_how_to_connect(pa
     await expect(card).to_contain_text("PLAIN, LOGIN, CRAM-MD5")
     assert (await stack.api("GET", "/server", server_token=stack.state["token"])).json()["SmtpApiActivated"] is True
     await shot(page, "smtp-settings", selector="#smtp")
+
+
+async def test_inbound_settings_and_a_rule_are_set_in_the_console(page: Page, stack: Stack) -> None:
+    server = await stack.api("GET", "/server", server_token=stack.state["token"])
+    stack.state["inbound_address"] = server.json()["InboundAddress"]
+    await page.goto(f"/console/servers/{stack.state['server_id']}/settings")
+    card = page.locator("#inbound")
+    await expect(card).to_contain_text(stack.state["inbound_address"])
+    await card.get_by_label("Inbound hook URL").fill("https://app.example/hooks/inbound")
+    await card.get_by_label("Spam threshold").select_option("10")
+    await card.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved.")
+    await expect(page.locator("#inbound .record").first).to_contain_text(stack.settings.inbound_domain)
+    saved = (await stack.api("GET", "/server", server_token=stack.state["token"])).json()
+    assert (saved["InboundHookUrl"], saved["InboundSpamThreshold"]) == ("https://app.example/hooks/inbound", 10)
+    await shot(page, "inbound-settings", selector="#inbound")
+
+    await page.get_by_role("link", name="Inbound rules").click()
+    await page.get_by_label("Email address or domain").fill("blocked.example")
+    await page.get_by_role("button", name="Add rule").click()
+    await expect(page.get_by_role("status")).to_have_text("The rule is added: mail from that sender is blocked from now on.")
+    await expect(page.get_by_role("row").filter(has_text="blocked.example")).to_contain_text("and its subdomains")
+    rules = (await stack.api("GET", "/triggers/inboundrules?count=10&offset=0", server_token=stack.state["token"])).json()
+    assert [r["Rule"] for r in rules["InboundRules"]] == ["blocked.example"]
+
+
+async def test_mail_to_the_mx_listener_is_found_in_inbound_and_opened(page: Page, stack: Stack, mx: MxListener) -> None:
+    local, _, domain = stack.state["inbound_address"].partition("@")
+    ticket = f"{local}+ticket42@{domain}"
+    await mx.mail(
+        inbound_mail(
+            sender="Zoë Kunde <zoe@customer.example>",
+            to=f"Support <{ticket}>",
+            subject="Re: Ticket 42",
+            text="Yes, the update fixed it.\n\nOn Mon, 3 Mar 2025 at 10:02, Support <support@example.com> wrote:\n> Did the update help?\n",
+            html="<h1 id='reply'>Yes, the update fixed it.</h1><blockquote>Did the update help?</blockquote>",
+        ),
+        sender="zoe@customer.example",
+        recipient=ticket,
+    )
+    await mx.mail(
+        inbound_mail(sender="ann@other.example", to=stack.state["inbound_address"], subject="Question about pricing", text="Hello?"),
+        sender="ann@other.example",
+        recipient=stack.state["inbound_address"],
+    )
+    await page.goto(f"/console/servers/{stack.state['server_id']}/inbound")
+    await expect(page.get_by_role("link", name="Re: Ticket 42")).to_be_visible()
+    await expect(page.get_by_role("link", name="Question about pricing")).to_be_visible()
+    await page.get_by_label("Mailbox hash").fill("ticket42")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.get_by_role("link", name="Question about pricing")).to_have_count(0)
+    await shot(page, "inbound")
+    await page.get_by_role("link", name="Re: Ticket 42").click()
+    await expect(page.get_by_role("heading", name="Re: Ticket 42")).to_be_visible()
+    facts = page.locator("dl.facts").first
+    await expect(facts).to_contain_text("Zoë Kunde <zoe@customer.example>")
+    await expect(facts).to_contain_text("ticket42")
+    await expect(page.locator("#stripped-reply")).to_have_text("Yes, the update fixed it.")
+    await expect(page.frame_locator("iframe.preview").locator("#reply")).to_have_text("Yes, the update fixed it.")
+    await expect(page.locator("#hook")).to_contain_text("Pending")
+    await expect(page.locator("table.compact").last).to_contain_text("Received")
+    await shot(page, "inbound-message")
+
+
+async def test_a_blocked_message_is_bypassed(page: Page, stack: Stack, mx: MxListener) -> None:
+    await mx.mail(
+        inbound_mail(sender="Spam <offers@mail.blocked.example>", to=stack.state["inbound_address"], subject="You won", text="Click"),
+        sender="offers@mail.blocked.example",
+        recipient=stack.state["inbound_address"],
+    )
+    await page.goto(f"/console/servers/{stack.state['server_id']}/inbound")
+    await page.get_by_label("Status").select_option("Blocked")
+    await page.get_by_role("button", name="Search").click()
+    row = page.get_by_role("row").filter(has_text="You won")
+    await expect(row).to_contain_text("Blocked")
+    await row.get_by_role("link", name="You won").click()
+    await expect(page.get_by_text("Blocked by the inbound rule 'blocked.example'.").first).to_be_visible()
+    message_id = page.url.rsplit("/", 1)[1]
+    await page.get_by_role("button", name="Bypass").click()
+    await expect(page.get_by_role("status")).to_contain_text("bypassed the inbound rules")
+    await expect(page.get_by_role("button", name="Bypass")).to_have_count(0)
+    await expect(page.locator("header .badge")).to_have_text("Queued")
+    details = (await stack.api("GET", f"/messages/inbound/{message_id}/details", server_token=stack.state["token"])).json()
+    assert details["Status"] == "Queued"
+
+
+async def test_script_in_received_mail_runs_nowhere(page: Page, stack: Stack, mx: MxListener, seen: Seen) -> None:
+    probe = "/xss-probe-inbound"
+    await mx.mail(
+        inbound_mail(
+            sender="<script>alert('from')</script> <attacker@evil.example>",
+            to=stack.state["inbound_address"],
+            subject="<img src=x onerror=alert('subject')>",
+            text="</pre><script>alert('text')</script>",
+            html=(
+                "<p id='greeting'>Hello from the attacker</p>"
+                f"<script>alert('script'); fetch('{probe}/script'); parent.document.title = 'pwned';</script>"
+                f"<img src='x' onerror=\"alert('onerror'); fetch('{probe}/onerror')\">"
+                "<svg onload=\"alert('svg')\"></svg>"
+                f"<iframe srcdoc=\"<script>alert('nested'); fetch('{probe}/nested')</script>\"></iframe>"
+                "<a id='js' href=\"javascript:alert('link')\">click me</a>"
+            ),
+        ),
+        sender="attacker@evil.example",
+        recipient=stack.state["inbound_address"],
+    )
+    await page.goto(f"/console/servers/{stack.state['server_id']}/inbound")
+    await page.get_by_role("link", name="<img src=x onerror=alert('subject')>").click()
+    frame = page.frame_locator("iframe.preview")
+    await expect(frame.locator("#greeting")).to_have_text("Hello from the attacker")
+    await frame.locator("#js").click()
+    await page.wait_for_load_state("load")
+    await expect(page.locator("#text-body")).to_contain_text("<script>alert('text')</script>")
+    assert seen.dialogs == []
+    assert not [u for u in seen.requests if probe in u]
+    assert (await page.title()) != "pwned"
+    assert (await page.locator("iframe.preview").get_attribute("sandbox")) == ""
 
 
 async def test_api_docs_render_offline(page: Page) -> None:

@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from api_service.console import service
 from api_service.console.charts import BOTTOM, HEIGHT, TOP, WIDTH, Series, bar_chart, layout, nice_ceiling
 from api_service.console.docs import docs_csp
+from api_service.console.pages import format_size
 from api_service.console.router import (
     FORMULA_START,
     Breakdown,
     breakdown,
     csv_cell,
+    inbound_dns,
     parse_addresses,
     parse_headers,
     per_day,
@@ -211,3 +213,44 @@ class TestStatsShapes:
         result = {"Days": [], "Desktop": 1, "Mobile": 3, "WebMail": 0}
         assert breakdown("By platform", result) == Breakdown(title="By platform", rows=[("Mobile", 3, 75.0), ("Desktop", 1, 25.0)])
         assert breakdown("Nothing", {"Days": []}).rows == []
+
+
+SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+class TestFormatSize:
+    @given(st.integers(min_value=0, max_value=2**50))
+    def test_reads_back_as_the_size_rounded_in_the_largest_unit_under_1024(self, value: int) -> None:
+        shown = format_size(value)
+        number, unit = shown.split(" ")
+        if value < 1024:
+            assert shown == (f"{value} byte" if value == 1 else f"{value} bytes")
+            return
+        scale = SIZE_UNITS[unit]
+        assert abs(float(number) * scale - value) <= 0.05 * scale
+        assert float(number) >= 1
+        assert float(number) < 1024 or unit == "GB"
+
+
+class TestInboundDns:
+    def test_a_host_name_is_the_mx_target_for_both_domains(self) -> None:
+        dns = inbound_dns(inbound_domain="inbound.example.com", server_domain="replies.example.org", mx_host="mx.example.com.")
+        assert [(r.kind, r.host, r.value, r.priority) for r in dns.records] == [
+            ("MX", "inbound.example.com", "mx.example.com", 10),
+            ("MX", "replies.example.org", "mx.example.com", 10),
+        ]
+        assert dns.warnings == []
+
+    @pytest.mark.parametrize(("address", "kind"), [("203.0.113.10", "A"), ("2001:db8::25", "AAAA"), ("[2001:db8::25]", "AAAA")])
+    def test_an_mx_never_names_an_address_so_one_is_named_for_it(self, address: str, kind: str) -> None:
+        dns = inbound_dns(inbound_domain="inbound.example.com", server_domain="", mx_host=address)
+        assert [(r.kind, r.host, r.value) for r in dns.records] == [
+            ("MX", "inbound.example.com", "mx.inbound.example.com"),
+            (kind, "mx.inbound.example.com", address.strip("[]")),
+        ]
+
+    def test_unreachable_hosts_and_unpublishable_domains_are_warned_about(self) -> None:
+        assert len(inbound_dns(inbound_domain="inbound.example.com", server_domain="", mx_host="10.0.0.5").warnings) == 1
+        assert len(inbound_dns(inbound_domain="inbound.example.com", server_domain="", mx_host="localhost").warnings) == 1
+        assert len(inbound_dns(inbound_domain="inbound.localhost", server_domain="", mx_host="127.0.0.1").warnings) == 2
+        assert inbound_dns(inbound_domain="inbound.example.com", server_domain="", mx_host="93.184.216.34").warnings == []

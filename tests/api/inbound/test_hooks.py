@@ -144,3 +144,22 @@ class TestSchedule:
         assert row.status == "pending"
         assert row.next_attempt_at >= before + timedelta(seconds=3000)
         assert row.record_type != INBOUND_RECORD_TYPE
+
+
+class TestAttempts:
+    async def test_the_posts_about_a_message_are_listed_newest_first_with_their_outcome(
+        self, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, receiver: Receiver
+    ) -> None:
+        [message_id] = await received(client, simple(), await inbound_address(client, server))
+        receiver.statuses.append(403)
+        await run_hooks(worker)
+        await client.put(f"/messages/inbound/{message_id}/retry", headers=server.headers)
+        [other] = await received(client, simple(subject="Other"), await inbound_address(client, server))
+        await run_hooks(worker)
+        async with worker.app.state.sessionmaker() as session:
+            rows = await webhooks_service.deliveries_about(
+                session=session, server_id=server.id, record_type=INBOUND_RECORD_TYPE, origin_id=message_id
+            )
+            others = await webhooks_service.deliveries_about(session=session, server_id=server.id, record_type="Other", origin_id=other)
+        assert [(r.status, r.last_status, r.attempts) for r in rows] == [("delivered", 200, 1), ("failed", 403, 1)]
+        assert others == []
