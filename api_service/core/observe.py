@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,9 +90,9 @@ class RequestLogMiddleware:
 RESULTS = {"delivered": "delivered", "retry": "deferred", "bounce": "bounced"}
 
 
-def messages_accepted(*, source: str, count: int) -> None:
-    """`count` messages stored and queued from `source` (api or smtp)."""
-    if count:
+def messages_accepted(*, sources: Iterable[str]) -> None:
+    """Messages stored by intake, one entry point (api or smtp) each."""
+    for source, count in Counter(sources).items():
         metrics.MESSAGES_ACCEPTED.labels(source).inc(count)
 
 

@@ -3,7 +3,7 @@
 The buckets live in PostgreSQL (an UNLOGGED table) or in Redis (`REDIS_URL`); both run the same
 GCRA step (`core.gcra`) atomically on the store's clock. A process does not ask the store for every
 request: it takes a few tokens ahead (a *lease*, at most `RATE_LIMIT_LEASE_SECONDS` old, at most a
-twentieth of the burst) sized by how many requests for that token it saw since its last take, so a
+twentieth of the burst) sized by the rate of requests for that token since its last take, so a
 busy token costs one round trip per batch of requests and a quiet one a round trip per request,
 when it does not matter. Tokens a process took and did not use in time are lost, so the error is
 on the side of refusing a little early, never of letting more through. A refused token is refused
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,7 +77,8 @@ class _Local:
     tokens: int = 0
     expires: float = 0.0
     blocked_until: float = 0.0
-    demand: int = 0
+    demand: int = 0  # requests since the last take from the store
+    since: float = 0.0  # when that take was
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -89,10 +91,15 @@ class Limiter:
         self._local: dict[str, _Local] = {}
         self._failing_until = 0.0
 
-    def _lease_cap(self, rate: Rate) -> int:
+    def _want(self, local: _Local, rate: Rate, now: float) -> int:
+        """Tokens to take: what this key's request rate since the last take would use in a lease."""
         if self.lease_seconds <= 0:
             return 1
-        return max(1, min(LEASE_MAX, rate.burst // LEASE_SHARE))
+        cap = max(1, min(LEASE_MAX, rate.burst // LEASE_SHARE))
+        elapsed = now - local.since
+        if elapsed <= 0:
+            return cap
+        return max(1, min(cap, math.ceil(local.demand * self.lease_seconds / elapsed)))
 
     @staticmethod
     def _spend(local: _Local, now: float) -> bool:
@@ -123,7 +130,7 @@ class Limiter:
                 return Decision(allowed=False, retry_after=max(1, int(local.blocked_until - now + 0.999)))
             if self._spend(local, now):
                 return ALLOW
-            want = max(1, min(self._lease_cap(rate), local.demand))
+            want = self._want(local, rate, now)
             try:
                 async with asyncio.timeout(STORE_TIMEOUT):
                     taken = await self.store.take(key=key, want=want, rate=rate)
@@ -141,7 +148,7 @@ class Limiter:
                 )
                 return ALLOW
             now = self.clock()
-            local.demand = 0
+            local.demand, local.since = 0, now
             if taken.granted == 0:
                 local.tokens = 0
                 local.blocked_until = now + taken.wait(rate) / 1_000_000

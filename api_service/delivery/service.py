@@ -17,6 +17,7 @@ from api_service.bounces import service as bounces
 from api_service.bounces.classify import Outcome, classify
 from api_service.bounces.verp import return_path
 from api_service.config import Settings
+from api_service.core import observe
 from api_service.delivery.transport import Attempt, Reply, Transport
 from api_service.domains import dkim
 from api_service.domains import service as domains
@@ -138,6 +139,9 @@ async def record_attempt(*, session: AsyncSession, outcome: Outcomes, settings: 
         text = f"{reply.code} {reply.message}".strip()
         details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
         verdict = classify(reply.code, reply.message)
+        observe.delivery_attempt(
+            message_id=message.id, server_id=server.id, recipient=item.email, code=reply.code, outcome=verdict.outcome.value
+        )
         if verdict.outcome is Outcome.DELIVERED:
             await messages.record_delivered(session=session, item=item, response=text, at=now, details=details)
             if hooks[key]:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import service as bounces
+from api_service.core import observe
 from api_service.email import pipeline, repository
 from api_service.email.addresses import Mailbox, domain_of
 from api_service.email.message import OutgoingMessage
@@ -259,6 +260,7 @@ async def accept(
             dump=row.raw_mime,
             metadata=row.metadata_,
         )
+    observe.messages_accepted(sources=[m.source for m in stored.messages])
     return results
 
 

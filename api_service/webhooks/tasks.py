@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api_service.core import observe
 from api_service.models import WebhookDeliveryStatus
 from api_service.webhooks import repository
 
@@ -78,5 +79,6 @@ async def _send(
         values["status"] = WebhookDeliveryStatus.FAILED.value
     else:
         values["next_attempt_at"] = now + timedelta(seconds=retry_schedule[item.attempts - 1])
+    observe.webhook_attempt(status=status, gave_up=values.get("status") == WebhookDeliveryStatus.FAILED.value)
     async with sessionmaker() as session, session.begin():
         await repository.record_attempt(session=session, delivery_id=item.id, values=values)
