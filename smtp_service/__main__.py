@@ -7,20 +7,33 @@ import logging
 import signal
 
 from smtp_service.config import SmtpSettings
+from smtp_service.logs import configure_logging
+from smtp_service.metrics import serve_metrics
 from smtp_service.server import serve
 
 
-async def _run() -> None:
+async def _run(settings: SmtpSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve(SmtpSettings(), stop=stop)
+    await serve(settings, stop=stop)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(_run())
+    settings = SmtpSettings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    stop_metrics = None
+    if settings.smtp_metrics_port:
+        stop_metrics = serve_metrics(host=settings.metrics_host, port=settings.smtp_metrics_port, token=settings.metrics_token)
+        logging.getLogger("postgate.smtp").info(
+            "SMTP gateway metrics on http://%s:%d/metrics", settings.metrics_host, settings.smtp_metrics_port
+        )
+    try:
+        asyncio.run(_run(settings))
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 if __name__ == "__main__":

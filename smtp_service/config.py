@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.constants import MAX_MESSAGE_BYTES, MAX_RECIPIENTS_PER_FIELD
@@ -30,6 +32,11 @@ class SmtpSettings(BaseSettings):
     smtp_inbound_port: int = Field(default=0, description="Listener for bounces mailed to the return path, no AUTH (0: off)")
     return_path_domain: str = Field(default="bounces.localhost", description="Same as the API's RETURN_PATH_DOMAIN")
     account_token: str = Field(default="", description="Lets the inbound listener hand reports to the API")
+    smtp_metrics_port: int = Field(default=0, ge=0, description="Port of the gateway's /metrics (0: off)")
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics listener")
+    metrics_token: str = Field(default="", description="When set, /metrics requires Authorization: Bearer <token>")
+    log_format: Literal["text", "json"] = Field(default="text", description="text (readable) or json (one object a line)")
+    log_level: str = Field(default="INFO", description="Python logging level")
 
     @property
     def ports(self) -> list[int]:
