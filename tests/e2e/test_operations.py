@@ -346,6 +346,10 @@ class TestMetrics:
         assert all(isinstance(line["duration_ms"], float | int) for line in lines)
 
 
+def text_of(reply: bytes | str) -> str:
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 def smtp_message(to: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = "ops@example.com"
@@ -372,11 +376,11 @@ class TestSmtpGateway:
         with pytest.raises(smtplib.SMTPDataError) as over:
             client.send_message(smtp_message("over@example.net"))
         assert over.value.smtp_code == 451
-        assert over.value.smtp_error.startswith(b"4.7.1 Rate limit exceeded")
+        assert text_of(over.value.smtp_error).startswith("4.7.1 Rate limit exceeded")
         with pytest.raises(smtplib.SMTPSenderRefused) as refused:
             client.send_message(smtp_message("next@example.net"))
         assert refused.value.smtp_code == 421
-        assert refused.value.smtp_error.startswith(b"4.7.0")
+        assert text_of(refused.value.smtp_error).startswith("4.7.0")
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.noop()
 
