@@ -41,33 +41,35 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROCESS_ENV) or None
 
 
-REGISTRY = CollectorRegistry()
+API_REGISTRY = CollectorRegistry()  # served by GET /metrics on the API port
+WORKER_REGISTRY = CollectorRegistry()  # served on WORKER_METRICS_PORT
 if multiprocess_dir() is None:
     # CPU, memory and file descriptors of this process. In multiprocess mode they would describe
     # only the process that happens to answer the scrape, so they are left out there.
-    ProcessCollector(namespace="postgate", registry=REGISTRY)
+    ProcessCollector(namespace="postgate", registry=API_REGISTRY)
+    ProcessCollector(namespace="postgate", registry=WORKER_REGISTRY)
 
 # --- API ----------------------------------------------------------------------------------------
 HTTP_REQUESTS = Counter(
-    "postgate_http_requests", "API requests answered, by route template and HTTP status", ["method", "route", "status"], registry=REGISTRY
+    "postgate_http_requests", "API requests answered, by route template and HTTP status", ["method", "route", "status"], registry=API_REGISTRY
 )
 HTTP_DURATION = Histogram(
     "postgate_http_request_duration_seconds",
     "Time to answer an API request, by route template; route=/email is the accept latency of a single send",
     ["method", "route"],
     buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
+    registry=API_REGISTRY,
 )
 MESSAGES_ACCEPTED = Counter(
-    "postgate_messages_accepted", "Messages stored and queued, by entry point (api, smtp)", ["source"], registry=REGISTRY
+    "postgate_messages_accepted", "Messages stored and queued, by entry point (api, smtp)", ["source"], registry=API_REGISTRY
 )
 RATE_LIMITED = Counter(
-    "postgate_rate_limited_requests", "Requests refused with 429, by token kind (server, account)", ["kind"], registry=REGISTRY
+    "postgate_rate_limited_requests", "Requests refused with 429, by token kind (server, account)", ["kind"], registry=API_REGISTRY
 )
 RATE_LIMIT_STORE_ERRORS = Counter(
     "postgate_rate_limit_store_errors",
     "Rate limit checks that could not reach PostgreSQL or Redis, and let the request through",
-    registry=REGISTRY,
+    registry=API_REGISTRY,
 )
 
 # --- worker -------------------------------------------------------------------------------------
@@ -75,13 +77,13 @@ DELIVERY_ATTEMPTS = Counter(
     "postgate_delivery_attempts",
     "Delivery attempts per recipient, by what the reply meant: delivered, deferred (a temporary failure) or bounced",
     ["result"],
-    registry=REGISTRY,
+    registry=WORKER_REGISTRY,
 )
 WEBHOOK_ATTEMPTS = Counter(
     "postgate_webhook_attempts",
     "Webhook POSTs, by outcome: delivered, retry (failed, will be tried again) or failed (given up)",
     ["result"],
-    registry=REGISTRY,
+    registry=WORKER_REGISTRY,
 )
 
 # --- both ---------------------------------------------------------------------------------------
@@ -90,14 +92,15 @@ DB_POOL = Gauge(
     "Database connections of this process' pool: in_use, idle, and max (pool size plus overflow)",
     ["state"],
     multiprocess_mode="livesum",
-    registry=REGISTRY,
+    registry=API_REGISTRY,
 )
+WORKER_REGISTRY.register(DB_POOL)
 
 
-def render() -> bytes:
-    """The exposition text of this process, or of every API process in multiprocess mode."""
+def render(registry: CollectorRegistry = API_REGISTRY) -> bytes:
+    """The exposition text of this process, or of every process in multiprocess mode."""
     if multiprocess_dir() is None:
-        return generate_latest(REGISTRY)
+        return generate_latest(registry)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
@@ -151,7 +154,7 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 def serve_metrics(*, host: str, port: int, token: str = "") -> Callable[[], None]:
     """`GET /metrics` of this process on its own port (worker), in a thread; returns a stop function."""
-    exposition = make_wsgi_app(REGISTRY) if multiprocess_dir() is None else None
+    exposition = make_wsgi_app(WORKER_REGISTRY) if multiprocess_dir() is None else None
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not authorized(environ.get("HTTP_AUTHORIZATION"), token):
@@ -160,7 +163,7 @@ def serve_metrics(*, host: str, port: int, token: str = "") -> Callable[[], None
         if exposition is not None:
             return exposition(environ, start_response)  # type: ignore[no-any-return]
         start_response("200 OK", [("Content-Type", CONTENT_TYPE)])
-        return [render()]
+        return [render(WORKER_REGISTRY)]
 
     httpd = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=httpd.serve_forever, name="postgate-metrics", daemon=True)

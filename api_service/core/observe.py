@@ -35,7 +35,8 @@ class RouteTap:
         finally:
             route = scope.get("route")
             if route is not None and scope["type"] == "http":
-                scope.setdefault("state", {})[ROUTE_KEY] = f"{scope.get('root_path', '')}{getattr(route, 'path', '')}" or "unmatched"
+                # A Mount (the console's static files) is its own template: what is below it is a file name.
+                scope.setdefault("state", {})[ROUTE_KEY] = getattr(route, "path", "") or "unmatched"
 
 
 class RequestLogMiddleware:

@@ -122,11 +122,13 @@ class TestRequestLog:
             sent = await client.post("/email", json=message(), headers=server.headers)
             await client.get(f"/messages/outbound/{sent.json()['MessageID']}/details", headers=server.headers)
             await client.get("/no/such/thing", headers=server.headers)
+            await client.get("/console/static/console.css")
         lines = [r for r in caplog.records if r.name == "postgate.access"]
         assert [(r.__dict__["route"], r.__dict__["status"], r.__dict__["server_id"]) for r in lines] == [
             ("/email", 200, server.id),
             ("/messages/outbound/{message_id}/details", 200, server.id),
             ("unmatched", 404, None),
+            ("/console/static", 200, None),
         ]
         assert all(r.__dict__["duration_ms"] >= 0 for r in lines)
         everything = caplog.text + repr([r.__dict__ for r in caplog.records])
