@@ -51,7 +51,10 @@ if multiprocess_dir() is None:
 
 # --- API ----------------------------------------------------------------------------------------
 HTTP_REQUESTS = Counter(
-    "postgate_http_requests", "API requests answered, by route template and HTTP status", ["method", "route", "status"], registry=API_REGISTRY
+    "postgate_http_requests",
+    "API requests answered, by route template and HTTP status",
+    ["method", "route", "status"],
+    registry=API_REGISTRY,
 )
 HTTP_DURATION = Histogram(
     "postgate_http_request_duration_seconds",
