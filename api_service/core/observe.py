@@ -30,13 +30,21 @@ class RouteTap:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root_path = scope.get("root_path", "")
         try:
             await self.app(scope, receive, send)
         finally:
-            route = scope.get("route")
-            if route is not None and scope["type"] == "http":
-                # A Mount (the console's static files) is its own template: what is below it is a file name.
-                scope.setdefault("state", {})[ROUTE_KEY] = getattr(route, "path", "") or "unmatched"
+            if scope["type"] == "http":
+                route = scope.get("route")
+                if route is not None:
+                    template = str(getattr(route, "path", "")) or "unmatched"
+                elif scope.get("root_path", "") != root_path:
+                    # A Mount (the console's static files) leaves no route, only its path appended
+                    # to root_path; it is its own template (below it are file names).
+                    template = scope["root_path"][len(root_path) :]
+                else:
+                    template = "unmatched"
+                scope.setdefault("state", {})[ROUTE_KEY] = template
 
 
 class RequestLogMiddleware:
