@@ -10,6 +10,7 @@ on machines with different clocks agree.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -50,11 +51,14 @@ class PostgresStore:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self._pool: asyncpg.Pool | None = None
+        self._creating = asyncio.Lock()
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            # min_size=0: no connection at start-up, so the API starts while the database is down.
-            self._pool = await asyncpg.create_pool(self.database_url, min_size=0, max_size=POOL_SIZE)
+            async with self._creating:  # the first requests for several tokens arrive together
+                if self._pool is None:
+                    # min_size=0: no connection at start-up, so the API starts while the database is down.
+                    self._pool = await asyncpg.create_pool(self.database_url, min_size=0, max_size=POOL_SIZE)
         return self._pool
 
     async def take(self, *, key: str, want: int, rate: Rate, now: int | None = None) -> Taken:

@@ -120,20 +120,23 @@ def spawn(name: str, module: str, env: dict[str, str], logs: Path, *, url: str =
 
 
 def wait_ready(proc: Proc, deadline: float) -> None:
+    last = ""
     while time.monotonic() < deadline:
         if proc.process.poll() is not None:
             raise RuntimeError(f"{proc.name} exited with {proc.process.returncode}:\n{proc.log.read_text()[-3000:]}")
         try:
             if proc.url:
-                if httpx.get(f"{proc.url}/health", timeout=1).status_code == 200:
+                answer = httpx.get(f"{proc.url}/health", timeout=2)
+                if answer.status_code == 200:
                     return
+                last = f"{answer.status_code} {answer.text[:200]}"
             else:
                 with socket.create_connection(("127.0.0.1", proc.port), timeout=1):
                     return
-        except (httpx.HTTPError, OSError):
-            pass
+        except (httpx.HTTPError, OSError) as exc:
+            last = repr(exc)
         time.sleep(0.1)
-    raise TimeoutError(f"{proc.name} did not start:\n{proc.log.read_text()[-3000:]}")
+    raise TimeoutError(f"{proc.name} did not start (last: {last}):\n{proc.log.read_text()[-3000:]}")
 
 
 def api_proc(name: str, database_url: str, logs: Path, **extra: str) -> Proc:
