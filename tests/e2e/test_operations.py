@@ -434,6 +434,7 @@ class TestOutages:
                 client.ehlo()
                 client.login(server.token, server.token)
                 relay.cut()
+                until(lambda: not relay._connections)  # the gateway's pooled connection to the API is gone too
                 codes = []
                 for i in range(10):
                     try:
