@@ -341,7 +341,12 @@ class TestMetrics:
         server = new_server(stack.api2.url, "request-lines")
         sent = send(stack.api2.url, server).json()["MessageID"]
         httpx.get(f"{stack.api2.url}/messages/outbound/{sent}/details", headers=server.headers)
-        lines = [line for line in stack.api2.lines() if line.get("logger") == "postgate.access" and line.get("server_id") == server.id]
+
+        def lines_of_server() -> list[dict[str, Any]]:
+            return [line for line in stack.api2.lines() if line.get("logger") == "postgate.access" and line.get("server_id") == server.id]
+
+        until(lambda: len(lines_of_server()) >= 2)  # a line is written just after its response has left
+        lines = lines_of_server()
         assert [(line["method"], line["route"], line["status"]) for line in lines] == [
             ("POST", "/email", 200),
             ("GET", "/messages/outbound/{message_id}/details", 200),
