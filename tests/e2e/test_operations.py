@@ -206,6 +206,9 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             smtp_metrics=f"http://127.0.0.1:{smtp_metrics}/metrics",
         )
     finally:
+        for proc in procs:  # all at once: each takes a moment to shut down cleanly
+            if proc.process.poll() is None:
+                proc.process.terminate()
         for proc in procs:
             stop(proc)
         controller.stop()
