@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from api_service.core.gcra import Rate, Taken
 from api_service.operations import repository
 
-POOL_SIZE = 4
+POOL_SIZE = 2  # calls are per token and leased: a busy process needs one or two connections
 
 # `core.gcra.take` in Lua. Lua numbers are doubles: integers are exact below 2**53, and
 # microseconds since 1970 stay below that until the year 2255. `%d` writes them without an exponent.
