@@ -7,5 +7,5 @@ COPY api_service ./api_service
 COPY smtp_service ./smtp_service
 COPY shared ./shared
 COPY migrations ./migrations
-RUN pip install --no-cache-dir . && useradd --system postgate
+RUN pip install --no-cache-dir ".[redis]" && useradd --system postgate
 USER postgate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,7 +21,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes; one per core for throughput")
-    api_access_log: bool = Field(default=False, description="One log line per request (costs about a tenth of throughput)")
+    api_access_log: bool = Field(default=True, description="One log line per request: method, route template, status, duration, server id")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_public_host: str = Field(default="", description="Host name shown in SMTP connection instructions")
@@ -99,6 +100,21 @@ class Settings(BaseSettings):
         default=600, description="The worker re-checks an unverified or rotating DKIM key in DNS this often per domain"
     )
     data_removal_batch_size: int = Field(default=200, ge=1, description="Rows a data removal deletes or scrubs per table per step")
+    # Operations: rate limits, metrics and logs (README: Operating Postgate).
+    rate_limit_enabled: bool = Field(default=True, description="Per-token request limits; false turns them off")
+    rate_limit_server_per_second: float = Field(default=100, gt=0, description="Requests a second one server token may make, sustained")
+    rate_limit_server_burst: int = Field(default=1000, ge=1, description="Requests one server token may make at once, above the rate")
+    rate_limit_account_per_second: float = Field(default=20, gt=0, description="Requests a second the account token may make, sustained")
+    rate_limit_account_burst: int = Field(default=300, ge=1, description="Requests the account token may make at once")
+    rate_limit_lease_seconds: float = Field(
+        default=0.5, ge=0, description="How long an API process may keep tokens it took ahead; 0: one shared round trip per request"
+    )
+    redis_url: str = Field(default="", description="redis://host:port/db: keep rate limits in Redis instead of PostgreSQL")
+    metrics_token: str = Field(default="", description="When set, /metrics requires Authorization: Bearer <token>")
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the worker's metrics listener")
+    worker_metrics_port: int = Field(default=0, ge=0, description="Port of the worker's /metrics (0: off)")
+    log_format: Literal["text", "json"] = Field(default="text", description="text (readable) or json (one object a line)")
+    log_level: str = Field(default="INFO", description="Python logging level")
 
     @field_validator("mx_allowed_networks", "webhook_allowed_networks")
     @classmethod

@@ -11,6 +11,8 @@ from api_service.bounces.router import router as bounces_router
 from api_service.config import Settings, get_settings
 from api_service.console.mount import install_console
 from api_service.core.errors import install_error_handlers
+from api_service.core.observe import RequestLogMiddleware, RouteTap
+from api_service.core.ratelimit import RateLimitMiddleware
 from api_service.core.wire import PostmarkWireMiddleware
 from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
@@ -19,6 +21,8 @@ from api_service.email.router import router as email_router
 from api_service.health.router import router as health_router
 from api_service.inbound.router import router as inbound_router
 from api_service.messages.router import router as messages_router
+from api_service.operations import service as operations
+from api_service.operations.router import router as operations_router
 from api_service.senders.confirmation import router as sender_confirmation_router
 from api_service.senders.router import router as senders_router
 from api_service.servers.router import router as servers_router
@@ -47,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         try:
-            yield
+            async with operations.running(engine=engine, settings=settings) as rate_limits:
+                app.state.rate_limits = rate_limits
+                yield
         finally:
             await engine.dispose()
 
@@ -62,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Innermost first: the route tap and the rate limit see paths the wire middleware normalised.
+    app.add_middleware(RouteTap)
+    app.add_middleware(RateLimitMiddleware)
     app.add_middleware(PostmarkWireMiddleware)
     for router in (
         health_router,
@@ -82,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         templates_router,
         inbound_router,
         data_removals_router,
+        operations_router,
     ):
         app.include_router(router)
     install_console(app)
+    app.add_middleware(RequestLogMiddleware)  # outermost: times and logs every request, whoever answers it
     return app

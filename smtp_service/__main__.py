@@ -11,6 +11,8 @@ import sys
 from shared.constants import account_token_problem
 
 from smtp_service.config import SmtpSettings
+from smtp_service.logs import configure_logging
+from smtp_service.metrics import serve_metrics
 from smtp_service.server import serve
 
 
@@ -23,19 +25,29 @@ async def _run(settings: SmtpSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = SmtpSettings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     problem = account_token_problem(settings.account_token)
     if settings.smtp_inbound_port and problem is not None:
-        # The return-path listener hands reports to the API with the account token.
+        # The MX listener hands mail and reports to the API with the account token.
         print(
-            f"postgate smtp: refusing to start the return-path listener: {problem}; set the same ACCOUNT_TOKEN as the API's "
+            f"postgate smtp: refusing to start the MX listener: {problem}; set the same ACCOUNT_TOKEN as the API's "
             f"(for example ACCOUNT_TOKEN={secrets.token_hex(20)} for both)",
             file=sys.stderr,
             flush=True,
         )
         sys.exit(2)
-    asyncio.run(_run(settings))
+    stop_metrics = None
+    if settings.smtp_metrics_port:
+        stop_metrics = serve_metrics(host=settings.metrics_host, port=settings.smtp_metrics_port, token=settings.metrics_token)
+        logging.getLogger("postgate.smtp").info(
+            "SMTP gateway metrics on http://%s:%d/metrics", settings.metrics_host, settings.smtp_metrics_port
+        )
+    try:
+        asyncio.run(_run(settings))
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 if __name__ == "__main__":

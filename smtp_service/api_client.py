@@ -20,6 +20,8 @@ from shared.schemas.inbound_smtp import (
 )
 from shared.schemas.smtp import SMTP_AUTH_PATH, SMTP_SUBMIT_PATH, SmtpAuthResponse, SmtpSubmission, SmtpSubmissionResult
 
+from smtp_service.ratelimit import RateLimitedTokens, parse_retry_after
+
 
 class AuthOutcome(Enum):
     OK = "ok"
@@ -55,6 +57,7 @@ class SubmitOutcome:
     result: SmtpSubmissionResult | None = None
     error_code: int | None = None
     message: str = ""
+    retry_after: float = 0.0  # with status 429: seconds until the API takes this token's messages again
 
 
 class ApiClient:
@@ -68,6 +71,7 @@ class ApiClient:
         self._recipient_cache_seconds = recipient_cache_seconds
         # "a:<address>" and, for a domain that is no inbound domain, "d:<domain>".
         self._recipient_cache: dict[str, tuple[float, RecipientOutcome]] = {}
+        self.rate_limited = RateLimitedTokens()
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -117,6 +121,10 @@ class ApiClient:
             return SubmitOutcome(status=0, message=type(exc).__name__)
         if response.status_code == 200:
             return SubmitOutcome(status=200, result=SmtpSubmissionResult.model_validate(response.json()))
+        if response.status_code == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            self.rate_limited.note(token, retry_after)
+            return SubmitOutcome(status=429, error_code=429, message="Rate limit exceeded", retry_after=retry_after)
         try:
             body = response.json()
             return SubmitOutcome(status=response.status_code, error_code=int(body["ErrorCode"]), message=str(body["Message"]))

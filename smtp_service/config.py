@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,11 @@ class SmtpSettings(BaseSettings):
     )
     smtp_inbound_cache_seconds: float = Field(default=30.0, description="How long the listener remembers which recipients the API accepts")
     account_token: str = Field(default="", description="Lets the MX listener hand mail and reports to the API")
+    smtp_metrics_port: int = Field(default=0, ge=0, description="Port of the gateway's /metrics (0: off)")
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics listener")
+    metrics_token: str = Field(default="", description="When set, /metrics requires Authorization: Bearer <token>")
+    log_format: Literal["text", "json"] = Field(default="text", description="text (readable) or json (one object a line)")
+    log_level: str = Field(default="INFO", description="Python logging level")
 
     @field_validator("smtp_inbound_trusted_filters")
     @classmethod

@@ -16,12 +16,15 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from smtp_service import metrics
 from smtp_service.api_client import ApiClient, AuthOutcome
 from smtp_service.config import SmtpSettings
+from smtp_service.logs import Throttle
 from smtp_service.protocol import has_smuggled_end, normalise_line_endings, received_header, strip_spam_headers
 from smtp_service.replies import inbound_reply, recipient_reply, submission_reply
 
 log = logging.getLogger("postgate.smtp")
+throttle = Throttle(60.0)
 
 INVALID = "535 5.7.8 Authentication credentials invalid"
 DISABLED = "535 5.7.8 SMTP API access is not enabled for this server: turn on SmtpApiActivated in the server settings"
@@ -103,6 +106,7 @@ class GatewayHandler:
     async def _fail(self, server: SMTP, ip: str, message: str) -> AuthResult:
         session: Any = server.session
         session.postgate_auth_failures = getattr(session, "postgate_auth_failures", 0) + 1
+        metrics.auth_failed()
         self.throttle.failed(ip)
         if session.postgate_auth_failures >= self.settings.smtp_max_auth_failures:
             return await self._close(server)
@@ -184,8 +188,8 @@ class GatewayHandler:
         token = str(session.auth_data)
         outcome = await self.api.submit(token=token, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), raw=raw)
         reply = submission_reply(outcome)
-        if not reply.startswith("250"):
-            log.warning("submission from %s answered %r", session.peer, reply)
+        if not reply.startswith("250"):  # one line a minute per reply code: an API outage must not flood the log
+            throttle.log(log, logging.WARNING, reply[:3], "submission from %s answered %r", session.peer, reply)
         return reply
 
 

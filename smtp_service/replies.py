@@ -1,12 +1,15 @@
 """API outcome → SMTP reply, in one place.
 
-2xx → 250. A 4xx is the client's fault and will not change on retry → 5xx. A 5xx, a timeout or
-a connection error says nothing about the message → 451, so the client keeps it and retries.
-On the MX listener a 401 is the operator's misconfigured ACCOUNT_TOKEN, not the sender's fault →
-451 too, so no mail is lost while it is fixed.
+2xx → 250. A 4xx is the client's fault and will not change on retry → 5xx, except 429: the
+server is over its rate limit → 451 4.7.1 with the wait, so the client keeps the message and
+retries later. A 5xx, a timeout or a connection error says nothing about the message → 451, so the
+client keeps it and retries. On the MX listener a 401 is the operator's misconfigured
+ACCOUNT_TOKEN, not the sender's fault → 451 too, so no mail is lost while it is fixed.
 """
 
 from __future__ import annotations
+
+import math
 
 from smtp_service.api_client import InboundOutcome, RecipientOutcome, SubmitOutcome
 
@@ -16,6 +19,8 @@ SMTP_DISABLED = 1460
 def submission_reply(outcome: SubmitOutcome) -> str:
     if outcome.status == 200 and outcome.result is not None:
         return f"250 2.0.0 Ok: queued as {outcome.result.MessageID}"
+    if outcome.status == 429:
+        return f"451 4.7.1 Rate limit exceeded for this server, try again in {math.ceil(outcome.retry_after or 1)} seconds"
     if outcome.status == 401:
         return "535 5.7.8 Authentication credentials are no longer valid"
     if outcome.error_code == SMTP_DISABLED:

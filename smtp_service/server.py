@@ -15,6 +15,7 @@ from aiosmtpd.smtp import SMTP
 from smtp_service.api_client import ApiClient
 from smtp_service.config import SmtpSettings
 from smtp_service.handler import GatewayHandler, MxHandler
+from smtp_service.session import ObservedSMTP
 
 log = logging.getLogger("postgate.smtp")
 
@@ -59,9 +60,11 @@ def protocol_factory(
 
 
 def smtp_protocol(handler: object, settings: SmtpSettings, **options: Any) -> SMTP:
-    """aiosmtpd's protocol with the settings every Postgate listener shares."""
-    return SMTP(
+    """aiosmtpd's protocol with the settings every Postgate listener shares, observed (metrics, a log
+    line per session) and, on the submission ports, refusing rate-limited servers at MAIL FROM."""
+    return ObservedSMTP(
         handler,
+        rate_limited=handler.api.rate_limited if isinstance(handler, GatewayHandler) else None,
         hostname=settings.smtp_hostname,
         ident="Postgate ESMTP",
         data_size_limit=settings.smtp_max_message_bytes,

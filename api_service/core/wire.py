@@ -80,7 +80,7 @@ def error_body(error_code: int, message: str) -> bytes:
     return orjson.dumps({"ErrorCode": error_code, "Message": message})
 
 
-async def send_error(send: Send, status: int, error_code: int, message: str) -> None:
+async def send_error(send: Send, status: int, error_code: int, message: str, *, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = error_body(error_code, message)
     await send(
         {
@@ -90,6 +90,7 @@ async def send_error(send: Send, status: int, error_code: int, message: str) -> 
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (API_ERROR_CODE_HEADER.lower().encode(), str(error_code).encode()),
+                *(headers or []),
             ],
         }
     )

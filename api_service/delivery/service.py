@@ -21,6 +21,7 @@ from api_service.bounces import service as bounces
 from api_service.bounces.classify import Outcome, classify
 from api_service.bounces.verp import return_path
 from api_service.config import Settings
+from api_service.core import observe
 from api_service.core.offload import cpu_bound
 from api_service.delivery.transport import Attempt, Reply, Transport
 from api_service.domains import dkim
@@ -213,6 +214,9 @@ async def record_attempt(*, session: AsyncSession, outcome: Outcomes, items: lis
         text = f"{reply.code} {reply.message}".strip()
         details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
         verdict = classify(reply.code, reply.message)
+        observe.delivery_attempt(
+            message_id=message.id, server_id=server.id, recipient=item.email, code=reply.code, outcome=verdict.outcome.value
+        )
         if verdict.outcome is Outcome.DELIVERED:
             if not await messages.record_delivered(session=session, item=item, response=text, at=now, details=details):
                 log.warning("lease of %s to %s was lost before its delivery was recorded", message.id, item.email)

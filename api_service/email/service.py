@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import service as bounces
+from api_service.core import observe
 from api_service.core.address_match import postgres_pattern
 from api_service.email import pipeline, repository
 from api_service.email.addresses import Mailbox, domain_of
@@ -272,6 +273,7 @@ async def accept(
             dump=dump,
             metadata=row.metadata_,
         )
+    observe.messages_accepted(sources=[m.source for m in stored.messages])
     return results
 
 

@@ -17,6 +17,7 @@ from api_service.models.message_event import MessageEvent
 from api_service.models.message_open import MessageOpen
 from api_service.models.message_recipient import MessageRecipient, RecipientStatus
 from api_service.models.message_stream import MessageStream
+from api_service.models.rate_limit_bucket import RateLimitBucket
 from api_service.models.sender_signature import SenderSignature
 from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
@@ -44,6 +45,7 @@ __all__ = [
     "MessageRecipient",
     "MessageSource",
     "MessageStream",
+    "RateLimitBucket",
     "RecipientStatus",
     "SenderSignature",
     "Server",

@@ -27,6 +27,7 @@ async def current_server(request: Request, session: Session) -> Server:
     server = await repository.get_server_by_token_digest(session=session, digest=token_digest(token))
     if server is None:
         raise InvalidToken(SERVER_TOKEN_MISSING)
+    request.state.server_id = server.id  # for the request's log line
     return server
 
 
@@ -54,6 +55,7 @@ async def sending_server(request: Request, session: Session) -> ServerSnapshot |
             smtp_api_activated=server.smtp_api_activated,
         )
         SERVER_SNAPSHOTS.put(digest, snapshot)
+    request.state.server_id = snapshot.id  # for the request's log line
     return snapshot
 
 

@@ -26,6 +26,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api_service.config import Settings
+from api_service.core import observe
 from api_service.core.guarded_http import guarded_client
 from api_service.models import WebhookDeliveryStatus
 from api_service.webhooks import repository
@@ -147,6 +148,7 @@ async def _send(
         values["status"] = WebhookDeliveryStatus.FAILED.value
     else:
         values["next_attempt_at"] = now + timedelta(seconds=retry_schedule[item.attempts - 1])
+    observe.webhook_attempt(status=status, gave_up=values.get("status") == WebhookDeliveryStatus.FAILED.value)
     async with sessionmaker() as session, session.begin():
         # Fenced: a worker whose claim expired (another one has the row now) records nothing, and
         # tells the row's domain nothing either.

@@ -15,8 +15,11 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from api_service.config import Settings, get_settings
+from api_service.core import metrics
+from api_service.core.logs import Throttle, configure_logging
 from api_service.core.outage import OutageLog, database_unavailable
 from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
@@ -28,6 +31,7 @@ from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
 from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due, webhook_client
 
 log = logging.getLogger("postgate.worker")
+throttle = Throttle(60.0)
 
 # What a webhook attempt means to the domain that queued it, by outbox record type.
 OUTCOME_HANDLERS: dict[str, OutcomeHandler] = {INBOUND_RECORD_TYPE: record_hook_outcome}
@@ -42,8 +46,8 @@ async def _loop(name: str, step: Callable[[], Awaitable[int]], *, stop: asyncio.
         except Exception as exc:  # a bad batch must not stop the worker; its leases expire and it is retried
             if database_unavailable(exc):
                 outage.failed(exc)  # once per interval, not a traceback per poll
-            else:
-                log.exception("%s loop failed; retrying", name)
+            else:  # a bug failing every poll: one traceback a minute
+                throttle.log(log, logging.ERROR, name, "%s loop failed; retrying", name, exc_info=True)
             done = 0
         if not done:
             with contextlib.suppress(TimeoutError):
@@ -56,6 +60,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     transport = transport_from_settings(settings, helo=settings.helo_name or socket.getfqdn())
     retry = schedule(settings.webhook_retry_schedule)
     dns = lookup_for(settings.dns_resolver)
+    pool = asyncio.create_task(metrics.sample_pool_forever(engine, limit=max(5, settings.delivery_concurrency) + 5))
     try:
         async with webhook_client(settings) as client:
             await asyncio.gather(
@@ -92,6 +97,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 ),
             )
     finally:
+        pool.cancel()
         if transport.pool is not None:
             transport.pool.close()
         await engine.dispose()
@@ -103,10 +109,27 @@ async def _main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     settings = get_settings()
-    log.info("worker started (relay: %s)", settings.outbound_relay)
-    await run(settings, stop=stop)
+    log.info("worker started (relay: %s)", safe_relay(settings.outbound_relay))
+    stop_metrics = None
+    if settings.worker_metrics_port:
+        stop_metrics = metrics.serve_metrics(host=settings.metrics_host, port=settings.worker_metrics_port, token=settings.metrics_token)
+        log.info("worker metrics on http://%s:%d/metrics", settings.metrics_host, settings.worker_metrics_port)
+    try:
+        await run(settings, stop=stop)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+
+
+def safe_relay(relay: str) -> str:
+    """The relay URL without its password, for the log."""
+    parts = urlsplit(relay)
+    if parts.password is None:
+        return relay
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     asyncio.run(_main())
