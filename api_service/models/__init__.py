@@ -2,6 +2,7 @@
 
 from api_service.models.base import Base
 from api_service.models.bounce import Bounce
+from api_service.models.bulk_request import BulkEntry, BulkRequest
 from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
@@ -24,6 +25,8 @@ from api_service.models.webhook_delivery import WebhookDelivery, WebhookDelivery
 __all__ = [
     "Base",
     "Bounce",
+    "BulkEntry",
+    "BulkRequest",
     "ConsoleSession",
     "ConsoleSignInFailure",
     "ConsoleUser",
