@@ -1,5 +1,6 @@
 """The worker process (`python -m api_service.worker`): the background loops of the domains that
-have one — delivery (`delivery.service`) and webhook sending (`webhooks.tasks`) — polling PostgreSQL.
+have one — delivery (`delivery.service`), bulk expansion (`bulk.tasks`) and webhook sending (`webhooks.tasks`) —
+polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
 leaves leases that expire, and its rows are claimed again.
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from api_service.bulk.tasks import expand_due
 from api_service.config import Settings, get_settings
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
@@ -48,6 +50,12 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 _loop(
                     "delivery",
                     lambda: deliver_batch(sessionmaker=sessionmaker, transport=transport, settings=settings),
+                    stop=stop,
+                    idle=settings.worker_poll_seconds,
+                ),
+                _loop(
+                    "bulk",
+                    lambda: expand_due(sessionmaker=sessionmaker, settings=settings),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
                 ),
