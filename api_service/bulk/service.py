@@ -181,12 +181,12 @@ async def get_status(*, session: AsyncSession, server_id: int, request_id: str) 
     return status_of(row)
 
 
-def _pagination_key(row: BulkRequest) -> str:
+def encode_pagination_key(row: BulkRequest) -> str:
     raw = orjson.dumps([row.created_at.isoformat(), str(row.id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _parse_pagination_key(key: str) -> tuple[datetime, uuid.UUID]:
+def decode_pagination_key(key: str) -> tuple[datetime, uuid.UUID]:
     try:
         created_at, request_id = orjson.loads(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)))
         parsed = datetime.fromisoformat(created_at), uuid.UUID(request_id)
@@ -199,10 +199,10 @@ def _parse_pagination_key(key: str) -> tuple[datetime, uuid.UUID]:
 
 async def list_statuses(*, session: AsyncSession, server_id: int, count: int, pagination_key: str | None) -> BulkStatusList:
     """This server's requests, newest first, a page at a time; `PaginationKey` is absent on the last page."""
-    before = _parse_pagination_key(pagination_key) if pagination_key else None
+    before = decode_pagination_key(pagination_key) if pagination_key else None
     rows = await repository.list_requests(session=session, server_id=server_id, count=count + 1, before=before)
     page, more = rows[:count], len(rows) > count
-    return BulkStatusList(Requests=[status_of(r) for r in page], PaginationKey=_pagination_key(page[-1]) if more else None)
+    return BulkStatusList(Requests=[status_of(r) for r in page], PaginationKey=encode_pagination_key(page[-1]) if more else None)
 
 
 # --- expansion (the worker) ---------------------------------------------------------------------------------

@@ -94,7 +94,12 @@ class TestSubmit:
         assert response.json() == {"ErrorCode": 300, "Message": "Invalid 'To' address: 'not an address'."}
 
     async def test_several_bad_entries_answer_11_with_each_error(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
-        entries = [{"To": "ann@example.net"}, {"To": "bad"}, {"Cc": ""}, {"To": "ok@example.net", "Metadata": {"k" * 21: "v"}}]
+        entries: list[dict[str, Any]] = [
+            {"To": "ann@example.net"},
+            {"To": "bad"},
+            {"Cc": ""},
+            {"To": "ok@example.net", "Metadata": {"k" * 21: "v"}},
+        ]
         response = await submit(client, server, bulk(*entries))
         assert response.status_code == 422
         body = response.json()
