@@ -55,7 +55,7 @@ def status_of(row: BulkRequest) -> BulkStatusResponse:
         PercentageCompleted=round(100 * done / row.total, 2) if row.total else 100.0,
         ReleasedCount=row.released,
         FailedCount=row.failed,
-        Subject=row.subject,
+        Subject=row.subject or "",
     )
 
 
@@ -106,7 +106,7 @@ async def preview(*, request: BulkEmailRequest) -> BulkStatusResponse:
         PercentageCompleted=0.0,
         ReleasedCount=0,
         FailedCount=0,
-        Subject=request.Subject,
+        Subject=request.Subject or "",
     )
 
 

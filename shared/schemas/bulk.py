@@ -69,7 +69,7 @@ class BulkStatusResponse(WireResponse):
     PercentageCompleted: float = Field(description="Released and failed messages, as a percentage of TotalMessages (0–100)")
     ReleasedCount: int = Field(description="Messages accepted for delivery")
     FailedCount: int = Field(description="Messages refused: every recipient suppressed, a model that does not render, …")
-    Subject: str | None = Field(default=None, description="The request's Subject (the template's, unrendered, for a template)")
+    Subject: str = Field(description="The request's Subject, unrendered (the template's, for a template; empty when none)")
 
 
 class BulkStatusList(WireResponse):
