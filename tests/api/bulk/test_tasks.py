@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
+import re
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +21,7 @@ from api_service.config import Settings
 from api_service.email import service as intake
 from tests.api.bulk.conftest import bulk, recipients
 from tests.api.conftest import SinkHandler, Worker
-from tests.factories import ServerHandle
+from tests.factories import ServerHandle, create_sender, create_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -210,3 +213,20 @@ class TestResumption:
         deleted = await client.delete(f"/servers/{server.id}", headers={"X-Postmark-Account-Token": "test-account-token"})
         assert deleted.status_code == 200, deleted.text
         assert await expand_due(sessionmaker=app.state.sessionmaker, settings=settings) == 0
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+class TestReadmeExample:
+    async def test_the_readme_request_is_accepted_and_sent(self, app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> None:
+        readme = README.read_text()
+        section = readme[readme.index("## Bulk API") : readme.index("- **What is checked at once.**")]
+        [body] = (json.loads(b) for b in re.findall(r"-d '(.*?)'\n", section, re.DOTALL))
+        server = await create_server(client, "Readme")
+        await create_sender(client, "news@example.com")
+        bulk_id = await submit(client, server, body)
+        await run_to_end(app, settings)
+        done = await status(client, server, bulk_id)
+        assert (done["Status"], done["ReleasedCount"], done["Subject"]) == ("Completed", 2, "What is new for {{ name }}")
+        assert sorted(m["Subject"] for m in await outbound(client, server)) == ["What is new for Ann", "What is new for Bob"]

@@ -54,6 +54,8 @@ class TestImport:
         counts = report.counts()
         assert counts[Section.SERVERS][Action.CREATE] == 2
         assert counts[Section.TEMPLATES][Action.CREATE] == 4
+        streams = counts[Section.STREAMS]  # two new; outbound renamed and old archived; the other defaults as they are
+        assert (streams[Action.CREATE], streams[Action.UPDATE], streams[Action.UNCHANGED]) == (2, 2, 5)
         assert counts[Section.SUPPRESSIONS][Action.CREATE] == 3
         assert (counts[Section.SIGNATURES][Action.CREATE], counts[Section.DOMAINS][Action.CREATE]) == (1, 1)
         assert counts[Section.WEBHOOKS][Action.CREATE] == 1
