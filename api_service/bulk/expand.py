@@ -17,7 +17,7 @@ from api_service.email.from_json import from_json, from_templated_json
 from api_service.email.message import OutgoingMessage
 from api_service.email.mime import AttachmentPart
 from api_service.email.service import static_problems
-from api_service.errors import PostmarkError
+from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.templates.mustachio import TemplateSyntaxError, compile_template
 from api_service.templates.rendering import TemplateParts, render_template
 from shared.constants import DEFAULT_BROADCAST_STREAM, ErrorCode
@@ -53,6 +53,20 @@ class Shared:
         return self.content is None
 
 
+def has_nul(value: Any) -> bool:
+    """Does a JSON value hold a NUL character anywhere (PostgreSQL's text and jsonb cannot store one)?"""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+NUL_REFUSED = "The request contains a NUL character, which is not allowed."
+
+
 def stream_of(request: BulkEmailRequest) -> str:
     """The stream a bulk request sends on: the one named, else the default Broadcasts stream."""
     return (request.MessageStream or DEFAULT_BROADCAST_STREAM).strip().lower() or DEFAULT_BROADCAST_STREAM
@@ -64,6 +78,8 @@ def read_shared(request: BulkEmailRequest) -> Shared:
     Raises the first problem as PostmarkError: 300 for a field, 411 for an attachment, 1123 for content beside a
     template, 1122 for content that is not a valid template.
     """
+    if has_nul(request.model_dump(exclude={"Messages"}, exclude_none=True)):
+        raise InvalidEmailRequest(NUL_REFUSED)
     template_id = request.TemplateId or None
     template_alias = (request.TemplateAlias or "").strip() or None
     templated = template_id is not None or template_alias is not None
@@ -155,6 +171,8 @@ def expand(shared: Shared, entry: BulkMessage) -> OutgoingMessage:
 
 def entry_problem(shared: Shared, entry: BulkMessage) -> PostmarkError | None:
     """Submit time: what is wrong with an entry's own fields (addresses, Metadata, Headers), without rendering it."""
+    if has_nul(entry.TemplateModel):
+        return InvalidEmailRequest(NUL_REFUSED)
     try:
         from_json(
             EmailRequest.model_construct(

@@ -108,6 +108,20 @@ class TestSubmit:
         assert body["Errors"]["Messages[2]"] == [{"ErrorCode": 300, "Message": "Zero recipients specified."}]
         assert response.headers["X-PM-ApiErrorCode"] == "11"
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            bulk({"To": "ann@example.net", "TemplateModel": {"name": "A\x00"}}),
+            bulk({"To": "ann@example.net", "TemplateModel": {"k\x00": 1}}),
+            bulk(TemplateAlias="news\x00", Subject=None, HtmlBody=None, TextBody=None),
+        ],
+    )
+    async def test_a_nul_anywhere_is_refused_not_stored(
+        self, client: httpx.AsyncClient, server: ServerHandle, body: dict[str, Any]
+    ) -> None:
+        response = await submit(client, server, body)
+        assert (response.status_code, response.json()["ErrorCode"]) == (422, 300)
+
     async def test_a_forbidden_attachment_is_refused(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         attachment = {"Name": "run.exe", "Content": "TVo=", "ContentType": "application/octet-stream"}
         response = await submit(client, server, bulk(Attachments=[attachment]))
