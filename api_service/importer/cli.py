@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from api_service.config import Settings, get_settings
@@ -101,19 +101,28 @@ def print_report(console: Console, report: Report, *, applied: bool, verbose: bo
         console.print("Run again with --apply to make these changes.")
 
 
+class ProgressStep:
+    """The importer's steps as a rich progress bar."""
+
+    def __init__(self, bar: Progress, task: TaskID) -> None:
+        self.bar, self.task, self.started = bar, task, False
+
+    def __call__(self, text: str, total: int | None = None) -> None:
+        if total is not None:
+            self.bar.update(self.task, total=total)
+        self.bar.update(self.task, description=text, advance=1 if self.started else 0)
+        self.started = True
+
+
 async def run(args: argparse.Namespace, settings: Settings, console: Console) -> Report:
     engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
     try:
         async with PostmarkSource(base_url=args.source_url, account_token=args.account_token, server_tokens=args.server_token) as source:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as bar:
+            columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=console, transient=True) as bar:
                 task = bar.add_task("importing", total=None)
                 async with create_sessionmaker(engine)() as session, session.begin():
-                    report = await import_account(
-                        session=session,
-                        source=source,
-                        apply=args.apply,
-                        step=lambda text: bar.update(task, description=text),
-                    )
+                    report = await import_account(session=session, source=source, apply=args.apply, step=ProgressStep(bar, task))
                     if not args.apply:
                         await session.rollback()  # a dry run writes nothing; this is only to be sure
         return report

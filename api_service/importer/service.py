@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,7 +101,14 @@ class Report:
         return [c for c in self.changes if c.action is Action.FAILED]
 
 
-Step = Callable[[str], None]
+class Step(Protocol):
+    """Progress: called once per step with what it is; `total` (the number of steps) once it is known."""
+
+    def __call__(self, text: str, total: int | None = None) -> None: ...
+
+
+def _no_progress(text: str, total: int | None = None) -> None:
+    return None
 
 
 def _differences(wanted: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -115,7 +122,7 @@ class Importer:
         self.session = session
         self.source = source
         self.apply = apply
-        self.step = step or (lambda _: None)
+        self.step: Step = step or _no_progress
         self.report = Report()
 
     def _note(self, section: Section, owner: str, name: str, action: Action, detail: str = "") -> None:
@@ -142,7 +149,7 @@ class Importer:
     async def run(self) -> Report:
         self.step("reading the source's servers")
         source_servers = await self.source.servers()
-        self.step("sender signatures")
+        self.step("sender signatures", total=3 + 6 * len(source_servers))
         await self.import_signatures(await self.source.sender_signatures())
         self.step("domains")
         await self.import_domains(await self.source.domains())

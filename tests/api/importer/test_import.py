@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from rich.console import Console
 
 from api_service.config import Settings
+from api_service.devtools import launcher
 from api_service.importer import cli
 from api_service.importer.service import Action, Report, Section
 from tests.api.importer.conftest import SOURCE_ACCOUNT, Source
@@ -185,3 +187,10 @@ class TestCommandLine:
         out = io.StringIO()
         assert cli.main(["--source-url", "http://127.0.0.1:9"], settings=settings, console=Console(file=out)) == 2
         assert "account token" in out.getvalue()
+
+    def test_postgate_import_is_the_launchers_subcommand(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch.setattr(sys, "argv", ["postgate", "import", "--help"])
+        with pytest.raises(SystemExit) as exited:
+            launcher.main()
+        assert exited.value.code == 0
+        assert "--apply" in capsys.readouterr().out
