@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 from datetime import UTC
 from typing import Any
 
@@ -133,3 +135,18 @@ class TestPaginationKey:
         except PostmarkError as exc:
             outcome = exc.error_code
         assert outcome == 13 or outcome[0].tzinfo is not None
+
+
+ESCAPED_NUL = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet=st.sampled_from("\x00\\u0a"), max_size=8) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+class TestHasNul:
+    @given(JSON)
+    def test_agrees_with_the_json_encoder(self, value: Any) -> None:
+        # The encoder writes NUL as \u0000; an escaped backslash before "u0000" is not one.
+        assert expand.has_nul(value) == bool(ESCAPED_NUL.search(json.dumps(value)))
