@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     )
     dns_resolver: str = Field(default="", description="host[:port] of the DNS server for MX and address lookups; empty: the system's")
     worker_poll_seconds: float = 0.5
+    bulk_batch_size: int = Field(default=500, ge=1, description="Bulk API entries the worker turns into messages per transaction")
     webhook_retry_schedule: str = Field(
         default="60,300,600,600,600,900,1800,3600,7200,21600", description="Seconds between webhook attempts"
     )

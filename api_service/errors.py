@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.constants import ErrorCode
 
 
@@ -13,6 +15,11 @@ class PostmarkError(Exception):
         self.error_code = int(error_code)
         self.message = message
         self.http_status = http_status
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Keys the response carries beside ErrorCode and Message (ErrorCode 11's `Errors`)."""
+        return {}
 
 
 class InvalidToken(PostmarkError):
@@ -75,3 +82,17 @@ class ForbiddenAttachment(PostmarkError):
 class NotFound(PostmarkError):
     def __init__(self, error_code: int, message: str) -> None:
         super().__init__(error_code, message, 404)
+
+
+class MultipleErrors(PostmarkError):
+    """ErrorCode 11: several problems at once, each under the field it is about (Postmark's Bulk API shape)."""
+
+    def __init__(self, errors: dict[str, list[PostmarkError]]) -> None:
+        super().__init__(ErrorCode.MULTIPLE_ERRORS, "Multiple errors occurred. Inspect the Errors property for more information.")
+        self.errors = errors
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {
+            "Errors": {field: [{"ErrorCode": e.error_code, "Message": e.message} for e in found] for field, found in self.errors.items()}
+        }

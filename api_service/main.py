@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api_service.bounces.router import router as bounces_router
+from api_service.bulk.router import router as bulk_router
 from api_service.config import Settings, get_settings
 from api_service.console.mount import install_console
 from api_service.core.errors import install_error_handlers
@@ -36,7 +37,7 @@ from api_service.tracking.router import router as tracking_router
 from api_service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
-Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, server,
+Postgate speaks Postmark's REST API. Authenticate with `X-Postmark-Server-Token` (send, bulk, server,
 messages, bounces, streams, stats, templates) or `X-Postmark-Account-Token` (servers, senders, domains, template push, data removals).
 Every error is `{"ErrorCode": N, "Message": "…"}` with Postmark's codes.
 """
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbound_router,
         data_removals_router,
         operations_router,
+        bulk_router,
     ):
         app.include_router(router)
     install_console(app)

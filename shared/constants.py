@@ -51,6 +51,8 @@ MAX_TEMPLATE_NAME_CHARS = 255
 MAX_TEMPLATE_ALIAS_CHARS = 255
 
 DEFAULT_MESSAGE_STREAM = "outbound"
+DEFAULT_BROADCAST_STREAM = "broadcast"
+MAX_BULK_BYTES = 50 * 1024 * 1024
 # Public tracking URLs (open pixel, click redirect, unsubscribe) are served under this path; it is
 # exempt from the API's token auth, path and query lower-casing and JSON-only bodies.
 TRACKING_PATH_PREFIX = "/t/"
@@ -98,6 +100,9 @@ class ErrorCode(IntEnum):
 
     OK = 0
     INVALID_TOKEN = 10
+    MULTIPLE_ERRORS = 11
+    BULK_NOT_FOUND = 12
+    BULK_PAGINATION_KEY_INVALID = 13
     MAINTENANCE = 100
     INTERNAL_ERROR = 101
     INVALID_EMAIL_REQUEST = 300
@@ -501,6 +506,14 @@ class SuppressionOrigin(StrEnum):
     RECIPIENT = "Recipient"
     CUSTOMER = "Customer"
     ADMIN = "Admin"
+
+
+class BulkStatus(StrEnum):
+    """Where a Bulk API request is: nothing released yet, being released, every message released or failed."""
+
+    ACCEPTED = "Accepted"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
 
 
 class TemplateType(StrEnum):

@@ -36,9 +36,9 @@ QUERY_ERROR_CODES: dict[str, int] = {
 }
 
 
-def postmark_response(status: int, error_code: int, message: str) -> JSONResponse:
+def postmark_response(status: int, error_code: int, message: str, extra: dict[str, Any] | None = None) -> JSONResponse:
     return JSONResponse(
-        {"ErrorCode": error_code, "Message": message},
+        {"ErrorCode": error_code, "Message": message} | (extra or {}),
         status_code=status,
         headers={API_ERROR_CODE_HEADER: str(error_code)},
     )
@@ -71,7 +71,7 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PostmarkError)
     async def on_postmark_error(request: Request, exc: PostmarkError) -> Response:
-        return postmark_response(exc.http_status, exc.error_code, exc.message)
+        return postmark_response(exc.http_status, exc.error_code, exc.message, exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:

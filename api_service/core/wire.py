@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_service.core.errors import QUERY_ERROR_CODES
-from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TRACKING_PATH_PREFIX, ErrorCode
+from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_BULK_BYTES, MAX_MESSAGE_BYTES, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
 from shared.schemas.inbound_smtp import INBOUND_MESSAGE_PATH
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
@@ -24,6 +24,7 @@ from shared.schemas.smtp import SMTP_SUBMIT_PATH
 BODY_LIMITS: dict[str, int] = {
     "/email/batch": MAX_BATCH_BYTES,
     "/email/batchwithtemplates": MAX_BATCH_BYTES,
+    "/email/bulk": MAX_BULK_BYTES,
     SMTP_SUBMIT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
     BOUNCE_REPORT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
     INBOUND_MESSAGE_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,

@@ -44,6 +44,10 @@ def runnable(module: str) -> bool:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["import"]:  # `postgate import …`: the account importer, not the services
+        from api_service.importer.cli import main as import_main
+
+        sys.exit(import_main(sys.argv[2:]))
     env = dict(os.environ)
     embedded: Any = None
     if env.get("DATABASE_URL"):

@@ -198,6 +198,18 @@ def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups)
     return problems
 
 
+async def account_problems(*, session: AsyncSession, server_id: int, message: OutgoingMessage) -> list[PostmarkError]:
+    """The stream and sender rules for one message, storing nothing: the Bulk API checks its shared part at submit."""
+    lookups = await repository.send_lookups(
+        session=session,
+        server_id=server_id,
+        emails={message.sender.email.lower()} if message.sender else set(),
+        domains={domain_of(message.sender.email)} if message.sender else set(),
+        recipients=set(),
+    )
+    return _account_problems(message, lookups)
+
+
 def _wire_list(mailboxes: list[Mailbox]) -> list[dict[str, Any]]:
     return [{"Email": m.email, "Name": m.name} for m in mailboxes]
 

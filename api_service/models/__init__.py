@@ -3,6 +3,7 @@
 from api_service.models.base import Base
 from api_service.models.bounce import Bounce
 from api_service.models.bounce_dump import BounceDump
+from api_service.models.bulk_request import BulkEntry, BulkRequest
 from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
@@ -30,6 +31,8 @@ __all__ = [
     "Base",
     "Bounce",
     "BounceDump",
+    "BulkEntry",
+    "BulkRequest",
     "ConsoleSession",
     "ConsoleSignInFailure",
     "ConsoleUser",

@@ -96,6 +96,23 @@ async def add_template(*, session: AsyncSession, template: Template) -> Template
     return template
 
 
+async def id_taken(*, session: AsyncSession, template_id: int) -> bool:
+    """Does any template, of any server, deleted or not, have this id?"""
+    return (await session.execute(select(Template.id).where(Template.id == template_id))).first() is not None
+
+
+async def advance_id_sequence(*, session: AsyncSession, at_least: int = 0) -> None:
+    """The next generated id is past every id in use (after a row was written with an id of its own), and past
+    `at_least`."""
+    await session.execute(
+        text(
+            "SELECT setval(pg_get_serial_sequence('templates', 'id'), "
+            "GREATEST((SELECT max(id) FROM templates), nextval(pg_get_serial_sequence('templates', 'id')), :at_least))"
+        ),
+        {"at_least": at_least},
+    )
+
+
 async def mark_deleted(*, session: AsyncSession, template: Template, at: datetime) -> None:
     template.deleted_at = at
     await session.flush()

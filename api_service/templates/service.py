@@ -263,7 +263,9 @@ def _given(value: str | None) -> str | None:
     return value if value else None
 
 
-async def create_template(*, session: AsyncSession, server_id: int, data: TemplateWrite) -> StoredTemplate:
+async def create_template(*, session: AsyncSession, server_id: int, data: TemplateWrite, keep_id: int | None = None) -> StoredTemplate:
+    """Create a template. `keep_id` (the importer: a template's id in the account it comes from) is used when no
+    template of any server has it; otherwise the template gets the next id, as always."""
     if not data.model_dump(exclude_none=True):
         raise PostmarkError(ErrorCode.TEMPLATE_NO_DATA, "No template data received.")
     template_type = parse_template_type(data.TemplateType)
@@ -286,7 +288,10 @@ async def create_template(*, session: AsyncSession, server_id: int, data: Templa
     layout = await _layout_for(session=session, server_id=server_id, alias=draft.layout_alias)
     if draft.alias is None and template_type is TemplateType.LAYOUT:
         draft.alias = await _generated_alias(session=session, server_id=server_id, name=draft.name)
+    if keep_id is not None and (not 0 < keep_id <= MAX_ID or await repository.id_taken(session=session, template_id=keep_id)):
+        keep_id = None
     row = Template(
+        id=keep_id,
         server_id=server_id,
         name=draft.name,
         alias=draft.alias,
@@ -298,7 +303,14 @@ async def create_template(*, session: AsyncSession, server_id: int, data: Templa
         layout_id=layout.id if layout else None,
     )
     await repository.add_template(session=session, template=row)
+    if keep_id is not None:
+        await repository.advance_id_sequence(session=session)
     return StoredTemplate(row=row, layout_alias=layout.alias if layout else None)
+
+
+async def reserve_ids(*, session: AsyncSession, through: int) -> None:
+    """From now on, generated template ids are above `through` (the importer: ids it will ask `keep_id` for)."""
+    await repository.advance_id_sequence(session=session, at_least=min(max(through, 0), MAX_ID - 1))
 
 
 def _edited(current: str | None, given: str | None) -> str | None:

@@ -1,7 +1,7 @@
 """The worker process (`python -m api_service.worker`): the background loops of the domains that
-have one — delivery (`delivery.service`), webhook sending (`webhooks.tasks`, whose attempts at
-inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys (`domains.tasks`) and
-data removals (`data_removals.tasks`) — polling PostgreSQL.
+have one — delivery (`delivery.service`), bulk expansion (`bulk.tasks`), webhook sending (`webhooks.tasks`, whose
+attempts at inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys (`domains.tasks`) and data
+removals (`data_removals.tasks`) — polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
 leaves leases that expire, and its rows are claimed again.
@@ -17,6 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+from api_service.bulk.tasks import expand_due
 from api_service.config import Settings, get_settings
 from api_service.core import metrics
 from api_service.core.logs import Throttle, configure_logging
@@ -67,6 +68,12 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 _loop(
                     "delivery",
                     lambda: deliver_batch(sessionmaker=sessionmaker, transport=transport, settings=settings),
+                    stop=stop,
+                    idle=settings.worker_poll_seconds,
+                ),
+                _loop(
+                    "bulk",
+                    lambda: expand_due(sessionmaker=sessionmaker, settings=settings),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
                 ),

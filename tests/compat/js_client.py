@@ -198,24 +198,90 @@ def missing_fields(value: Any, interface: str) -> set[str]:
     return required_fields(interface) - value.keys()
 
 
-METHOD = re.compile(r"^    (\w+)\(.*\): Promise<(\w+)(\[\])?>;$", re.MULTILINE)
+# --- shapes: a result against the client's typings, recursively ---------------------------------------------
+
+SIGNATURE = re.compile(r"^    (\w+)\(.*\): Promise<(.+)>;$", re.MULTILINE)
+TYPED_MEMBER = re.compile(r"^    (\w+)(\??): (.*?);?$", re.MULTILINE)
+ENUM = re.compile(r"^export declare enum (\w+) \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
+ENUM_VALUE = re.compile(r'= "([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Typings:
+    """The client's return types, interfaces (members with their type text) and string enums."""
+
+    returns: dict[str, str]
+    interfaces: dict[str, tuple[str | None, dict[str, tuple[bool, str]]]]
+    enums: dict[str, frozenset[str]]
 
 
 @functools.cache
-def return_types() -> dict[str, tuple[str, bool]]:
-    """`"<client>.<method>"` -> (the model its promise resolves to, whether it is an array of them), from the client's typings."""
-    found: dict[str, tuple[str, bool]] = {}
-    for kind, typings in (("server", "ServerClient.d.ts"), ("account", "AccountClient.d.ts")):
-        for method, model, array in METHOD.findall((CLIENTS / typings).read_text()):
-            found[f"{kind}.{method}"] = (model, bool(array))
-    return found
+def typings() -> Typings:
+    returns = {
+        f"{kind}.{method}": returned
+        for kind, file in (("server", "ServerClient.d.ts"), ("account", "AccountClient.d.ts"))
+        for method, returned in SIGNATURE.findall((CLIENTS / file).read_text())
+    }
+    interfaces: dict[str, list[tuple[str | None, dict[str, tuple[bool, str]]]]] = {}
+    enums: dict[str, frozenset[str]] = {}
+    for file in sorted(MODELS.rglob("*.d.ts")):
+        text = file.read_text()
+        for name, base, body in INTERFACE.findall(text):
+            members = {field: (not optional, kind.strip()) for field, optional, kind in TYPED_MEMBER.findall(body)}
+            interfaces.setdefault(name, []).append((base or None, members))
+        for name, body in ENUM.findall(text):
+            enums[name] = frozenset(ENUM_VALUE.findall(body))
+    unique = {name: versions[0] for name, versions in interfaces.items() if len(versions) == 1}
+    return Typings(returns=returns, interfaces=unique, enums=enums)
 
 
-def shape_problems(name: str, result: Any) -> set[str]:
-    """The required fields of the method's declared result (each item's, for an array) that `result` lacks."""
-    declared = return_types().get(name)
-    if declared is None or declared[0] not in client_interfaces():
-        return set()
-    model, array = declared
-    items = result if array and isinstance(result, list) else [result]
-    return set().union(*(missing_fields(item, model) for item in items)) if items else set()
+PRIMITIVES: dict[str, tuple[type, ...]] = {"string": (str,), "number": (int, float), "boolean": (bool,), "object": (dict,)}
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)
+
+
+def _members(interface: str) -> dict[str, tuple[bool, str]]:
+    base, members = typings().interfaces[interface]
+    return (_members(base) if base and base in typings().interfaces else {}) | members
+
+
+def shape_differences(value: Any, declared: str, where: str) -> list[str]:
+    """How a parsed result differs from the type the client declares for it: a required field missing, a value of
+    another kind, an enum value the client does not know. `null` passes for any type (Postmark answers null for
+    absent strings that the typings declare as `string`); members typed inline (`{ … }`, tuples) are not checked."""
+    if value is None:
+        return []
+    found = [_one_shape(value, alternative.strip(), where) for alternative in declared.split("|")]
+    return [] if any(not problems for problems in found) else found[0]
+
+
+def _one_shape(value: Any, declared: str, where: str) -> list[str]:
+    expected = PRIMITIVES.get(declared)
+    if expected is not None:
+        ok = isinstance(value, expected) and not (declared == "number" and isinstance(value, bool))
+        return [] if ok else [f"{where}: {declared} expected, got {_kind(value)}"]
+    if declared in ("null", "undefined"):
+        return [f"{where}: null expected, got {_kind(value)}"]
+    if declared.startswith('"'):
+        return [] if value == declared.strip('"') else [f"{where}: {declared} expected, got {value!r}"]
+    if declared.endswith("[]"):
+        if not isinstance(value, list):
+            return [f"{where}: {declared} expected, got {_kind(value)}"]
+        return [p for i, item in enumerate(value) for p in shape_differences(item, declared[:-2], f"{where}[{i}]")]
+    name = declared.rpartition(".")[2]
+    if name in typings().enums:
+        return [] if value in typings().enums[name] else [f"{where}: one of {sorted(typings().enums[name])} expected, got {value!r}"]
+    if name in typings().interfaces:
+        if not isinstance(value, dict):
+            return [f"{where}: {name} (an object) expected, got {_kind(value)}"]
+        members = _members(name)
+        problems = [
+            f"{where}.{field}: required by {name}, missing" for field, (required, _) in members.items() if required and field not in value
+        ]
+        for field, (_, kind) in members.items():
+            if field in value and not kind.startswith(("{", "[", "Hash<", "any")):
+                problems += shape_differences(value[field], kind, f"{where}.{field}")
+        return problems
+    return []  # a class, an alias or an inline type: not checked
