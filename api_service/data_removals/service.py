@@ -11,6 +11,8 @@ a bounded batch per table per round, each through the package that owns the tabl
   refused; no SubscriptionChange webhook names it).
 - Webhook events (sent or waiting) whose payload names it: deleted.
 - Stored `Idempotency-Key` responses naming it: the address becomes `PLACEHOLDER`.
+- Inbound messages from or to the address (envelope, From, To, Cc, Bcc or the inbound address): deleted
+  with their raw MIME.
 - The request itself keeps only the SHA-256 of the address once done.
 
 Not touched: messages sent *from* the address, and sender signatures (the account's own settings).
@@ -31,6 +33,7 @@ from api_service.data_removals import repository
 from api_service.email import service as email
 from api_service.email.addresses import Mailbox, normalise_email
 from api_service.errors import NotFound, PostmarkError
+from api_service.inbound import service as inbound
 from api_service.messages import service as messages
 from api_service.models import DataRemoval
 from api_service.senders import system_mail
@@ -52,6 +55,7 @@ COUNT_NAMES = (
     "SuppressionsDeleted",
     "WebhookEventsDeleted",
     "IdempotencyResponsesAnonymised",
+    "InboundMessagesDeleted",
 )
 
 
@@ -99,8 +103,7 @@ async def _round(*, session: AsyncSession, address: str, batch: int, counts: dic
     deleted_suppressions = await suppressions.forget(session=session, email=address)
     deleted_hooks = await webhooks.forget_address(session=session, email=address, limit=batch)
     anonymised_responses = await email.forget_address(session=session, email=address, placeholder=PLACEHOLDER, limit=batch)
-    # TODO(inbound): inbound messages from or to the address (and their dumps) are removed here
-    # too, through the inbound package's service, once inbound mail lands (another branch).
+    deleted_inbound = await inbound.forget_address(session=session, email=address, limit=batch)
     done = {
         "MessagesDeleted": forgotten.deleted,
         "MessagesAnonymised": len(forgotten.scrubbed),
@@ -109,10 +112,14 @@ async def _round(*, session: AsyncSession, address: str, batch: int, counts: dic
         "SuppressionsDeleted": deleted_suppressions,
         "WebhookEventsDeleted": deleted_hooks,
         "IdempotencyResponsesAnonymised": anonymised_responses,
+        "InboundMessagesDeleted": deleted_inbound,
     }
     for name, value in done.items():
         counts[name] = counts.get(name, 0) + value
-    more = forgotten.deleted + len(forgotten.scrubbed) >= batch or max(deleted_bounces, deleted_hooks, anonymised_responses) >= batch
+    more = (
+        forgotten.deleted + len(forgotten.scrubbed) >= batch
+        or max(deleted_bounces, deleted_hooks, anonymised_responses, deleted_inbound) >= batch
+    )
     return Round(changed=sum(done.values()), more=more, busy=forgotten.busy)
 
 

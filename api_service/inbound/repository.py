@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -139,3 +139,24 @@ async def add_rule(*, session: AsyncSession, server_id: int, rule: str) -> Inbou
 async def delete_rule(*, session: AsyncSession, rule: InboundRule) -> None:
     await session.delete(rule)
     await session.flush()
+
+
+# --- data removal ---------------------------------------------------------------------------------
+
+DELETE_ABOUT = text(
+    """
+    DELETE FROM inbound_messages WHERE id IN (
+      SELECT id FROM inbound_messages
+       WHERE lower(from_email) = :email OR lower(envelope_from) = :email OR lower(original_recipient) = :email
+          OR EXISTS (SELECT 1 FROM unnest(recipients) AS r WHERE lower(r) = :email)
+       LIMIT :limit
+    )
+    """
+)
+
+
+async def delete_messages_about(*, session: AsyncSession, email: str, limit: int) -> int:
+    """Delete up to `limit` inbound messages from or to `email` (lower case); their raw MIME goes with the row.
+    A sequential scan: removals are rare, and an index on every address column would cost each arrival."""
+    result = await session.execute(DELETE_ABOUT, {"email": email, "limit": limit})
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -189,6 +189,11 @@ def parse_message_id(value: str) -> uuid.UUID:
         raise NotFound(ErrorCode.MESSAGE_NOT_FOUND, f"Inbound message {value} was not found.") from None
 
 
+async def forget_address(*, session: AsyncSession, email: str, limit: int) -> int:
+    """Data removal: delete up to `limit` inbound messages sent from or to `email`; how many went."""
+    return await repository.delete_messages_about(session=session, email=email.lower(), limit=limit)
+
+
 async def get_message_or_raise(*, session: AsyncSession, server_id: int, message_id: str) -> InboundMessage:
     message = await repository.get_message(session=session, server_id=server_id, message_id=parse_message_id(message_id))
     if message is None:

@@ -31,6 +31,7 @@ class DataRemovalCounts(WireResponse):
     SuppressionsDeleted: int = 0
     WebhookEventsDeleted: int = 0
     IdempotencyResponsesAnonymised: int = 0
+    InboundMessagesDeleted: int = 0
 
 
 class DataRemovalStatus(WireResponse):

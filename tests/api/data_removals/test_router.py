@@ -139,6 +139,7 @@ class TestRemoval:
             "SuppressionsDeleted": 2,
             "WebhookEventsDeleted": 1,
             "IdempotencyResponsesAnonymised": 1,
+            "InboundMessagesDeleted": 0,
         }
 
         assert (await client.get(f"/messages/outbound/{alone}/details", headers=server.headers)).status_code == 404
