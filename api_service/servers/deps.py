@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -37,15 +38,18 @@ def require_account(request: Request, settings: AppSettings) -> None:
         raise InvalidToken(ACCOUNT_TOKEN_MISSING)
 
 
-async def sending_server(request: Request, session: Session) -> ServerSnapshot | None:
-    """The sending server's settings (cached for a second), or None for Postmark's test token
-    (validate, send nothing)."""
-    token = request.headers.get(SERVER_TOKEN_HEADER, "").strip()
-    if token == TEST_TOKEN:
-        return None
-    digest = token_digest(token)
-    snapshot = SERVER_SNAPSHOTS.get(digest)
-    if snapshot is None:
+# Token digest → the look-up running for it. When the one-second snapshot expires under load, every
+# request in flight with that token missed it together and each ran the query (~14% of the event loop
+# at 64 clients); now one does and the others wait for its answer. Only a found server is shared: a
+# failure (no such token, a database error, the first request cancelled) gives the waiters None, and
+# each of them looks up for itself, with its own error.
+_LOOKUPS_IN_FLIGHT: dict[str, asyncio.Future[ServerSnapshot | None]] = {}
+
+
+async def _look_up(request: Request, session: Session, digest: str) -> ServerSnapshot:
+    future: asyncio.Future[ServerSnapshot | None] = asyncio.get_running_loop().create_future()
+    _LOOKUPS_IN_FLIGHT[digest] = future
+    try:
         server = await current_server(request, session)
         snapshot = ServerSnapshot(
             id=server.id,
@@ -55,6 +59,29 @@ async def sending_server(request: Request, session: Session) -> ServerSnapshot |
             smtp_api_activated=server.smtp_api_activated,
         )
         SERVER_SNAPSHOTS.put(digest, snapshot)
+        future.set_result(snapshot)
+        return snapshot
+    finally:
+        if not future.done():
+            future.set_result(None)
+        if _LOOKUPS_IN_FLIGHT.get(digest) is future:
+            del _LOOKUPS_IN_FLIGHT[digest]
+
+
+async def sending_server(request: Request, session: Session) -> ServerSnapshot | None:
+    """The sending server's settings (cached for a second), or None for Postmark's test token
+    (validate, send nothing)."""
+    token = request.headers.get(SERVER_TOKEN_HEADER, "").strip()
+    if token == TEST_TOKEN:
+        return None
+    digest = token_digest(token)
+    snapshot = SERVER_SNAPSHOTS.get(digest)
+    while snapshot is None:
+        pending = _LOOKUPS_IN_FLIGHT.get(digest)
+        if pending is None:
+            snapshot = await _look_up(request, session, digest)
+        else:  # another request of this process is reading the same token: share its answer
+            snapshot = await asyncio.shield(pending)
     request.state.server_id = snapshot.id  # for the request's log line
     return snapshot
 
