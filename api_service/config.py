@@ -68,8 +68,18 @@ class Settings(BaseSettings):
     )
     webhook_concurrency: int = Field(default=50, description="Webhook requests a worker has in flight at once")
     message_id_domain: str = Field(default="", description="Right-hand side of generated Message-IDs; the From domain when empty")
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    # The pool is the API process' bound on database work: requests beyond it wait for a connection
+    # instead of opening (and closing) one each, which made throughput fall as clients were added.
+    db_pool_size: int = Field(default=10, ge=1, description="Database connections each API process keeps open")
+    db_max_overflow: int = Field(default=0, ge=0, description="Extra short-lived connections beyond the pool under load")
+    db_pool_timeout_seconds: float = Field(default=30, gt=0, description="Longest a request waits for a free connection")
+    email_group_writers: int = Field(
+        default=2, ge=0, description="Transactions in flight for grouped single sends per API process; 0 sends each alone"
+    )
+    email_group_max_messages: int = Field(default=500, ge=1, description="Most single sends that share one transaction")
+    email_group_window_ms: float = Field(
+        default=0, ge=0, description="Wait this long for more single sends before a group is written; 0: only what is queued"
+    )
     public_url: str = Field(default="", description="Base URL used for ServerLink")
     # Shown on the console's SMTP connection card; the gateway itself reads the same variables.
     smtp_extra_ports: str = Field(default="", description="More SMTP ports, comma-separated, as the gateway's SMTP_EXTRA_PORTS")

@@ -21,11 +21,12 @@ def async_database_url(url: str) -> str:
     return parsed.set(drivername=ASYNC_DRIVER, query=query).render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, pool_timeout: float = 30) -> AsyncEngine:
     return create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_recycle=1800,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.rest import Row
+from bench.rest import TEMPLATED_SCENARIO, Row
 
 
 def _met(ok: bool) -> str:
@@ -16,41 +16,71 @@ def _find(rows: list[Row], prefix: str, concurrency: int | None = None) -> list[
     return [r for r in rows if r.scenario.startswith(prefix) and (concurrency is None or r.concurrency == concurrency)]
 
 
-def targets(rows: list[Row], soak: dict[str, Any] | None) -> list[str]:
-    lines = ["| Target (2 cores, PostgreSQL on the same box) | Met? | Measured |", "|---|---|---|"]
-    rest64 = _find(rows, "REST /email", 64)
-    if rest64:
-        r = rest64[0]
-        ok = r.rate >= 2000 and r.p99_ms <= 50 and r.ratio >= 0.4
+def _rate(rows: list[Row], prefix: str, concurrency: int) -> Row | None:
+    found = [r for r in rows if r.scenario == prefix and r.concurrency == concurrency]
+    return found[0] if found else None
+
+
+def targets(rows: list[Row]) -> list[str]:
+    """Issue 17's targets, worded exactly as there, each with whether this run met it and what it measured."""
+    lines = ["| Target (issue 17; 2 cores, PostgreSQL on the same box) | Met? | Measured |", "|---|---|---|"]
+    rest16, rest64 = _rate(rows, "REST /email", 16), _rate(rows, "REST /email", 64)
+    if rest64 and rest16:
+        ok = rest64.rate >= 2500 and rest64.p99_ms <= 50 and rest64.rate >= rest16.rate and rest64.ratio >= 0.2
         lines.append(
-            f"| REST single sends ≥ 2,000 msg/s at 64 clients, p99 ≤ 50 ms, ≥ 0.4 × ceiling | {_met(ok)} | {r.rate:,.0f} msg/s, p99 {r.p99_ms:.0f} ms, {r.ratio:.2f} × ceiling |"
+            "| REST `POST /email`: ≥ 2,500 msg/s at 64 clients with p99 ≤ 50 ms; 64 clients ≥ 16 clients; ≥ 0.2 × the no-op ceiling"
+            f" measured in the same run | {_met(ok)} | {rest64.rate:,.0f} msg/s at 64 clients, p99 {rest64.p99_ms:.0f} ms;"
+            f" {rest16.rate:,.0f} msg/s at 16; {rest64.ratio:.2f} × ceiling ({rest64.ceiling_rate:,.0f}) |"
         )
     batch = _find(rows, "REST /email/batch")
     if batch:
-        lines.append(f"| REST batch ≥ 10,000 msg/s | {_met(batch[0].rate >= 10000)} | {batch[0].rate:,.0f} msg/s |")
-    smtp = sorted(_find(rows, "SMTP accept, reused"), key=lambda r: -r.rate)
-    if smtp:
-        r = smtp[0]
+        lines.append(f"| `/email/batch` (500): ≥ 20,000 msg/s | {_met(batch[0].rate >= 20000)} | {batch[0].rate:,.0f} msg/s |")
+    smtp16 = _rate(rows, "SMTP accept, reused connections", 16)
+    per_message = _find(rows, "SMTP accept, connection per message")
+    if smtp16 and per_message:
+        ok = smtp16.rate >= 1500 and smtp16.ratio >= 0.4 and per_message[0].rate >= 500
         lines.append(
-            f"| SMTP ≥ 1,000 msg/s on reused connections, ≥ 0.5 × ceiling | {_met(r.rate >= 1000 and r.ratio >= 0.5)} | {r.rate:,.0f} msg/s at {r.concurrency} connections, {r.ratio:.2f} × ceiling |"
+            "| SMTP, 16 reused connections: ≥ 1,500 msg/s and ≥ 0.4 × the no-op aiosmtpd ceiling — i.e. at least Postfix's durable"
+            f" accept rate on the same machine; connection per message ≥ 500 msg/s | {_met(ok)} | {smtp16.rate:,.0f} msg/s,"
+            f" {smtp16.ratio:.2f} × ceiling; connection per message {per_message[0].rate:,.0f} msg/s |"
         )
-    drain = sorted(_find(rows, "Delivery to a local sink"), key=lambda r: -r.rate)
+    pairs = [
+        (plain, templated)
+        for c in sorted({r.concurrency for r in rows if r.scenario == "REST /email"})
+        if (plain := _rate(rows, "REST /email", c)) and (templated := _rate(rows, TEMPLATED_SCENARIO, c))
+    ]
+    if pairs:
+        ok = all(t.rate >= 0.8 * p.rate for p, t in pairs)
+        measured = "; ".join(f"{t.rate / p.rate:.2f} × at {p.concurrency} clients ({t.rate:,.0f} vs {p.rate:,.0f})" for p, t in pairs)
+        lines.append(f"| `/email/withTemplate` (once templates land): ≥ 0.8 × plain `/email` | {_met(ok)} | {measured} |")
+    drain2 = _rate(rows, "Delivery to a local sink", 2)
+    if drain2:
+        lines.append(
+            "| Delivery to a local sink with 2 workers ≥ 2,000 msg/s (after the trust issue's per-message fencing) |"
+            f" {_met(drain2.rate >= 2000)} | {drain2.rate:,.0f} msg/s |"
+        )
+    return lines
+
+
+def earlier_targets(rows: list[Row], soak: dict[str, Any] | None) -> list[str]:
+    """Targets of earlier issues that still hold the line: accept-to-delivered latency and flat memory."""
+    lines = ["| Earlier target | Met? | Measured |", "|---|---|---|"]
     latency = _find(rows, "Accept → delivered")
-    if drain and latency:
-        ok = drain[0].rate >= 1000 and latency[0].p99_ms <= 1000
-        lines.append(
-            f"| Delivery ≥ 1,000 msg/s to a local sink; accept-to-delivered p99 ≤ 1 s | {_met(ok)} | {drain[0].rate:,.0f} msg/s with {drain[0].concurrency} workers; p99 {latency[0].p99_ms:.0f} ms |"
-        )
+    if latency:
+        lines.append(f"| Accept-to-delivered p99 ≤ 1 s | {_met(latency[0].p99_ms <= 1000)} | p99 {latency[0].p99_ms:.0f} ms |")
     if soak:
         growth = soak["rss_end_mb"] / soak["rss_after_warmup_mb"] - 1
         lines.append(
             f"| Memory flat under a 10-minute soak | {_met(growth <= 0.1 and soak['seconds'] >= 600)} | {soak['seconds']:.0f} s soak: RSS {soak['rss_after_warmup_mb']:.0f} → {soak['rss_end_mb']:.0f} MB after warm-up ({growth:+.1%}), {soak['messages']:,} messages |"
         )
-    return lines
+    return lines if len(lines) > 2 else []
 
 
 def write(path: Path, *, rows: list[Row], meta: dict[str, Any], soak: dict[str, Any] | None = None) -> None:
-    lines = ["# Postgate benchmark results", "", *targets(rows, soak), ""]
+    lines = ["# Postgate benchmark results", "", *targets(rows), ""]
+    earlier = earlier_targets(rows, soak)
+    if earlier:
+        lines += [*earlier, ""]
     lines += [f"- **{k}**: {v}" for k, v in meta.items()]
     lines += [
         "",

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.config import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency in its thread pool, a
+    # thread hop on every request that showed in the send path's profile.
     settings: Settings = request.app.state.settings
     return settings
 

@@ -16,6 +16,7 @@ from api_service.config import Settings
 from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.email import service
 from api_service.email.from_json import from_json, from_templated_json
+from api_service.email.group_commit import GroupCommitter
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InactiveRecipients, PostmarkError
 from api_service.servers.cache import ServerSnapshot
@@ -111,6 +112,17 @@ async def send_one(
     item = read(message)
     if isinstance(item, PostmarkError):
         raise item
+    committer: GroupCommitter | None = getattr(request.app.state, "email_committer", None)
+    if idempotency_key is None and committer is not None:
+        # The request's own session has at most read the server's token: end that read so its
+        # connection is back in the pool before the group's writer needs one (or they deadlock).
+        await session.commit()
+        # Shares a transaction with the concurrent sends of this process; returns after its COMMIT.
+        outcome = await committer.accept(server=server, message=item)
+        if isinstance(outcome, PostmarkError):
+            raise outcome
+        return send_result(message, outcome).model_dump(exclude_none=True)
+    # With an Idempotency-Key the key's row, the message and the stored answer commit together, alone.
     idem = service.Idempotency.from_header(key=idempotency_key, endpoint=endpoint, body=await request.body())
     replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
     if replay is not None:

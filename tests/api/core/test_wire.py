@@ -62,7 +62,11 @@ class TestHealthAndDocs:
 
 
 class TestTransactions:
-    async def test_failing_commit_returns_500_and_stores_nothing(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+    # Without a key the send is grouped with others (email.group_commit); with one it commits alone.
+    @pytest.mark.parametrize("extra_headers", [{}, {"Idempotency-Key": "k-1"}], ids=["grouped", "idempotent"])
+    async def test_failing_commit_returns_500_and_stores_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, extra_headers: dict[str, str]
+    ) -> None:
         server = await sending_server(client)
         # A deferred constraint trigger makes PostgreSQL itself refuse the COMMIT.
         async with app.state.engine.begin() as conn:
@@ -82,7 +86,7 @@ class TestTransactions:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://postgate.test") as raw_client:
-                response = await raw_client.post("/email", json=message(), headers=server.headers)
+                response = await raw_client.post("/email", json=message(), headers=server.headers | extra_headers)
         finally:
             async with app.state.engine.begin() as conn:
                 await conn.execute(text("DROP TRIGGER refuse_commit ON messages"))
