@@ -154,6 +154,9 @@ class TestScaleProfile:
             assert services["smtp-pool"]["environment"][variable] == services["smtp"]["environment"][variable]
         assert services["api-pool"]["environment"]["ACCOUNT_TOKEN"].startswith("${ACCOUNT_TOKEN:?")
         assert services["smtp-pool"]["environment"]["API_URL"] == "http://lb:8000"
+        # Behind the balancer every client has its address: no per-IP AUTH lockout of everyone.
+        assert services["smtp-pool"]["environment"]["SMTP_IP_AUTH_FAILURES"] == "0"
+        assert "SMTP_IP_AUTH_FAILURES" not in services["smtp"]["environment"]
 
     def test_load_balancer_publishes_the_single_stacks_ports(self, compose: dict[str, Any]) -> None:
         services = compose["services"]
