@@ -290,6 +290,7 @@ def hook_counts(hooks: Receiver, wanted: set[Pair]) -> Counter[Pair]:
 class DatabaseView:
     status: Counter[str]  # recipients of the run's messages by status
     delivered_events: Counter[Pair]
+    attempts: dict[Pair, int]  # how often each recipient was claimed
     hooks: Counter[str]  # the run's Delivery webhook outbox rows by status and last error
     hook_rows: Counter[Pair]  # Delivery webhook outbox rows per recipient: one each, however often POSTed
     hook_retried: set[Pair]  # recipients whose webhook took more than one attempt
@@ -310,6 +311,12 @@ def database_view(database_url: str, message_ids: set[uuid.UUID]) -> DatabaseVie
                         )
                     }
                 )
+                attempts = {
+                    (row[0], row[1]): int(row[2])
+                    for row in await conn.execute(
+                        text("SELECT message_id, lower(email), attempts FROM message_recipients WHERE message_id = ANY(:ids)"), {"ids": ids}
+                    )
+                }
                 events: Counter[Pair] = Counter()
                 for row in await conn.execute(
                     text("SELECT message_id, lower(recipient) FROM message_events WHERE type = 'Delivered' AND message_id = ANY(:ids)"),
@@ -341,7 +348,9 @@ def database_view(database_url: str, message_ids: set[uuid.UUID]) -> DatabaseVie
                     hook_rows[pair] += 1
                     if row[2] > 1:
                         hook_retried.add(pair)
-                return DatabaseView(status=status, delivered_events=events, hooks=hooks, hook_rows=hook_rows, hook_retried=hook_retried)
+                return DatabaseView(
+                    status=status, delivered_events=events, attempts=attempts, hooks=hooks, hook_rows=hook_rows, hook_retried=hook_retried
+                )
         finally:
             await engine.dispose()
 
@@ -465,5 +474,7 @@ def test_killed_worker_loses_nothing(scale: Scale, receiver: Receiver) -> None:
     view = database_view(scale.database_url, ids)
     assert view.status == Counter({"delivered": len(sent)})
     assert set(view.delivered_events) == sent
+    # Claimed by the victim, then again by another worker once the victim's lease had expired.
+    assert all(view.attempts[pair] >= 2 for pair in stalled)
     assert set(hook_counts(receiver, sent)) == sent
     assert set(view.hook_rows) == sent
