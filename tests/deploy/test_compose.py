@@ -22,9 +22,39 @@ def compose() -> dict[str, Any]:
     return data
 
 
+DEFAULT = {"postgres", "migrate", "api", "smtp", "worker", "mailpit"}
+SCALE = {"api-pool", "smtp-pool", "worker-pool", "lb"}
+
+
+def started(compose: dict[str, Any], *, profiles: set[str]) -> set[str]:
+    """The services `docker compose up` starts with these profiles on: those without a profile or
+    with one of them."""
+    return {
+        name for name, service in compose["services"].items() if not set(service.get("profiles", [])) or profiles & set(service["profiles"])
+    }
+
+
+def needed(compose: dict[str, Any], name: str) -> set[str]:
+    """`name` and everything it depends on, as `docker compose up <name>` starts them."""
+    found, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.add(current)
+            todo += list(compose["services"][current].get("depends_on", {}))
+    return found
+
+
+def haproxy(compose: dict[str, Any]) -> str:
+    (config,) = (c for c in compose["services"]["lb"]["configs"] if c["target"] == "/usr/local/etc/haproxy/haproxy.cfg")
+    content: str = compose["configs"][config["source"]]["content"]
+    return content
+
+
 class TestCompose:
     def test_has_every_service(self, compose: dict[str, Any]) -> None:
-        assert set(compose["services"]) == {"postgres", "api", "smtp", "worker", "mailpit"}
+        assert started(compose, profiles=set()) == DEFAULT
+        assert set(compose["services"]) == DEFAULT | SCALE
 
     def test_postgres_has_volume_and_healthcheck(self, compose: dict[str, Any]) -> None:
         postgres = compose["services"]["postgres"]
@@ -34,7 +64,8 @@ class TestCompose:
     def test_services_share_one_image_and_wait_for_their_dependencies(self, compose: dict[str, Any]) -> None:
         services = compose["services"]
         assert {services[name]["image"] for name in ("api", "smtp", "worker")} == {"postgate:latest"}
-        assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services["smtp"]["depends_on"]["api"]["condition"] == "service_healthy"
         assert services["worker"]["depends_on"]["api"]["condition"] == "service_healthy"
         assert "/health" in " ".join(services["api"]["healthcheck"]["test"])
@@ -66,7 +97,7 @@ class TestCompose:
             command = " ".join(compose["services"][name]["command"])
             for module in re.findall(r"python -m ([\w.]+)", command):
                 assert importlib.util.find_spec(module + ".__main__") is not None, (name, module)
-        assert "alembic upgrade head" in " ".join(compose["services"]["api"]["command"])
+        assert " ".join(compose["services"]["migrate"]["command"]) == "alembic upgrade head"
         dockerfile = (ROOT / "Dockerfile").read_text()
         for path in ("api_service", "smtp_service", "shared", "migrations", "alembic.ini"):
             assert path in dockerfile
@@ -76,6 +107,93 @@ class TestCompose:
         assert "change-me" not in text
         for name in ("api", "smtp", "worker"):
             assert compose["services"][name]["environment"]["ACCOUNT_TOKEN"].startswith("${ACCOUNT_TOKEN:?")
+
+
+class TestScaleProfile:
+    """`docker compose --profile scale up lb`: replicas of the API, the gateway and the worker behind HAProxy."""
+
+    def test_default_up_does_not_change(self, compose: dict[str, Any]) -> None:
+        # Nothing the default stack starts depends on a service of the profile, and the profile's
+        # services are not started without it.
+        default = started(compose, profiles=set())
+        for name in default:
+            assert needed(compose, name) <= default, name
+        for name in SCALE:
+            assert compose["services"][name]["profiles"] == ["scale"]
+            assert "deploy" not in compose["services"].get(name.removesuffix("-pool"), {})
+
+    def test_up_lb_starts_the_whole_scaled_stack(self, compose: dict[str, Any]) -> None:
+        assert needed(compose, "lb") == {"lb", "api-pool", "smtp-pool", "worker-pool", "migrate", "postgres", "mailpit"}
+
+    def test_replicas(self, compose: dict[str, Any]) -> None:
+        services = compose["services"]
+        assert services["api-pool"]["deploy"]["replicas"] == "${API_REPLICAS:-2}"
+        assert services["smtp-pool"]["deploy"]["replicas"] == "${SMTP_REPLICAS:-2}"
+        assert services["worker-pool"]["deploy"]["replicas"] == "${WORKER_REPLICAS:-3}"
+        # Replicas publish nothing themselves: two of them cannot bind one host port.
+        for name in ("api-pool", "smtp-pool", "worker-pool"):
+            assert "ports" not in services[name]
+            assert services[name]["image"] == "postgate:latest"
+
+    def test_migrations_run_once_before_apis_and_workers(self, compose: dict[str, Any]) -> None:
+        services = compose["services"]
+        assert services["migrate"]["restart"] == "no"
+        for name in ("api", "api-pool", "worker-pool"):
+            assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+        for name, service in services.items():
+            if name != "migrate":
+                assert "alembic" not in " ".join(service.get("command", [])), name
+        assert services["smtp-pool"]["depends_on"]["api-pool"]["condition"] == "service_healthy"
+        assert services["lb"]["depends_on"]["api-pool"]["condition"] == "service_healthy"
+
+    def test_replicas_run_the_same_commands_as_the_single_services(self, compose: dict[str, Any]) -> None:
+        services = compose["services"]
+        for name in ("api", "smtp", "worker"):
+            assert services[f"{name}-pool"]["command"] == services[name]["command"]
+        for variable in ("SMTP_PORT", "SMTP_EXTRA_PORTS", "SMTP_INBOUND_PORT"):
+            assert services["smtp-pool"]["environment"][variable] == services["smtp"]["environment"][variable]
+        assert services["api-pool"]["environment"]["ACCOUNT_TOKEN"].startswith("${ACCOUNT_TOKEN:?")
+        assert services["smtp-pool"]["environment"]["API_URL"] == "http://lb:8000"
+        # Behind the balancer every client has its address: no per-IP AUTH lockout of everyone.
+        assert services["smtp-pool"]["environment"]["SMTP_IP_AUTH_FAILURES"] == "0"
+        assert "SMTP_IP_AUTH_FAILURES" not in services["smtp"]["environment"]
+
+    def test_load_balancer_publishes_the_single_stacks_ports(self, compose: dict[str, Any]) -> None:
+        services = compose["services"]
+        assert services["lb"]["image"].startswith("haproxy:")
+        assert set(services["lb"]["ports"]) == set(services["api"]["ports"]) | set(services["smtp"]["ports"])
+
+    def test_load_balancer_routes_http_to_the_apis_and_smtp_to_the_gateways(self, compose: dict[str, Any]) -> None:
+        config = haproxy(compose)
+        sections: dict[str, list[str]] = {}
+        current = ""
+        for line in config.splitlines():
+            if line and not line.startswith(" "):
+                current = line.strip()
+                sections[current] = []
+            elif line.strip() and not line.strip().startswith("#"):
+                sections[current].append(line.strip())
+        assert "bind :8000" in sections["frontend api"]
+        assert "mode http" in sections["frontend api"]
+        assert "default_backend api" in sections["frontend api"]
+        assert "option httpchk GET /health" in sections["backend api"]
+        assert any(line.startswith("server-template api ") and " api-pool:8000 " in line for line in sections["backend api"])
+        smtp_ports = {int(p.split(":")[1]) for p in compose["services"]["smtp"]["ports"]}
+        assert {int(line.split(":")[1]) for line in sections["frontend smtp"] if line.startswith("bind ")} == smtp_ports
+        assert "mode tcp" in sections["frontend smtp"]
+        assert "default_backend smtp" in sections["frontend smtp"]
+        assert "mode tcp" in sections["backend smtp"]
+        # No port after the service name: each connection keeps its port (25, 587, 2525, 2526).
+        (server,) = (line for line in sections["backend smtp"] if line.startswith("server-template smtp "))
+        assert server.split()[3] == "smtp-pool"
+        # The replicas are found through Docker's DNS and followed as they are scaled.
+        assert "nameserver dns 127.0.0.11:53" in sections["resolvers docker"]
+        assert "resolvers docker" in server
+
+    def test_api_behind_the_balancer_trusts_its_forwarded_for(self, compose: dict[str, Any]) -> None:
+        assert "option forwardfor" in haproxy(compose)
+        assert compose["services"]["api-pool"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+        assert "FORWARDED_ALLOW_IPS" not in compose["services"]["api"]["environment"]
 
 
 class TestWeakAccountToken:
