@@ -15,6 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from api_service.config import Settings
@@ -23,6 +24,11 @@ from api_service.main import create_app
 from api_service.models import Base
 
 ACCOUNT_TOKEN = "test-account-token"
+
+# Property tests check correctness, not speed: Hypothesis' 200 ms deadline per example only
+# measures how busy the machine is (speed is `make bench`'s job).
+hypothesis_settings.register_profile("postgate", deadline=None)
+hypothesis_settings.load_profile("postgate")
 
 
 @pytest.fixture(scope="session")
