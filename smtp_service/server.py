@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
+from shared.schemas.smtp import SMTP_BATCH_MAX_BYTES
 
 from smtp_service.api_client import ApiClient
+from smtp_service.batcher import Batcher, BatchLimits
 from smtp_service.config import SmtpSettings
 from smtp_service.handler import GatewayHandler, MxHandler
 from smtp_service.session import ObservedSMTP
@@ -86,7 +88,16 @@ async def serve(
     api = ApiClient(
         base_url=settings.api_url, timeout=settings.api_timeout_seconds, recipient_cache_seconds=settings.smtp_inbound_cache_seconds
     )
-    handler = GatewayHandler(api=api, settings=settings)
+    batcher = Batcher(
+        send=api.submit_batch,
+        limits=BatchLimits(
+            max_messages=settings.smtp_batch_max_messages,
+            max_bytes=SMTP_BATCH_MAX_BYTES - 1024 * 1024,  # the rest is room for the envelopes
+            max_in_flight=settings.smtp_batch_in_flight,
+            window=settings.smtp_batch_window_ms / 1000,
+        ),
+    )
+    handler = GatewayHandler(api=api, settings=settings, batcher=batcher)
     context = tls_context(settings)
     loop = asyncio.get_running_loop()
     servers = []
@@ -129,4 +140,5 @@ async def serve(
                 session.transport.close()
         for server in servers:
             await server.wait_closed()
+        await batcher.aclose()
         await api.aclose()
