@@ -17,19 +17,30 @@ from bench.procs import Meter, free_port, postgres_processes, start
 from bench.rest import Row, measured
 
 
+# Every message gets its own Message-ID, as real clients send: the same bytes to the same
+# recipients again are a retry, which the API answers from its idempotency record without storing.
+ID_PLACEHOLDER = b"bench-0000000000000000"
+
+
+def _unique(template: bytes, number: int) -> bytes:
+    return template.replace(ID_PLACEHOLDER, b"bench-%016d" % number, 1)
+
+
 def _message() -> bytes:
     message = EmailMessage()
     message["From"] = "Bench <bench@bench.example>"
     message["To"] = "ann@example.net, bob@example.net"
     message["Subject"] = "Your order has shipped"
     message["X-PM-Tag"] = "shipping"
+    message["Message-ID"] = f"<{ID_PLACEHOLDER.decode()}@bench.example>"
     message.set_content("Hello Ann,\n\nyour order #1234 has shipped.\n" * 20)
     message.add_alternative("<p>Hello Ann,</p><p>your order has shipped.</p>" * 20, subtype="html")
     return message.as_bytes()
 
 
 async def _load(*, port: int, token: str, concurrency: int, seconds: float, total: int, reuse: bool) -> LoadResult:
-    data = _message()
+    template = _message()
+    sent = time.time_ns() // 1000  # each run numbers its messages afresh (16 digits until 2286)
     result = LoadResult(requests=0, errors=0, seconds=0.0)
     remaining = total
     deadline = time.perf_counter() + seconds
@@ -41,11 +52,13 @@ async def _load(*, port: int, token: str, concurrency: int, seconds: float, tota
         return client
 
     async def worker() -> None:
-        nonlocal remaining
+        nonlocal remaining, sent
         client = await connect() if reuse else None
         try:
             while remaining > 0 and time.perf_counter() < deadline:
                 remaining -= 1
+                sent += 1
+                data = _unique(template, sent)
                 started = time.perf_counter()
                 if client is None:
                     one = await connect()
