@@ -16,7 +16,6 @@ from bench.loadgen import LoadResult
 from bench.procs import Meter, free_port, postgres_processes, start
 from bench.rest import Row, measured
 
-
 # Every message gets its own Message-ID, as real clients send: the same bytes to the same
 # recipients again are a retry, which the API answers from its idempotency record without storing.
 ID_PLACEHOLDER = b"bench-0000000000000000"
