@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from shared.schemas.smtp import SmtpBatchMessage
 
+from smtp_service import metrics
 from smtp_service.api_client import SubmitOutcome
 
 log = logging.getLogger("postgate.smtp")
@@ -69,6 +70,7 @@ class Batcher:
                 batch.append(self._pending.popleft())
                 size += len(message.raw)
             self._pending_bytes -= size
+            metrics.BATCH_MESSAGES.observe(len(batch))
             task = asyncio.get_running_loop().create_task(self._call(batch))
             self._in_flight.add(task)
 
