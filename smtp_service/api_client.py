@@ -19,10 +19,13 @@ from shared.schemas.inbound_smtp import (
     InboundRecipientVerdict,
 )
 from shared.schemas.smtp import (
+    SMTP_AUTH_BATCH_PATH,
     SMTP_AUTH_PATH,
     SMTP_BATCH_CONTENT_TYPE,
     SMTP_BATCH_PATH,
     SMTP_SUBMIT_PATH,
+    SmtpAuthBatch,
+    SmtpAuthBatchResult,
     SmtpAuthResponse,
     SmtpBatchMessage,
     SmtpBatchResult,
@@ -106,6 +109,27 @@ class ApiClient:
         else:
             return AuthOutcome.UNAVAILABLE
         return outcome
+
+    async def authenticate_many(self, tokens: list[str]) -> list[AuthOutcome]:
+        """`authenticate` for the AUTH commands of concurrent connections, in one call (still
+        asked at every AUTH, never cached)."""
+        try:
+            response = await self._client.post(
+                SMTP_AUTH_BATCH_PATH, content=SmtpAuthBatch(Tokens=tokens).model_dump_json(), headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError:
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        if response.status_code != 200:
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        try:
+            verdicts = SmtpAuthBatchResult.model_validate_json(response.content).Verdicts
+        except ValueError:
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        if len(verdicts) != len(tokens):
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        return [
+            AuthOutcome.INVALID if v.ServerID is None else AuthOutcome.OK if v.SmtpApiActivated else AuthOutcome.DISABLED for v in verdicts
+        ]
 
     async def report_bounce(self, *, account_token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
         """Hand a report mailed to the return path to the API; its HTTP status, 0 if unreachable."""

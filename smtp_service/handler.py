@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from shared.schemas.smtp import SmtpBatchEnvelope, SmtpBatchMessage
 
 from smtp_service import metrics
-from smtp_service.api_client import ApiClient, AuthOutcome
+from smtp_service.api_client import ApiClient, AuthOutcome, SubmitOutcome
 from smtp_service.batcher import Batcher
 from smtp_service.config import SmtpSettings
 from smtp_service.logs import Throttle
@@ -82,10 +82,18 @@ class IpThrottle:
 
 
 class GatewayHandler:
-    def __init__(self, *, api: ApiClient, settings: SmtpSettings, batcher: Batcher) -> None:
+    def __init__(
+        self,
+        *,
+        api: ApiClient,
+        settings: SmtpSettings,
+        batcher: Batcher[SmtpBatchMessage, SubmitOutcome],
+        auth: Batcher[str, AuthOutcome],
+    ) -> None:
         self.api = api
         self.settings = settings
         self.batcher = batcher
+        self.auth = auth
         self.throttle = IpThrottle(limit=settings.smtp_ip_auth_failures, window=settings.smtp_ip_window_seconds)
 
     # --- AUTH: the server API token is both the user name and the password -------------------
@@ -99,7 +107,7 @@ class GatewayHandler:
         # A token is printable ASCII; anything else cannot be one (nor go into an HTTP header).
         if not token or not token.isascii() or not token.isprintable() or not hmac.compare_digest(user, password):
             return await self._fail(server, ip, INVALID)
-        outcome = await self.api.authenticate(token)
+        outcome = await self.auth.submit(token)
         if outcome is AuthOutcome.OK:
             return AuthResult(success=True, auth_data=token)
         if outcome is AuthOutcome.UNAVAILABLE:

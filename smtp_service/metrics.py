@@ -37,6 +37,12 @@ BATCH_MESSAGES = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
     registry=REGISTRY,
 )
+AUTH_BATCH_TOKENS = Histogram(
+    "postgate_smtp_auth_batch_tokens",
+    "AUTH checks per API call: the AUTH commands of concurrent connections are checked together",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
+    registry=REGISTRY,
+)
 
 
 def auth_failed() -> None:

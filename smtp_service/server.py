@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
-from shared.schemas.smtp import SMTP_BATCH_MAX_BYTES
+from shared.schemas.smtp import SMTP_AUTH_BATCH_MAX_TOKENS, SMTP_BATCH_MAX_BYTES, SmtpBatchMessage
 
-from smtp_service.api_client import ApiClient
+from smtp_service import metrics
+from smtp_service.api_client import ApiClient, AuthOutcome, SubmitOutcome
 from smtp_service.batcher import Batcher, BatchLimits
 from smtp_service.config import SmtpSettings
 from smtp_service.handler import GatewayHandler, MxHandler
@@ -88,16 +89,31 @@ async def serve(
     api = ApiClient(
         base_url=settings.api_url, timeout=settings.api_timeout_seconds, recipient_cache_seconds=settings.smtp_inbound_cache_seconds
     )
-    batcher = Batcher(
+    batcher: Batcher[SmtpBatchMessage, SubmitOutcome] = Batcher(
         send=api.submit_batch,
+        failed=lambda reason: SubmitOutcome(status=0, message=reason),
         limits=BatchLimits(
             max_messages=settings.smtp_batch_max_messages,
             max_bytes=SMTP_BATCH_MAX_BYTES - 1024 * 1024,  # the rest is room for the envelopes
             max_in_flight=settings.smtp_batch_in_flight,
             window=settings.smtp_batch_window_ms / 1000,
         ),
+        size=lambda message: len(message.raw),
+        observed=metrics.BATCH_MESSAGES,
     )
-    handler = GatewayHandler(api=api, settings=settings, batcher=batcher)
+    auth: Batcher[str, AuthOutcome] = Batcher(
+        send=api.authenticate_many,
+        failed=lambda reason: AuthOutcome.UNAVAILABLE,
+        limits=BatchLimits(
+            max_messages=SMTP_AUTH_BATCH_MAX_TOKENS,
+            max_bytes=SMTP_AUTH_BATCH_MAX_TOKENS * 256,
+            max_in_flight=settings.smtp_batch_in_flight,
+            window=settings.smtp_batch_window_ms / 1000,
+        ),
+        size=len,
+        observed=metrics.AUTH_BATCH_TOKENS,
+    )
+    handler = GatewayHandler(api=api, settings=settings, batcher=batcher, auth=auth)
     context = tls_context(settings)
     loop = asyncio.get_running_loop()
     servers = []
@@ -141,4 +157,5 @@ async def serve(
         for server in servers:
             await server.wait_closed()
         await batcher.aclose()
+        await auth.aclose()
         await api.aclose()

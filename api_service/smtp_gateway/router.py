@@ -15,14 +15,18 @@ from api_service.core.offload import cpu_bound
 from api_service.core.ratelimit import RateLimits, bucket_key
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.servers.deps import CurrentServer
-from api_service.servers.service import require_smtp_enabled
+from api_service.servers.service import get_servers_by_tokens, require_smtp_enabled
 from api_service.smtp_gateway import service
 from shared.constants import ErrorCode
 from shared.schemas.smtp import (
+    SMTP_AUTH_BATCH_PATH,
     SMTP_AUTH_PATH,
     SMTP_BATCH_PATH,
     SMTP_SUBMIT_PATH,
+    SmtpAuthBatch,
+    SmtpAuthBatchResult,
     SmtpAuthResponse,
+    SmtpAuthVerdict,
     SmtpBatchOutcome,
     SmtpBatchResult,
     SmtpSubmission,
@@ -56,6 +60,15 @@ def read_submission(submission: SmtpSubmission) -> service.Read:
 async def smtp_auth(server: CurrentServer) -> SmtpAuthResponse:
     """Check a server token for SMTP AUTH."""
     return SmtpAuthResponse(ServerID=server.id, SmtpApiActivated=server.smtp_api_activated)
+
+
+@router.post(SMTP_AUTH_BATCH_PATH, response_model=SmtpAuthBatchResult)
+async def smtp_auth_batch(session: Session, batch: Annotated[SmtpAuthBatch, Body()]) -> SmtpAuthBatchResult:
+    """Check the server tokens of concurrent SMTP AUTH commands, in one query."""
+    found = await get_servers_by_tokens(session=session, tokens=batch.Tokens)
+    return SmtpAuthBatchResult(
+        Verdicts=[SmtpAuthVerdict() if s is None else SmtpAuthVerdict(ServerID=s.id, SmtpApiActivated=s.smtp_api_activated) for s in found]
+    )
 
 
 @router.post(SMTP_SUBMIT_PATH, response_model=SmtpSubmissionResult)

@@ -24,6 +24,29 @@ class SmtpAuthResponse(WireResponse):
     SmtpApiActivated: bool
 
 
+SMTP_AUTH_BATCH_PATH = "/internal/smtp/auth/batch"
+SMTP_AUTH_BATCH_MAX_TOKENS = 500
+
+
+class SmtpAuthBatch(WireModel):
+    """The server tokens of the AUTH commands that arrived at the same moment."""
+
+    Tokens: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1, max_length=SMTP_AUTH_BATCH_MAX_TOKENS)
+
+
+class SmtpAuthVerdict(WireResponse):
+    """One token's answer: its server (None: no such token) and whether it may send over SMTP."""
+
+    ServerID: int | None = None
+    SmtpApiActivated: bool = False
+
+
+class SmtpAuthBatchResult(WireResponse):
+    """One verdict per token, in order."""
+
+    Verdicts: list[SmtpAuthVerdict]
+
+
 class SmtpSubmission(WireModel):
     """One message received over SMTP: the envelope and the raw bytes (base64)."""
 

@@ -194,3 +194,33 @@ class TestBatching:
         retried = asyncio.run(all_at_once(batching_gateway, [(smtp_server.token, m) for m in messages if m["Subject"] == "fine"]))
         assert [code for code, _ in retried] == [250] * 5
         assert len(outbound(clean_live_api, smtp_server)) == 6
+
+
+async def auth_reply(gateway: Gateway, token: str) -> int:
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=gateway.port, start_tls=False, timeout=30)
+    await client.connect()
+    try:
+        await client.login(token, token)
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        return exc.code
+    finally:
+        client.close()
+    return 235
+
+
+class TestAuthBatching:
+    def test_concurrent_auths_each_get_their_own_answer(
+        self, batching_gateway: Gateway, smtp_server: SmtpServerHandle, clean_live_api: str
+    ) -> None:
+        account = {"X-Postmark-Account-Token": ACCOUNT_TOKEN}
+        off = httpx.post(f"{clean_live_api}/servers", json={"Name": "Off"}, headers=account).json()["ApiTokens"][0]
+        tokens = [smtp_server.token, "not-a-token", off] * 8
+        before = metrics.REGISTRY.get_sample_value("postgate_smtp_auth_batch_tokens_count") or 0.0
+
+        async def all_auths() -> list[int]:
+            return list(await asyncio.gather(*(auth_reply(batching_gateway, token) for token in tokens)))
+
+        codes = asyncio.run(all_auths())
+        assert codes == [235, 535, 535] * 8
+        calls = (metrics.REGISTRY.get_sample_value("postgate_smtp_auth_batch_tokens_count") or 0.0) - before
+        assert calls < len(tokens)  # checked together, each answered on its own
