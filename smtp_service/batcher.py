@@ -78,12 +78,17 @@ class Batcher(Generic[In, Out]):
             batch: list[tuple[In, asyncio.Future[Out]]] = []
             size = 0
             while self._pending and len(batch) < self._limits.max_messages:
+                if self._pending[0][1].done():  # its client went away while it waited: not sent
+                    self._pending_bytes -= self._size(self._pending.popleft()[0])
+                    continue
                 item_size = self._size(self._pending[0][0])
                 if batch and size + item_size > self._limits.max_bytes:
                     break
                 batch.append(self._pending.popleft())
                 size += item_size
             self._pending_bytes -= size
+            if not batch:
+                break
             self._observed.observe(len(batch))
             task = asyncio.get_running_loop().create_task(self._call(batch))
             self._in_flight.add(task)

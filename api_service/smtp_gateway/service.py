@@ -163,6 +163,8 @@ async def _accept_group(
 ) -> dict[int, Outcome]:
     """One server's messages: their keys claimed in one statement, stored by one `accept`, their
     answers recorded in one statement. Raises _Unusual for anything that is not plain success."""
+    if not ready:
+        return {}
     outcomes: dict[int, Outcome] = {}
     first_of: dict[str, int] = {}  # the same bytes to the same recipients twice in one batch: a retry
     copies: list[tuple[int, int]] = []
