@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 
+import uvloop
 from shared.constants import account_token_problem
 
 from smtp_service.config import SmtpSettings
@@ -44,7 +45,10 @@ def main() -> None:
             "SMTP gateway metrics on http://%s:%d/metrics", settings.metrics_host, settings.smtp_metrics_port
         )
     try:
-        asyncio.run(_run(settings))
+        # uvloop: the loop of the SMTP sessions and the httpx pool. On a loaded 2-core box it cost
+        # about a tenth less CPU per message than asyncio's loop (bench.noop_smtp); the tests run
+        # the gateway on it too, STARTTLS included.
+        uvloop.run(_run(settings))
     finally:
         if stop_metrics is not None:
             stop_metrics()

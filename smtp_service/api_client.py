@@ -18,7 +18,21 @@ from shared.schemas.inbound_smtp import (
     InboundRecipientQuery,
     InboundRecipientVerdict,
 )
-from shared.schemas.smtp import SMTP_AUTH_PATH, SMTP_SUBMIT_PATH, SmtpAuthResponse, SmtpSubmission, SmtpSubmissionResult
+from shared.schemas.smtp import (
+    SMTP_AUTH_BATCH_PATH,
+    SMTP_AUTH_PATH,
+    SMTP_BATCH_CONTENT_TYPE,
+    SMTP_BATCH_PATH,
+    SMTP_SUBMIT_PATH,
+    SmtpAuthBatch,
+    SmtpAuthBatchResult,
+    SmtpAuthResponse,
+    SmtpBatchMessage,
+    SmtpBatchResult,
+    SmtpSubmission,
+    SmtpSubmissionResult,
+    encode_smtp_batch,
+)
 
 from smtp_service.ratelimit import RateLimitedTokens, parse_retry_after
 
@@ -96,6 +110,27 @@ class ApiClient:
             return AuthOutcome.UNAVAILABLE
         return outcome
 
+    async def authenticate_many(self, tokens: list[str]) -> list[AuthOutcome]:
+        """`authenticate` for the AUTH commands of concurrent connections, in one call (still
+        asked at every AUTH, never cached)."""
+        try:
+            response = await self._client.post(
+                SMTP_AUTH_BATCH_PATH, content=SmtpAuthBatch(Tokens=tokens).model_dump_json(), headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError:
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        if response.status_code != 200:
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        try:
+            verdicts = SmtpAuthBatchResult.model_validate_json(response.content).Verdicts
+        except ValueError:
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        if len(verdicts) != len(tokens):
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        return [
+            AuthOutcome.INVALID if v.ServerID is None else AuthOutcome.OK if v.SmtpApiActivated else AuthOutcome.DISABLED for v in verdicts
+        ]
+
     async def report_bounce(self, *, account_token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
         """Hand a report mailed to the return path to the API; its HTTP status, 0 if unreachable."""
         report = BounceReport(RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"), MailFrom=mail_from)
@@ -130,6 +165,37 @@ class ApiClient:
             return SubmitOutcome(status=response.status_code, error_code=int(body["ErrorCode"]), message=str(body["Message"]))
         except (ValueError, KeyError, TypeError):
             return SubmitOutcome(status=response.status_code, message=response.text[:200])
+
+    async def submit_batch(self, messages: list[SmtpBatchMessage]) -> list[SubmitOutcome]:
+        """Hand several messages over in one call (raw, not base64), stored in one transaction; one
+        outcome per message. A call that fails as a whole fails every message temporarily (451)."""
+        try:
+            response = await self._client.post(
+                SMTP_BATCH_PATH, content=encode_smtp_batch(messages), headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE}
+            )
+        except httpx.HTTPError as exc:
+            return [SubmitOutcome(status=0, message=type(exc).__name__)] * len(messages)
+        if response.status_code != 200:
+            # Nothing was committed, and it says nothing about any one message: all of them retry.
+            return [SubmitOutcome(status=0, message=f"batch answered {response.status_code}")] * len(messages)
+        try:
+            result = SmtpBatchResult.model_validate_json(response.content)
+        except ValueError:
+            return [SubmitOutcome(status=0, message="unreadable batch answer")] * len(messages)
+        if len(result.Outcomes) != len(messages):
+            return [SubmitOutcome(status=0, message="batch answer of the wrong length")] * len(messages)
+        outcomes = []
+        for message, outcome in zip(messages, result.Outcomes, strict=True):
+            if outcome.Status == 200 and outcome.Result is not None:
+                outcomes.append(SubmitOutcome(status=200, result=outcome.Result))
+            elif outcome.Status == 429:
+                self.rate_limited.note(message.envelope.Token, float(outcome.RetryAfter))
+                outcomes.append(
+                    SubmitOutcome(status=429, error_code=429, message="Rate limit exceeded", retry_after=float(outcome.RetryAfter))
+                )
+            else:
+                outcomes.append(SubmitOutcome(status=outcome.Status, error_code=outcome.ErrorCode, message=outcome.Message))
+        return outcomes
 
     async def check_inbound_recipient(self, *, account_token: str, address: str) -> RecipientOutcome:
         """Does a server receive mail at this address? Cached briefly, by address and, for a

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.constants import MAX_MESSAGE_BYTES, MAX_RECIPIENTS_PER_FIELD
+from shared.schemas.smtp import SMTP_BATCH_MAX_MESSAGES
 
 
 def parse_networks(value: str) -> list[IPv4Network | IPv6Network]:
@@ -24,6 +25,18 @@ class SmtpSettings(BaseSettings):
     smtp_hostname: str = Field(default="postgate", description="Name in the greeting and EHLO reply")
     api_url: str = "http://127.0.0.1:8000"
     api_timeout_seconds: float = 30.0
+    smtp_batch_max_messages: int = Field(
+        default=64,
+        ge=1,
+        le=SMTP_BATCH_MAX_MESSAGES,
+        description="Messages handed to the API in one call and one transaction (1: no batching)",
+    )
+    smtp_batch_window_ms: float = Field(
+        default=2.0, ge=0, le=100, description="How long a batch waits for company while another call is under way"
+    )
+    smtp_batch_in_flight: int = Field(
+        default=4, ge=1, le=64, description="API calls with messages under way at once; more messages wait and join the next"
+    )
     smtp_tls_cert: str = Field(default="", description="PEM certificate: enables STARTTLS")
     smtp_tls_key: str = ""
     smtp_tls_port: int = Field(default=0, description="Port for implicit TLS (0: none)")

@@ -15,9 +15,11 @@ from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from shared.schemas.smtp import SmtpBatchEnvelope, SmtpBatchMessage
 
 from smtp_service import metrics
-from smtp_service.api_client import ApiClient, AuthOutcome
+from smtp_service.api_client import ApiClient, AuthOutcome, SubmitOutcome
+from smtp_service.batcher import Batcher
 from smtp_service.config import SmtpSettings
 from smtp_service.logs import Throttle
 from smtp_service.protocol import has_smuggled_end, normalise_line_endings, received_header, strip_spam_headers
@@ -80,9 +82,18 @@ class IpThrottle:
 
 
 class GatewayHandler:
-    def __init__(self, *, api: ApiClient, settings: SmtpSettings) -> None:
+    def __init__(
+        self,
+        *,
+        api: ApiClient,
+        settings: SmtpSettings,
+        batcher: Batcher[SmtpBatchMessage, SubmitOutcome],
+        auth: Batcher[str, AuthOutcome],
+    ) -> None:
         self.api = api
         self.settings = settings
+        self.batcher = batcher
+        self.auth = auth
         self.throttle = IpThrottle(limit=settings.smtp_ip_auth_failures, window=settings.smtp_ip_window_seconds)
 
     # --- AUTH: the server API token is both the user name and the password -------------------
@@ -96,7 +107,7 @@ class GatewayHandler:
         # A token is printable ASCII; anything else cannot be one (nor go into an HTTP header).
         if not token or not token.isascii() or not token.isprintable() or not hmac.compare_digest(user, password):
             return await self._fail(server, ip, INVALID)
-        outcome = await self.api.authenticate(token)
+        outcome = await self.auth.submit(token)
         if outcome is AuthOutcome.OK:
             return AuthResult(success=True, auth_data=token)
         if outcome is AuthOutcome.UNAVAILABLE:
@@ -186,7 +197,8 @@ class GatewayHandler:
             return "550 5.5.2 Message refused: a '.' line next to a bare CR or LF (SMTP smuggling)"
         raw = normalise_line_endings(data)
         token = str(session.auth_data)
-        outcome = await self.api.submit(token=token, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), raw=raw)
+        submitted = SmtpBatchEnvelope(Token=token, MailFrom=envelope.mail_from or "", RcptTo=list(envelope.rcpt_tos), Size=len(raw))
+        outcome = await self.batcher.submit(SmtpBatchMessage(envelope=submitted, raw=raw))
         reply = submission_reply(outcome)
         if not reply.startswith("250"):  # one line a minute per reply code: an API outage must not flood the log
             throttle.log(log, logging.WARNING, reply[:3], "submission from %s answered %r", session.peer, reply)

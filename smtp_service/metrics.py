@@ -31,6 +31,18 @@ ACCEPT_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+BATCH_MESSAGES = Histogram(
+    "postgate_smtp_batch_messages",
+    "Messages per API call: the submissions of concurrent connections are stored in one transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
+    registry=REGISTRY,
+)
+AUTH_BATCH_TOKENS = Histogram(
+    "postgate_smtp_auth_batch_tokens",
+    "AUTH checks per API call: the AUTH commands of concurrent connections are checked together",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
+    registry=REGISTRY,
+)
 
 
 def auth_failed() -> None:

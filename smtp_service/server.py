@@ -11,8 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
+from shared.schemas.smtp import SMTP_AUTH_BATCH_MAX_TOKENS, SMTP_BATCH_MAX_BYTES, SmtpBatchMessage
 
-from smtp_service.api_client import ApiClient
+from smtp_service import metrics
+from smtp_service.api_client import ApiClient, AuthOutcome, SubmitOutcome
+from smtp_service.batcher import Batcher, BatchLimits
 from smtp_service.config import SmtpSettings
 from smtp_service.handler import GatewayHandler, MxHandler
 from smtp_service.session import ObservedSMTP
@@ -79,6 +82,13 @@ def smtp_protocol(handler: object, settings: SmtpSettings, **options: Any) -> SM
     )
 
 
+def batch_bytes(message: SmtpBatchMessage) -> int:
+    """What a message adds to a batch body: its bytes and, at worst (every character escaped in
+    JSON), its envelope, so that a batch never passes the API's body limit."""
+    envelope = message.envelope
+    return len(message.raw) + 128 + 2 * (len(envelope.Token) + len(envelope.MailFrom) + sum(len(r) + 3 for r in envelope.RcptTo))
+
+
 async def serve(
     settings: SmtpSettings, *, started: Callable[[list[asyncio.Server]], Awaitable[None]] | None = None, stop: asyncio.Event | None = None
 ) -> None:
@@ -86,7 +96,31 @@ async def serve(
     api = ApiClient(
         base_url=settings.api_url, timeout=settings.api_timeout_seconds, recipient_cache_seconds=settings.smtp_inbound_cache_seconds
     )
-    handler = GatewayHandler(api=api, settings=settings)
+    batcher: Batcher[SmtpBatchMessage, SubmitOutcome] = Batcher(
+        send=api.submit_batch,
+        failed=lambda reason: SubmitOutcome(status=0, message=reason),
+        limits=BatchLimits(
+            max_messages=settings.smtp_batch_max_messages,
+            max_bytes=SMTP_BATCH_MAX_BYTES - 64 * 1024,
+            max_in_flight=settings.smtp_batch_in_flight,
+            window=settings.smtp_batch_window_ms / 1000,
+        ),
+        size=batch_bytes,
+        observed=metrics.BATCH_MESSAGES,
+    )
+    auth: Batcher[str, AuthOutcome] = Batcher(
+        send=api.authenticate_many,
+        failed=lambda reason: AuthOutcome.UNAVAILABLE,
+        limits=BatchLimits(
+            max_messages=SMTP_AUTH_BATCH_MAX_TOKENS,
+            max_bytes=SMTP_AUTH_BATCH_MAX_TOKENS * 256,
+            max_in_flight=settings.smtp_batch_in_flight,
+            window=settings.smtp_batch_window_ms / 1000,
+        ),
+        size=len,
+        observed=metrics.AUTH_BATCH_TOKENS,
+    )
+    handler = GatewayHandler(api=api, settings=settings, batcher=batcher, auth=auth)
     context = tls_context(settings)
     loop = asyncio.get_running_loop()
     servers = []
@@ -129,4 +163,6 @@ async def serve(
                 session.transport.close()
         for server in servers:
             await server.wait_closed()
+        await batcher.aclose()
+        await auth.aclose()
         await api.aclose()

@@ -17,7 +17,7 @@ from api_service.core.errors import QUERY_ERROR_CODES
 from shared.constants import API_ERROR_CODE_HEADER, MAX_BATCH_BYTES, MAX_BULK_BYTES, MAX_MESSAGE_BYTES, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
 from shared.schemas.inbound_smtp import INBOUND_MESSAGE_PATH
-from shared.schemas.smtp import SMTP_SUBMIT_PATH
+from shared.schemas.smtp import SMTP_BATCH_MAX_BYTES, SMTP_BATCH_PATH, SMTP_SUBMIT_PATH
 
 # A JSON body with base64 attachments is larger than the message it describes; allow for the
 # JSON and base64 overhead on top of Postmark's 10 MB message limit.
@@ -28,7 +28,10 @@ BODY_LIMITS: dict[str, int] = {
     SMTP_SUBMIT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
     BOUNCE_REPORT_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
     INBOUND_MESSAGE_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
+    SMTP_BATCH_PATH: SMTP_BATCH_MAX_BYTES,
 }
+# Internal paths whose body is not JSON: the gateway hands raw messages over as they are.
+RAW_BODY_PATHS = frozenset({SMTP_BATCH_PATH})
 DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Not Postmark's API: the web console (HTML with form posts), the public tracking URLs (case-
@@ -135,7 +138,7 @@ class PostmarkWireMiddleware:
             return
         has_body = (length is None and b"transfer-encoding" in headers) or (length is not None and length not in (b"0", b""))
         content_type = headers.get(b"content-type", b"").lower()
-        if has_body and not exempt and b"json" not in content_type:
+        if has_body and not exempt and path not in RAW_BODY_PATHS and b"json" not in content_type:
             await send_error(
                 send,
                 415,

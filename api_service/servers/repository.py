@@ -11,6 +11,15 @@ async def get_server_by_token_digest(*, session: AsyncSession, digest: str) -> S
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def get_servers_by_token_digests(*, session: AsyncSession, digests: set[str]) -> dict[str, Server]:
+    stmt = (
+        select(ServerToken.token_sha256, Server)
+        .join(Server, ServerToken.server_id == Server.id)
+        .where(ServerToken.token_sha256.in_(digests))
+    )
+    return {row[0]: row[1] for row in await session.execute(stmt)}
+
+
 async def get_server(*, session: AsyncSession, server_id: int, for_update: bool = False) -> Server | None:
     stmt = select(Server).where(Server.id == server_id)
     if for_update:

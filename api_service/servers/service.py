@@ -197,6 +197,20 @@ async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit
     return server
 
 
+async def get_server_by_token(*, session: AsyncSession, token: str) -> Server | None:
+    """The server whose API token this is (its current row, never a cached snapshot)."""
+    if not token:
+        return None
+    return await repository.get_server_by_token_digest(session=session, digest=token_digest(token))
+
+
+async def get_servers_by_tokens(*, session: AsyncSession, tokens: list[str]) -> list[Server | None]:
+    """The server of each token, in order (None: no such token); one query for all of them."""
+    digests = [token_digest(token) for token in tokens]
+    found = await repository.get_servers_by_token_digests(session=session, digests=set(digests))
+    return [found.get(digest) for digest in digests]
+
+
 async def get_server_or_raise(*, session: AsyncSession, server_id: int) -> Server:
     server = await repository.get_server(session=session, server_id=server_id)
     if server is None:

@@ -13,8 +13,15 @@ import pytest
 
 from api_service.domains import dkim
 from api_service.messages import service as messages
-from api_service.smtp_gateway import router as smtp_gateway
-from shared.schemas.smtp import SMTP_SUBMIT_PATH
+from api_service.smtp_gateway import service as smtp_gateway
+from shared.schemas.smtp import (
+    SMTP_BATCH_CONTENT_TYPE,
+    SMTP_BATCH_PATH,
+    SMTP_SUBMIT_PATH,
+    SmtpBatchEnvelope,
+    SmtpBatchMessage,
+    encode_smtp_batch,
+)
 from tests.api.conftest import Worker
 from tests.factories import create_domain, create_server, message
 
@@ -66,5 +73,19 @@ async def test_big_smtp_submission_is_read_in_a_thread(client: httpx.AsyncClient
     body = {"MailFrom": "app@example.org", "RcptTo": ["a@example.net"], "RawMessage": base64.b64encode(raw).decode()}
     response = await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers)
     assert response.status_code == 200, response.text
+    assert threads
+    assert threading.get_ident() not in threads
+
+
+async def test_big_smtp_batch_is_read_in_a_thread(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = await create_server(client, SmtpApiActivated=True)
+    await create_domain(client, "example.org")
+    threads = spy(monkeypatch, smtp_gateway, "from_mime")
+    raw = ("From: app@example.org\r\nTo: a@example.net\r\nSubject: big\r\n\r\n" + BIG.replace("\n", "\r\n")).encode()
+    envelope = SmtpBatchEnvelope(Token=server.token, MailFrom="app@example.org", RcptTo=["a@example.net"], Size=len(raw))
+    body = encode_smtp_batch([SmtpBatchMessage(envelope=envelope, raw=raw)])
+    response = await client.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+    assert response.status_code == 200, response.text
+    assert response.json()["Outcomes"][0]["Status"] == 200
     assert threads
     assert threading.get_ident() not in threads

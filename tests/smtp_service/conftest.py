@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -120,6 +121,13 @@ def gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture(scope="module")
+def batching_gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway that hands over one call at a time and waits 50 ms for company: concurrent
+    submissions are sure to share a call."""
+    yield from _gateway(live_api, tmp_path_factory, smtp_batch_in_flight=1, smtp_batch_window_ms=50)
+
+
+@pytest.fixture(scope="module")
 def trusting_gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway whose MX listener trusts the X-Spam-* headers of loopback (a spam filter's hop)."""
     yield from _gateway(live_api, tmp_path_factory, smtp_inbound_trusted_filters="127.0.0.0/8")
@@ -145,7 +153,7 @@ def _gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory, **override
         smtp_inbound_cache_seconds=0,
         **overrides,
     )
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()  # the loop `python -m smtp_service` runs on
     stop = asyncio.Event()
     ready = threading.Event()
 
