@@ -112,3 +112,42 @@ async def idempotency_keys_matching(*, session: AsyncSession, pattern: str, limi
         .with_for_update(skip_locked=True)
     )
     return list((await session.execute(stmt)).scalars().all())
+
+
+# Many keys in one statement each (the SMTP batch): each key is its own request digest, as SMTP keys are.
+RESERVE_MANY = text(
+    """
+    INSERT INTO idempotency_keys (server_id, endpoint, key, request_sha256)
+    SELECT :server_id, :endpoint, k, k FROM unnest(CAST(:keys AS text[])) AS k
+    ON CONFLICT (server_id, endpoint, key) DO UPDATE
+       SET request_sha256 = excluded.request_sha256, response_status = NULL, response_body = NULL, created_at = now()
+     WHERE idempotency_keys.created_at < now() - make_interval(secs => :window_seconds)
+    RETURNING key
+    """
+)
+
+STORE_MANY = text(
+    """
+    UPDATE idempotency_keys AS i
+       SET response_status = 200, response_body = CAST(v.body AS jsonb)
+      FROM unnest(CAST(:keys AS text[]), CAST(:bodies AS text[])) AS v(key, body)
+     WHERE i.server_id = :server_id AND i.endpoint = :endpoint AND i.key = v.key
+    """
+)
+
+
+async def reserve_idempotency_keys(
+    *, session: AsyncSession, server_id: int, endpoint: str, keys: list[str], window_seconds: float
+) -> set[str]:
+    """Claim the keys in this transaction; the keys claimed. A key not returned is held by an earlier
+    or a concurrent request."""
+    result = await session.execute(
+        RESERVE_MANY, {"server_id": server_id, "endpoint": endpoint, "keys": keys, "window_seconds": float(window_seconds)}
+    )
+    return {str(key) for key in result.scalars()}
+
+
+async def store_idempotent_responses(*, session: AsyncSession, server_id: int, endpoint: str, bodies: dict[str, str]) -> None:
+    """Record the 200 answer (JSON text) of each claimed key."""
+    keys = list(bodies)
+    await session.execute(STORE_MANY, {"server_id": server_id, "endpoint": endpoint, "keys": keys, "bodies": [bodies[k] for k in keys]})

@@ -23,7 +23,6 @@ from api_service.email.message import OutgoingMessage
 from api_service.errors import InvalidToken, PostmarkError
 from api_service.models import Server
 from api_service.servers import service as servers
-from api_service.smtp_gateway import repository
 from shared.constants import ErrorCode
 from shared.schemas.smtp import SmtpBatchMessage, SmtpSubmissionResult
 
@@ -174,13 +173,7 @@ async def _accept_group(
             copies.append((index, first_of[key]))
         else:
             first_of[key] = index
-    claimed = await repository.reserve_keys(
-        session=session,
-        server_id=server.id,
-        endpoint=intake.SMTP_ENDPOINT,
-        keys=list(first_of),
-        window_seconds=intake.IDEMPOTENCY_WINDOW_SECONDS,
-    )
+    claimed = await intake.claim_smtp_keys(session=session, server_id=server.id, keys=list(first_of))
     fresh: list[tuple[int, Read]] = []
     by_index = dict(ready)
     for key, index in first_of.items():
@@ -216,7 +209,8 @@ async def _accept_group(
             result = SmtpSubmissionResult(MessageID=str(outcome.message_id), Accepted=outcome.queued, Refused=outcome.refused)
             responses[read.idempotency.key] = result
             outcomes[index] = result
-        await repository.store_responses(session=session, server_id=server.id, endpoint=intake.SMTP_ENDPOINT, responses=responses)
+        bodies = {key: result.model_dump_json() for key, result in responses.items()}
+        await intake.answer_smtp_keys(session=session, server_id=server.id, bodies=bodies)
     for index, first in copies:
         original = outcomes[first]
         outcomes[index] = original.model_copy(update={"Duplicate": True}) if isinstance(original, SmtpSubmissionResult) else original
