@@ -22,6 +22,7 @@ from api_service.bounces.classify import Outcome, Verdict, classify
 from api_service.bounces.verp import return_path
 from api_service.config import Settings
 from api_service.core import observe
+from api_service.core.groupcommit import GroupCommit
 from api_service.core.offload import cpu_bound
 from api_service.delivery.transport import Attempt, Reply, Transport
 from api_service.domains import dkim
@@ -50,7 +51,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
     transaction; returns how many were claimed.
 
     Each group's outcome is recorded as soon as its SMTP transaction ends, in a short transaction
-    shared with the groups that ended meanwhile (group commit, see `Recorder`), and the claim's leases are extended while sends are in flight, so a worker that dies
+    shared with the groups that ended meanwhile (group commit, see `recorder`), and the claim's leases are extended while sends are in flight, so a worker that dies
     leaves for the next one only what it had not finished: a kill -9 sends again at most the
     groups in flight at that instant, and a relay slower than the lease is not sent to twice.
     """
@@ -74,7 +75,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             groups[(item.message_id, domain_of(item.email), alone)].append(item)
         signed: dict[tuple[uuid.UUID, str], bytes] = {}
         limit = asyncio.Semaphore(settings.delivery_concurrency)
-        recorder = Recorder(sessionmaker=sessionmaker, settings=settings)
+        outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
 
         async def one(message_id: uuid.UUID, domain: str, alone: str, items: list[Claimed]) -> None:
             message = loaded.get(message_id)
@@ -101,12 +102,12 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                     )
                 # Still inside the limit: a group counts as in flight until its outcome is
                 # recorded, which is what bounds the mail sent twice after a crash.
-                await recorder.record(Outcomes(message=message, server=server, items=items, attempt=attempt))
+                await outcomes.write(Outcomes(message=message, server=server, items=items, attempt=attempt))
 
         try:
             await asyncio.gather(*(one(mid, domain, alone, items) for (mid, domain, alone), items in groups.items()))
         finally:
-            await recorder.close()
+            await outcomes.close()
     return len(claimed)
 
 
@@ -133,62 +134,22 @@ async def heartbeat(*, sessionmaker: async_sessionmaker[AsyncSession], items: li
             await task
 
 
-class Recorder:
-    """Group commit for delivery outcomes: the groups whose SMTP transactions end while a commit is
-    under way are recorded together in the next one (a statement per kind of write, not per
-    recipient, and one synchronous commit), and each `record` returns once its own outcome is
-    committed. So a group still counts as in flight until then, and what a kill -9 sends twice stays
-    bounded by the concurrency. A batch that cannot be recorded as a whole falls back to `record`,
-    group by group, so one bad row holds back no other."""
+def recorder(*, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> GroupCommit[Outcomes]:
+    """Group commit of a batch's outcomes: the groups whose SMTP transactions end while a commit
+    runs are recorded together in the next one (a statement per kind of write, not per recipient,
+    and one synchronous commit). Each send still waits for its own commit, so it counts as in flight
+    until then and what a kill -9 sends twice stays bounded by the concurrency."""
+    hooks = HookCache()
 
-    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.hooks = HookCache()
-        self._pending: list[tuple[Outcomes, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+    async def together(outcomes: list[Outcomes]) -> None:
+        async with sessionmaker() as session, session.begin():
+            await record_attempts(session=session, outcomes=[(o, o.items) for o in outcomes], settings=settings, hooks=hooks)
+            await messages.settle(session=session, message_ids={o.message.id for o in outcomes})
 
-    async def record(self, outcome: Outcomes) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, done))
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-        await done
+    async def alone(outcome: Outcomes) -> None:
+        await record(sessionmaker=sessionmaker, outcome=outcome, settings=settings, hooks=hooks)
 
-    async def close(self) -> None:
-        """Stop a flush still running (the batch was cancelled: the worker is stopping)."""
-        if self._flushing is not None:
-            self._flushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flushing
-
-    async def _flush(self) -> None:
-        batch: list[tuple[Outcomes, asyncio.Future[None]]] = []
-        try:
-            while self._pending:
-                # One turn of the loop: replies that arrived together join this transaction.
-                await asyncio.sleep(0)
-                batch, self._pending = self._pending, []
-                outcomes = [o for o, _ in batch]
-                try:
-                    async with self.sessionmaker() as session, session.begin():
-                        await record_attempts(
-                            session=session, outcomes=[(o, o.items) for o in outcomes], settings=self.settings, hooks=self.hooks
-                        )
-                        await messages.settle(session=session, message_ids={o.message.id for o in outcomes})
-                except Exception:
-                    log.warning("recording %d delivery outcomes together failed; recording each group alone", len(outcomes), exc_info=True)
-                    await asyncio.gather(
-                        *(record(sessionmaker=self.sessionmaker, outcome=o, settings=self.settings, hooks=self.hooks) for o in outcomes)
-                    )
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-        finally:
-            self._flushing = None
-            for _, done in batch + self._pending:
-                if not done.done():
-                    done.cancel()
+    return GroupCommit(together=together, alone=alone, what="delivery outcomes")
 
 
 async def record(*, sessionmaker: async_sessionmaker[AsyncSession], outcome: Outcomes, settings: Settings, hooks: HookCache) -> None:

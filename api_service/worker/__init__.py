@@ -33,6 +33,8 @@ from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due, webho
 
 log = logging.getLogger("postgate.worker")
 throttle = Throttle(60.0)
+POOL_SIZE = 8
+POOL_OVERFLOW = 8
 
 # What a webhook attempt means to the domain that queued it, by outbox record type.
 OUTCOME_HANDLERS: dict[str, OutcomeHandler] = {INBOUND_RECORD_TYPE: record_hook_outcome}
@@ -56,12 +58,15 @@ async def _loop(name: str, step: Callable[[], Awaitable[int]], *, stop: asyncio.
 
 
 async def run(settings: Settings, *, stop: asyncio.Event) -> None:
-    engine = create_engine(settings.database_url, pool_size=max(5, settings.delivery_concurrency), max_overflow=5)
+    # Outcomes are group-committed (core.groupcommit): a loop holds one or two connections at a time
+    # whatever its concurrency, not one per send in flight. The overflow serves the per-group
+    # fallback when a group commit fails.
+    engine = create_engine(settings.database_url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     sessionmaker = create_sessionmaker(engine)
     transport = transport_from_settings(settings, helo=settings.helo_name or socket.getfqdn())
     retry = schedule(settings.webhook_retry_schedule)
     dns = lookup_for(settings.dns_resolver)
-    pool = asyncio.create_task(metrics.sample_pool_forever(engine, limit=max(5, settings.delivery_concurrency) + 5))
+    pool = asyncio.create_task(metrics.sample_pool_forever(engine, limit=POOL_SIZE + POOL_OVERFLOW))
     try:
         async with webhook_client(settings) as client:
             await asyncio.gather(
