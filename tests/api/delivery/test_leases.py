@@ -145,7 +145,7 @@ class TestGroupCommit:
             )
         assert [d.item.email for d in recorded] == ["mine@example.net"]
         async with app.state.sessionmaker() as session:
-            rows = {e: st for e, st in (await session.execute(select(MessageRecipient.email, MessageRecipient.status))).all()}
+            rows = dict((await session.execute(select(MessageRecipient.email, MessageRecipient.status))).all())
             events = [(r, t) for r, t in (await session.execute(select(MessageEvent.recipient, MessageEvent.type))).all()]
         # The stale claim's write was discarded: the row is the new holder's (deferred, or claimed again).
         assert rows["mine@example.net"] == "delivered"
