@@ -18,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api_service.bounces import service as bounces
-from api_service.bounces.classify import Outcome, classify
+from api_service.bounces.classify import Outcome, Verdict, classify
 from api_service.bounces.verp import return_path
 from api_service.config import Settings
 from api_service.core import observe
+from api_service.core.groupcommit import GroupCommit
 from api_service.core.offload import cpu_bound
 from api_service.delivery.transport import Attempt, Reply, Transport
 from api_service.domains import dkim
@@ -49,8 +50,8 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
     """Claim due recipients and deliver them, a recipient group (one message, one domain) per SMTP
     transaction; returns how many were claimed.
 
-    Each group's outcome is recorded in its own short transaction as soon as its SMTP transaction
-    ends, and the claim's leases are extended while sends are in flight, so a worker that dies
+    Each group's outcome is recorded as soon as its SMTP transaction ends, in a short transaction
+    shared with the groups that ended meanwhile (group commit, see `recorder`), and the claim's leases are extended while sends are in flight, so a worker that dies
     leaves for the next one only what it had not finished: a kill -9 sends again at most the
     groups in flight at that instant, and a relay slower than the lease is not sent to twice.
     """
@@ -74,7 +75,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             groups[(item.message_id, domain_of(item.email), alone)].append(item)
         signed: dict[tuple[uuid.UUID, str], bytes] = {}
         limit = asyncio.Semaphore(settings.delivery_concurrency)
-        hooks = HookCache()
+        outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
 
         async def one(message_id: uuid.UUID, domain: str, alone: str, items: list[Claimed]) -> None:
             message = loaded.get(message_id)
@@ -101,14 +102,12 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                     )
                 # Still inside the limit: a group counts as in flight until its outcome is
                 # recorded, which is what bounds the mail sent twice after a crash.
-                await record(
-                    sessionmaker=sessionmaker,
-                    outcome=Outcomes(message=message, server=server, items=items, attempt=attempt),
-                    settings=settings,
-                    hooks=hooks,
-                )
+                await outcomes.write(Outcomes(message=message, server=server, items=items, attempt=attempt))
 
-        await asyncio.gather(*(one(mid, domain, alone, items) for (mid, domain, alone), items in groups.items()))
+        try:
+            await asyncio.gather(*(one(mid, domain, alone, items) for (mid, domain, alone), items in groups.items()))
+        finally:
+            await outcomes.close()
     return len(claimed)
 
 
@@ -133,6 +132,24 @@ async def heartbeat(*, sessionmaker: async_sessionmaker[AsyncSession], items: li
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def recorder(*, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> GroupCommit[Outcomes]:
+    """Group commit of a batch's outcomes: the groups whose SMTP transactions end while a commit
+    runs are recorded together in the next one (a statement per kind of write, not per recipient,
+    and one synchronous commit). Each send still waits for its own commit, so it counts as in flight
+    until then and what a kill -9 sends twice stays bounded by the concurrency."""
+    hooks = HookCache()
+
+    async def together(outcomes: list[Outcomes]) -> None:
+        async with sessionmaker() as session, session.begin():
+            await record_attempts(session=session, outcomes=[(o, o.items) for o in outcomes], settings=settings, hooks=hooks)
+            await messages.settle(session=session, message_ids={o.message.id for o in outcomes})
+
+    async def alone(outcome: Outcomes) -> None:
+        await record(sessionmaker=sessionmaker, outcome=outcome, settings=settings, hooks=hooks)
+
+    return GroupCommit(together=together, alone=alone, what="delivery outcomes")
 
 
 async def record(*, sessionmaker: async_sessionmaker[AsyncSession], outcome: Outcomes, settings: Settings, hooks: HookCache) -> None:
@@ -200,55 +217,92 @@ def sign(mime: bytes, message: Message, keys: dict[str, domains.SigningKey]) -> 
 
 
 async def record_attempt(*, session: AsyncSession, outcome: Outcomes, items: list[Claimed], settings: Settings, hooks: HookCache) -> None:
+    await record_attempts(session=session, outcomes=[(outcome, items)], settings=settings, hooks=hooks)
+
+
+async def record_attempts(
+    *, session: AsyncSession, outcomes: list[tuple[Outcomes, list[Claimed]]], settings: Settings, hooks: HookCache
+) -> None:
     """What each recipient's reply means: delivered, retried later, or bounced. A recipient whose
-    lease this worker lost is left to the worker that holds it now (fencing)."""
-    message, server, attempt = outcome.message, outcome.server, outcome.attempt
+    lease this worker lost is left to the worker that holds it now (fencing). Deliveries, the
+    common case, are written with one statement for all of them."""
     now = datetime.now(UTC)
-    key = (server.id, message.message_stream)
-    if key not in hooks:
-        hooks[key] = bool(server.delivery_hook_url) or await webhooks.has_webhooks(
-            session=session, server_id=server.id, stream=message.message_stream
-        )
-    for item in items:
-        reply = attempt.replies.get(item.email, Reply(451, "4.3.0 No reply for this recipient"))
-        text = f"{reply.code} {reply.message}".strip()
-        details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
-        verdict = classify(reply.code, reply.message)
-        observe.delivery_attempt(
-            message_id=message.id, server_id=server.id, recipient=item.email, code=reply.code, outcome=verdict.outcome.value
-        )
-        if verdict.outcome is Outcome.DELIVERED:
-            if not await messages.record_delivered(session=session, item=item, response=text, at=now, details=details):
-                log.warning("lease of %s to %s was lost before its delivery was recorded", message.id, item.email)
+    delivered: list[messages.Delivered] = []
+    outcome_of: dict[int, Outcomes] = {}
+    for outcome, items in outcomes:
+        message, server, attempt = outcome.message, outcome.server, outcome.attempt
+        for item in items:
+            reply = attempt.replies.get(item.email, Reply(451, "4.3.0 No reply for this recipient"))
+            text = f"{reply.code} {reply.message}".strip()
+            details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
+            verdict = classify(reply.code, reply.message)
+            observe.delivery_attempt(
+                message_id=message.id, server_id=server.id, recipient=item.email, code=reply.code, outcome=verdict.outcome.value
+            )
+            if verdict.outcome is Outcome.DELIVERED:
+                delivered.append(messages.Delivered(item=item, response=text, details=details))
+                outcome_of[item.id] = outcome
                 continue
-            if hooks[key]:
-                payload = delivery_payload(
-                    server_id=server.id,
-                    stream=message.message_stream,
-                    message_id=str(message.id),
-                    recipient=item.email,
-                    tag=message.tag,
-                    delivered_at=now,
-                    details=text,
-                    metadata=message.metadata_,
-                )
-                await webhooks.event_recorded(
-                    session=session, server=server, stream=message.message_stream, trigger=WebhookTrigger.DELIVERY, payload=payload
-                )
-            continue
-        bounce_type = verdict.bounce_type
-        if verdict.outcome is Outcome.RETRY:
-            delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
-            if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
-                await messages.record_deferred(
-                    session=session, item=item, response=text, until=now + timedelta(seconds=delay), details=details
-                )
-                continue
-            bounce_type = BounceType.SOFT_BOUNCE
-        if not await messages.release_bounced(session=session, item=item, response=text):
-            log.warning("lease of %s to %s was lost before its bounce was recorded", message.id, item.email)
-            continue
-        bounce = await bounces.record_message_bounce(
-            session=session, message=message, bounce_type=bounce_type or BounceType.UNKNOWN, email=item.email, details=text
-        )
-        await messages.record_bounced_event(session=session, item=item, details={"Summary": text, "BounceID": str(bounce.id), **details})
+            await _not_delivered(
+                session=session, outcome=outcome, item=item, text=text, details=details, verdict=verdict, settings=settings, now=now
+            )
+    if not delivered:
+        return
+    recorded = await messages.record_delivered_many(session=session, delivered=delivered, at=now)
+    for lost in {d.item.id for d in delivered} - {d.item.id for d in recorded}:
+        log.warning("lease of %s to %s was lost before its delivery was recorded", outcome_of[lost].message.id, _email(delivered, lost))
+    for entry in recorded:
+        outcome = outcome_of[entry.item.id]
+        message, server = outcome.message, outcome.server
+        key = (server.id, message.message_stream)
+        if key not in hooks:
+            hooks[key] = bool(server.delivery_hook_url) or await webhooks.has_webhooks(
+                session=session, server_id=server.id, stream=message.message_stream
+            )
+        if hooks[key]:
+            payload = delivery_payload(
+                server_id=server.id,
+                stream=message.message_stream,
+                message_id=str(message.id),
+                recipient=entry.item.email,
+                tag=message.tag,
+                delivered_at=now,
+                details=entry.response,
+                metadata=message.metadata_,
+            )
+            await webhooks.event_recorded(
+                session=session, server=server, stream=message.message_stream, trigger=WebhookTrigger.DELIVERY, payload=payload
+            )
+
+
+def _email(delivered: list[messages.Delivered], item_id: int) -> str:
+    return next(d.item.email for d in delivered if d.item.id == item_id)
+
+
+async def _not_delivered(
+    *,
+    session: AsyncSession,
+    outcome: Outcomes,
+    item: Claimed,
+    text: str,
+    details: dict[str, str],
+    verdict: Verdict,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """A temporary failure is retried later, until the horizon; then, or for a permanent one, a bounce."""
+    message = outcome.message
+    bounce_type = verdict.bounce_type
+    if verdict.outcome is Outcome.RETRY:
+        delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
+        if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
+            await messages.record_deferred(session=session, item=item, response=text, until=now + timedelta(seconds=delay), details=details)
+            return
+        bounce_type = BounceType.SOFT_BOUNCE
+    if not await messages.release_bounced(session=session, item=item, response=text):
+        log.warning("lease of %s to %s was lost before its bounce was recorded", message.id, item.email)
+        return
+    bounce = await bounces.record_message_bounce(
+        session=session, message=message, bounce_type=bounce_type or BounceType.UNKNOWN, email=item.email, details=text
+    )
+    await messages.record_bounced_event(session=session, item=item, details={"Summary": text, "BounceID": str(bounce.id), **details})

@@ -12,6 +12,7 @@ from sqlalchemy import (
     CursorResult,
     Select,
     Table,
+    Text,
     Uuid,
     and_,
     bindparam,
@@ -187,6 +188,44 @@ async def finish(
         .values(status=status.value, last_response=response[:2000], lease_until=None, lease_token=None, delivered_at=delivered_at)
     )
     return bool(cast(CursorResult[Any], result).rowcount)
+
+
+FINISH_DELIVERED = text(
+    """
+    UPDATE message_recipients AS r
+       SET status = 'delivered', last_response = u.response, lease_until = NULL, lease_token = NULL, delivered_at = :at
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[]), CAST(:responses AS text[])) AS u(id, token, response)
+     WHERE r.id = u.id AND r.lease_token = u.token AND r.status = 'sending'
+    RETURNING r.id
+    """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("tokens", type_=ARRAY(Uuid)), bindparam("responses", type_=ARRAY(Text)))
+
+
+async def finish_delivered(*, session: AsyncSession, items: list[tuple[Claimed, str]], at: datetime) -> set[int]:
+    """Mark many recipients delivered in one statement, each fenced by its own lease token; the ids
+    of the rows this worker still held (only those were written)."""
+    if not items:
+        return set()
+    params = {
+        "ids": [item.id for item, _ in items],
+        "tokens": [item.lease_token for item, _ in items],
+        "responses": [response[:2000] for _, response in items],
+        "at": at,
+    }
+    return set((await session.execute(FINISH_DELIVERED, params)).scalars().all())
+
+
+MESSAGE_EVENTS = cast(Table, MessageEvent.__table__)
+
+
+async def add_events(*, session: AsyncSession, events: list[tuple[uuid.UUID, str, MessageEventType, dict[str, Any]]]) -> None:
+    """(message id, recipient, type, details) rows in one Core insert, not a unit-of-work flush per row."""
+    if events:
+        connection = await session.connection()
+        await connection.execute(
+            MESSAGE_EVENTS.insert(),
+            [{"message_id": m, "recipient": r, "type": t.value, "details": d} for m, r, t, d in events],
+        )
 
 
 async def defer_recipient(*, session: AsyncSession, item: Claimed, response: str, at: datetime) -> bool:

@@ -100,6 +100,26 @@ async def record_delivered(*, session: AsyncSession, item: Claimed, response: st
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A recipient the next hop accepted: its reply and the event's details."""
+
+    item: Claimed
+    response: str
+    details: dict[str, Any]
+
+
+async def record_delivered_many(*, session: AsyncSession, delivered: list[Delivered], at: datetime) -> list[Delivered]:
+    """`record_delivered` for many recipients in two statements; returns those recorded (the claim
+    still held them: each row is fenced by its own lease token)."""
+    held = await repository.finish_delivered(session=session, items=[(d.item, d.response) for d in delivered], at=at)
+    recorded = [d for d in delivered if d.item.id in held]
+    await repository.add_events(
+        session=session, events=[(d.item.message_id, d.item.email, MessageEventType.DELIVERED, d.details) for d in recorded]
+    )
+    return recorded
+
+
 async def record_deferred(*, session: AsyncSession, item: Claimed, response: str, until: datetime, details: dict[str, Any]) -> bool:
     """False (nothing recorded) when the claim lost the row to another worker."""
     if not await repository.defer_recipient(session=session, item=item, response=response, at=until):

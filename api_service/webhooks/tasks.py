@@ -7,7 +7,7 @@ Beyond Postmark, every request carries `X-Postgate-Signature: v1=<hex>`, an HMAC
 A claim's requests are sent concurrently, each under a total deadline (a receiver that trickles
 its answer cannot hold the others up), and the lease outlasts that deadline, so no other worker
 sends the same event while a request is in flight; the final update is fenced by the claim's
-token. Every connection goes through the network guard (`core.guarded_http`).
+token; attempts that end together are recorded in one transaction. Every connection goes through the network guard (`core.guarded_http`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api_service.config import Settings
 from api_service.core import observe
+from api_service.core.groupcommit import GroupCommit
 from api_service.core.guarded_http import guarded_client
 from api_service.models import WebhookDeliveryStatus
 from api_service.webhooks import repository
@@ -83,20 +84,68 @@ async def send_due(
     row's own retry schedule, when it has one, replaces `retry_schedule`."""
     async with sessionmaker() as session, session.begin():
         due = await repository.claim_due(session=session, limit=limit, lease_seconds=2 * deadline + LEASE_MARGIN_SECONDS)
-    await asyncio.gather(
-        *(
-            _send(
-                sessionmaker=sessionmaker,
-                client=client,
-                item=item,
-                retry_schedule=item.retry_schedule if item.retry_schedule is not None else retry_schedule,
-                deadline=deadline,
-                on_outcome=(outcome_handlers or {}).get(item.record_type),
+    attempts = recorder(sessionmaker=sessionmaker)
+    try:
+        await asyncio.gather(
+            *(
+                _send(
+                    attempts=attempts,
+                    client=client,
+                    item=item,
+                    retry_schedule=item.retry_schedule if item.retry_schedule is not None else retry_schedule,
+                    deadline=deadline,
+                    on_outcome=(outcome_handlers or {}).get(item.record_type),
+                )
+                for item in due
             )
-            for item in due
         )
-    )
+    finally:
+        await attempts.close()
     return len(due)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """One POST's result, to be recorded: the row's new values and who else needs to know."""
+
+    item: repository.Due
+    values: dict[str, Any]
+    http_status: int | None
+    error: str
+    on_outcome: OutcomeHandler | None
+
+
+def recorder(*, sessionmaker: async_sessionmaker[AsyncSession]) -> GroupCommit[Attempted]:
+    """Group commit of a claim's attempts: those that end while a commit runs share the next
+    transaction (one commit, not one per event); each `_send` waits for its own."""
+
+    async def together(attempts: list[Attempted]) -> None:
+        async with sessionmaker() as session, session.begin():
+            for attempt in attempts:
+                await _record(session=session, attempt=attempt)
+
+    async def alone(attempt: Attempted) -> None:
+        async with sessionmaker() as session, session.begin():
+            await _record(session=session, attempt=attempt)
+
+    return GroupCommit(together=together, alone=alone, what="webhook attempts")
+
+
+async def _record(*, session: AsyncSession, attempt: Attempted) -> None:
+    item, values = attempt.item, attempt.values
+    # Fenced: a worker whose claim expired (another one has the row now) records nothing, and
+    # tells the row's domain nothing either.
+    if await repository.record_attempt(session=session, item=item, values=values) and attempt.on_outcome is not None:
+        outcome = DeliveryOutcome(
+            delivery_id=item.id,
+            record_type=item.record_type,
+            origin_id=item.origin_id,
+            status=WebhookDeliveryStatus(values.get("status", WebhookDeliveryStatus.PENDING.value)),
+            http_status=attempt.http_status,
+            error=attempt.error,
+            attempts=item.attempts,
+        )
+        await attempt.on_outcome(session=session, outcome=outcome)
 
 
 async def post(*, client: httpx.AsyncClient, item: repository.Due, attempts_left: int, deadline: float) -> tuple[int | None, str]:
@@ -130,7 +179,7 @@ async def post(*, client: httpx.AsyncClient, item: repository.Due, attempts_left
 
 async def _send(
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    attempts: GroupCommit[Attempted],
     client: httpx.AsyncClient,
     item: repository.Due,
     retry_schedule: list[float],
@@ -149,17 +198,4 @@ async def _send(
     else:
         values["next_attempt_at"] = now + timedelta(seconds=retry_schedule[item.attempts - 1])
     observe.webhook_attempt(status=status, gave_up=values.get("status") == WebhookDeliveryStatus.FAILED.value)
-    async with sessionmaker() as session, session.begin():
-        # Fenced: a worker whose claim expired (another one has the row now) records nothing, and
-        # tells the row's domain nothing either.
-        if await repository.record_attempt(session=session, item=item, values=values) and on_outcome is not None:
-            outcome = DeliveryOutcome(
-                delivery_id=item.id,
-                record_type=item.record_type,
-                origin_id=item.origin_id,
-                status=WebhookDeliveryStatus(values.get("status", WebhookDeliveryStatus.PENDING.value)),
-                http_status=status,
-                error=error,
-                attempts=item.attempts,
-            )
-            await on_outcome(session=session, outcome=outcome)
+    await attempts.write(Attempted(item=item, values=values, http_status=status, error=error, on_outcome=on_outcome))

@@ -109,6 +109,50 @@ class TestFencing:
         assert list(events) == ["Delivered"]
 
 
+class TestGroupCommit:
+    async def test_concurrent_sends_in_one_worker_record_each_outcome_once(
+        self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, sink: tuple[SinkHandler, int]
+    ) -> None:
+        for n in range(30):
+            await send(client, server, f"r{n}@example.net")
+        worker.settings = worker.settings.model_copy(update={"delivery_concurrency": 10, "delivery_batch_size": 30})
+        assert await worker.deliver() == 30
+        assert sorted(r.rcpt_tos[0] for r in sink[0].received) == sorted(f"r{n}@example.net" for n in range(30))
+        assert await statuses(app) == ["delivered"] * 30
+        async with app.state.sessionmaker() as session:
+            events = (await session.execute(select(MessageEvent.recipient, MessageEvent.type))).all()
+            sent = (await session.execute(text("SELECT count(*) FROM messages WHERE status = 'Sent'"))).scalar_one()
+        assert sorted((r, t) for r, t in events) == sorted((f"r{n}@example.net", "Delivered") for n in range(30))
+        assert sent == 30
+
+    async def test_batched_outcomes_discard_the_one_whose_lease_was_lost(
+        self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, sink: tuple[SinkHandler, int]
+    ) -> None:
+        await send(client, server, "temp-taken@example.net")
+        async with app.state.sessionmaker() as session, session.begin():
+            [stale] = await messages.claim_due(session=session, limit=10, lease_seconds=0.1)
+        await asyncio.sleep(0.2)
+        assert await worker.deliver() == 1  # another worker takes the expired lease: greylisted, deferred
+        await send(client, server, "mine@example.net")
+        await asyncio.sleep(0.01)
+        async with app.state.sessionmaker() as session, session.begin():
+            mine = [c for c in await messages.claim_due(session=session, limit=10, lease_seconds=60) if c.email == "mine@example.net"]
+        async with app.state.sessionmaker() as session, session.begin():
+            recorded = await messages.record_delivered_many(
+                session=session,
+                delivered=[messages.Delivered(item=i, response="250 ok", details={"DeliveryMessage": "250 ok"}) for i in [stale, *mine]],
+                at=datetime.now(UTC),
+            )
+        assert [d.item.email for d in recorded] == ["mine@example.net"]
+        async with app.state.sessionmaker() as session:
+            rows = dict((await session.execute(select(MessageRecipient.email, MessageRecipient.status))).all())
+            events = [(r, t) for r, t in (await session.execute(select(MessageEvent.recipient, MessageEvent.type))).all()]
+        # The stale claim's write was discarded: the row is the new holder's (deferred, or claimed again).
+        assert rows["mine@example.net"] == "delivered"
+        assert rows["temp-taken@example.net"] in {"deferred", "sending"}
+        assert sorted(events) == [("mine@example.net", "Delivered"), ("temp-taken@example.net", "Transient")]
+
+
 class TestClaimQuery:
     async def test_claim_stays_on_its_indexes_with_100k_delivered_rows(
         self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle
