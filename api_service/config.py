@@ -119,7 +119,9 @@ class Settings(BaseSettings):
         default=45, ge=1, le=3650, description="Days messages, bounces and webhook history are kept, for servers without RetentionDays"
     )
     retention_batch_size: int = Field(default=1000, ge=1, le=5000, description="Rows the purge deletes per table per transaction")
-    retention_interval_seconds: float = Field(default=300, gt=0, description="The worker looks for expired rows this often once none are left")
+    retention_interval_seconds: float = Field(
+        default=300, gt=0, description="The worker looks for expired rows this often once none are left"
+    )
     migration_lock_timeout_seconds: float = Field(
         default=10, gt=0, description="A migration gives up (and may be re-run) rather than wait longer than this for a table lock"
     )

@@ -112,3 +112,21 @@ async def idempotency_keys_matching(*, session: AsyncSession, pattern: str, limi
         .with_for_update(skip_locked=True)
     )
     return list((await session.execute(stmt)).scalars().all())
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+DELETE_EXPIRED_KEYS = text(
+    """
+    DELETE FROM idempotency_keys WHERE (server_id, endpoint, key) IN (
+        SELECT server_id, endpoint, key FROM idempotency_keys
+         WHERE created_at < now() - make_interval(secs => :window_seconds)
+         ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+async def delete_expired_idempotency_keys(*, session: AsyncSession, window_seconds: float, limit: int) -> int:
+    """Up to `limit` keys older than the window; such a key would be claimed afresh anyway."""
+    result = await session.execute(DELETE_EXPIRED_KEYS, {"window_seconds": window_seconds, "limit": limit})
+    return int(result.rowcount)  # type: ignore[attr-defined]
