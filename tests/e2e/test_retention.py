@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api_service.db import async_database_url
 from api_service.devtools.embedded_db import drop_database, ensure_database, migrate, with_database
-from bench.retention import kept, populate, rows_per_server
+from bench.aged import kept, populate, rows_per_server
 from tests.e2e.conftest import free_port, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
