@@ -53,6 +53,7 @@ def _worker(database_url: str, *, days: int, relay_port: int) -> Service:
         "OUTBOUND_RELAY": f"smtp://127.0.0.1:{relay_port}",
         "RETENTION_DAYS": str(days),
         "RETENTION_INTERVAL_SECONDS": "1",
+        "DELIVERY_CONCURRENCY": "4",  # a small pool: the PostgreSQL may be shared
     }
     return start("retention-worker", ["-m", "api_service.worker"], env)
 
