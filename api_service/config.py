@@ -124,6 +124,17 @@ class Settings(BaseSettings):
     metrics_token: str = Field(default="", description="When set, /metrics requires Authorization: Bearer <token>")
     metrics_host: str = Field(default="127.0.0.1", description="Address of the worker's metrics listener")
     worker_metrics_port: int = Field(default=0, ge=0, description="Port of the worker's /metrics (0: off)")
+    # Retention (README: Operating Postgate, Retention) and upgrades.
+    retention_days: int = Field(
+        default=45, ge=1, le=3650, description="Days messages, bounces and webhook history are kept, for servers without RetentionDays"
+    )
+    retention_batch_size: int = Field(default=1000, ge=1, le=5000, description="Rows the purge deletes per table per transaction")
+    retention_interval_seconds: float = Field(
+        default=300, gt=0, description="The worker looks for expired rows this often once none are left"
+    )
+    migration_lock_timeout_seconds: float = Field(
+        default=10, gt=0, description="A migration gives up (and may be re-run) rather than wait longer than this for a table lock"
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="text (readable) or json (one object a line)")
     log_level: str = Field(default="INFO", description="Python logging level")
 

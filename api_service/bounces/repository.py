@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, func, not_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -145,3 +146,38 @@ async def bounces_of_messages(*, session: AsyncSession, message_ids: list[uuid.U
         return []
     stmt = select(Bounce).where(Bounce.message_id.in_(message_ids)).order_by(Bounce.id).with_for_update()
     return list((await session.execute(stmt)).scalars().all())
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+DELETE_EXPIRED = text(
+    """
+    DELETE FROM bounces WHERE id IN (
+        SELECT id FROM bounces
+         WHERE server_id = :server_id AND bounced_at < now() - make_interval(days => :days)
+         ORDER BY bounced_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+
+# A dump is as old as the bounces it explains; a younger bounce never points at an expired dump.
+DELETE_EXPIRED_DUMPS = text(
+    """
+    DELETE FROM bounce_dumps WHERE id IN (
+        SELECT id FROM bounce_dumps
+         WHERE server_id = :server_id AND created_at < now() - make_interval(days => :days)
+         ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+async def delete_expired(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Up to `limit` of the server's bounces older than `days`; suppressions are another table and stay."""
+    result = cast(CursorResult[Any], await session.execute(DELETE_EXPIRED, {"server_id": server_id, "days": days, "limit": limit}))
+    return int(result.rowcount)
+
+
+async def delete_expired_dumps(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Up to `limit` of the server's raw bounce sources older than `days`."""
+    params = {"server_id": server_id, "days": days, "limit": limit}
+    result = cast(CursorResult[Any], await session.execute(DELETE_EXPIRED_DUMPS, params))
+    return int(result.rowcount)

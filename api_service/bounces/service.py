@@ -276,3 +276,10 @@ async def scrub_other_bounces(*, session: AsyncSession, message_ids: list[uuid.U
         changed += (bounce.dump, bounce.content, bounce.details, bounce.subject) != before or bounce.dump_id in scrubbed_dumps
     await session.flush()
     return changed
+
+
+async def purge_expired(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Retention: one batch of the server's bounces, and one of its raw bounce sources, older than `days`.
+    Suppressions are not bounces: as at Postmark, an address stays inactive until it is reactivated."""
+    removed = await repository.delete_expired(session=session, server_id=server_id, days=days, limit=limit)
+    return removed + await repository.delete_expired_dumps(session=session, server_id=server_id, days=days, limit=limit)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy import CursorResult, delete, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import BulkEntry, BulkRequest
@@ -108,3 +108,22 @@ async def advance(
             completed_at=at if done else None,
         )
     )
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+DELETE_COMPLETED = text(
+    """
+    DELETE FROM bulk_requests WHERE id IN (
+        SELECT id FROM bulk_requests
+         WHERE server_id = :server_id AND status = :completed AND created_at < now() - make_interval(days => :days)
+         ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+async def delete_completed(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Up to `limit` of the server's completed bulk requests older than `days`; unfinished ones stay."""
+    params = {"server_id": server_id, "days": days, "limit": limit, "completed": BulkStatus.COMPLETED.value}
+    result = cast(CursorResult[Any], await session.execute(DELETE_COMPLETED, params))
+    return int(result.rowcount)

@@ -269,3 +269,8 @@ async def expand_next(*, session: AsyncSession, batch_size: int, message_id_doma
         at=now,
     )
     return len(entries)
+
+
+async def purge_completed(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Retention: one batch of the server's completed bulk requests older than `days`."""
+    return await repository.delete_completed(session=session, server_id=server_id, days=days, limit=limit)

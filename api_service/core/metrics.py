@@ -88,6 +88,12 @@ WEBHOOK_ATTEMPTS = Counter(
     ["result"],
     registry=WORKER_REGISTRY,
 )
+RETENTION_DELETED = Counter(
+    "postgate_retention_deleted_rows",
+    "Rows the retention purge deleted, by kind (messages, bounces, webhook_requests, bulk_requests, inbound_messages, idempotency_keys)",
+    ["kind"],
+    registry=WORKER_REGISTRY,
+)
 
 # --- both ---------------------------------------------------------------------------------------
 DB_POOL = Gauge(

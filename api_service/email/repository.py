@@ -151,3 +151,21 @@ async def store_idempotent_responses(*, session: AsyncSession, server_id: int, e
     """Record the 200 answer (JSON text) of each claimed key."""
     keys = list(bodies)
     await session.execute(STORE_MANY, {"server_id": server_id, "endpoint": endpoint, "keys": keys, "bodies": [bodies[k] for k in keys]})
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+DELETE_EXPIRED_KEYS = text(
+    """
+    DELETE FROM idempotency_keys WHERE (server_id, endpoint, key) IN (
+        SELECT server_id, endpoint, key FROM idempotency_keys
+         WHERE created_at < now() - make_interval(secs => :window_seconds)
+         ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+async def delete_expired_idempotency_keys(*, session: AsyncSession, window_seconds: float, limit: int) -> int:
+    """Up to `limit` keys older than the window; such a key would be claimed afresh anyway."""
+    result = await session.execute(DELETE_EXPIRED_KEYS, {"window_seconds": window_seconds, "limit": limit})
+    return int(result.rowcount)  # type: ignore[attr-defined]

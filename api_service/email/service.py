@@ -383,3 +383,8 @@ async def forget_address(*, session: AsyncSession, email: str, placeholder: str,
         row.response_body = scrub_json(row.response_body, email, placeholder)
     await session.flush()
     return len(rows)
+
+
+async def purge_idempotency_keys(*, session: AsyncSession, limit: int) -> int:
+    """Retention: one batch of Idempotency-Keys past their window (they no longer answer a retry)."""
+    return await repository.delete_expired_idempotency_keys(session=session, window_seconds=IDEMPOTENCY_WINDOW_SECONDS, limit=limit)

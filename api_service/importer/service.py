@@ -311,7 +311,7 @@ class Importer:
             source.name,
             Action.UPDATE,
             ", ".join(columns[c] for c in changed),
-            partial(servers.edit_server, session=self.session, server=current, data=edit, url_guard=self.url_guard),
+            partial(servers.edit_server, session=self.session, server=current, data=edit, url_guard=self.url_guard, account=True),
         )
         return current
 

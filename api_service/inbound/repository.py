@@ -160,3 +160,30 @@ async def delete_messages_about(*, session: AsyncSession, email: str, limit: int
     A sequential scan: removals are rare, and an index on every address column would cost each arrival."""
     result = await session.execute(DELETE_ABOUT, {"email": email, "limit": limit})
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+# Messages whose hook is still to be POSTed (Queued, Scheduled) stay until it is done or given up.
+DELETE_EXPIRED = text(
+    """
+    DELETE FROM inbound_messages WHERE id IN (
+        SELECT id FROM inbound_messages
+         WHERE server_id = :server_id AND created_at < now() - make_interval(days => :days)
+           AND status NOT IN (:queued, :scheduled)
+         ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+async def delete_expired(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Up to `limit` of the server's inbound messages older than `days`, their raw MIME with them."""
+    params = {
+        "server_id": server_id,
+        "days": days,
+        "limit": limit,
+        "queued": InboundStatus.QUEUED.value,
+        "scheduled": InboundStatus.SCHEDULED.value,
+    }
+    result = await session.execute(DELETE_EXPIRED, params)
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -292,3 +292,8 @@ async def delete_rule(*, session: AsyncSession, server_id: int, rule_id: int) ->
         raise NotFound(ErrorCode.INBOUND_RULE_NOT_FOUND, f"Inbound rule {rule_id} was not found.")
     await repository.delete_rule(session=session, rule=rule)
     return rule.rule
+
+
+async def purge_expired(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Retention: one batch of the server's inbound messages older than `days` whose hook is done."""
+    return await repository.delete_expired(session=session, server_id=server_id, days=days, limit=limit)

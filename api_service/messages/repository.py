@@ -428,3 +428,29 @@ async def forget_recipient_rows(*, session: AsyncSession, message_id: uuid.UUID,
         delete(MessageRecipient).where(MessageRecipient.message_id == message_id, func.lower(MessageRecipient.email) == email)
     )
     await session.execute(delete(MessageEvent).where(MessageEvent.message_id == message_id, func.lower(MessageEvent.recipient) == email))
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+# The oldest expired messages of one server, by the (server_id, created_at) index; a message with a
+# recipient still waiting for delivery stays, whatever its age. SKIP LOCKED: a message a request is
+# touching right now (an open, a click, a data removal) is left for the next round, not waited for.
+DELETE_EXPIRED = text(
+    """
+    DELETE FROM messages WHERE id IN (
+        SELECT m.id FROM messages m
+         WHERE m.server_id = :server_id AND m.created_at < now() - make_interval(days => :days)
+           AND NOT EXISTS (SELECT 1 FROM message_recipients r
+                            WHERE r.message_id = m.id AND r.status IN ('queued', 'sending', 'deferred'))
+         ORDER BY m.created_at
+         LIMIT :limit
+           FOR UPDATE OF m SKIP LOCKED)
+    """
+)
+
+
+async def delete_expired(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Up to `limit` of the server's messages older than `days`, with their recipients, events, opens and
+    clicks (ON DELETE CASCADE) and raw MIME; their bounces keep no message id."""
+    result = cast(CursorResult[Any], await session.execute(DELETE_EXPIRED, {"server_id": server_id, "days": days, "limit": limit}))
+    return int(result.rowcount)

@@ -304,3 +304,9 @@ async def forget_recipient(*, session: AsyncSession, email: str, placeholder: st
     if len(rows) < limit:
         done.busy = await repository.count_being_delivered_to(session=session, email=email)
     return done
+
+
+async def purge_expired(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Retention: one batch of the server's messages older than `days` and everything hanging off them;
+    messages still queued for delivery stay."""
+    return await repository.delete_expired(session=session, server_id=server_id, days=days, limit=limit)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -13,6 +13,8 @@ class IdempotencyKey(CreatedAtMixin, Base):
     """An `Idempotency-Key` and the response it produced, stored with the messages it created."""
 
     __tablename__ = "idempotency_keys"
+    # The retention purge finds keys past their window by age.
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
 
     server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(40), primary_key=True)

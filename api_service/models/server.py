@@ -32,3 +32,6 @@ class Server(CreatedAtMixin, Base):
     enable_smtp_api_error_hooks: Mapped[bool] = mapped_column(default=False)
     webhook_secret: Mapped[str] = mapped_column(String(128), doc="Key of the HMAC signature on webhook requests")
     tracking_secret: Mapped[str] = mapped_column(String(128), doc="Key that seals the open, click and unsubscribe URLs of its mail")
+    retention_days: Mapped[int | None] = mapped_column(
+        default=None, doc="Days its messages, bounces and webhook history are kept; null: the global RETENTION_DAYS"
+    )

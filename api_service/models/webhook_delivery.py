@@ -26,6 +26,8 @@ class WebhookDelivery(CreatedAtMixin, Base):
         Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
         # The POSTs about one record (an inbound message's hook attempts, on its console page).
         Index("ix_webhook_deliveries_origin", "server_id", "record_type", "origin_id", postgresql_where=text("origin_id <> ''")),
+        # The retention purge: a server's finished (sent or given up) rows by age.
+        Index("ix_webhook_deliveries_finished", "server_id", "created_at", postgresql_where=text("status <> 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

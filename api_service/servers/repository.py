@@ -79,3 +79,9 @@ async def get_servers(*, session: AsyncSession, ids: set[int]) -> dict[int, Serv
 async def list_streams(*, session: AsyncSession, server_id: int) -> list[MessageStream]:
     stmt = select(MessageStream).where(MessageStream.server_id == server_id).order_by(MessageStream.created_at, MessageStream.stream_id)
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def retention_days(*, session: AsyncSession) -> list[tuple[int, int | None]]:
+    """Every server's id and its own retention in days (None: the global default)."""
+    rows = (await session.execute(select(Server.id, Server.retention_days).order_by(Server.id))).all()
+    return [(server_id, days) for server_id, days in rows]

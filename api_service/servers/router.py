@@ -51,6 +51,7 @@ def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Serv
         IncludeBounceContentInHook=server.include_bounce_content_in_hook,
         EnableSmtpApiErrorHooks=server.enable_smtp_api_error_hooks,
         WebhookSecret=server.webhook_secret,
+        RetentionDays=server.retention_days or settings.retention_days,
         SmtpConnection=SmtpConnectionInfo(
             Host=settings.smtp_public_host or settings.smtp_host,
             Ports=[settings.smtp_port],
@@ -66,7 +67,7 @@ async def masked_tokens(*, session: AsyncSession, server: ServerRow, known: str 
     return [known if known and known.lower().endswith(h) else f"{MASK}{h}" for h in hints]
 
 
-SERVER_CODES = "ErrorCodes 602 InboundDomain used by another server, 603 name exists, 606 invalid hook URL or not a public address, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType"
+SERVER_CODES = "ErrorCodes 602 InboundDomain used by another server, 603 name exists, 606 invalid hook URL or not a public address, 607 color, 608 name, 609 no data, 611 spam threshold, 612 TrackLinks, 613 DeliveryType, 403 RetentionDays out of 7-365 (or set with a server token)"
 ERRORS = error_responses(invalid=SERVER_CODES)
 ACCOUNT_ERRORS = error_responses(invalid=f"{SERVER_CODES}, 600 invalid query", not_found="ErrorCode 600: no such server", account=True)
 
@@ -83,7 +84,7 @@ async def edit_current_server(
     request: Request, server: CurrentServer, session: Session, settings: AppSettings, data: Annotated[ServerEdit, Body()]
 ) -> Server:
     """Edit the settings of the server whose token is used."""
-    await service.edit_server(session=session, server=server, data=data, url_guard=settings.webhook_url_guard())
+    await service.edit_server(session=session, server=server, data=data, url_guard=settings.webhook_url_guard(), account=False)
     tokens = await masked_tokens(session=session, server=server, known=request.headers.get(SERVER_TOKEN_HEADER, ""))
     return to_wire(server, tokens=tokens, settings=settings)
 
@@ -117,7 +118,7 @@ async def get_server(server_id: EntityId, session: Session, settings: AppSetting
 async def edit_server(server_id: EntityId, session: Session, settings: AppSettings, data: Annotated[ServerEdit, Body()]) -> Server:
     """Edit a server by ID."""
     server = await service.get_server_or_raise(session=session, server_id=server_id)
-    await service.edit_server(session=session, server=server, data=data, url_guard=settings.webhook_url_guard())
+    await service.edit_server(session=session, server=server, data=data, url_guard=settings.webhook_url_guard(), account=True)
     return to_wire(server, tokens=await masked_tokens(session=session, server=server), settings=settings)
 
 

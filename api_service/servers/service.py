@@ -40,7 +40,10 @@ EDITABLE: dict[str, str] = {
     "TrackLinks": "track_links",
     "IncludeBounceContentInHook": "include_bounce_content_in_hook",
     "EnableSmtpApiErrorHooks": "enable_smtp_api_error_hooks",
+    "RetentionDays": "retention_days",
 }
+# Postmark keeps content 45 days, 7 to 365 with its retention add-on; Postgate takes the same range.
+RETENTION_DAYS_RANGE = range(7, 366)
 
 
 @dataclass(slots=True)
@@ -94,6 +97,11 @@ def clean_changes(data: ServerEdit) -> dict[str, Any]:
             value = matched
         elif field == "InboundDomain":
             value = value.strip().lower()
+        elif field == "RetentionDays" and value not in RETENTION_DAYS_RANGE:
+            raise PostmarkError(
+                ErrorCode.INVALID_REQUEST_FIELDS,
+                f"Invalid request field(s) - RetentionDays must be a whole number of days from {RETENTION_DAYS_RANGE.start} to {RETENTION_DAYS_RANGE.stop - 1}.",
+            )
         changes[column] = value
     return changes
 
@@ -182,10 +190,17 @@ async def get_or_create_server(*, session: AsyncSession, name: str, url_guard: U
         return made
 
 
-async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit, url_guard: UrlGuard) -> Server:
+async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit, url_guard: UrlGuard, account: bool = False) -> Server:
+    """Apply the given fields; `account` is whether the account token asked (it alone may change RetentionDays:
+    how long a server's mail is kept is the account holder's decision, not a sending application's)."""
     changes = clean_changes(data)
     if not data.model_dump(exclude_unset=True, exclude_none=True):
         raise PostmarkError(ErrorCode.SERVER_NO_DATA, "No data was supplied: send at least one server field to change.")
+    if "retention_days" in changes and not account:
+        raise PostmarkError(
+            ErrorCode.INVALID_REQUEST_FIELDS,
+            "Invalid request field(s) - RetentionDays can only be changed with the account token (PUT /servers/{serverid}).",
+        )
     await _check_hook_targets(changes, url_guard=url_guard)
     if "name" in changes:
         await _check_name_free(session=session, name=changes["name"], server_id=server.id)
@@ -248,3 +263,8 @@ async def token_hints(*, session: AsyncSession, server_ids: list[int]) -> dict[i
 
 async def list_streams(*, session: AsyncSession, server_id: int) -> list[MessageStream]:
     return await repository.list_streams(session=session, server_id=server_id)
+
+
+async def retention_days(*, session: AsyncSession, default_days: int) -> dict[int, int]:
+    """Each server's id and how many days its records are kept (its RetentionDays, else the default)."""
+    return {server_id: days or default_days for server_id, days in await repository.retention_days(session=session)}

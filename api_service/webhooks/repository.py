@@ -132,3 +132,22 @@ DELETE_MENTIONING = text(
 async def delete_deliveries_mentioning(*, session: AsyncSession, pattern: str, limit: int) -> int:
     """Up to `limit` outbox rows whose payload matches the PostgreSQL regular expression `pattern`."""
     return len((await session.execute(DELETE_MENTIONING, {"pattern": pattern, "limit": limit})).all())
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+DELETE_FINISHED = text(
+    """
+    DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries
+         WHERE server_id = :server_id AND status <> 'pending' AND created_at < now() - make_interval(days => :days)
+         ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+async def delete_finished(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Up to `limit` of the server's outbox rows older than `days` that were sent or given up on;
+    pending rows stay whatever their age."""
+    result = cast(CursorResult[Any], await session.execute(DELETE_FINISHED, {"server_id": server_id, "days": days, "limit": limit}))
+    return int(result.rowcount)

@@ -293,3 +293,8 @@ async def forget_address(*, session: AsyncSession, email: str, limit: int) -> in
     """A data removal: delete up to `limit` webhook events, sent or waiting, whose payload names the
     address (a waiting one is then never sent); returns how many."""
     return await repository.delete_deliveries_mentioning(session=session, pattern=postgres_pattern(email), limit=limit)
+
+
+async def purge_finished(*, session: AsyncSession, server_id: int, days: int, limit: int) -> int:
+    """Retention: one batch of the server's sent or given-up webhook requests older than `days`."""
+    return await repository.delete_finished(session=session, server_id=server_id, days=days, limit=limit)

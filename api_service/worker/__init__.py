@@ -31,6 +31,7 @@ from api_service.delivery.transport import transport_from_settings
 from api_service.domains.dns import lookup_for
 from api_service.domains.tasks import check_dns
 from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
+from api_service.retention.tasks import purge_due
 from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due, webhook_client
 
 log = logging.getLogger("postgate.worker")
@@ -102,6 +103,12 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                     lambda: process_due(sessionmaker=sessionmaker, settings=settings),
                     stop=stop,
                     idle=settings.worker_poll_seconds,
+                ),
+                _loop(
+                    "retention",
+                    lambda: purge_due(sessionmaker=sessionmaker, settings=settings),
+                    stop=stop,
+                    idle=settings.retention_interval_seconds,
                 ),
                 _loop(
                     "dns",

@@ -17,14 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # Column additions without defaults are catalogue changes; what reads a big table (index builds,
+    # the foreign key's check of every bounce) runs after this transaction commits, without
+    # holding its ACCESS EXCLUSIVE locks, so a live database keeps sending meanwhile.
     op.add_column("message_recipients", sa.Column("lease_token", sa.Uuid(), nullable=True))
-    op.create_index(
-        "ix_message_recipients_leased",
-        "message_recipients",
-        ["lease_until"],
-        unique=False,
-        postgresql_where=sa.text("status = 'sending'"),
-    )
     op.add_column("webhook_deliveries", sa.Column("lease_token", sa.Uuid(), nullable=True))
     op.create_table(
         "bounce_dumps",
@@ -37,8 +33,28 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_bounce_dumps_server_id"), "bounce_dumps", ["server_id"], unique=False)
     op.add_column("bounces", sa.Column("dump_id", sa.BigInteger(), nullable=True))
-    op.create_index(op.f("ix_bounces_dump_id"), "bounces", ["dump_id"], unique=False)
-    op.create_foreign_key(op.f("fk_bounces_dump_id_bounce_dumps"), "bounces", "bounce_dumps", ["dump_id"], ["id"], ondelete="SET NULL")
+    op.execute(
+        "ALTER TABLE bounces ADD CONSTRAINT fk_bounces_dump_id_bounce_dumps"
+        " FOREIGN KEY (dump_id) REFERENCES bounce_dumps (id) ON DELETE SET NULL NOT VALID"
+    )
+    with op.get_context().autocommit_block():
+        _create_index_concurrently("ix_message_recipients_leased", "message_recipients", "lease_until", "status = 'sending'")
+        _create_index_concurrently("ix_bounces_dump_id", "bounces", "dump_id")
+        # SHARE UPDATE EXCLUSIVE: bounces are still read and written while it is checked.
+        op.execute("ALTER TABLE bounces VALIDATE CONSTRAINT fk_bounces_dump_id_bounce_dumps")
+
+
+def _create_index_concurrently(name: str, table: str, columns: str, where: str = "") -> None:
+    # Built without blocking writes to a table that may be large by now (the revision was
+    # first written with a plain CREATE INDEX). An INVALID leftover of an interrupted build would
+    # satisfy IF NOT EXISTS, so it is dropped first and a re-run finishes the job.
+    invalid = op.get_bind().execute(
+        sa.text("SELECT 1 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relname = :name AND NOT i.indisvalid"),
+        {"name": name},
+    )
+    if invalid.first() is not None:
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns})" + (f" WHERE {where}" if where else ""))
 
 
 def downgrade() -> None:

@@ -26,6 +26,10 @@ class ServerEdit(WireModel):
     TrackLinks: str | None = Field(default=None, description="None | HtmlAndText | HtmlOnly | TextOnly")
     IncludeBounceContentInHook: bool | None = None
     EnableSmtpApiErrorHooks: bool | None = Field(default=None, description="Send SMTPApiError bounces to the bounce webhook")
+    RetentionDays: int | None = Field(
+        default=None,
+        description="Days messages, bounces and webhook history are kept, 7-365 (Postmark's range); account token only (a Postgate addition)",
+    )
 
     model_config = WireModel.model_config | {
         "json_schema_extra": {
@@ -79,6 +83,9 @@ class Server(WireResponse):
     TrackLinks: str
     IncludeBounceContentInHook: bool
     EnableSmtpApiErrorHooks: bool
+    RetentionDays: int = Field(
+        description="Days messages, bounces and webhook history are kept: the server's own, else RETENTION_DAYS (a Postgate addition)"
+    )
     SmtpConnection: SmtpConnectionInfo | None = None
     WebhookSecret: str = Field(default="", description="Key of the X-Postgate-Signature HMAC on webhook requests (a Postgate addition)")
 

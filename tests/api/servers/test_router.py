@@ -91,3 +91,42 @@ class TestServersApi:
         response = await client.get("/servers?count=10&offset=0", headers=server.headers)
         assert response.status_code == 401
         assert response.json()["ErrorCode"] == 10
+
+
+class TestRetentionDays:
+    async def test_default_is_the_global_retention(self, client: httpx.AsyncClient) -> None:
+        server = await create_server(client)
+        assert (await client.get("/server", headers=server.headers)).json()["RetentionDays"] == 45
+        listed = (await client.get("/servers", params={"count": 10, "offset": 0}, headers=ACCOUNT)).json()
+        assert [s["RetentionDays"] for s in listed["Servers"]] == [45]
+
+    async def test_account_token_sets_it_and_every_view_shows_it(self, client: httpx.AsyncClient) -> None:
+        server = await create_server(client)
+        edited = await client.put(f"/servers/{server.id}", json={"RetentionDays": 7}, headers=ACCOUNT)
+        assert edited.status_code == 200, edited.text
+        assert edited.json()["RetentionDays"] == 7
+        assert (await client.get(f"/servers/{server.id}", headers=ACCOUNT)).json()["RetentionDays"] == 7
+        assert (await client.get("/server", headers=server.headers)).json()["RetentionDays"] == 7
+        listed = (await client.get("/servers", params={"count": 10, "offset": 0}, headers=ACCOUNT)).json()
+        assert listed["Servers"][0]["RetentionDays"] == 7
+
+    async def test_create_takes_it(self, client: httpx.AsyncClient) -> None:
+        created = await client.post("/servers", json={"Name": "Kept long", "RetentionDays": 365}, headers=ACCOUNT)
+        assert created.status_code == 200, created.text
+        assert created.json()["RetentionDays"] == 365
+
+    @pytest.mark.parametrize("days", [0, 6, 366, -1, "a month"])
+    async def test_outside_7_to_365_returns_403(self, client: httpx.AsyncClient, days: object) -> None:
+        server = await create_server(client)
+        response = await client.put(f"/servers/{server.id}", json={"RetentionDays": days}, headers=ACCOUNT)
+        assert response.status_code == 422
+        assert response.json()["ErrorCode"] == 403
+        assert "RetentionDays" in response.json()["Message"]
+        assert (await client.get(f"/servers/{server.id}", headers=ACCOUNT)).json()["RetentionDays"] == 45
+
+    async def test_server_token_cannot_change_it(self, client: httpx.AsyncClient) -> None:
+        server = await create_server(client)
+        response = await client.put("/server", json={"RetentionDays": 365}, headers=server.headers)
+        assert response.status_code == 422
+        assert response.json()["ErrorCode"] == 403
+        assert (await client.get("/server", headers=server.headers)).json()["RetentionDays"] == 45

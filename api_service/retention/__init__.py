@@ -1,0 +1,1 @@
+"""Retention: the worker deletes what is older than each server's RetentionDays, in small batches."""
