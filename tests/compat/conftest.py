@@ -71,7 +71,7 @@ def compat_dns(live_api: str) -> tuple[Zone, str]:
 
 @pytest.fixture
 def clean_live_api(live_api: str, database_url: str) -> Iterator[str]:
-    yield live_api
+    """The live API on an empty database, emptied again afterwards (modules before may leave rows)."""
 
     async def truncate() -> None:
         engine = create_async_engine(async_database_url(database_url))
@@ -79,6 +79,8 @@ def clean_live_api(live_api: str, database_url: str) -> Iterator[str]:
             await conn.execute(text(f"TRUNCATE {', '.join(t.name for t in Base.metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
         await engine.dispose()
 
+    asyncio.run(truncate())
+    yield live_api
     asyncio.run(truncate())
 
 
