@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
     parser.add_argument("--soak", type=float, default=None, help="seconds of the memory soak (default 600, quick 5)")
     parser.add_argument(
-        "--only", choices=["rest", "smtp", "delivery"], action="append", help="run only these groups, keeping the others from the last run"
+        "--only", choices=list(RUNNERS), action="append", help="run only these groups, keeping the others from the last run"
     )
     args = parser.parse_args(argv)
 
