@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.message import Message
 
-from api_service.email.addresses import domain_of, normalise_email
+from api_service.mail.addresses import domain_of, normalise_email
+from api_service.mail.parse import parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +67,11 @@ def _field_blocks(part: Message) -> list[Message]:
         return [p for p in payload if isinstance(p, Message)]
     if isinstance(payload, str):
         # Some parsers leave the delivery-status body as text: split its blank-line blocks.
-        return [
-            message_from_bytes(block.encode(), policy=policy.compat32)
-            for block in payload.replace("\r\n", "\n").split("\n\n")
-            if block.strip()
-        ]
+        return [parse(block.encode()) for block in payload.replace("\r\n", "\n").split("\n\n") if block.strip()]
     return []
 
 
-def _original_message_id(message: EmailMessage) -> str | None:
+def _original_message_id(message: Message) -> str | None:
     for part in message.walk():
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
             payload = part.get_payload()
@@ -83,16 +79,16 @@ def _original_message_id(message: EmailMessage) -> str | None:
             if isinstance(inner, Message) and inner.get("Message-ID"):
                 return str(inner["Message-ID"]).strip()
             if isinstance(payload, str):
-                headers = message_from_bytes(payload.encode(), policy=policy.compat32)
+                headers = parse(payload.encode())
                 if headers.get("Message-ID"):
                     return str(headers["Message-ID"]).strip()
     return None
 
 
 def parse_report(raw: bytes) -> Report:
-    message = message_from_bytes(raw, _class=EmailMessage, policy=policy.compat32)
+    message = parse(raw)
     report_type = (message.get_param("report-type") or "") if message.get_content_type() == "multipart/report" else ""
-    original = _original_message_id(message)  # type: ignore[arg-type]
+    original = _original_message_id(message)
     if str(report_type).lower() == "feedback-report":
         complainant = None
         for part in message.walk():

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Body, Query
 
 from api_service.bounces import repository, service
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.servers.deps import AccountAuth, CurrentServer
 from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, BounceType, ErrorCode

@@ -17,8 +17,8 @@ from api_service.bounces.classify import Outcome, classify
 from api_service.bounces.reports import complaint_from_authority, parse_report
 from api_service.bounces.verp import parse_return_path
 from api_service.core.offload import cpu_bound
-from api_service.email.addresses import normalise_email
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
+from api_service.mail.addresses import normalise_email
 from api_service.messages import service as messages
 from api_service.messages.scrub import scrub_address, scrub_text
 from api_service.models import Bounce, Message

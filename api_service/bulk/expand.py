@@ -15,9 +15,9 @@ from typing import Any
 
 from api_service.email.from_json import from_json, from_templated_json
 from api_service.email.message import OutgoingMessage
-from api_service.email.mime import AttachmentPart
 from api_service.email.service import static_problems
 from api_service.errors import InvalidEmailRequest, PostmarkError
+from api_service.mail.mime import AttachmentPart
 from api_service.templates.mustachio import TemplateSyntaxError, compile_template
 from api_service.templates.rendering import TemplateParts, render_template
 from shared.constants import DEFAULT_BROADCAST_STREAM, ErrorCode

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api_service.bulk import service
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
+from api_service.deps import Session, TransactionalRoute
 from api_service.email.service import Idempotency, Replay
 from api_service.servers.deps import CurrentServer, SendingServer
 from shared.constants import MAX_PAGE_COUNT

@@ -39,8 +39,8 @@ from api_service.console.router import (
     server_url,
 )
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.paging import EntityId, Page
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.inbound import repository as inbound_repository
 from api_service.inbound import service as inbound_service

@@ -39,8 +39,8 @@ from api_service.console import service
 from api_service.console.charts import Series, bar_chart
 from api_service.console.pages import PREFIX, SignInRequired, render
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.paging import EntityId
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.domains import service as domains_service
 from api_service.domains.dns import lookup_for
 from api_service.errors import PostmarkError

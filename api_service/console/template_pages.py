@@ -35,8 +35,8 @@ from api_service.console.router import (
     redirect,
     server_url,
 )
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.paging import EntityId
+from api_service.deps import Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.models import Server
 from api_service.servers import service as servers_service

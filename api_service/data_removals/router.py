@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId
 from api_service.data_removals import service
+from api_service.deps import Session, TransactionalRoute
 from api_service.models import DataRemoval
 from api_service.servers.deps import AccountAuth
 from shared.schemas.base import format_timestamp

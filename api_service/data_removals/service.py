@@ -31,9 +31,9 @@ from api_service.bounces import service as bounces
 from api_service.config import Settings
 from api_service.data_removals import repository
 from api_service.email import service as email
-from api_service.email.addresses import Mailbox, normalise_email
 from api_service.errors import NotFound, PostmarkError
 from api_service.inbound import service as inbound
+from api_service.mail.addresses import Mailbox, normalise_email
 from api_service.messages import service as messages
 from api_service.models import DataRemoval
 from api_service.senders import system_mail

@@ -28,7 +28,7 @@ from api_service.delivery.transport import Attempt, Reply, Transport
 from api_service.domains import dkim
 from api_service.domains import service as domains
 from api_service.email import pipeline
-from api_service.email.addresses import domain_of
+from api_service.mail.addresses import domain_of
 from api_service.messages import service as messages
 from api_service.messages.service import Claimed
 from api_service.models import Message, Server

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from api_service.core.deps import AppSettings
+from api_service.deps import AppSettings
 from api_service.domains.dns import DnsLookup, lookup_for
 
 

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from api_service.config import Settings
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.domains import service
 from api_service.domains.deps import Dns
 from api_service.domains.views import dns_details

@@ -11,12 +11,13 @@ import binascii
 import re
 from typing import Any
 
-from api_service.email.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox, split_items
-from api_service.email.headers import token_safe
-from api_service.email.message import OutgoingMessage, TemplateReference
-from api_service.email.mime import AttachmentPart
+from api_service.email.message import OutgoingMessage
 from api_service.errors import InvalidEmailRequest, PostmarkError
+from api_service.mail.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox, split_items
+from api_service.mail.headers import token_safe
+from api_service.mail.mime import AttachmentPart
 from api_service.models import MessageSource
+from api_service.templates.reference import TemplateReference
 from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
     MAX_ADDRESS_FIELD_CHARS,

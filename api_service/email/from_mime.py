@@ -8,15 +8,12 @@ bounces (see `service.accept`).
 from __future__ import annotations
 
 import re
-from email import message_from_bytes, policy
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser
 
-from api_service.email.addresses import AddressError, Mailbox, normalise_email, parse_address_list, parse_mailbox
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InvalidEmailRequest, PostmarkError
+from api_service.mail.addresses import AddressError, Mailbox, normalise_email, parse_address_list, parse_mailbox
+from api_service.mail.parse import decoded, header_fields, parse, parse_head, split_head
 from api_service.models import MessageSource
 from shared.constants import (
     DEFAULT_MESSAGE_STREAM,
@@ -28,28 +25,7 @@ from shared.constants import (
 )
 
 CONTROL_PREFIX = b"x-pm-"
-HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
 FIELD_START = re.compile(rb"^[!-9;-~]+:")
-
-
-def split_head(raw: bytes) -> tuple[bytes, bytes]:
-    """(header block with its final line break, the rest)."""
-    match = HEADER_END.search(raw)
-    if match is None:
-        return raw, b""
-    cut = match.start() + len(match.group()) // 2
-    return raw[:cut], raw[cut:]
-
-
-def header_fields(head: bytes) -> list[bytes]:
-    """The header block as whole fields, each with its continuation lines and line break."""
-    fields: list[bytes] = []
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
-        else:
-            fields.append(line)
-    return fields
 
 
 def rewrite_headers(raw: bytes, *, message_id: str | None) -> bytes:
@@ -69,19 +45,12 @@ def rewrite_headers(raw: bytes, *, message_id: str | None) -> bytes:
     return b"".join(kept) + body
 
 
-_HEADERS = BytesHeaderParser(policy=policy.compat32)
 _UNFOLD = re.compile(r"\r?\n[ \t]")
 
 
 def _text(value: object) -> str:
     """A header value unfolded, with RFC 2047 encoded words decoded."""
-    text = _UNFOLD.sub(" ", str(value))
-    if "=?" in text:
-        try:
-            return str(make_header(decode_header(text)))
-        except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
-            return text
-    return text
+    return decoded(_UNFOLD.sub(" ", str(value)))
 
 
 def _addresses(message: Message, name: str, problems: list[PostmarkError]) -> list[Mailbox]:
@@ -101,7 +70,7 @@ def _attachment_names(raw: bytes, content_type: str) -> list[str]:
     if b"filename" not in lowered and b"name=" not in lowered and b"name*" not in lowered:
         return []  # no part names a file: nothing to parse the body for
     names = []
-    for part in message_from_bytes(raw, policy=policy.compat32).walk():
+    for part in parse(raw).walk():
         filename = part.get_filename()
         if filename:
             names.append(_text(filename))
@@ -135,7 +104,7 @@ def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMes
     policy's full parse; the body is parsed only for a multipart message's attachment names.
     The envelope decides who gets the message, whatever To and Cc say (Bcc lives only there).
     """
-    message = _HEADERS.parsebytes(raw)
+    message = parse_head(raw)
     problems: list[PostmarkError] = []
     sender = None
     from_values = message.get_all("From") or []

@@ -8,23 +8,13 @@ same rules on them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from api_service.email.addresses import Mailbox
-from api_service.email.mime import AttachmentPart
 from api_service.errors import PostmarkError
+from api_service.mail.addresses import Mailbox
+from api_service.mail.mime import AttachmentPart
 from api_service.models import MessageSource
+from api_service.templates.reference import TemplateReference
 from shared.constants import DEFAULT_MESSAGE_STREAM
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateReference:
-    """A templated message's template (by id, else by alias) and model; `pipeline.render` fills the message from it."""
-
-    template_id: int | None
-    alias: str | None
-    model: dict[str, Any]
-    inline_css: bool = True
 
 
 @dataclass(slots=True)

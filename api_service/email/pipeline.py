@@ -17,11 +17,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.email.addresses import Mailbox, domain_of
 from api_service.email.from_mime import rewrite_headers
 from api_service.email.message import OutgoingMessage
-from api_service.email.mime import MimeInput, build_mime
 from api_service.errors import PostmarkError
+from api_service.mail.addresses import Mailbox, domain_of
+from api_service.mail.mime import MimeInput, build_mime
 from api_service.models import Message
 from api_service.templates import service as templates
 from api_service.tracking import copies

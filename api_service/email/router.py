@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.email import service
 from api_service.email.from_json import from_json, from_templated_json
 from api_service.email.group_commit import GroupCommitter

@@ -20,9 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import service as bounces
 from api_service.core import observe
-from api_service.core.address_match import postgres_pattern
 from api_service.email import pipeline, repository
-from api_service.email.addresses import Mailbox, domain_of
 from api_service.email.message import OutgoingMessage
 from api_service.errors import (
     ForbiddenAttachment,
@@ -33,6 +31,8 @@ from api_service.errors import (
     SenderSignatureNotConfirmed,
     SenderSignatureNotFound,
 )
+from api_service.mail.address_match import postgres_pattern
+from api_service.mail.addresses import Mailbox, domain_of
 from api_service.messages import service as messages
 from api_service.messages.scrub import scrub_json
 from api_service.models import Message, MessageRecipient

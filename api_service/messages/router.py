@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.offload import cpu_bound
 from api_service.core.paging import Paging
+from api_service.deps import Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.messages import repository, service
 from api_service.models import Message

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from email import message_from_bytes, policy
 from email.charset import BASE64, QP, Charset
-from email.generator import BytesGenerator
 from email.message import Message
 from email.utils import formataddr, getaddresses
-from io import BytesIO
 from typing import Any
 
-from api_service.core.address_match import address_pattern
+from api_service.mail.address_match import address_pattern
+from api_service.mail.parse import generate, parse
 
 ADDRESS_HEADERS = frozenset(
     {
@@ -37,7 +35,6 @@ ADDRESS_HEADERS = frozenset(
         b"disposition-notification-to",
     }
 )
-_GENERATOR_POLICY = policy.compat32.clone(linesep="\r\n", max_line_length=0)
 
 
 def mentions(data: bytes, address: str) -> bool:
@@ -86,7 +83,7 @@ def _rewrite_field(field: bytes, address: str, placeholder: str) -> bytes:
 
 def _scrub_text_parts(raw: bytes, address: str, placeholder: str) -> bytes:
     """Decode, scrub and encode again each quoted-printable or base64 text part that mentions the address."""
-    parsed = message_from_bytes(raw, policy=policy.compat32)
+    parsed = parse(raw)
     pattern = address_pattern(address)
     changed = False
     for part in parsed.walk():
@@ -100,9 +97,7 @@ def _scrub_text_parts(raw: bytes, address: str, placeholder: str) -> bytes:
         changed = True
     if not changed:
         return raw
-    out = BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=_GENERATOR_POLICY).flatten(parsed)
-    return out.getvalue()
+    return generate(parsed)
 
 
 def _set_encoded(part: Message, data: bytes, encoding: str) -> None:

@@ -10,18 +10,17 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound
+from api_service.mail.parse import text_bodies
+from api_service.mail.useragent import ClientInfo
 from api_service.messages import repository
 from api_service.messages.repository import Claimed
 from api_service.messages.scrub import scrub_address, scrub_text
 from api_service.models import Message, MessageClick, MessageEvent, MessageOpen, MessageRecipient, RecipientStatus
-from api_service.tracking.useragent import ClientInfo
 from shared.constants import ClickLocation, ErrorCode, MessageEventType
 
 __all__ = ["ActivityFilter", "Claimed"]
@@ -45,13 +44,7 @@ async def get_message_or_raise(*, session: AsyncSession, server_id: int, message
 
 def bodies(raw: bytes) -> tuple[str, str]:
     """(TextBody, HtmlBody) of a stored message; attachments are never returned."""
-    parsed = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
-    text = parsed.get_body(preferencelist=("plain",))
-    html = parsed.get_body(preferencelist=("html",))
-    return (
-        text.get_content() if text is not None else "",
-        html.get_content() if html is not None else "",
-    )
+    return text_bodies(raw)
 
 
 async def get_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:

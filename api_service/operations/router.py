@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from api_service.core import metrics
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import InvalidToken
 from api_service.operations import service
 

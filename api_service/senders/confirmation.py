@@ -13,7 +13,7 @@ import jinja2
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from api_service.core.deps import Session, TransactionalRoute
+from api_service.deps import Session, TransactionalRoute
 from api_service.models import SenderSignature
 from api_service.senders import service
 

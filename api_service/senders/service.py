@@ -22,8 +22,8 @@ from api_service.config import Settings
 from api_service.domains import service as domains
 from api_service.domains import spf
 from api_service.domains.dns import DnsLookup
-from api_service.email.addresses import Mailbox, domain_of, normalise_email
 from api_service.errors import NotFound, PostmarkError
+from api_service.mail.addresses import Mailbox, domain_of, normalise_email
 from api_service.models import Domain, SenderSignature
 from api_service.senders import repository, system_mail
 from shared.constants import ErrorCode

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
 from api_service.email import service as email_service
-from api_service.email.addresses import Mailbox, domain_of
 from api_service.email.message import OutgoingMessage
 from api_service.errors import PostmarkError
+from api_service.mail.addresses import Mailbox, domain_of
 from api_service.models import MessageSource, SenderSignature
 from api_service.senders import repository
 from api_service.servers import service as servers_service

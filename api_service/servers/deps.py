@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api_service.core.deps import AppSettings, Session
+from api_service.deps import AppSettings, Session
 from api_service.errors import InvalidToken
 from api_service.models import Server
 from api_service.servers import repository

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.models import Server as ServerRow
 from api_service.servers import service
 from api_service.servers.deps import AccountAuth, CurrentServer

@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request
 
 from api_service.core import metrics
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.offload import cpu_bound
 from api_service.core.ratelimit import RateLimits, bucket_key
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.servers.deps import CurrentServer
 from api_service.servers.service import get_servers_by_tokens, require_smtp_enabled

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
+from api_service.deps import Session, TransactionalRoute
 from api_service.models import Server
 from api_service.servers.deps import CurrentServer
 from api_service.stats import service

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
+from api_service.deps import Session, TransactionalRoute
 from api_service.models import MessageStream as StreamRow
 from api_service.servers.deps import CurrentServer
 from api_service.streams import service

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
+from api_service.deps import Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.servers.deps import CurrentServer
 from api_service.suppressions import service

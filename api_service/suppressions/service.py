@@ -13,8 +13,8 @@ from enum import Enum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.email.addresses import normalise_email
 from api_service.errors import NotFound, PostmarkError
+from api_service.mail.addresses import normalise_email
 from api_service.models import Server, Suppression
 from api_service.servers import repository as servers_repository
 from api_service.suppressions import repository

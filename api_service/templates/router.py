@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
 
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import Paging
+from api_service.deps import Session, TransactionalRoute
 from api_service.servers.deps import AccountAuth, CurrentServer
 from api_service.templates import service
 from api_service.templates.repository import StoredTemplate

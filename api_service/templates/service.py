@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.email.message import TemplateReference
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Template
 from api_service.templates import mustachio, repository
 from api_service.templates.css import inline_css
+from api_service.templates.reference import TemplateReference
 from api_service.templates.rendering import RenderedTemplate, merge_models, render_template
 from api_service.templates.repository import StoredTemplate
 from shared.constants import (

@@ -14,20 +14,16 @@ import base64
 import binascii
 import codecs
 import html
-import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.generator import BytesGenerator
 from email.message import Message
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-from api_service.email.from_mime import header_fields, split_head
+from api_service.mail.parse import generate, header_fields, parse, parse_head, split_head
 from shared.constants import ClickLocation
 
-POLICY = policy.compat32.clone(linesep="\r\n", max_line_length=None)
 CRLF = "\r\n"
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 MAX_LINE = 998
@@ -248,7 +244,7 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
         # Neither intake path stores one (the JSON adapter refuses it, the SMTP gateway turns it
         # into CRLF), and generated again it could end the header block early: left alone.
         return raw
-    message = message_from_bytes(raw, policy=POLICY)
+    message = parse(raw)
     changed = False
     pixel = plan.pixel_url
     for part in message.walk():
@@ -268,13 +264,11 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
             changed = True
     if not changed:
         return raw
-    out = io.BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(message)
     # The top-level header block goes out as it came (the generator may respace an odd field);
     # only its transfer encoding can have changed, when the message is a single text part.
-    _, body = split_head(out.getvalue())
+    _, body = split_head(generate(message))
     encoding = message.get("Content-Transfer-Encoding")
-    if encoding is not None and encoding != message_from_bytes(head, policy=POLICY).get("Content-Transfer-Encoding"):
+    if encoding is not None and encoding != parse_head(head).get("Content-Transfer-Encoding"):
         head = set_headers(head, [("Content-Transfer-Encoding", str(encoding))])
     return head + body
 
@@ -303,7 +297,7 @@ def personalise_mime(raw: bytes, plan: Plan) -> bytes:
 def count_tracked_links(raw: bytes, *, html_links: bool, text_links: bool) -> int:
     """How many links a copy of this message gets rewritten (for the stats)."""
     found = 0
-    message = message_from_bytes(raw, policy=POLICY)
+    message = parse(raw)
     for part in message.walk():
         if not _is_body_part(part):
             continue

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api_service.core.dates import parse_query_date
-from api_service.core.deps import Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import Paging
+from api_service.deps import Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.messages import service as messages
 from api_service.servers.deps import CurrentServer

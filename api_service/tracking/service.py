@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.mail.parse import parse_head
+from api_service.mail.useragent import parse_user_agent
 from api_service.messages import service as messages
 from api_service.models import Message, Server
 from api_service.servers import service as servers
@@ -20,7 +20,6 @@ from api_service.streams import service as streams
 from api_service.suppressions import service as suppressions
 from api_service.tracking import tokens
 from api_service.tracking.copies import UNSUBSCRIBE_MAILBOX
-from api_service.tracking.useragent import parse_user_agent
 from api_service.webhooks import payloads
 from api_service.webhooks import service as webhooks
 from shared.constants import SuppressionOrigin, SuppressionReason, WebhookTrigger
@@ -154,7 +153,7 @@ async def unsubscribe_by_mail(*, session: AsyncSession, rcpt_to: list[str], raw:
     token is in its subject. Returns how many recipients it unsubscribed."""
     if not any(is_unsubscribe_address(r) for r in rcpt_to):
         return 0
-    subject = str(BytesHeaderParser(policy=compat32).parsebytes(raw).get("Subject", ""))
+    subject = str(parse_head(raw).get("Subject", ""))
     done = 0
     for token in dict.fromkeys(MAILED_TOKEN.findall(subject)):
         if await unsubscribe(session=session, token=token) is not None:

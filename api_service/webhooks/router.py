@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from api_service.core.deps import AppSettings, Session, TransactionalRoute
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId
+from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.models import Webhook as WebhookRow
 from api_service.servers.deps import CurrentServer
 from api_service.webhooks import service

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.core.address_match import postgres_pattern
 from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
+from api_service.mail.address_match import postgres_pattern
 from api_service.models import Bounce, Server, Webhook, WebhookDelivery
 from api_service.servers import repository as servers_repository
 from api_service.servers.service import valid_hook_url

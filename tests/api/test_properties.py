@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api_service.bounces.reports import parse_report
-from api_service.email.from_mime import from_mime, header_fields, rewrite_headers, split_head
-from api_service.email.headers import unstructured
+from api_service.email.from_mime import from_mime, rewrite_headers
+from api_service.mail.headers import unstructured
+from api_service.mail.parse import header_fields, split_head
 
 HEADERISH = st.lists(
     st.tuples(

@@ -12,8 +12,8 @@ from postmarker.exceptions import ClientError
 
 from api_service.config import Settings
 from api_service.db import create_engine, create_sessionmaker
+from api_service.mail.useragent import parse_user_agent
 from api_service.messages import service as messages
-from api_service.tracking.useragent import parse_user_agent
 from shared.constants import ClickLocation
 from tests.compat.test_postmarker import postmark
 

@@ -13,9 +13,9 @@ from sqlalchemy.types import Text
 
 from api_service.bounces.service import record_bounce
 from api_service.config import Settings
-from api_service.core.address_match import address_pattern, postgres_pattern
 from api_service.data_removals.service import PLACEHOLDER
 from api_service.data_removals.tasks import process_due
+from api_service.mail.address_match import address_pattern, postgres_pattern
 from api_service.messages.scrub import mentions
 from api_service.models import (
     Bounce,

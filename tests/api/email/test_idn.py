@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api_service.email.addresses import normalise_email, parse_address_list
+from api_service.mail.addresses import normalise_email, parse_address_list
 from tests.api.conftest import SinkHandler, Worker
 from tests.factories import create_domain, create_server, message
 

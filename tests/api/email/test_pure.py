@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api_service.email.addresses import AddressError, Mailbox, _parse_simple, parse_address_list, parse_mailbox
-from api_service.email.mime import AttachmentPart, MimeInput, build_mime
+from api_service.mail.addresses import AddressError, Mailbox, _parse_simple, parse_address_list, parse_mailbox
+from api_service.mail.mime import AttachmentPart, MimeInput, build_mime
 
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=20).filter(
     lambda s: not s.startswith(".") and not s.endswith(".") and ".." not in s

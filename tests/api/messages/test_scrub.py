@@ -12,8 +12,8 @@ from email.utils import getaddresses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api_service.email.addresses import Mailbox
-from api_service.email.mime import MimeInput, build_mime
+from api_service.mail.addresses import Mailbox
+from api_service.mail.mime import MimeInput, build_mime
 from api_service.messages.scrub import mentions, scrub_address, scrub_text
 
 PLACEHOLDER = "removed@data-removal.invalid"

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 
 from api_service.bounces.service import record_bounce
+from api_service.mail.useragent import parse_user_agent
 from api_service.messages import service as messages
-from api_service.tracking.useragent import parse_user_agent
 from shared.constants import BounceType, ClickLocation
 from tests.factories import ServerHandle, message, sending_server
 

@@ -14,12 +14,11 @@ from html.parser import HTMLParser
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from api_service.email.addresses import Mailbox
-from api_service.email.from_mime import split_head
-from api_service.email.mime import AttachmentPart, MimeInput, build_mime
+from api_service.mail.addresses import Mailbox
+from api_service.mail.mime import AttachmentPart, MimeInput, build_mime
+from api_service.mail.parse import POLICY, split_head
 from api_service.tracking.rewrite import (
     BARE_LINE_BREAK,
-    POLICY,
     Plan,
     count_tracked_links,
     personalise_mime,

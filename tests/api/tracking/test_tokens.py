@@ -8,9 +8,9 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api_service.mail.useragent import parse_user_agent
 from api_service.tracking import tokens
 from api_service.tracking.rewrite import MAX_TRACKED_URL, trackable
-from api_service.tracking.useragent import parse_user_agent
 from shared.constants import ClickLocation, Platform
 
 NO_NUL = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), max_size=200)

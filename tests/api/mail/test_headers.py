@@ -13,9 +13,9 @@ from email.message import EmailMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api_service.email.addresses import Mailbox
-from api_service.email.headers import encoded_words, parameter, unstructured
-from api_service.email.mime import AttachmentPart, MimeInput, build_mime
+from api_service.mail.addresses import Mailbox
+from api_service.mail.headers import encoded_words, parameter, unstructured
+from api_service.mail.mime import AttachmentPart, MimeInput, build_mime
 
 ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 # Any text a user may send: every category but NUL-like controls and lone surrogates.

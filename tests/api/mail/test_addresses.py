@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api_service.email import addresses
-from api_service.email.addresses import (
+from api_service.mail import addresses
+from api_service.mail.addresses import (
     FULL_PARSER_BUDGET_CHARS,
     MAX_ADDRESS_ITEM_CHARS,
     AddressError,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 
-from api_service.email import headers
-from api_service.email.addresses import Mailbox
+from api_service.mail import headers
+from api_service.mail.addresses import Mailbox
 
 CRLF = "\r\n"
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
