@@ -13,7 +13,7 @@ from api_service.mail.addresses import Mailbox
 from api_service.mail.mime import AttachmentPart, MimeInput, build_mime
 from api_service.mail.parse import decoded, generate, header_fields, parse, parse_head, split_head, text_bodies
 
-BODY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x00"), max_size=300)
+BODY = st.text(st.characters(codec="utf-8", exclude_characters="\r\x00"), max_size=300)
 
 
 def _stdlib_bodies(raw: bytes) -> tuple[str, str]:
