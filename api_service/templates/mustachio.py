@@ -60,552 +60,73 @@ the column counted in UTF-16 code units, as .NET and browsers count.
 
 from __future__ import annotations
 
-import math
-import re
-import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import Enum
 
-MAX_DEPTH = 100
-MAX_ERRORS = 100
-MAX_MODEL_DEPTH = 32
-MAX_LOOP_ITERATIONS = 1_000_000
-MAX_OUTPUT_CHARS = 20_000_000  # four times the 5 MB a body may have once rendered
-CACHE_ENTRIES = 256
-CACHE_CHARS = 2_000_000
-
-CONTENT_PLACEHOLDER = "{{{ @content }}}"
-UNSUBSCRIBE_PLACEHOLDER = "{{{ pm:unsubscribe }}}"
-
-# Mustachio's messages, kept word for word where Mustachio has one (clients may show them as they are).
-EACH_NEEDS_PATH = "The 'each' block being opened requires a model path to be specified in the form '{{#each <name>}}'."
-EACH_CLOSE_SYNTAX = "The syntax to close the 'each' block should be: '{{/each}}'."
-EACH_NOT_OPEN = "An 'each' block is being closed, but no corresponding opening element ('{{#each <name>}}') was detected."
-MISMATCHED = "It appears that open and closing elements are mismatched."
-NOT_CLOSED = "A scope block to the following path was opened but not closed: '{path}', please close it using the appropriate syntax."
-INVALID_PATH = "The path '{path}' is not valid. Please see documentation for examples of valid paths."
-EMPTY_TAG = "This tag is empty: put a model path between the braces, for example '{{ name }}'."
-UNCLOSED_TAG = "This tag is not closed: '{{' needs a matching '}}', and a tag cannot contain '{' or '}'."
-EACH_NOT_A_LIST = "'{path}' is used like an array by the template, but is a scalar value or object in your model."
-TOO_DEEP = f"Sections are nested more than {MAX_DEPTH} levels deep."
-TOO_MANY_ITERATIONS = f"Rendering stopped: the template's loops ran more than {MAX_LOOP_ITERATIONS:,} times with this model."
-TOO_MUCH_OUTPUT = f"Rendering stopped: the result grew past {MAX_OUTPUT_CHARS:,} characters with this model."
-CONTENT_NEEDS_THREE_BRACES = "The layout placeholder is written with three braces: '{{{ @content }}}'."
-
-
-class TemplateSyntaxError(Exception):
-    """The first syntax error of a template; `errors` holds all of them (at most MAX_ERRORS)."""
-
-    def __init__(self, errors: list[ValidationError]) -> None:
-        first = errors[0]
-        super().__init__(f"{first.message} (line {first.line}, character {first.character})")
-        self.message = first.message
-        self.line = first.line
-        self.character = first.character
-        self.errors = errors
-
-
-class TemplateRenderError(Exception):
-    """The model does not fit the template: from `render(..., strict=True)` where Mustachio throws (Mustachio's
-    message), and in every mode when a rendering goes past `MAX_LOOP_ITERATIONS` or `MAX_OUTPUT_CHARS`."""
-
-
-@dataclass(frozen=True, slots=True)
-class ValidationError:
-    """One syntax error, as `POST /templates/validate` reports it: Message, Line, CharacterPosition (1-based)."""
-
-    message: str
-    line: int
-    character: int
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Syntax tree
-
-Path = tuple[str, ...]  # names, and PARENT for each `../`; () is the current scope
-PARENT = ".."
-
-
-class BlockKind(Enum):
-    SECTION = "#"
-    INVERTED = "^"
-    EACH = "#each"
-
-
-@dataclass(frozen=True, slots=True)
-class _Text:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Value:
-    path: Path
-    escape: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    kind: BlockKind
-    path: Path
-    name: str
-    children: list[_Node] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Placeholder:
-    """`{{{ @content }}}` in a layout."""
-
-
-_Node = _Text | _Value | _Block | _Placeholder
-_PLACEHOLDER = _Placeholder()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Parsing
-
-
-def _is_word(ch: str) -> bool:
-    """.NET's `\\w`, which Mustachio's path check uses: letters, non-spacing marks, decimal digits, connectors."""
-    if ch.isascii():
-        return ch.isalnum() or ch == "_"
-    category = unicodedata.category(ch)
-    return category[0] == "L" or category in ("Mn", "Nd", "Pc")
-
-
-def parse_path(text: str) -> Path | None:
-    """Split a path like `../a.b` into steps; None when Mustachio would reject it.
-
-    Mustachio rejects three dots in a row, two dots not followed by `/`, a `/` not preceded by two dots, and any
-    character that is not a word character, `.` or `/`.
-    """
-    steps: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        if text.startswith("../", i):
-            steps.append(PARENT)
-            i += 3
-        elif text[i] == ".":
-            if text.startswith("..", i):
-                return None
-            i += 1
-        else:
-            j = i
-            while j < n and text[j] != ".":
-                if not _is_word(text[j]):
-                    return None
-                j += 1
-            steps.append(text[i:j])
-            i = j
-    for k, step in enumerate(steps):
-        if step != PARENT:
-            if step == "this":
-                del steps[k]
-            break
-    return tuple(steps)
-
-
-@dataclass(slots=True)
-class _Open:
-    kind: BlockKind
-    name: str
-    index: int
-    block: _Block
-
-    def tag(self) -> str:
-        return "{{" + ("#each " if self.kind is BlockKind.EACH else self.kind.value) + self.name + "}}"
-
-
-@dataclass(slots=True)
-class _Parsed:
-    nodes: list[_Node]
-    errors: list[tuple[int, str]]  # (offset in the source, message)
-    placeholders: int
-
-
-_BRACE = re.compile(r"[{}]")
-_NOT_OPEN_BRACE = re.compile(r"[^{]")
-
-
-class _Parser:
-    """Builds the tree while tracking open sections on an explicit stack (no recursion, any input)."""
-
-    def __init__(self) -> None:
-        self.root: list[_Node] = []
-        self.stack: list[_Open] = []
-        self.errors: list[tuple[int, str]] = []
-        self.placeholders = 0
-
-    def _out(self) -> list[_Node]:
-        return self.stack[-1].block.children if self.stack else self.root
-
-    def text(self, text: str) -> None:
-        if text:
-            self._out().append(_Text(text))
-
-    def error(self, index: int, message: str) -> None:
-        self.errors.append((index, message))
-
-    def tag(self, inner: str, index: int, *, triple: bool) -> None:
-        if triple:
-            name = inner.strip()
-            if name.startswith("&"):
-                name = name[1:].strip()
-            if name == "@content":
-                self.placeholders += 1
-                self._out().append(_PLACEHOLDER)
-            elif name == "pm:unsubscribe":
-                self._out().append(_Text(UNSUBSCRIBE_PLACEHOLDER))
-            else:
-                self.value(name, index, escape=False)
-            return
-        sigil, rest = inner[0], inner[1:]
-        if sigil == "!":
-            return
-        if sigil == "#":
-            if rest.startswith("each") and (len(rest) == 4 or rest[4].isspace()):
-                self.open_each(rest[4:].strip(), index)
-            else:
-                self.open(BlockKind.SECTION, rest.strip(), index)
-        elif sigil == "^":
-            self.open(BlockKind.INVERTED, rest.strip(), index)
-        elif sigil == "/":
-            self.close(rest.strip(), index)
-        elif sigil == "&":
-            self.value(rest.strip(), index, escape=False)
-        else:
-            self.value(inner.strip(), index, escape=True)
-
-    def _path(self, name: str, index: int) -> Path:
-        path = parse_path(name)
-        if path is None:
-            self.error(index, INVALID_PATH.format(path=name))
-            return ()
-        return path
-
-    def value(self, name: str, index: int, *, escape: bool) -> None:
-        if not name:
-            self.error(index, EMPTY_TAG)
-        elif name == "@content":
-            self.error(index, CONTENT_NEEDS_THREE_BRACES)
-        else:
-            self._out().append(_Value(self._path(name, index), escape))
-
-    def _push(self, kind: BlockKind, name: str, index: int, path: Path) -> None:
-        block = _Block(kind, path, name)
-        if len(self.stack) >= MAX_DEPTH:
-            # Reported, and kept off the tree so that the tree stays shallow whatever the input.
-            self.error(index, TOO_DEEP)
-        else:
-            self._out().append(block)
-        self.stack.append(_Open(kind, name, index, block))
-
-    def open_each(self, name: str, index: int) -> None:
-        if not name:
-            self.error(index, EACH_NEEDS_PATH)
-            return
-        self._push(BlockKind.EACH, name, index, self._path(name, index))
-
-    def open(self, kind: BlockKind, name: str, index: int) -> None:
-        if not name:
-            self.error(index, EMPTY_TAG)
-            return
-        path = self._path(name, index)
-        top = self.stack[-1] if self.stack else None
-        if top is not None and top.kind is not BlockKind.EACH and top.name == name:
-            # Mustachio's "else": `{{#x}}…{{^x}}…{{/x}}` closes the first block and opens the second in its place.
-            self.stack.pop()
-            self._push(kind, name, top.index, path)
-            return
-        self._push(kind, name, index, path)
-
-    def close(self, name: str, index: int) -> None:
-        top = self.stack[-1] if self.stack else None
-        if name == "each":
-            if top is not None and top.kind is BlockKind.EACH:
-                self.stack.pop()
-            else:
-                self.error(index, EACH_NOT_OPEN)
-        elif name.startswith("each") and name[4].isspace():
-            self.error(index, EACH_CLOSE_SYNTAX)
-        elif not name:
-            self.error(index, EMPTY_TAG)
-        elif top is not None and top.kind is not BlockKind.EACH and top.name == name:
-            self.stack.pop()
-        else:
-            opened = "any open block" if top is None else f"'{top.tag()}'"
-            self.error(index, f"{MISMATCHED} '{{{{/{name}}}}}' does not close {opened}.")
-
-    def finish(self) -> _Parsed:
-        for still_open in self.stack:
-            self.error(still_open.index, NOT_CLOSED.format(path=still_open.name))
-        return _Parsed(self.root, self.errors, self.placeholders)
-
-
-def _parse(source: str) -> _Parsed:
-    """One pass over the source, finding tags the way Mustachio's tokenizer regex does, without backtracking.
-
-    Mustachio's tags are `{{` + one or more characters other than braces + `}}`, or the same with three braces.
-    In a run of more than three `{`, the extra braces are text; when `{{{x}}` does not close with three braces it
-    is a `{` followed by the tag `{{x}}`.
-    """
-    parser = _Parser()
-    n = len(source)
-    pos = text_from = 0
-    while (start := source.find("{{", pos)) >= 0:
-        after = _NOT_OPEN_BRACE.search(source, start + 2)
-        run_end = after.start() if after else n
-        braces = min(run_end - start, 3)
-        match = _BRACE.search(source, run_end)
-        end = match.start() if match else n
-        inner = source[run_end:end]
-        if inner and braces == 3 and source.startswith("}}}", end):
-            tag_start, tag_end, triple = run_end - 3, end + 3, True
-        elif inner and source.startswith("}}", end):
-            tag_start, tag_end, triple = run_end - 2, end + 2, False
-        else:
-            parser.error(start, EMPTY_TAG if not inner and source.startswith("}}", end) else UNCLOSED_TAG)
-            pos = max(end, run_end)
-            continue
-        parser.text(source[text_from:tag_start])
-        parser.tag(inner, tag_start, triple=triple)
-        pos = text_from = tag_end
-    parser.text(source[text_from:])
-    return parser.finish()
-
-
-def _locate(source: str, errors: list[tuple[int, str]]) -> list[ValidationError]:
-    """Sort by position, keep the first MAX_ERRORS, and turn offsets into 1-based line and UTF-16 column."""
-    located: list[ValidationError] = []
-    for index, message in sorted(errors, key=lambda e: e[0])[:MAX_ERRORS]:
-        line_start = source.rfind("\n", 0, index) + 1
-        column = len(source[line_start:index].encode("utf-16-le", "surrogatepass")) // 2 + 1
-        located.append(ValidationError(message, source.count("\n", 0, index) + 1, column))
-    return located
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Values: truthiness, printing, HTML encoding
-
-
-def is_truthy(value: object) -> bool:
-    """Mustachio's `Exists()`: null, false, zero, "" and empty lists/objects are false."""
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int | float | Decimal):
-        return value != 0
-    if isinstance(value, str | list | tuple | dict):
-        return len(value) > 0
-    return True
-
-
-def format_double(value: float) -> str:
-    """A float as .NET Core prints a double: shortest round-trip digits, `E+XX` from 1e15 and below 1e-4."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign = "-" if value < 0 else ""
-    _, digits_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
-    if not isinstance(exponent, int):  # only NaN and infinities have a letter here, and they returned above
-        return repr(value)
-    digits = "".join(map(str, digits_tuple))
-    stripped = digits.rstrip("0")
-    exponent += len(digits) - len(stripped)
-    digits = stripped
-    leading = len(digits) + exponent - 1  # the power of ten of the first digit
-    if leading >= 15 or leading < -4:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}E{'+' if leading >= 0 else '-'}{abs(leading):02d}"
-    point = leading + 1
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
-
-
-def to_text(value: object) -> str:
-    """How a model value prints: strings and numbers as .NET prints them; objects, lists and null print nothing."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, int):
-        try:
-            return str(value)
-        except ValueError:  # longer than sys.get_int_max_str_digits(): no JSON number is
-            return ""
-    if isinstance(value, float):
-        return format_double(value)
-    if isinstance(value, Decimal):
-        return str(value)
-    return ""
-
-
-_HTML_ESCAPES: dict[int, str] = {
-    ord("<"): "&lt;",
-    ord(">"): "&gt;",
-    ord("&"): "&amp;",
-    ord('"'): "&quot;",
-    ord("'"): "&#39;",
-    **{code: f"&#{code};" for code in range(0xA0, 0x100)},
-}
-_ASTRAL_OR_SURROGATE = re.compile("[\U00010000-\U0010ffff\ud800-\udfff]")
-
-
-def _astral_reference(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return "\ufffd" if 0xD800 <= code <= 0xDFFF else f"&#{code};"
-
-
-def escape_html(text: str) -> str:
-    """.NET's `WebUtility.HtmlEncode`, which Mustachio uses for `{{ x }}` in HTML bodies."""
-    return _ASTRAL_OR_SURROGATE.sub(_astral_reference, text.translate(_HTML_ESCAPES))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Rendering
-
-
-class _Scope:
-    """A value and the scope it was reached from (what `../` climbs to)."""
-
-    __slots__ = ("parent", "value")
-
-    def __init__(self, value: object, parent: _Scope | None) -> None:
-        self.value = value
-        self.parent = parent
-
-
-def _resolve(scope: _Scope, path: Path) -> _Scope:
-    for step in path:
-        if step == PARENT:
-            scope = scope.parent or scope
-        else:
-            value = scope.value
-            scope = _Scope(value.get(step) if isinstance(value, dict) else None, scope)
-    return scope
-
-
-class _Output:
-    """The pieces of a rendering, with what it has spent of its budget (loop iterations, characters)."""
-
-    __slots__ = ("chars", "iterations", "pieces")
-
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-        self.chars = 0
-        self.iterations = 0
-
-    def append(self, text: str) -> None:
-        self.chars += len(text)
-        if self.chars > MAX_OUTPUT_CHARS:
-            raise TemplateRenderError(TOO_MUCH_OUTPUT)
-        self.pieces.append(text)
-
-    def iterate(self, count: int) -> None:
-        self.iterations += count
-        if self.iterations > MAX_LOOP_ITERATIONS:
-            raise TemplateRenderError(TOO_MANY_ITERATIONS)
-
-
-def _render(nodes: list[_Node], scope: _Scope, out: _Output, html: bool, content: str | None, strict: bool) -> None:
-    for node in nodes:
-        if isinstance(node, _Text):
-            out.append(node.text)
-        elif isinstance(node, _Value):
-            value = _resolve(scope, node.path).value
-            if value is not None:
-                text = to_text(value)
-                out.append(escape_html(text) if html and node.escape else text)
-        elif isinstance(node, _Block):
-            found = _resolve(scope, node.path)
-            if node.kind is BlockKind.EACH:
-                items = found.value
-                if isinstance(items, list | tuple):
-                    out.iterate(len(items))
-                    for item in items:
-                        _render(node.children, _Scope(item, found), out, html, content, strict)
-                elif strict and is_truthy(items):
-                    raise TemplateRenderError(EACH_NOT_A_LIST.format(path=node.name))
-            elif is_truthy(found.value) == (node.kind is BlockKind.SECTION):  # an inverted block wants false
-                _render(node.children, found, out, html, content, strict)
-        elif content is not None:
-            out.append(content)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Model inference
-
-
-@dataclass(eq=False)
-class ModelShape:
-    """What a template uses of its model: one node per name, as Mustachio's InferredTemplateModel records it.
-
-    `scalar`: printed with `{{ }}`; `section`: opened with `{{# }}` or `{{^ }}`; `collection`: looped with
-    `{{#each}}`, whose elements are described by `element`. `to_model()` gives Postmark's SuggestedTemplateModel.
-    """
-
-    key: str = ""
-    parent: ModelShape | None = field(default=None, repr=False)
-    depth: int = 0
-    scalar: bool = False
-    section: bool = False
-    collection: bool = False
-    children: dict[str, ModelShape] = field(default_factory=dict)
-    element: ModelShape | None = None
-
-    def child(self, key: str) -> ModelShape | None:
-        if key not in self.children:
-            if self.depth >= MAX_MODEL_DEPTH:
-                return None
-            self.children[key] = ModelShape(key=key, parent=self, depth=self.depth + 1)
-        return self.children[key]
-
-    def element_shape(self) -> ModelShape:
-        if self.element is None:
-            self.element = ModelShape(key=self.key, parent=self, depth=self.depth + 1)
-        return self.element
-
-    def fields(self) -> dict[str, object]:
-        """The suggested model of an object: one placeholder per name used under it."""
-        return {key: shape.to_model() for key, shape in self.children.items()}
-
-    def to_model(self) -> object:
-        """Placeholder values the way Postmark fills them: `name_Value`, `[{…}]` or `[items_1, items_2, items_3]`."""
-        if self.collection:
-            fields = self.fields() | (self.element.fields() if self.element else {})
-            return [fields] if fields else [f"{self.key}_{i}" for i in (1, 2, 3)]
-        if self.scalar and not self.section:
-            return f"{self.key}_Value"
-        return self.fields()
-
-
-def _shape_at(scope: ModelShape, path: Path) -> ModelShape | None:
-    shape: ModelShape | None = scope
-    for step in path:
-        if shape is None:
-            return None
-        shape = (shape.parent or shape) if step == PARENT else shape.child(step)
-    return shape
-
-
-def _infer(nodes: list[_Node], scope: ModelShape) -> None:
-    for node in nodes:
-        if isinstance(node, _Value):
-            if (shape := _shape_at(scope, node.path)) is not None:
-                shape.scalar = True
-        elif isinstance(node, _Block) and (shape := _shape_at(scope, node.path)) is not None:
-            if node.kind is BlockKind.EACH:
-                shape.collection = True
-                _infer(node.children, shape.element_shape())
-            else:
-                shape.section = True
-                _infer(node.children, shape)
+from api_service.templates.mustachio_render import (
+    ModelShape,
+    _infer,
+    _Output,
+    _render,
+    _Scope,
+    escape_html,
+    format_double,
+)
+from api_service.templates.mustachio_syntax import (
+    CACHE_CHARS,
+    CACHE_ENTRIES,
+    CONTENT_NEEDS_THREE_BRACES,
+    CONTENT_PLACEHOLDER,
+    EACH_CLOSE_SYNTAX,
+    EACH_NEEDS_PATH,
+    EACH_NOT_OPEN,
+    EMPTY_TAG,
+    MAX_DEPTH,
+    MAX_ERRORS,
+    MAX_LOOP_ITERATIONS,
+    MAX_MODEL_DEPTH,
+    MAX_OUTPUT_CHARS,
+    TOO_DEEP,
+    UNCLOSED_TAG,
+    TemplateRenderError,
+    TemplateSyntaxError,
+    ValidationError,
+    _locate,
+    _Node,
+    _parse,
+    parse_path,
+)
+
+__all__ = [
+    "CACHE_CHARS",
+    "CACHE_ENTRIES",
+    "CONTENT_NEEDS_THREE_BRACES",
+    "CONTENT_PLACEHOLDER",
+    "EACH_CLOSE_SYNTAX",
+    "EACH_NEEDS_PATH",
+    "EACH_NOT_OPEN",
+    "EMPTY_TAG",
+    "MAX_DEPTH",
+    "MAX_ERRORS",
+    "MAX_LOOP_ITERATIONS",
+    "MAX_MODEL_DEPTH",
+    "MAX_OUTPUT_CHARS",
+    "TOO_DEEP",
+    "UNCLOSED_TAG",
+    "ModelShape",
+    "Template",
+    "TemplateRenderError",
+    "TemplateSyntaxError",
+    "ValidationError",
+    "cache_size",
+    "compile_template",
+    "content_placeholder_count",
+    "escape_html",
+    "format_double",
+    "parse_path",
+    "render_in_layout",
+    "suggested_model",
+    "validate",
+]
 
 
 # ---------------------------------------------------------------------------------------------------------------
