@@ -98,6 +98,71 @@ def _attachment(raw: Any, index: int) -> AttachmentPart:
     return AttachmentPart(name=name, content=content, content_type=content_type, content_id=content_id)
 
 
+def _sender(request: EmailRequest) -> Mailbox:
+    if not request.From or not request.From.strip():
+        raise InvalidEmailRequest("The 'From' address is required.")
+    if len(request.From) > MAX_FROM_CHARS:
+        raise InvalidEmailRequest(f"The 'From' field must be at most {MAX_FROM_CHARS} characters.")
+    try:
+        return parse_mailbox(request.From)
+    except AddressError:
+        raise InvalidEmailRequest(f"Invalid 'From' address: '{request.From}'.") from None
+
+
+def _headers(request: EmailRequest) -> tuple[list[tuple[str, str]], str | None]:
+    """(the custom headers to write, a Message-ID given among them)."""
+    headers: list[tuple[str, str]] = []
+    custom_message_id = None
+    if len(request.Headers or []) > MAX_CUSTOM_HEADERS:
+        raise InvalidEmailRequest(f"At most {MAX_CUSTOM_HEADERS} custom Headers may be given.")
+    for header in request.Headers or []:
+        name = (header.Name or "").strip()
+        value = header.Value or ""
+        if not FIELD_NAME.match(name):
+            raise InvalidEmailRequest(f"Invalid header name: '{name[:100]}'.")
+        if len(value) > MAX_HEADER_VALUE_CHARS:
+            raise InvalidEmailRequest(f"The value of header '{name}' must be at most {MAX_HEADER_VALUE_CHARS} characters.")
+        if "\r" in value or "\n" in value:
+            raise InvalidEmailRequest(f"The value of header '{name}' must not contain line breaks.")
+        lowered = name.lower()
+        if lowered == "message-id":
+            if len(value.strip()) > MAX_ID_CHARS or not MESSAGE_ID.match(value.strip()):
+                raise InvalidEmailRequest("The 'Message-ID' header must look like <id@domain>.")
+            custom_message_id = value.strip()
+        elif lowered not in STRUCTURAL_HEADERS:
+            headers.append((name, value))
+
+    return headers, custom_message_id
+
+
+def _metadata(request: EmailRequest) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    raw_metadata = request.Metadata or {}
+    if len(raw_metadata) > MAX_METADATA_KEYS:
+        raise InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys.")
+    for key, value in raw_metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY_CHARS:
+            raise InvalidEmailRequest(f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters: '{key[:40]}'.")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise InvalidEmailRequest(f"Metadata value for '{key}' must be a string, not an object or a list.")
+        text = str(value)
+        if len(text) > MAX_METADATA_VALUE_CHARS:
+            raise InvalidEmailRequest(f"Metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters: '{key}'.")
+        metadata[key] = text
+
+    return metadata
+
+
+def _track_links(request: EmailRequest) -> str | None:
+    if request.TrackLinks is None:
+        return None
+    track_links = next((t.value for t in TrackLinks if t.value.lower() == request.TrackLinks.lower()), None)
+    if track_links is None:
+        raise InvalidEmailRequest("TrackLinks must be one of None, HtmlAndText, HtmlOnly, TextOnly.")
+
+    return track_links
+
+
 def from_json(request: EmailRequest, *, template: TemplateReference | None = None) -> OutgoingMessage:
     """Read one message; every problem with a field becomes ErrorCode 300.
 
@@ -105,14 +170,7 @@ def from_json(request: EmailRequest, *, template: TemplateReference | None = Non
     """
     if contains_nul(request.model_dump(exclude_none=True)):
         raise InvalidEmailRequest("The message contains a NUL character, which is not allowed.")
-    if not request.From or not request.From.strip():
-        raise InvalidEmailRequest("The 'From' address is required.")
-    if len(request.From) > MAX_FROM_CHARS:
-        raise InvalidEmailRequest(f"The 'From' field must be at most {MAX_FROM_CHARS} characters.")
-    try:
-        sender = parse_mailbox(request.From)
-    except AddressError:
-        raise InvalidEmailRequest(f"Invalid 'From' address: '{request.From}'.") from None
+    sender = _sender(request)
 
     to = _addresses(request.To, "To")
     cc = _addresses(request.Cc, "Cc")
@@ -138,54 +196,18 @@ def from_json(request: EmailRequest, *, template: TemplateReference | None = Non
         if body is not None and len(body.encode()) > MAX_BODY_BYTES:
             raise InvalidEmailRequest(f"The '{name}' must be at most 5 MB.")
 
-    headers: list[tuple[str, str]] = []
-    custom_message_id = None
-    if len(request.Headers or []) > MAX_CUSTOM_HEADERS:
-        raise InvalidEmailRequest(f"At most {MAX_CUSTOM_HEADERS} custom Headers may be given.")
-    for header in request.Headers or []:
-        name = (header.Name or "").strip()
-        value = header.Value or ""
-        if not FIELD_NAME.match(name):
-            raise InvalidEmailRequest(f"Invalid header name: '{name[:100]}'.")
-        if len(value) > MAX_HEADER_VALUE_CHARS:
-            raise InvalidEmailRequest(f"The value of header '{name}' must be at most {MAX_HEADER_VALUE_CHARS} characters.")
-        if "\r" in value or "\n" in value:
-            raise InvalidEmailRequest(f"The value of header '{name}' must not contain line breaks.")
-        lowered = name.lower()
-        if lowered == "message-id":
-            if len(value.strip()) > MAX_ID_CHARS or not MESSAGE_ID.match(value.strip()):
-                raise InvalidEmailRequest("The 'Message-ID' header must look like <id@domain>.")
-            custom_message_id = value.strip()
-        elif lowered not in STRUCTURAL_HEADERS:
-            headers.append((name, value))
+    headers, custom_message_id = _headers(request)
 
-    metadata: dict[str, str] = {}
-    raw_metadata = request.Metadata or {}
-    if len(raw_metadata) > MAX_METADATA_KEYS:
-        raise InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys.")
-    for key, value in raw_metadata.items():
-        if not key or len(key) > MAX_METADATA_KEY_CHARS:
-            raise InvalidEmailRequest(f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters: '{key[:40]}'.")
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidEmailRequest(f"Metadata value for '{key}' must be a string, not an object or a list.")
-        text = str(value)
-        if len(text) > MAX_METADATA_VALUE_CHARS:
-            raise InvalidEmailRequest(f"Metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters: '{key}'.")
-        metadata[key] = text
-
+    metadata = _metadata(request)
     attachments = [_attachment(raw, i) for i, raw in enumerate(request.Attachments or [])]
 
-    track_links = None
-    if request.TrackLinks is not None:
-        track_links = next((t.value for t in TrackLinks if t.value.lower() == request.TrackLinks.lower()), None)
-        if track_links is None:
-            raise InvalidEmailRequest("TrackLinks must be one of None, HtmlAndText, HtmlOnly, TextOnly.")
+    track_links = _track_links(request)
 
     stream = (request.MessageStream or DEFAULT_MESSAGE_STREAM).strip().lower()
     return OutgoingMessage(
         source=MessageSource.API,
         sender=sender,
-        from_header=request.From,
+        from_header=request.From or "",  # _sender refused an empty one
         to=to,
         cc=cc,
         bcc=bcc,

@@ -97,6 +97,39 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
+def _sender(message: Message, problems: list[PostmarkError]) -> Mailbox | None:
+    from_values = message.get_all("From") or []
+    if not from_values:
+        problems.append(InvalidEmailRequest("The message has no 'From' header."))
+    elif len(from_values) > 1:
+        # Only one could be checked against the sender signatures; a reader may show the other.
+        problems.append(InvalidEmailRequest("The message has more than one 'From' header."))
+    else:
+        try:
+            return parse_mailbox(_text(from_values[0]))
+        except AddressError:
+            problems.append(InvalidEmailRequest(f"Invalid 'From' address: '{_clean(_text(from_values[0]))}'."))
+    return None
+
+
+def _checked_metadata(metadata: dict[str, str], problems: list[PostmarkError]) -> dict[str, str]:
+    """The same limits as the JSON API's Metadata; what breaks them is bounced, and not stored."""
+    if len(metadata) > MAX_METADATA_KEYS:
+        problems.append(InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys."))
+    for key, value in list(metadata.items()):
+        if len(key) > MAX_METADATA_KEY_CHARS or len(value) > MAX_METADATA_VALUE_CHARS:
+            problems.append(
+                InvalidEmailRequest(
+                    f"X-PM-Metadata-* keys must be at most {MAX_METADATA_KEY_CHARS} and values at most "
+                    f"{MAX_METADATA_VALUE_CHARS} characters: '{key[:40]}'."
+                )
+            )
+            del metadata[key]
+    if len(metadata) > MAX_METADATA_KEYS:
+        metadata = dict(list(metadata.items())[:MAX_METADATA_KEYS])
+    return metadata
+
+
 def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMessage:
     """Read the headers that matter and the X-PM-* control headers Postmark honours.
 
@@ -106,18 +139,7 @@ def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMes
     """
     message = parse_head(raw)
     problems: list[PostmarkError] = []
-    sender = None
-    from_values = message.get_all("From") or []
-    if not from_values:
-        problems.append(InvalidEmailRequest("The message has no 'From' header."))
-    elif len(from_values) > 1:
-        # Only one could be checked against the sender signatures; a reader may show the other.
-        problems.append(InvalidEmailRequest("The message has more than one 'From' header."))
-    else:
-        try:
-            sender = parse_mailbox(_text(from_values[0]))
-        except AddressError:
-            problems.append(InvalidEmailRequest(f"Invalid 'From' address: '{_clean(_text(from_values[0]))}'."))
+    sender = _sender(message, problems)
     message_id = message.get("Message-ID")
     recipients, invalid = _envelope(rcpt_tos)
     parsed = OutgoingMessage(
@@ -162,20 +184,7 @@ def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMes
                 problems.append(InvalidEmailRequest(f"Invalid X-PM-TrackLinks value: '{text[:100]}'."))
         elif lowered == "x-pm-keepid":
             keep_id = text.lower() == "true"
-    if len(metadata) > MAX_METADATA_KEYS:
-        problems.append(InvalidEmailRequest(f"Metadata may have at most {MAX_METADATA_KEYS} keys."))
-    # The same limits as the JSON API's Metadata; what breaks them is bounced, and not stored.
-    for key, value in list(metadata.items()):
-        if len(key) > MAX_METADATA_KEY_CHARS or len(value) > MAX_METADATA_VALUE_CHARS:
-            problems.append(
-                InvalidEmailRequest(
-                    f"X-PM-Metadata-* keys must be at most {MAX_METADATA_KEY_CHARS} and values at most "
-                    f"{MAX_METADATA_VALUE_CHARS} characters: '{key[:40]}'."
-                )
-            )
-            del metadata[key]
-    if len(metadata) > MAX_METADATA_KEYS:
-        metadata = dict(list(metadata.items())[:MAX_METADATA_KEYS])
+    metadata = _checked_metadata(metadata, problems)
     parsed.metadata = metadata
     # Postmark replaces the client's Message-ID unless X-PM-KeepID: true asks to keep it.
     parsed.message_id = client_message_id if keep_id and client_message_id else None
