@@ -131,7 +131,7 @@ async def add_events(*, session: AsyncSession, events: list[tuple[uuid.UUID, str
 
 
 async def mark_recipient(*, session: AsyncSession, message_id: uuid.UUID, email: str, status: RecipientStatus) -> None:
-    """A late bounce of a delivered recipient (see the module docstring): no claim, no lease."""
+    """A late bounce of a delivered recipient (see the module docstring): recorded outside any lease."""
     await session.execute(
         update(MessageRecipient)
         .where(MessageRecipient.message_id == message_id, MessageRecipient.email == email)

@@ -2,8 +2,8 @@
 
 This package is the only writer of `messages` and `message_events`, and inserts and deletes the
 rows of `message_recipients`: intake stores through `store`; `delivery/` owns the queue columns of
-those rows (claims, leases, outcomes) and adds the events of its outcomes through `add_events`;
-`tracking/` owns opens and clicks and adds their events the same way.
+those rows (leases and outcomes) and adds the events of its outcomes through `add_events`;
+`tracking/` owns opens and clicks and adds their events through `add_event`.
 """
 
 from __future__ import annotations
