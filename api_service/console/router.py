@@ -54,6 +54,7 @@ from api_service.stats import service as stats_service
 from api_service.stats.repository import EASTERN as STATS_TIME_ZONE
 from api_service.streams import service as streams_service
 from api_service.suppressions import service as suppressions_service
+from api_service.tracking import service as tracking_service
 from api_service.webhooks import service as webhooks_service
 from shared.constants import (
     BOUNCE_TYPE_BY_NAME,
@@ -444,7 +445,7 @@ async def activity_context(request: Request, session: AsyncSession, server: Serv
         "values": query.values,
         "error": query.error,
         "statuses": [s.value for s in MessageStatus],
-        "streams": await servers_service.list_streams(session=session, server_id=server.id),
+        "streams": await streams_service.list_streams(session=session, server_id=server.id, stream_type=None, include_archived=True),
         "rows_url": server_url(server, "activity/rows") + ("?" + urlencode(shown) if shown else ""),
         "live": page == 1,
     }
@@ -525,11 +526,11 @@ def html_preview_headers(*, images: bool) -> dict[str, str]:
 async def message_page(request: Request, message_id: str, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
     message = await messages_service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
     events = await messages_service.list_events(session=session, message_id=message.id)
-    of_message = messages_service.ActivityFilter(message_id=message.id)
-    opens_total, opens = await messages_service.list_opens(
+    of_message = tracking_service.ActivityFilter(message_id=message.id)
+    opens_total, opens = await tracking_service.list_opens(
         session=session, server_id=server.id, filters=of_message, count=TIMELINE_READS, offset=0
     )
-    clicks_total, clicks = await messages_service.list_clicks(
+    clicks_total, clicks = await tracking_service.list_clicks(
         session=session, server_id=server.id, filters=of_message, count=TIMELINE_READS, offset=0
     )
     timeline = [
@@ -643,7 +644,11 @@ async def bounces_page(
             "counts": [(t.value, BOUNCE_TYPES[t].name, c) for t, c in counts],
             "inactive_count": inactive,
             "values": values,
-            "streams": [s for s in await servers_service.list_streams(session=session, server_id=server.id) if s.stream_type != "Inbound"],
+            "streams": [
+                s
+                for s in await streams_service.list_streams(session=session, server_id=server.id, stream_type=None, include_archived=True)
+                if s.stream_type != "Inbound"
+            ],
             "pager": Pager(page=page, total=total, size=PAGE_SIZE, query=shown),
             "error": error,
             "notice": notice_of(request),
@@ -675,7 +680,11 @@ async def activate_bounce(
 
 
 async def sendable_streams(session: AsyncSession, server: Server) -> list[Any]:
-    return [s for s in await servers_service.list_streams(session=session, server_id=server.id) if s.stream_type != "Inbound"]
+    return [
+        s
+        for s in await streams_service.list_streams(session=session, server_id=server.id, stream_type=None, include_archived=True)
+        if s.stream_type != "Inbound"
+    ]
 
 
 async def suppressions_page(

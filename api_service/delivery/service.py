@@ -1,5 +1,6 @@
 """Delivery: claim due recipients, send them, and record what each SMTP reply means for the
-recipient, its message and its webhooks (through the packages that own those records)."""
+recipient, its message and its webhooks (the queue through `delivery.queue`, the rest through the
+packages that own those records)."""
 
 from __future__ import annotations
 
@@ -24,15 +25,16 @@ from api_service.config import Settings
 from api_service.core import observe
 from api_service.core.groupcommit import GroupCommit
 from api_service.core.offload import cpu_bound
+from api_service.delivery import queue
+from api_service.delivery.queue import Claimed
 from api_service.delivery.transport import Attempt, Reply, Transport
 from api_service.domains import dkim
 from api_service.domains import service as domains
-from api_service.email import pipeline
 from api_service.mail.addresses import domain_of
 from api_service.messages import service as messages
-from api_service.messages.service import Claimed
 from api_service.models import Message, Server
 from api_service.servers import service as servers_service
+from api_service.tracking.personalise import Personalisation, per_recipient, personalise
 from api_service.webhooks import service as webhooks
 from api_service.webhooks.payloads import delivery_payload
 from shared.constants import BounceType, DeliveryType, WebhookTrigger
@@ -56,9 +58,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
     groups in flight at that instant, and a relay slower than the lease is not sent to twice.
     """
     async with sessionmaker() as session, session.begin():
-        claimed = await messages.claim_due(
-            session=session, limit=settings.delivery_batch_size, lease_seconds=settings.delivery_lease_seconds
-        )
+        claimed = await queue.claim_due(session=session, limit=settings.delivery_batch_size, lease_seconds=settings.delivery_lease_seconds)
     if not claimed:
         return 0
     async with heartbeat(sessionmaker=sessionmaker, items=claimed, lease_seconds=settings.delivery_lease_seconds):
@@ -71,7 +71,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
         groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
         for item in claimed:
             message = loaded.get(item.message_id)
-            alone = item.email if message is not None and pipeline.per_recipient(message) else ""
+            alone = item.email if message is not None and per_recipient(message) else ""
             groups[(item.message_id, domain_of(item.email), alone)].append(item)
         signed: dict[tuple[uuid.UUID, str], bytes] = {}
         limit = asyncio.Semaphore(settings.delivery_concurrency)
@@ -87,7 +87,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                     attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
                 else:
                     if (message_id, alone) not in signed:
-                        context = pipeline.Personalisation(
+                        context = Personalisation(
                             secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
                         )
                         # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
@@ -121,7 +121,7 @@ async def heartbeat(*, sessionmaker: async_sessionmaker[AsyncSession], items: li
             await asyncio.sleep(lease_seconds / 3)
             try:
                 async with sessionmaker() as session, session.begin():
-                    await messages.extend_leases(session=session, items=items, lease_seconds=lease_seconds)
+                    await queue.extend_leases(session=session, items=items, lease_seconds=lease_seconds)
             except Exception as exc:  # the database is away: the leases may lapse, fencing keeps that safe
                 log.warning("extending delivery leases failed: %s: %s", type(exc).__name__, exc)
 
@@ -200,9 +200,9 @@ class HookCache(dict[tuple[int, str], bool]):
     """Within one batch: does a server's stream have any webhook at all? (Most have none.)"""
 
 
-def prepare(message: Message, recipient: str, keys: dict[str, domains.SigningKey], context: pipeline.Personalisation) -> bytes:
+def prepare(message: Message, recipient: str, keys: dict[str, domains.SigningKey], context: Personalisation) -> bytes:
     """The bytes to send to `recipient`: personalised (when its copy differs), then DKIM-signed."""
-    return sign(pipeline.personalise(message.raw_mime, message=message, recipient=recipient, context=context), message, keys)
+    return sign(personalise(message.raw_mime, message=message, recipient=recipient, context=context), message, keys)
 
 
 def sign(mime: bytes, message: Message, keys: dict[str, domains.SigningKey]) -> bytes:
@@ -227,7 +227,7 @@ async def record_attempts(
     lease this worker lost is left to the worker that holds it now (fencing). Deliveries, the
     common case, are written with one statement for all of them."""
     now = datetime.now(UTC)
-    delivered: list[messages.Delivered] = []
+    delivered: list[queue.Delivered] = []
     outcome_of: dict[int, Outcomes] = {}
     for outcome, items in outcomes:
         message, server, attempt = outcome.message, outcome.server, outcome.attempt
@@ -240,7 +240,7 @@ async def record_attempts(
                 message_id=message.id, server_id=server.id, recipient=item.email, code=reply.code, outcome=verdict.outcome.value
             )
             if verdict.outcome is Outcome.DELIVERED:
-                delivered.append(messages.Delivered(item=item, response=text, details=details))
+                delivered.append(queue.Delivered(item=item, response=text, details=details))
                 outcome_of[item.id] = outcome
                 continue
             await _not_delivered(
@@ -248,7 +248,7 @@ async def record_attempts(
             )
     if not delivered:
         return
-    recorded = await messages.record_delivered_many(session=session, delivered=delivered, at=now)
+    recorded = await queue.record_delivered_many(session=session, delivered=delivered, at=now)
     for lost in {d.item.id for d in delivered} - {d.item.id for d in recorded}:
         log.warning("lease of %s to %s was lost before its delivery was recorded", outcome_of[lost].message.id, _email(delivered, lost))
     for entry in recorded:
@@ -275,7 +275,7 @@ async def record_attempts(
             )
 
 
-def _email(delivered: list[messages.Delivered], item_id: int) -> str:
+def _email(delivered: list[queue.Delivered], item_id: int) -> str:
     return next(d.item.email for d in delivered if d.item.id == item_id)
 
 
@@ -296,13 +296,13 @@ async def _not_delivered(
     if verdict.outcome is Outcome.RETRY:
         delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
         if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
-            await messages.record_deferred(session=session, item=item, response=text, until=now + timedelta(seconds=delay), details=details)
+            await queue.record_deferred(session=session, item=item, response=text, until=now + timedelta(seconds=delay), details=details)
             return
         bounce_type = BounceType.SOFT_BOUNCE
-    if not await messages.release_bounced(session=session, item=item, response=text):
+    if not await queue.release_bounced(session=session, item=item, response=text):
         log.warning("lease of %s to %s was lost before its bounce was recorded", message.id, item.email)
         return
     bounce = await bounces.record_message_bounce(
         session=session, message=message, bounce_type=bounce_type or BounceType.UNKNOWN, email=item.email, details=text
     )
-    await messages.record_bounced_event(session=session, item=item, details={"Summary": text, "BounceID": str(bounce.id), **details})
+    await queue.record_bounced_event(session=session, item=item, details={"Summary": text, "BounceID": str(bounce.id), **details})

@@ -5,13 +5,13 @@
       ─▶ queue ─▶ delivery worker ─▶ personalise (per recipient: tracking, unsubscribe) ─▶ DKIM ─▶ SMTP
 
 `render` fills templated messages (`/email/withTemplate`) from their template, layout and model, so the rules, the
-stored message and delivery all see the rendered Subject and bodies. `personalise` writes each recipient's open
-pixel, tracked links and unsubscribe link and headers (see `tracking.copies`).
+stored message and delivery all see the rendered Subject and bodies. This module holds the intake-time steps; the
+delivery-time step, `personalise` (each recipient's open pixel, tracked links and unsubscribe link and headers), is
+`tracking.personalise`, called by the delivery worker.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import datetime
 
@@ -22,16 +22,11 @@ from api_service.email.message import OutgoingMessage
 from api_service.errors import PostmarkError
 from api_service.mail.addresses import Mailbox, domain_of
 from api_service.mail.mime import MimeInput, build_mime
-from api_service.models import Message
 from api_service.templates import service as templates
 from api_service.tracking import copies
-from api_service.tracking.copies import Personalisation
-from api_service.tracking.rewrite import personalise_mime
 from shared.constants import ErrorCode
 
-log = logging.getLogger("postgate.delivery")
-
-__all__ = ["Personalisation", "compose", "per_recipient", "personalise", "render", "tracked_links"]
+__all__ = ["compose", "render", "tracked_links"]
 
 
 async def render(
@@ -99,29 +94,6 @@ def compose(message: OutgoingMessage, *, message_id: uuid.UUID, now: datetime, r
         raise PostmarkError(ErrorCode.INVALID_EMAIL_REQUEST, f"The message could not be built: {exc}.") from None
 
 
-def _copy_settings(message: Message) -> copies.CopySettings:
-    return copies.CopySettings(
-        message_id=message.id, track_opens=message.track_opens, track_links=message.track_links, list_unsubscribe=message.list_unsubscribe
-    )
-
-
-def per_recipient(message: Message) -> bool:
-    """Does each recipient of this message get a copy of its own?"""
-    return copies.per_recipient(_copy_settings(message))
-
-
 def tracked_links(mime: bytes, track_links: str) -> int:
     """Accept time: how many links each copy will have tracked (for the stats)."""
     return copies.tracked_link_count(mime, track_links)
-
-
-def personalise(mime: bytes, *, message: Message, recipient: str, context: Personalisation | None = None) -> bytes:
-    """Delivery time, per recipient, before DKIM signing: what only this recipient's copy holds
-    (an open-tracking pixel, tracked links, an unsubscribe link and the List-Unsubscribe headers)."""
-    if context is None or not per_recipient(message):
-        return mime
-    try:
-        return personalise_mime(mime, copies.plan_for(_copy_settings(message), recipient=recipient, context=context))
-    except Exception:  # as with DKIM: a copy that cannot be personalised is still delivered, as stored
-        log.exception("personalising %s for one recipient failed; delivering it as stored", message.id)
-        return mime

@@ -1,3 +1,12 @@
+"""The message log: messages, their recipient rows and their events.
+
+This package inserts a message with its recipient rows (`message_recipients`) at accept time and
+deletes them (retention, data removals); the queue columns of those rows (status, lease, attempts,
+outcome) are written by `delivery/`, the queue's owner. The exception is a late bounce, a DSN for
+a recipient already delivered (`mark_recipient`): the bounces package records it, and it cannot
+call delivery, which calls it.
+"""
+
 from __future__ import annotations
 
 import uuid
@@ -7,14 +16,10 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
-    ColumnElement,
     CursorResult,
     Select,
     Table,
-    Text,
     Uuid,
-    and_,
     bindparam,
     delete,
     func,
@@ -23,11 +28,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from api_service.models import Message, MessageClick, MessageEvent, MessageOpen, MessageRecipient, RecipientStatus
+from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
 from shared.constants import MessageEventType
 
 
@@ -81,12 +85,17 @@ async def get_message(*, session: AsyncSession, server_id: int, message_id: uuid
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def load_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
+    rows = (await session.execute(select(Message).where(Message.id.in_(ids)))).scalars().all()
+    return {m.id: m for m in rows}
+
+
 async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[MessageEvent]:
     stmt = select(MessageEvent).where(MessageEvent.message_id == message_id).order_by(MessageEvent.created_at, MessageEvent.id)
     return list((await session.execute(stmt)).scalars().all())
 
 
-# --- writes: the message store and its delivery queue (this package is their only writer) ----------
+# --- writes: the message log (this package is the only writer of messages and message_events) ----
 
 MESSAGES = cast(Table, Message.__table__)
 RECIPIENTS = cast(Table, MessageRecipient.__table__)
@@ -108,113 +117,6 @@ async def insert_messages(*, session: AsyncSession, messages: list[Message], rec
         await connection.execute(RECIPIENTS.insert(), [{c: getattr(r, c) for c in RECIPIENT_COLUMNS} for r in recipients])
 
 
-# Two branches, each served by its own partial index (ix_message_recipients_due and
-# ix_message_recipients_leased): `due OR expired` in one WHERE would scan the whole table, delivered
-# rows included, on every poll. Expired leases go first: they are the oldest work.
-CLAIM = text(
-    """
-    WITH expired AS (
-           SELECT id FROM message_recipients
-            WHERE status = 'sending' AND lease_until < now()
-            ORDER BY lease_until
-            LIMIT :limit
-            FOR UPDATE SKIP LOCKED),
-         due AS (
-           SELECT id FROM message_recipients
-            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= now()
-            ORDER BY next_attempt_at
-            LIMIT :limit
-            FOR UPDATE SKIP LOCKED)
-    UPDATE message_recipients AS r
-       SET status = 'sending', lease_until = now() + make_interval(secs => :lease), attempts = r.attempts + 1,
-           lease_token = :token
-     WHERE r.id IN (SELECT id FROM (SELECT id FROM expired UNION ALL SELECT id FROM due) AS both_ LIMIT :limit)
-    RETURNING r.id, r.message_id, r.email, r.attempts, r.lease_token
-    """
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A recipient this worker holds: every later update names `lease_token` (fencing), so a worker
-    whose lease ran out and was taken over cannot overwrite what the new holder records."""
-
-    id: int
-    message_id: uuid.UUID
-    email: str
-    attempts: int
-    lease_token: uuid.UUID
-
-
-async def claim(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Claimed]:
-    rows = (await session.execute(CLAIM, {"limit": limit, "lease": lease_seconds, "token": uuid.uuid4()})).all()
-    return [Claimed(id=r[0], message_id=r[1], email=r[2], attempts=r[3], lease_token=r[4]) for r in rows]
-
-
-EXTEND = text(
-    """
-    UPDATE message_recipients SET lease_until = now() + make_interval(secs => :lease)
-     WHERE id = ANY(:ids) AND lease_token = :token AND status = 'sending'
-    """
-).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
-
-
-async def extend_leases(*, session: AsyncSession, ids: list[int], token: uuid.UUID, lease_seconds: float) -> int:
-    """Push the lease of the rows this claim still holds; how many it still holds."""
-    result = await session.execute(EXTEND, {"ids": ids, "token": token, "lease": lease_seconds})
-    return int(cast(CursorResult[Any], result).rowcount)
-
-
-async def load_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
-    rows = (await session.execute(select(Message).where(Message.id.in_(ids)))).scalars().all()
-    return {m.id: m for m in rows}
-
-
-def _held(item: Claimed) -> ColumnElement[bool]:
-    return and_(
-        MessageRecipient.id == item.id,
-        MessageRecipient.lease_token == item.lease_token,
-        MessageRecipient.status == RecipientStatus.SENDING.value,
-    )
-
-
-async def finish(
-    *, session: AsyncSession, item: Claimed, status: RecipientStatus, response: str, delivered_at: datetime | None = None
-) -> bool:
-    """Record a final status; False (and nothing written) when this claim no longer holds the row."""
-    result = await session.execute(
-        update(MessageRecipient)
-        .where(_held(item))
-        .values(status=status.value, last_response=response[:2000], lease_until=None, lease_token=None, delivered_at=delivered_at)
-    )
-    return bool(cast(CursorResult[Any], result).rowcount)
-
-
-FINISH_DELIVERED = text(
-    """
-    UPDATE message_recipients AS r
-       SET status = 'delivered', last_response = u.response, lease_until = NULL, lease_token = NULL, delivered_at = :at
-      FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[]), CAST(:responses AS text[])) AS u(id, token, response)
-     WHERE r.id = u.id AND r.lease_token = u.token AND r.status = 'sending'
-    RETURNING r.id
-    """
-).bindparams(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("tokens", type_=ARRAY(Uuid)), bindparam("responses", type_=ARRAY(Text)))
-
-
-async def finish_delivered(*, session: AsyncSession, items: list[tuple[Claimed, str]], at: datetime) -> set[int]:
-    """Mark many recipients delivered in one statement, each fenced by its own lease token; the ids
-    of the rows this worker still held (only those were written)."""
-    if not items:
-        return set()
-    params = {
-        "ids": [item.id for item, _ in items],
-        "tokens": [item.lease_token for item, _ in items],
-        "responses": [response[:2000] for _, response in items],
-        "at": at,
-    }
-    return set((await session.execute(FINISH_DELIVERED, params)).scalars().all())
-
-
 MESSAGE_EVENTS = cast(Table, MessageEvent.__table__)
 
 
@@ -228,19 +130,8 @@ async def add_events(*, session: AsyncSession, events: list[tuple[uuid.UUID, str
         )
 
 
-async def defer_recipient(*, session: AsyncSession, item: Claimed, response: str, at: datetime) -> bool:
-    """Back to the queue until `at`; False (and nothing written) when this claim no longer holds the row."""
-    result = await session.execute(
-        update(MessageRecipient)
-        .where(_held(item))
-        .values(
-            status=RecipientStatus.DEFERRED.value, last_response=response[:2000], lease_until=None, lease_token=None, next_attempt_at=at
-        )
-    )
-    return bool(cast(CursorResult[Any], result).rowcount)
-
-
 async def mark_recipient(*, session: AsyncSession, message_id: uuid.UUID, email: str, status: RecipientStatus) -> None:
+    """A late bounce of a delivered recipient (see the module docstring): recorded outside any lease."""
     await session.execute(
         update(MessageRecipient)
         .where(MessageRecipient.message_id == message_id, MessageRecipient.email == email)
@@ -270,7 +161,8 @@ LOCK_MESSAGES = text("SELECT id FROM messages WHERE id = ANY(:ids) ORDER BY id F
 
 
 async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
-    """A message is Sent once none of its recipients is waiting any more.
+    """A message is Sent once none of its recipients is waiting any more (the delivery worker calls
+    this after recording outcomes; the message's status is the log's, so it is written here).
 
     Two workers finishing a message's last recipients at once would each still see the other's
     recipient as sending and neither would settle it. Locking the message rows first (in id order,
@@ -282,98 +174,13 @@ async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID])
         await session.execute(SETTLE, {"ids": list(message_ids)})
 
 
-# --- opens and clicks (this package writes them, with their message events) -------------------------
+# --- for the tracking URLs (opens, clicks and unsubscribes are recorded by tracking/) ---------------
 
 
 async def get_message_summary(*, session: AsyncSession, message_id: uuid.UUID) -> Message | None:
     """A message without its raw MIME (for recording its opens, clicks and unsubscribes)."""
     stmt = select(Message).options(defer(Message.raw_mime)).where(Message.id == message_id)
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def insert_open(*, session: AsyncSession, values: dict[str, Any]) -> MessageOpen:
-    """Insert an open; the first of its recipient is marked so, race-free (a partial unique index)."""
-    first = (
-        pg_insert(MessageOpen)
-        .values(**values, first_open=True)
-        .on_conflict_do_nothing(index_elements=["message_id", "recipient"], index_where=text("first_open"))
-        .returning(MessageOpen)
-    )
-    row = (await session.execute(first)).scalar_one_or_none()
-    if row is None:
-        row = (await session.execute(pg_insert(MessageOpen).values(**values, first_open=False).returning(MessageOpen))).scalar_one()
-    return row
-
-
-async def insert_click(*, session: AsyncSession, values: dict[str, Any]) -> MessageClick:
-    first = (
-        pg_insert(MessageClick)
-        .values(**values, first_click=True)
-        .on_conflict_do_nothing(index_elements=["message_id", "recipient", "link_sha256"], index_where=text("first_click"))
-        .returning(MessageClick)
-    )
-    row = (await session.execute(first)).scalar_one_or_none()
-    if row is None:
-        row = (await session.execute(pg_insert(MessageClick).values(**values, first_click=False).returning(MessageClick))).scalar_one()
-    return row
-
-
-@dataclass(slots=True)
-class ActivityFilter:
-    """Filters of `/messages/outbound/opens` and `/clicks`."""
-
-    message_id: uuid.UUID | None = None
-    recipient: str | None = None
-    tag: str | None = None
-    message_stream: str | None = None
-    client_name: str | None = None
-    client_company: str | None = None
-    client_family: str | None = None
-    os_name: str | None = None
-    os_family: str | None = None
-    os_company: str | None = None
-    platform: str | None = None
-    country: str | None = None
-    region: str | None = None
-    city: str | None = None
-    from_date: datetime | None = None
-    to_date: datetime | None = None
-
-
-ACTIVITY_EQUALS = ("tag", "message_stream", "platform")
-ACTIVITY_CONTAINS = ("client_name", "client_company", "client_family", "os_name", "os_family", "os_company", "country", "region", "city")
-
-
-async def list_activity(
-    *,
-    session: AsyncSession,
-    model: type[MessageOpen] | type[MessageClick],
-    server_id: int,
-    filters: ActivityFilter,
-    count: int,
-    offset: int,
-) -> tuple[int, list[Any]]:
-    stmt: Select[Any] = select(model).where(model.server_id == server_id)
-    if filters.message_id:
-        stmt = stmt.where(model.message_id == filters.message_id)
-    if filters.recipient:
-        stmt = stmt.where(model.recipient.icontains(filters.recipient, autoescape=True))
-    for name in ACTIVITY_EQUALS:
-        value = getattr(filters, name)
-        if value:
-            column = getattr(model, name)
-            stmt = stmt.where(func.lower(column) == value.lower()) if name == "platform" else stmt.where(column == value)
-    for name in ACTIVITY_CONTAINS:
-        value = getattr(filters, name)
-        if value:
-            stmt = stmt.where(getattr(model, name).icontains(value, autoescape=True))
-    if filters.from_date:
-        stmt = stmt.where(model.created_at >= filters.from_date)
-    if filters.to_date:
-        stmt = stmt.where(model.created_at < filters.to_date)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    page = stmt.order_by(model.created_at.desc(), model.id.desc()).limit(count).offset(offset)
-    return total, list((await session.execute(page)).scalars().all())
 
 
 async def metadata_of(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:

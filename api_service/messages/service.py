@@ -1,12 +1,13 @@
-"""The message store: messages, their recipients (the delivery queue) and their events.
+"""The message log: messages, their recipient rows and their events.
 
-This package is the only writer of those tables: intake stores through `store`, the delivery
-worker claims and records through the functions below.
+This package is the only writer of `messages` and `message_events`, and inserts and deletes the
+rows of `message_recipients`: intake stores through `store`; `delivery/` owns the queue columns of
+those rows (leases and outcomes) and adds the events of its outcomes through `add_events`;
+`tracking/` owns opens and clicks and adds their events through `add_event`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,16 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound
 from api_service.mail.parse import text_bodies
-from api_service.mail.useragent import ClientInfo
 from api_service.messages import repository
-from api_service.messages.repository import Claimed
 from api_service.messages.scrub import scrub_address, scrub_text
-from api_service.models import Message, MessageClick, MessageEvent, MessageOpen, MessageRecipient, RecipientStatus
-from shared.constants import ClickLocation, ErrorCode, MessageEventType
+from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
+from shared.constants import ErrorCode, MessageEventType
 
-__all__ = ["ActivityFilter", "Claimed"]
-
-ActivityFilter = repository.ActivityFilter
+EventRow = tuple[uuid.UUID, str, MessageEventType, dict[str, Any]]
+"""(message id, recipient, type, details) of one event."""
 
 
 def parse_message_id(value: str) -> uuid.UUID:
@@ -69,70 +67,16 @@ async def store(*, session: AsyncSession, messages: list[Message], recipients: l
     await repository.insert_messages(session=session, messages=messages, recipients=recipients)
 
 
-async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Due recipients and expired leases, held by this claim (one lease token) for `lease_seconds`."""
-    return await repository.claim(session=session, limit=limit, lease_seconds=lease_seconds)
+async def add_event(
+    *, session: AsyncSession, message_id: uuid.UUID, recipient: str, type_: MessageEventType, details: dict[str, Any]
+) -> None:
+    """One event, added to the session (written with its next flush)."""
+    await repository.add_event(session=session, message_id=message_id, recipient=recipient, type_=type_, details=details)
 
 
-async def extend_leases(*, session: AsyncSession, items: list[Claimed], lease_seconds: float) -> int:
-    """The heartbeat: push the lease of the rows a claim still holds (one token per claim)."""
-    held = 0
-    for token in {i.lease_token for i in items}:
-        ids = [i.id for i in items if i.lease_token == token]
-        held += await repository.extend_leases(session=session, ids=ids, token=token, lease_seconds=lease_seconds)
-    return held
-
-
-async def record_delivered(*, session: AsyncSession, item: Claimed, response: str, at: datetime, details: dict[str, Any]) -> bool:
-    """False (nothing recorded) when the claim lost the row to another worker."""
-    if not await repository.finish(session=session, item=item, status=RecipientStatus.DELIVERED, response=response, delivered_at=at):
-        return False
-    await repository.add_event(
-        session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.DELIVERED, details=details
-    )
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """A recipient the next hop accepted: its reply and the event's details."""
-
-    item: Claimed
-    response: str
-    details: dict[str, Any]
-
-
-async def record_delivered_many(*, session: AsyncSession, delivered: list[Delivered], at: datetime) -> list[Delivered]:
-    """`record_delivered` for many recipients in two statements; returns those recorded (the claim
-    still held them: each row is fenced by its own lease token)."""
-    held = await repository.finish_delivered(session=session, items=[(d.item, d.response) for d in delivered], at=at)
-    recorded = [d for d in delivered if d.item.id in held]
-    await repository.add_events(
-        session=session, events=[(d.item.message_id, d.item.email, MessageEventType.DELIVERED, d.details) for d in recorded]
-    )
-    return recorded
-
-
-async def record_deferred(*, session: AsyncSession, item: Claimed, response: str, until: datetime, details: dict[str, Any]) -> bool:
-    """False (nothing recorded) when the claim lost the row to another worker."""
-    if not await repository.defer_recipient(session=session, item=item, response=response, at=until):
-        return False
-    await repository.add_event(
-        session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.TRANSIENT, details=details
-    )
-    return True
-
-
-async def release_bounced(*, session: AsyncSession, item: Claimed, response: str) -> bool:
-    """Mark the recipient bounced; False (nothing written) when the claim lost the row. Its event
-    follows with `record_bounced_event`, once the bounce it names exists."""
-    return await repository.finish(session=session, item=item, status=RecipientStatus.BOUNCED, response=response)
-
-
-async def record_bounced_event(*, session: AsyncSession, item: Claimed, details: dict[str, Any]) -> None:
-    await repository.add_event(
-        session=session, message_id=item.message_id, recipient=item.email, type_=MessageEventType.BOUNCED, details=details
-    )
+async def add_events(*, session: AsyncSession, events: list[EventRow]) -> None:
+    """Many events in one statement (the delivery worker's group-committed outcomes)."""
+    await repository.add_events(session=session, events=events)
 
 
 async def mark_bounced(*, session: AsyncSession, message_id: uuid.UUID, email: str) -> None:
@@ -141,6 +85,7 @@ async def mark_bounced(*, session: AsyncSession, message_id: uuid.UUID, email: s
 
 
 async def settle(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
+    """Mark Sent the messages none of whose recipients is waiting for delivery any more."""
     await repository.settle_messages(session=session, message_ids=message_ids)
 
 
@@ -154,76 +99,12 @@ async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[M
     return await repository.list_events(session=session, message_id=message_id)
 
 
-# --- opens, clicks and subscription changes -------------------------------------------------------
+# --- for the tracking URLs --------------------------------------------------------------------------
 
 
 async def get_message_summary(*, session: AsyncSession, message_id: uuid.UUID) -> Message | None:
     """A message without its raw MIME, by id alone (the tracking endpoints know no server yet)."""
     return await repository.get_message_summary(session=session, message_id=message_id)
-
-
-def _reader(message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> dict[str, Any]:
-    return {
-        "server_id": message.server_id,
-        "message_id": message.id,
-        "message_stream": message.message_stream,
-        "tag": message.tag,
-        "recipient": recipient,
-        "user_agent": client.user_agent,
-        "client_name": client.client_name,
-        "client_company": client.client_company,
-        "client_family": client.client_family,
-        "os_name": client.os_name,
-        "os_company": client.os_company,
-        "os_family": client.os_family,
-        "platform": client.platform.value,
-        "ip": ip[:45],
-        "country": "",
-        "region": "",
-        "city": "",
-        "created_at": at,
-    }
-
-
-async def record_open(*, session: AsyncSession, message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> MessageOpen:
-    """An `Opened` event; `first_open` on the returned row says whether it was the recipient's first."""
-    row = await repository.insert_open(session=session, values=_reader(message, recipient, client, ip, at) | {"read_seconds": 0})
-    await repository.add_event(
-        session=session,
-        message_id=message.id,
-        recipient=recipient,
-        type_=MessageEventType.OPENED,
-        details={"Summary": f"Email opened with {client.client_name} on {client.os_name}"},
-    )
-    return row
-
-
-async def record_click(
-    *,
-    session: AsyncSession,
-    message: Message,
-    recipient: str,
-    link: str,
-    location: ClickLocation,
-    client: ClientInfo,
-    ip: str,
-    at: datetime,
-) -> MessageClick:
-    """A `LinkClicked` event; `first_click` says whether the recipient followed this link before."""
-    values = _reader(message, recipient, client, ip, at) | {
-        "click_location": location.value,
-        "original_link": link,
-        "link_sha256": hashlib.sha256(link.encode()).hexdigest(),
-    }
-    row = await repository.insert_click(session=session, values=values)
-    await repository.add_event(
-        session=session,
-        message_id=message.id,
-        recipient=recipient,
-        type_=MessageEventType.LINK_CLICKED,
-        details={"Summary": f"Link clicked with {client.client_name} on {client.os_name}", "Link": link, "ClickLocation": location.value},
-    )
-    return row
 
 
 async def record_subscription_change(*, session: AsyncSession, message_id: uuid.UUID, recipient: str, origin: str, suppress: bool) -> None:
@@ -233,22 +114,6 @@ async def record_subscription_change(*, session: AsyncSession, message_id: uuid.
         recipient=recipient,
         type_=MessageEventType.SUBSCRIPTION_CHANGED,
         details={"Origin": origin, "SuppressSending": suppress},
-    )
-
-
-async def list_opens(
-    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int
-) -> tuple[int, list[MessageOpen]]:
-    return await repository.list_activity(
-        session=session, model=MessageOpen, server_id=server_id, filters=filters, count=count, offset=offset
-    )
-
-
-async def list_clicks(
-    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int
-) -> tuple[int, list[MessageClick]]:
-    return await repository.list_activity(
-        session=session, model=MessageClick, server_id=server_id, filters=filters, count=count, offset=offset
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.models import MessageStream, Server, ServerToken
+from api_service.models import Server, ServerToken
 
 
 async def get_server_by_token_digest(*, session: AsyncSession, digest: str) -> Server | None:
@@ -66,19 +66,9 @@ async def delete_server(*, session: AsyncSession, server: Server) -> None:
     await session.flush()
 
 
-async def get_stream(*, session: AsyncSession, server_id: int, stream_id: str) -> MessageStream | None:
-    stmt = select(MessageStream).where(MessageStream.server_id == server_id, MessageStream.stream_id == stream_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def get_servers(*, session: AsyncSession, ids: set[int]) -> dict[int, Server]:
     rows = (await session.execute(select(Server).where(Server.id.in_(ids)))).scalars().all()
     return {s.id: s for s in rows}
-
-
-async def list_streams(*, session: AsyncSession, server_id: int) -> list[MessageStream]:
-    stmt = select(MessageStream).where(MessageStream.server_id == server_id).order_by(MessageStream.created_at, MessageStream.stream_id)
-    return list((await session.execute(stmt)).scalars().all())
 
 
 async def retention_days(*, session: AsyncSession) -> list[tuple[int, int | None]]:

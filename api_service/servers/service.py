@@ -1,4 +1,9 @@
-"""Server rules: names, colours, hook URLs and the token shown once."""
+"""Server rules: names, colours, hook URLs and the token shown once.
+
+A new server's default streams are made here through `streams.service`; the streams package
+imports nothing of this one but the authentication dependency its router uses (`servers.deps`),
+so the two services never import each other.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
-from api_service.models import MessageStream, Server
+from api_service.models import Server
 from api_service.servers import repository
 from api_service.servers.cache import SERVER_SNAPSHOTS, ServerSnapshot
 from api_service.servers.tokens import new_token, token_digest
@@ -259,10 +264,6 @@ async def list_servers(*, session: AsyncSession, count: int, offset: int, name: 
 async def token_hints(*, session: AsyncSession, server_ids: list[int]) -> dict[int, list[str]]:
     """The last characters of each server's tokens, for showing them masked."""
     return await repository.token_hints(session=session, server_ids=server_ids)
-
-
-async def list_streams(*, session: AsyncSession, server_id: int) -> list[MessageStream]:
-    return await repository.list_streams(session=session, server_id=server_id)
 
 
 async def retention_days(*, session: AsyncSession, default_days: int) -> dict[int, int]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.models import MessageStream
+from api_service.models import MessageStream, Server
 
 
 async def list_streams(*, session: AsyncSession, server_id: int, stream_type: str | None, include_archived: bool) -> list[MessageStream]:
@@ -27,6 +27,12 @@ async def count_streams(*, session: AsyncSession, server_id: int) -> tuple[int, 
     stmt = select(func.count(), func.count().filter(MessageStream.stream_type == "Inbound")).where(MessageStream.server_id == server_id)
     total, inbound = (await session.execute(stmt)).one()
     return int(total), int(inbound)
+
+
+async def lock_server(*, session: AsyncSession, server_id: int) -> None:
+    """Lock the server's row: stream creations of one server take turns (the limit of ten is
+    counted inside the lock). A lock, not a read: the servers package owns that table."""
+    await session.execute(select(Server.id).where(Server.id == server_id).with_for_update())
 
 
 async def add_streams(*, session: AsyncSession, streams: list[MessageStream]) -> None:

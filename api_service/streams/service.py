@@ -1,7 +1,9 @@
 """Message stream rules: IDs, names, types, the limit of ten, archiving, unsubscribe handling.
 
-This package is the only writer of `message_streams`: a new server's default streams are made by
-`create_default_streams`, called from the servers service.
+This package is the only writer and the only reader of `message_streams`: a new server's default
+streams are made by `create_default_streams`, called from the servers service, and other packages
+look streams up through `get_stream` and `list_streams`. It imports nothing of `servers/` (whose
+service calls this one); only its router takes the authenticated server from `servers.deps`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import PostmarkError
 from api_service.models import MessageStream
-from api_service.servers import repository as servers_repository
 from api_service.streams import repository
 from shared.constants import ErrorCode, StreamType, UnsubscribeHandlingType
 from shared.schemas.streams import StreamCreate, StreamEdit, SubscriptionConfig
@@ -167,7 +168,7 @@ async def create_stream(*, session: AsyncSession, server_id: int, data: StreamCr
     description = _description(data.Description)
     handling = _handling(data.SubscriptionManagementConfiguration, stream_type) or default_handling(stream_type)
     # The server row lock serialises creations, so two at once cannot both take the tenth place.
-    await servers_repository.get_server(session=session, server_id=server_id, for_update=True)
+    await repository.lock_server(session=session, server_id=server_id)
     if await repository.get_stream(session=session, server_id=server_id, stream_id=stream_id) is not None:
         raise PostmarkError(ErrorCode.STREAM_ID_EXISTS, "The 'ID' provided already exists for this server.")
     total, _ = await repository.count_streams(session=session, server_id=server_id)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.errors import NotFound, PostmarkError
 from api_service.mail.addresses import normalise_email
 from api_service.models import Server, Suppression
-from api_service.servers import repository as servers_repository
+from api_service.streams import service as streams
 from api_service.suppressions import repository
 from api_service.webhooks import service as webhooks
 from api_service.webhooks.payloads import subscription_change_payload
@@ -132,7 +132,7 @@ async def lift(
 
 async def check_stream(*, session: AsyncSession, server: Server, stream: str) -> str:
     stream = stream.lower()
-    if await servers_repository.get_stream(session=session, server_id=server.id, stream_id=stream) is None:
+    if await streams.get_stream(session=session, server_id=server.id, stream_id=stream) is None:
         raise NotFound(1226, f"The message stream '{stream}' was not found.")
     return stream
 

@@ -20,7 +20,6 @@ from api_service.core.errors import error_responses
 from api_service.core.paging import Paging
 from api_service.deps import Session, TransactionalRoute
 from api_service.errors import PostmarkError
-from api_service.messages import service as messages
 from api_service.servers.deps import CurrentServer
 from api_service.tracking import service
 from api_service.tracking.copies import CLICK_SEGMENT, OPEN_SEGMENT, UNSUBSCRIBE_SEGMENT
@@ -46,10 +45,10 @@ def client_ip(request: Request) -> str:
 # --- the opens and clicks API ---------------------------------------------------------------------
 
 
-def _filters(request: Request, *, message_stream: str | None, tag: str | None, recipient: str | None) -> messages.ActivityFilter:
+def _filters(request: Request, *, message_stream: str | None, tag: str | None, recipient: str | None) -> service.ActivityFilter:
     """Postmark documents snake_case filter names; postmark-python sends camelCase ones."""
     query = request.query_params
-    filters = messages.ActivityFilter(
+    filters = service.ActivityFilter(
         recipient=recipient,
         tag=tag,
         message_stream=(message_stream or DEFAULT_MESSAGE_STREAM).lower(),
@@ -99,7 +98,7 @@ async def message_opens(message_id: str, server: CurrentServer, session: Session
     total, found = await service.opens_page(
         session=session,
         server_id=server.id,
-        filters=messages.ActivityFilter(),
+        filters=service.ActivityFilter(),
         count=paging.count,
         offset=paging.offset,
         message_id=message_id,
@@ -135,7 +134,7 @@ async def message_clicks(message_id: str, server: CurrentServer, session: Sessio
     total, found = await service.clicks_page(
         session=session,
         server_id=server.id,
-        filters=messages.ActivityFilter(),
+        filters=service.ActivityFilter(),
         count=paging.count,
         offset=paging.offset,
         message_id=message_id,

@@ -1,9 +1,14 @@
 """What a tracking URL does when it is fetched: record the open or the click (and fire their
 webhooks), or suppress the recipient who unsubscribes. A token that does not open with its
-message's server key does nothing: the caller answers as for any other token."""
+message's server key does nothing: the caller answers as for any other token.
+
+This package is the only writer of opens and clicks (`store_open`, `store_click`); their events
+go to the message log through `messages`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,17 +17,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.mail.parse import parse_head
-from api_service.mail.useragent import parse_user_agent
+from api_service.mail.useragent import ClientInfo, parse_user_agent
 from api_service.messages import service as messages
-from api_service.models import Message, Server
+from api_service.models import Message, MessageClick, MessageOpen, Server
 from api_service.servers import service as servers
 from api_service.streams import service as streams
 from api_service.suppressions import service as suppressions
-from api_service.tracking import tokens
+from api_service.tracking import repository, tokens
 from api_service.tracking.copies import UNSUBSCRIBE_MAILBOX
+from api_service.tracking.repository import ActivityFilter
 from api_service.webhooks import payloads
 from api_service.webhooks import service as webhooks
-from shared.constants import SuppressionOrigin, SuppressionReason, WebhookTrigger
+from shared.constants import ClickLocation, MessageEventType, SuppressionOrigin, SuppressionReason, WebhookTrigger
+
+__all__ = ["ActivityFilter"]
 
 MAILED_TOKEN = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]{40,4096})", re.IGNORECASE)
 
@@ -58,7 +66,7 @@ async def record_open(*, session: AsyncSession, token: str, user_agent: str, ip:
     if found is None:
         return False
     message = found.message
-    row = await messages.record_open(
+    row = await store_open(
         session=session,
         message=message,
         recipient=found.payload.recipient,
@@ -83,7 +91,7 @@ async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip:
     if found is None or found.payload.location is None:
         return None
     message = found.message
-    row = await messages.record_click(
+    row = await store_click(
         session=session,
         message=message,
         recipient=found.payload.recipient,
@@ -102,6 +110,89 @@ async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip:
             payload=payloads.click_payload(row, metadata=message.metadata_),
         )
     return found.payload.url
+
+
+# --- the opens and clicks tables ------------------------------------------------------------------
+
+
+def _reader(message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> dict[str, Any]:
+    return {
+        "server_id": message.server_id,
+        "message_id": message.id,
+        "message_stream": message.message_stream,
+        "tag": message.tag,
+        "recipient": recipient,
+        "user_agent": client.user_agent,
+        "client_name": client.client_name,
+        "client_company": client.client_company,
+        "client_family": client.client_family,
+        "os_name": client.os_name,
+        "os_company": client.os_company,
+        "os_family": client.os_family,
+        "platform": client.platform.value,
+        "ip": ip[:45],
+        "country": "",
+        "region": "",
+        "city": "",
+        "created_at": at,
+    }
+
+
+async def store_open(*, session: AsyncSession, message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> MessageOpen:
+    """An open with its `Opened` event; `first_open` on the returned row says whether it was the recipient's first."""
+    row = await repository.insert_open(session=session, values=_reader(message, recipient, client, ip, at) | {"read_seconds": 0})
+    await messages.add_event(
+        session=session,
+        message_id=message.id,
+        recipient=recipient,
+        type_=MessageEventType.OPENED,
+        details={"Summary": f"Email opened with {client.client_name} on {client.os_name}"},
+    )
+    return row
+
+
+async def store_click(
+    *,
+    session: AsyncSession,
+    message: Message,
+    recipient: str,
+    link: str,
+    location: ClickLocation,
+    client: ClientInfo,
+    ip: str,
+    at: datetime,
+) -> MessageClick:
+    """A click with its `LinkClicked` event; `first_click` says whether the recipient followed this link before."""
+    values = _reader(message, recipient, client, ip, at) | {
+        "click_location": location.value,
+        "original_link": link,
+        "link_sha256": hashlib.sha256(link.encode()).hexdigest(),
+    }
+    row = await repository.insert_click(session=session, values=values)
+    await messages.add_event(
+        session=session,
+        message_id=message.id,
+        recipient=recipient,
+        type_=MessageEventType.LINK_CLICKED,
+        details={"Summary": f"Link clicked with {client.client_name} on {client.os_name}", "Link": link, "ClickLocation": location.value},
+    )
+    return row
+
+
+async def list_opens(
+    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int
+) -> tuple[int, list[MessageOpen]]:
+    return await repository.list_activity(
+        session=session, model=MessageOpen, server_id=server_id, filters=filters, count=count, offset=offset
+    )
+
+
+async def list_clicks(
+    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int
+) -> tuple[int, list[MessageClick]]:
+    return await repository.list_activity(
+        session=session, model=MessageClick, server_id=server_id, filters=filters, count=count, offset=offset
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,22 +256,22 @@ async def unsubscribe_by_mail(*, session: AsyncSession, rcpt_to: list[str], raw:
 
 
 async def opens_page(
-    *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
+    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int, message_id: str | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
     """A page of opens, shaped as their webhooks; of one message when `message_id` is given."""
     if message_id is not None:
         filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
-    total, rows = await messages.list_opens(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+    total, rows = await list_opens(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
     metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
     return total, [payloads.open_payload(r, metadata=metadata.get(r.message_id, {})) for r in rows]
 
 
 async def clicks_page(
-    *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
+    *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int, message_id: str | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
     """A page of clicks, shaped as their webhooks; of one message when `message_id` is given."""
     if message_id is not None:
         filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
-    total, rows = await messages.list_clicks(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
+    total, rows = await list_clicks(session=session, server_id=server_id, filters=filters, count=count, offset=offset)
     metadata = await messages.metadata_of(session=session, message_ids={r.message_id for r in rows})
     return total, [payloads.click_payload(r, metadata=metadata.get(r.message_id, {})) for r in rows]

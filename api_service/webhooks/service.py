@@ -17,8 +17,8 @@ from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
 from api_service.mail.address_match import postgres_pattern
 from api_service.models import Bounce, Server, Webhook, WebhookDelivery
-from api_service.servers import repository as servers_repository
 from api_service.servers.service import valid_hook_url
+from api_service.streams import service as streams
 from api_service.webhooks import payloads, repository
 from shared.constants import (
     BOUNCE_TYPES,
@@ -170,7 +170,7 @@ async def get_webhook_or_raise(*, session: AsyncSession, server_id: int, webhook
 
 async def create_webhook(*, session: AsyncSession, server: Server, data: WebhookWrite, url_guard: UrlGuard) -> Webhook:
     stream_id = (data.MessageStream or DEFAULT_MESSAGE_STREAM).lower()
-    stream = await servers_repository.get_stream(session=session, server_id=server.id, stream_id=stream_id)
+    stream = await streams.get_stream(session=session, server_id=server.id, stream_id=stream_id)
     if stream is None:
         raise PostmarkError(1226, f"The message stream '{stream_id}' was not found.")
     if stream.archived_at is not None:

@@ -14,6 +14,7 @@ from api_service.config import Settings
 from api_service.db import create_engine, create_sessionmaker
 from api_service.mail.useragent import parse_user_agent
 from api_service.messages import service as messages
+from api_service.tracking import service as tracking
 from shared.constants import ClickLocation
 from tests.compat.test_postmarker import postmark
 
@@ -32,8 +33,8 @@ def record_activity(settings: Settings, message_id: str) -> None:
             assert message is not None
             client = parse_user_agent(IPHONE)
             at = datetime.now(UTC)
-            await messages.record_open(session=session, message=message, recipient="user@example.net", client=client, ip="", at=at)
-            await messages.record_click(
+            await tracking.store_open(session=session, message=message, recipient="user@example.net", client=client, ip="", at=at)
+            await tracking.store_click(
                 session=session,
                 message=message,
                 recipient="user@example.net",

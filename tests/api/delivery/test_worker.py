@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from api_service.messages import service as messages
+from api_service.delivery import queue
 from tests.api.conftest import Receiver, SinkHandler, Worker
 from tests.factories import ACCOUNT, ServerHandle, create_domain, create_server, message
 
@@ -124,7 +124,7 @@ class TestDelivery:
     ) -> None:
         await client.post("/email", json=sent_from(To="ok@example.net"), headers=server.headers)
         async with app.state.sessionmaker() as session, session.begin():
-            claimed = await messages.claim_due(session=session, limit=10, lease_seconds=1)
+            claimed = await queue.claim_due(session=session, limit=10, lease_seconds=1)
         assert len(claimed) == 1  # a worker took it, then died without a word
         assert await worker.deliver() == 0
         await asyncio.sleep(1.2)

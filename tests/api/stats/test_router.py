@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api_service.bounces.service import record_bounce
 from api_service.mail.useragent import parse_user_agent
 from api_service.messages import service as messages
+from api_service.tracking import service as tracking
 from shared.constants import BounceType, ClickLocation
 from tests.factories import ServerHandle, message, sending_server
 
@@ -31,9 +32,9 @@ async def activity(app: FastAPI, message_id: str, *, opens: list[datetime], clic
         assert row is not None
         client = parse_user_agent(CHROME)
         for at in opens:
-            await messages.record_open(session=session, message=row, recipient=row.recipients[0], client=client, ip="", at=at)
+            await tracking.store_open(session=session, message=row, recipient=row.recipients[0], client=client, ip="", at=at)
         for at, link in clicks:
-            await messages.record_click(
+            await tracking.store_click(
                 session=session,
                 message=row,
                 recipient=row.recipients[0],
