@@ -2,8 +2,8 @@
 
 Every list (`/messages/outbound`, `/bounces`, `/messages/inbound`, `/templates`, `/servers` …) answers
 `{TotalCount, <Plural>: [...]}`: the number of rows that match, ignoring `count`/`offset`, and one
-page of them in a fixed order. Writing that by hand per domain drifted (one list counted before
-adding columns, another after); this is the one place it is written. The repositories still own
+page of them in a fixed order. That was written out by hand in every repository with a list; this
+is the one place it is written now. The repositories still own
 their SQL: they pass the statement, the clauses and the order, and this module only assembles them.
 """
 

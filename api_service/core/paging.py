@@ -42,8 +42,8 @@ Paging = Annotated[Page, Depends(page)]
 
 
 def search_page(request: Request, paging: Paging) -> Page:
-    """`page` within Postmark's search window. It runs before the route's own parameters are read,
-    so an out-of-window page is refused before any filter is parsed, as each route did by hand."""
+    """`page` within Postmark's search window. A dependency runs before the route's own query
+    parameters are read, so an out-of-window page is refused before any filter is looked at."""
     if paging.count + paging.offset > MAX_PAGE_WINDOW:
         raise PostmarkError(query_error_code(request.url.path), f"count + offset must not exceed {MAX_PAGE_WINDOW}.")
     return paging
