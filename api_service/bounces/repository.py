@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, func, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from api_service.core.listing import page_rows
 from api_service.models import Bounce, BounceDump, Suppression
 
 
@@ -52,35 +53,36 @@ async def add_bounce(*, session: AsyncSession, bounce: Bounce) -> Bounce:
     return bounce
 
 
+def _clauses(f: BounceFilter) -> list[ColumnElement[bool] | None]:
+    """One clause per search parameter; None where the parameter was not given. `Inactive` is the
+    stored flag and a live suppression together, as the answer shows it."""
+    inactive = and_(Bounce.inactive.is_(True), _suppressed())
+    return [
+        Bounce.type == f.type if f.type else None,
+        None if f.inactive is None else inactive if f.inactive else not_(inactive),
+        Bounce.email.icontains(f.email, autoescape=True) if f.email else None,
+        Bounce.tag == f.tag if f.tag else None,
+        Bounce.message_id == f.message_id if f.message_id else None,
+        Bounce.message_stream == f.message_stream if f.message_stream else None,
+        Bounce.bounced_at >= f.from_date if f.from_date else None,
+        Bounce.bounced_at < f.to_date if f.to_date else None,
+    ]
+
+
 async def list_bounces(
     *, session: AsyncSession, server_id: int, filters: BounceFilter, count: int, offset: int
 ) -> tuple[int, list[BounceRow]]:
     """A page of bounces (their dumps are not loaded)."""
-    stmt = select(Bounce).where(Bounce.server_id == server_id)
-    if filters.type:
-        stmt = stmt.where(Bounce.type == filters.type)
-    if filters.inactive is not None:
-        inactive = and_(Bounce.inactive.is_(True), _suppressed())
-        stmt = stmt.where(inactive if filters.inactive else not_(inactive))
-    if filters.email:
-        stmt = stmt.where(Bounce.email.icontains(filters.email, autoescape=True))
-    if filters.tag:
-        stmt = stmt.where(Bounce.tag == filters.tag)
-    if filters.message_id:
-        stmt = stmt.where(Bounce.message_id == filters.message_id)
-    if filters.message_stream:
-        stmt = stmt.where(Bounce.message_stream == filters.message_stream)
-    if filters.from_date:
-        stmt = stmt.where(Bounce.bounced_at >= filters.from_date)
-    if filters.to_date:
-        stmt = stmt.where(Bounce.bounced_at < filters.to_date)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    page = (
-        stmt.add_columns(or_(Bounce.dump.is_not(None), Bounce.dump_id.is_not(None)), _suppressed())
-        .options(defer(Bounce.dump), defer(Bounce.content))
-        .order_by(Bounce.bounced_at.desc(), Bounce.id.desc())
+    total, rows = await page_rows(
+        session=session,
+        stmt=select(Bounce).where(Bounce.server_id == server_id),
+        filters=_clauses(filters),
+        order_by=[Bounce.bounced_at.desc(), Bounce.id.desc()],
+        count=count,
+        offset=offset,
+        columns=[or_(Bounce.dump.is_not(None), Bounce.dump_id.is_not(None)), _suppressed()],
+        options=[defer(Bounce.dump), defer(Bounce.content)],
     )
-    rows = (await session.execute(page.limit(count).offset(offset))).all()
     return total, [BounceRow(bounce=b, dump_available=bool(d), suppressed=bool(s)) for b, d, s in rows]
 
 

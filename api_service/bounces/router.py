@@ -10,11 +10,11 @@ from fastapi import APIRouter, Body, Query
 from api_service.bounces import repository, service
 from api_service.core.dates import parse_query_date
 from api_service.core.errors import error_responses
-from api_service.core.paging import EntityId, Paging
+from api_service.core.paging import EntityId, SearchPaging
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.servers.deps import AccountAuth, CurrentServer
-from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, BounceType, ErrorCode
+from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode
 from shared.schemas.base import format_timestamp
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport, BounceReportResult
 from shared.schemas.bounces import Bounce, BounceActivation, BounceCount, BounceDump, BounceList, DeliveryStats
@@ -64,7 +64,7 @@ async def delivery_stats(server: CurrentServer, session: Session) -> DeliverySta
 async def list_bounces(
     server: CurrentServer,
     session: Session,
-    paging: Paging,
+    paging: SearchPaging,
     type: Annotated[str | None, Query(description="A bounce type name, e.g. HardBounce")] = None,
     inactive: Annotated[bool | None, Query()] = None,
     emailfilter: Annotated[str | None, Query(description="Substring of the recipient")] = None,
@@ -75,8 +75,6 @@ async def list_bounces(
     messagestream: Annotated[str | None, Query(description="Defaults to outbound")] = None,
 ) -> BounceList:
     """Search bounces, newest first."""
-    if paging.count + paging.offset > MAX_PAGE_WINDOW:
-        raise PostmarkError(ErrorCode.BOUNCE_QUERY, "count + offset must not exceed 10000.")
     bounce_type = None
     if type:
         found = BOUNCE_TYPE_BY_NAME.get(type.lower())

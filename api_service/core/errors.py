@@ -36,6 +36,11 @@ QUERY_ERROR_CODES: dict[str, int] = {
 }
 
 
+def query_error_code(path: str) -> int:
+    """The ErrorCode of a bad query parameter on `path`, so a route's own checks and FastAPI's agree."""
+    return QUERY_ERROR_CODES.get(path.strip("/").split("/", 1)[0], ErrorCode.INVALID_REQUEST_FIELDS)
+
+
 def postmark_response(status: int, error_code: int, message: str, extra: dict[str, Any] | None = None) -> JSONResponse:
     return JSONResponse(
         {"ErrorCode": error_code, "Message": message} | (extra or {}),
@@ -62,8 +67,7 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
         fields = sorted({describe_location(e["loc"]) for e in body_errors})
         nul = " (NUL characters are not allowed)" if any(NUL_REFUSED in str(e.get("msg", "")) for e in body_errors) else ""
         return postmark_response(422, ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {', '.join(fields)}{nul}.")
-    segment = request.url.path.strip("/").split("/", 1)[0]
-    code = QUERY_ERROR_CODES.get(segment, ErrorCode.INVALID_REQUEST_FIELDS)
+    code = query_error_code(request.url.path)
     details = "; ".join(f"'{describe_location(e['loc'])}': {e['msg']}" for e in errors)
     return postmark_response(422, code, f"Invalid request parameter(s): {details}.")
 

@@ -1,13 +1,22 @@
-"""Postmark's `count`/`offset` paging, required on every list endpoint."""
+"""Postmark's `count`/`offset` paging, required on every list endpoint: one dependency for all of them.
+
+`count` is 1-500 and `offset` at least 0 everywhere (a bad or missing value is a 422 with the
+ErrorCode of the route's family, from `core.errors`). The searches (outbound and inbound messages,
+opens, clicks, bounces) also keep `count + offset` within 10,000, as Postmark does; the other lists
+(templates, servers, signatures, domains, inbound rules) do not, so they take `Paging` and the
+searches take `SearchPaging`, which is the same parameters with the window checked on top.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Request
 
-from shared.constants import MAX_PAGE_COUNT
+from api_service.core.errors import query_error_code
+from api_service.errors import PostmarkError
+from shared.constants import MAX_PAGE_COUNT, MAX_PAGE_WINDOW
 
 MAX_OFFSET = 1_000_000
 MAX_ID = 2**63 - 1
@@ -30,3 +39,14 @@ def page(
 
 
 Paging = Annotated[Page, Depends(page)]
+
+
+def search_page(request: Request, paging: Paging) -> Page:
+    """`page` within Postmark's search window. A dependency runs before the route's own query
+    parameters are read, so an out-of-window page is refused before any filter is looked at."""
+    if paging.count + paging.offset > MAX_PAGE_WINDOW:
+        raise PostmarkError(query_error_code(request.url.path), f"count + offset must not exceed {MAX_PAGE_WINDOW}.")
+    return paging
+
+
+SearchPaging = Annotated[Page, Depends(search_page)]

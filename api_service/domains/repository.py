@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.listing import page_of
 from api_service.models import Domain
 
 
@@ -17,9 +18,7 @@ async def get_domain_by_name(*, session: AsyncSession, name: str) -> Domain | No
 
 
 async def list_domains(*, session: AsyncSession, count: int, offset: int) -> tuple[int, list[Domain]]:
-    total = (await session.execute(select(func.count()).select_from(Domain))).scalar_one()
-    rows = (await session.execute(select(Domain).order_by(Domain.id).limit(count).offset(offset))).scalars().all()
-    return total, list(rows)
+    return await page_of(session=session, stmt=select(Domain), order_by=[Domain.id], count=count, offset=offset)
 
 
 async def add_domain(*, session: AsyncSession, domain: Domain) -> Domain:

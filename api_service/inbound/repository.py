@@ -7,11 +7,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from api_service.core.listing import page_of
 from api_service.models import InboundMessage, InboundRule, Server
 from shared.constants import InboundStatus
 
@@ -57,35 +58,33 @@ async def get_message(*, session: AsyncSession, message_id: uuid.UUID, server_id
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+def _clauses(f: InboundFilter) -> list[ColumnElement[bool] | None]:
+    """One clause per search parameter; None where the parameter was not given (or empty)."""
+    return [
+        func.array_to_string(InboundMessage.recipients, ",").icontains(f.recipient, autoescape=True) if f.recipient else None,
+        InboundMessage.from_email.icontains(f.from_email, autoescape=True) if f.from_email else None,
+        InboundMessage.tag == f.tag if f.tag else None,
+        InboundMessage.status == f.status.value if f.status else None,
+        InboundMessage.subject.icontains(f.subject, autoescape=True) if f.subject else None,
+        InboundMessage.mailbox_hash == f.mailbox_hash if f.mailbox_hash else None,
+        InboundMessage.created_at >= f.from_date if f.from_date else None,
+        InboundMessage.created_at < f.to_date if f.to_date else None,
+    ]
+
+
 async def list_messages(
     *, session: AsyncSession, server_id: int, filters: InboundFilter, count: int, offset: int
 ) -> tuple[int, list[InboundMessage]]:
     """A page of received messages, newest first (their raw MIME is not loaded)."""
-    stmt = select(InboundMessage).where(InboundMessage.server_id == server_id)
-    if filters.recipient:
-        stmt = stmt.where(func.array_to_string(InboundMessage.recipients, ",").icontains(filters.recipient, autoescape=True))
-    if filters.from_email:
-        stmt = stmt.where(InboundMessage.from_email.icontains(filters.from_email, autoescape=True))
-    if filters.tag:
-        stmt = stmt.where(InboundMessage.tag == filters.tag)
-    if filters.status:
-        stmt = stmt.where(InboundMessage.status == filters.status.value)
-    if filters.subject:
-        stmt = stmt.where(InboundMessage.subject.icontains(filters.subject, autoescape=True))
-    if filters.mailbox_hash:
-        stmt = stmt.where(InboundMessage.mailbox_hash == filters.mailbox_hash)
-    if filters.from_date:
-        stmt = stmt.where(InboundMessage.created_at >= filters.from_date)
-    if filters.to_date:
-        stmt = stmt.where(InboundMessage.created_at < filters.to_date)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    page = (
-        stmt.options(defer(InboundMessage.raw_mime))
-        .order_by(InboundMessage.created_at.desc(), InboundMessage.id)
-        .limit(count)
-        .offset(offset)
+    return await page_of(
+        session=session,
+        stmt=select(InboundMessage).where(InboundMessage.server_id == server_id),
+        filters=_clauses(filters),
+        order_by=[InboundMessage.created_at.desc(), InboundMessage.id],
+        count=count,
+        offset=offset,
+        options=[defer(InboundMessage.raw_mime)],
     )
-    return total, list((await session.execute(page)).scalars().all())
 
 
 async def change_status(*, session: AsyncSession, message_id: uuid.UUID, from_statuses: set[InboundStatus], to: InboundStatus) -> bool:
@@ -110,9 +109,7 @@ async def rule_texts(*, session: AsyncSession, server_id: int) -> list[str]:
 
 async def list_rules(*, session: AsyncSession, server_id: int, count: int, offset: int) -> tuple[int, list[InboundRule]]:
     stmt = select(InboundRule).where(InboundRule.server_id == server_id)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = (await session.execute(stmt.order_by(InboundRule.id).limit(count).offset(offset))).scalars().all()
-    return total, list(rows)
+    return await page_of(session=session, stmt=stmt, order_by=[InboundRule.id], count=count, offset=offset)
 
 
 async def get_rule(*, session: AsyncSession, server_id: int, rule_id: int) -> InboundRule | None:

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Body, Query
 
 from api_service.core.dates import parse_query_date
 from api_service.core.errors import error_responses
-from api_service.core.paging import EntityId, Paging
+from api_service.core.paging import EntityId, Paging, SearchPaging
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.inbound import repository, service
 from api_service.models import InboundMessage
 from api_service.models import InboundRule as InboundRuleRow
 from api_service.servers.deps import AccountAuth, CurrentServer
-from shared.constants import MAX_PAGE_WINDOW, ErrorCode, InboundStatus
+from shared.constants import ErrorCode, InboundStatus
 from shared.schemas.base import ErrorResponse
 from shared.schemas.inbound import (
     InboundAttachmentInfo,
@@ -61,7 +61,7 @@ def summary_fields(message: InboundMessage) -> dict[str, Any]:
 async def list_inbound(
     server: CurrentServer,
     session: Session,
-    paging: Paging,
+    paging: SearchPaging,
     recipient: Annotated[str | None, Query()] = None,
     fromemail: Annotated[str | None, Query()] = None,
     tag: Annotated[str | None, Query()] = None,
@@ -72,8 +72,6 @@ async def list_inbound(
     todate: Annotated[str | None, Query(description="Inclusive")] = None,
 ) -> InboundMessageList:
     """Search received messages, newest first."""
-    if paging.count + paging.offset > MAX_PAGE_WINDOW:
-        raise PostmarkError(ErrorCode.MESSAGE_QUERY, "count + offset must not exceed 10000.")
     status_value = None
     if status:
         status_value = next((s for s in InboundStatus if s.value.lower() == status.strip().lower()), None)

@@ -16,8 +16,8 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
+    ColumnElement,
     CursorResult,
-    Select,
     Table,
     Uuid,
     bindparam,
@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from api_service.core.listing import page_of
 from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
 from shared.constants import MessageEventType
 
@@ -48,36 +49,34 @@ class MessageFilter:
     metadata: dict[str, str] | None = None
 
 
-def _filtered(server_id: int, f: MessageFilter) -> Select[Message]:
-    stmt = select(Message).where(Message.server_id == server_id)
-    if f.recipient:
-        stmt = stmt.where(func.array_to_string(Message.recipients, ",").icontains(f.recipient, autoescape=True))
-    if f.from_email:
-        stmt = stmt.where(Message.from_email.icontains(f.from_email, autoescape=True))
-    if f.tag:
-        stmt = stmt.where(Message.tag == f.tag)
-    if f.status:
-        stmt = stmt.where(Message.status == f.status)
-    if f.subject:
-        stmt = stmt.where(Message.subject.icontains(f.subject, autoescape=True))
-    if f.message_stream:
-        stmt = stmt.where(Message.message_stream == f.message_stream)
-    if f.from_date:
-        stmt = stmt.where(Message.created_at >= f.from_date)
-    if f.to_date:
-        stmt = stmt.where(Message.created_at < f.to_date)
-    if f.metadata:
-        stmt = stmt.where(Message.metadata_.contains(f.metadata))
-    return stmt
+def _clauses(f: MessageFilter) -> list[ColumnElement[bool] | None]:
+    """One clause per search parameter; None where the parameter was not given (or empty)."""
+    return [
+        func.array_to_string(Message.recipients, ",").icontains(f.recipient, autoescape=True) if f.recipient else None,
+        Message.from_email.icontains(f.from_email, autoescape=True) if f.from_email else None,
+        Message.tag == f.tag if f.tag else None,
+        Message.status == f.status if f.status else None,
+        Message.subject.icontains(f.subject, autoescape=True) if f.subject else None,
+        Message.message_stream == f.message_stream if f.message_stream else None,
+        Message.created_at >= f.from_date if f.from_date else None,
+        Message.created_at < f.to_date if f.to_date else None,
+        Message.metadata_.contains(f.metadata) if f.metadata else None,
+    ]
 
 
 async def list_messages(
     *, session: AsyncSession, server_id: int, filters: MessageFilter, count: int, offset: int
 ) -> tuple[int, list[Message]]:
-    stmt = _filtered(server_id, filters)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    page = stmt.options(defer(Message.raw_mime)).order_by(Message.created_at.desc(), Message.id).limit(count).offset(offset)
-    return total, list((await session.execute(page)).scalars().all())
+    """A page of sent messages, newest first (their raw MIME is not loaded)."""
+    return await page_of(
+        session=session,
+        stmt=select(Message).where(Message.server_id == server_id),
+        filters=_clauses(filters),
+        order_by=[Message.created_at.desc(), Message.id],
+        count=count,
+        offset=offset,
+        options=[defer(Message.raw_mime)],
+    )
 
 
 async def get_message(*, session: AsyncSession, server_id: int, message_id: uuid.UUID) -> Message | None:

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query, Request
 from api_service.core.dates import parse_query_date
 from api_service.core.errors import error_responses
 from api_service.core.offload import cpu_bound
-from api_service.core.paging import Paging
+from api_service.core.paging import SearchPaging
 from api_service.deps import Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.messages import repository, service
 from api_service.models import Message
 from api_service.servers.deps import CurrentServer
-from shared.constants import MAX_PAGE_WINDOW, ErrorCode, MessageStatus
+from shared.constants import ErrorCode, MessageStatus
 from shared.schemas.base import format_timestamp
 from shared.schemas.messages import EmailName, MessageDump, MessageEvent, OutboundMessage, OutboundMessageDetails, OutboundMessageList
 
@@ -51,7 +51,7 @@ async def list_outbound(
     request: Request,
     server: CurrentServer,
     session: Session,
-    paging: Paging,
+    paging: SearchPaging,
     recipient: Annotated[str | None, Query()] = None,
     fromemail: Annotated[str | None, Query()] = None,
     tag: Annotated[str | None, Query()] = None,
@@ -62,8 +62,6 @@ async def list_outbound(
     todate: Annotated[str | None, Query(description="Inclusive")] = None,
 ) -> OutboundMessageList:
     """Search sent messages, newest first. `metadata_<key>=<value>` filters on metadata."""
-    if paging.count + paging.offset > MAX_PAGE_WINDOW:
-        raise PostmarkError(ErrorCode.MESSAGE_QUERY, "count + offset must not exceed 10000.")
     status_value = None
     if status:
         status_value = next((s.value for s in MessageStatus if s.value.lower() == status.lower()), None)

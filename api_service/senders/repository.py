@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.listing import page_of
 from api_service.models import SenderSignature
 
 
@@ -22,9 +23,7 @@ async def get_signature_by_email(*, session: AsyncSession, email: str) -> Sender
 
 
 async def list_signatures(*, session: AsyncSession, count: int, offset: int) -> tuple[int, list[SenderSignature]]:
-    total = (await session.execute(select(func.count()).select_from(SenderSignature))).scalar_one()
-    rows = (await session.execute(select(SenderSignature).order_by(SenderSignature.id).limit(count).offset(offset))).scalars().all()
-    return total, list(rows)
+    return await page_of(session=session, stmt=select(SenderSignature), order_by=[SenderSignature.id], count=count, offset=offset)
 
 
 async def add_signature(*, session: AsyncSession, signature: SenderSignature) -> SenderSignature:

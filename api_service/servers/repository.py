@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.listing import page_of
 from api_service.models import Server, ServerToken
 
 
@@ -37,12 +38,8 @@ async def get_server_by_inbound_domain(*, session: AsyncSession, domain: str) ->
 
 
 async def list_servers(*, session: AsyncSession, count: int, offset: int, name: str | None) -> tuple[int, list[Server]]:
-    stmt = select(Server)
-    if name:
-        stmt = stmt.where(Server.name.icontains(name, autoescape=True))
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = (await session.execute(stmt.order_by(Server.id).limit(count).offset(offset))).scalars().all()
-    return total, list(rows)
+    filters = [Server.name.icontains(name, autoescape=True) if name else None]
+    return await page_of(session=session, stmt=select(Server), filters=filters, order_by=[Server.id], count=count, offset=offset)
 
 
 async def token_hints(*, session: AsyncSession, server_ids: list[int]) -> dict[int, list[str]]:

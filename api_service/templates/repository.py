@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from api_service.core.listing import page_rows
 from api_service.models import Template
 from api_service.templates.rendering import TemplateParts
 
@@ -70,13 +71,17 @@ async def get_template(
 async def list_templates(
     *, session: AsyncSession, server_id: int, template_type: str | None, layout_key: str | None, count: int, offset: int
 ) -> tuple[int, list[StoredTemplate]]:
-    stmt = _with_layout_alias(server_id).where(Template.deleted_at.is_(None))
-    if template_type is not None:
-        stmt = stmt.where(Template.template_type == template_type)
-    if layout_key is not None:
-        stmt = stmt.where(Layout.alias_key == layout_key)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = (await session.execute(stmt.order_by(Template.id).limit(count).offset(offset))).all()
+    total, rows = await page_rows(
+        session=session,
+        stmt=_with_layout_alias(server_id).where(Template.deleted_at.is_(None)),
+        filters=[
+            None if template_type is None else Template.template_type == template_type,
+            None if layout_key is None else Layout.alias_key == layout_key,
+        ],
+        order_by=[Template.id],
+        count=count,
+        offset=offset,
+    )
     return total, [StoredTemplate(row=r[0], layout_alias=r[1]) for r in rows]
 
 

@@ -17,13 +17,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api_service.core.dates import parse_query_date
 from api_service.core.errors import error_responses
-from api_service.core.paging import Paging
+from api_service.core.paging import SearchPaging
 from api_service.deps import Session, TransactionalRoute
-from api_service.errors import PostmarkError
 from api_service.servers.deps import CurrentServer
 from api_service.tracking import service
 from api_service.tracking.copies import CLICK_SEGMENT, OPEN_SEGMENT, UNSUBSCRIBE_SEGMENT
-from shared.constants import DEFAULT_MESSAGE_STREAM, MAX_PAGE_WINDOW, TRACKING_PATH_PREFIX, ErrorCode
+from shared.constants import DEFAULT_MESSAGE_STREAM, TRACKING_PATH_PREFIX, ErrorCode
 from shared.schemas.tracking import ClickEvent, ClickList, OpenEvent, OpenList
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Messages"])
@@ -60,11 +59,6 @@ def _filters(request: Request, *, message_stream: str | None, tag: str | None, r
     return filters
 
 
-def _check_window(paging: Paging) -> None:
-    if paging.count + paging.offset > MAX_PAGE_WINDOW:
-        raise PostmarkError(ErrorCode.MESSAGE_QUERY, "count + offset must not exceed 10000.")
-
-
 RecipientQuery = Annotated[str | None, Query(description="Recipient address (substring)")]
 TagQuery = Annotated[str | None, Query()]
 StreamQuery = Annotated[str | None, Query(description="Stream ID; default outbound")]
@@ -77,7 +71,7 @@ async def list_opens(
     request: Request,
     server: CurrentServer,
     session: Session,
-    paging: Paging,
+    paging: SearchPaging,
     recipient: RecipientQuery = None,
     tag: TagQuery = None,
     messagestream: StreamQuery = None,
@@ -85,16 +79,14 @@ async def list_opens(
     platform: PlatformQuery = None,
 ) -> OpenList:
     """Opens of tracked messages, newest first (every open; `FirstOpen` marks a recipient's first)."""
-    _check_window(paging)
     filters = _filters(request, message_stream=messagestream, tag=tag, recipient=recipient)
     total, found = await service.opens_page(session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset)
     return OpenList(TotalCount=total, Opens=[OpenEvent(**o) for o in found])
 
 
 @router.get("/messages/outbound/opens/{message_id}", response_model=OpenList, responses=ERRORS)
-async def message_opens(message_id: str, server: CurrentServer, session: Session, paging: Paging) -> OpenList:
+async def message_opens(message_id: str, server: CurrentServer, session: Session, paging: SearchPaging) -> OpenList:
     """Opens of one message."""
-    _check_window(paging)
     total, found = await service.opens_page(
         session=session,
         server_id=server.id,
@@ -111,7 +103,7 @@ async def list_clicks(
     request: Request,
     server: CurrentServer,
     session: Session,
-    paging: Paging,
+    paging: SearchPaging,
     recipient: RecipientQuery = None,
     tag: TagQuery = None,
     messagestream: StreamQuery = None,
@@ -119,7 +111,6 @@ async def list_clicks(
     platform: PlatformQuery = None,
 ) -> ClickList:
     """Clicks on tracked links, newest first."""
-    _check_window(paging)
     filters = _filters(request, message_stream=messagestream, tag=tag, recipient=recipient)
     total, found = await service.clicks_page(
         session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset
@@ -128,9 +119,8 @@ async def list_clicks(
 
 
 @router.get("/messages/outbound/clicks/{message_id}", response_model=ClickList, responses=ERRORS)
-async def message_clicks(message_id: str, server: CurrentServer, session: Session, paging: Paging) -> ClickList:
+async def message_clicks(message_id: str, server: CurrentServer, session: Session, paging: SearchPaging) -> ClickList:
     """Clicks on the tracked links of one message."""
-    _check_window(paging)
     total, found = await service.clicks_page(
         session=session,
         server_id=server.id,
