@@ -11,7 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,9 +26,10 @@ from api_service.models import Message, MessageClick, MessageEvent, MessageOpen,
 from api_service.tracking.useragent import ClientInfo
 from shared.constants import ClickLocation, ErrorCode, MessageEventType
 
-__all__ = ["ActivityFilter", "Claimed"]
+__all__ = ["ActivityFilter", "Claimed", "MessageFilter"]
 
 ActivityFilter = repository.ActivityFilter
+MessageFilter = repository.MessageFilter
 
 
 def parse_message_id(value: str) -> uuid.UUID:
@@ -52,6 +55,22 @@ def bodies(raw: bytes) -> tuple[str, str]:
         text.get_content() if text is not None else "",
         html.get_content() if html is not None else "",
     )
+
+
+def headers_of(raw: bytes) -> list[tuple[str, str]]:
+    """A stored message's header fields in order, encoded words decoded, for people to read.
+
+    compat32 keeps every field as sent (the default policy would refold or reject odd ones);
+    a word that cannot be decoded is shown as it was stored."""
+    parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+    return [(name, _decoded(str(value))) for name, value in parsed.items()]
+
+
+def _decoded(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, ValueError, UnicodeError):
+        return value
 
 
 async def get_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
