@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.bounces import repository
 from api_service.bounces.classify import Outcome, classify
 from api_service.bounces.reports import complaint_from_authority, parse_report
+from api_service.bounces.repository import BounceFilter as BounceFilter  # callers filter without the repository
+from api_service.bounces.repository import BounceRow as BounceRow
 from api_service.bounces.verp import parse_return_path
 from api_service.core.offload import cpu_bound
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError

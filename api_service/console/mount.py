@@ -6,10 +6,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api_service.console.docs import install_docs
-from api_service.console.inbound_pages import router as inbound_pages
-from api_service.console.pages import PREFIX, STATIC_DIR, SecurityHeadersMiddleware, install_error_pages
+from api_service.console.rendering import PREFIX, STATIC_DIR, SecurityHeadersMiddleware, install_error_pages
 from api_service.console.router import router
-from api_service.console.template_pages import router as template_pages
 
 
 def install_console(app: FastAPI) -> None:
@@ -17,9 +15,7 @@ def install_console(app: FastAPI) -> None:
     install_docs(app)
     # Before the router: its catch-all 404 route would otherwise shadow the static files.
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="console-static")
-    # Before the main router, whose last route is the console's catch-all 404.
-    app.include_router(template_pages)
-    app.include_router(inbound_pages)
+    # The router's last route is the console's catch-all 404.
     app.include_router(router)
     install_error_pages(app)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -13,13 +13,12 @@ from api_service.core.paging import EntityId, Paging, SearchPaging
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.inbound import repository, service
-from api_service.models import InboundMessage
+from api_service.inbound.views import details_of, summary_fields
 from api_service.models import InboundRule as InboundRuleRow
 from api_service.servers.deps import AccountAuth, CurrentServer
 from shared.constants import ErrorCode, InboundStatus
 from shared.schemas.base import ErrorResponse
 from shared.schemas.inbound import (
-    InboundAttachmentInfo,
     InboundMessageDetails,
     InboundMessageList,
     InboundMessageSummary,
@@ -46,15 +45,6 @@ RULE_ERRORS = error_responses(
     invalid="ErrorCode 800: invalid query; 809: no Rule; 810: the rule exists; 813: not an email address or domain",
     not_found="ErrorCode 812: no such rule",
 )
-SUMMARY_FIELDS = tuple(InboundMessageSummary.model_fields)
-DETAIL_FIELDS = ("TextBody", "HtmlBody", "StrippedTextReply", "Headers")
-
-
-def summary_fields(message: InboundMessage) -> dict[str, Any]:
-    fields = {name: message.details[name] for name in SUMMARY_FIELDS if name in message.details}
-    fields["Attachments"] = [InboundAttachmentInfo.model_validate(a) for a in message.details.get("Attachments", [])]
-    fields["Status"] = message.status
-    return fields
 
 
 @router.get("/messages/inbound", response_model=InboundMessageList, responses=MESSAGE_ERRORS, tags=["Messages"])
@@ -95,8 +85,7 @@ async def list_inbound(
 async def inbound_details(message_id: str, server: CurrentServer, session: Session) -> InboundMessageDetails:
     """A received message with its bodies, the reply without its quote, headers and why it was blocked."""
     message = await service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
-    details = {name: message.details.get(name, "") for name in DETAIL_FIELDS}
-    return InboundMessageDetails(**summary_fields(message), **details, BlockedReason=message.blocked_reason)
+    return details_of(message)
 
 
 @router.put("/messages/inbound/{message_id}/bypass", response_model=ErrorResponse, responses=MESSAGE_ERRORS, tags=["Messages"])

@@ -25,6 +25,7 @@ from api_service.core.paging import Page
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.inbound import repository
 from api_service.inbound.parsing import for_recipient, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
+from api_service.inbound.repository import InboundFilter as InboundFilter  # callers filter without the repository
 from api_service.inbound.rules import blocked_reason, normalise_rule
 from api_service.inbound.text import clean
 from api_service.models import InboundMessage, InboundRule, Server, WebhookDeliveryStatus

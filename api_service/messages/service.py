@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound
-from api_service.mail.parse import text_bodies
+from api_service.mail.parse import decoded, parse_head, text_bodies
 from api_service.messages import repository
 from api_service.messages.scrub import scrub_address, scrub_text
 from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
@@ -24,6 +24,9 @@ from shared.constants import ErrorCode, MessageEventType
 
 EventRow = tuple[uuid.UUID, str, MessageEventType, dict[str, Any]]
 """(message id, recipient, type, details) of one event."""
+__all__ = ["MessageFilter"]
+
+MessageFilter = repository.MessageFilter
 
 
 def parse_message_id(value: str) -> uuid.UUID:
@@ -43,6 +46,14 @@ async def get_message_or_raise(*, session: AsyncSession, server_id: int, message
 def bodies(raw: bytes) -> tuple[str, str]:
     """(TextBody, HtmlBody) of a stored message; attachments are never returned."""
     return text_bodies(raw)
+
+
+def headers_of(raw: bytes) -> list[tuple[str, str]]:
+    """A stored message's header fields in order, encoded words decoded, for people to read.
+
+    compat32 keeps every field as sent (the default policy would refold or reject odd ones);
+    a word that cannot be decoded is shown as it was stored."""
+    return [(name, decoded(value)) for name, value in parse_head(raw).items()]
 
 
 async def get_messages(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:

@@ -7,59 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.config import Settings
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.models import Server as ServerRow
 from api_service.servers import service
 from api_service.servers.deps import AccountAuth, CurrentServer
+from api_service.servers.views import MASK, to_wire
 from shared.constants import SERVER_TOKEN_HEADER
 from shared.schemas.base import ErrorResponse
-from shared.schemas.servers import Server, ServerCreate, ServerEdit, ServerList, SmtpConnectionInfo
+from shared.schemas.servers import Server, ServerCreate, ServerEdit, ServerList
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Servers"])
-
-MASK = "********-****-****-****-********"
-
-
-def to_wire(server: ServerRow, *, tokens: list[str], settings: Settings) -> Server:
-    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
-    # The SMTP credentials are the token itself, when this response may show it.
-    shown = next((t for t in tokens if not t.startswith(MASK)), "<server API token>")
-    return Server(
-        ID=server.id,
-        Name=server.name,
-        ApiTokens=tokens,
-        ServerLink=f"{base.rstrip('/')}/servers/{server.id}",
-        Color=server.color,
-        SmtpApiActivated=server.smtp_api_activated,
-        RawEmailEnabled=server.raw_email_enabled,
-        DeliveryType=server.delivery_type,
-        InboundAddress=f"{server.inbound_hash}@{settings.inbound_domain}",
-        InboundHookUrl=server.inbound_hook_url,
-        BounceHookUrl=server.bounce_hook_url,
-        OpenHookUrl=server.open_hook_url,
-        DeliveryHookUrl=server.delivery_hook_url,
-        ClickHookUrl=server.click_hook_url,
-        PostFirstOpenOnly=server.post_first_open_only,
-        InboundDomain=server.inbound_domain,
-        InboundHash=server.inbound_hash,
-        InboundSpamThreshold=server.inbound_spam_threshold,
-        TrackOpens=server.track_opens,
-        TrackLinks=server.track_links,
-        IncludeBounceContentInHook=server.include_bounce_content_in_hook,
-        EnableSmtpApiErrorHooks=server.enable_smtp_api_error_hooks,
-        WebhookSecret=server.webhook_secret,
-        RetentionDays=server.retention_days or settings.retention_days,
-        SmtpConnection=SmtpConnectionInfo(
-            Host=settings.smtp_public_host or settings.smtp_host,
-            Ports=[settings.smtp_port],
-            Username=shown,
-            Password=shown,
-            AuthMechanisms=["PLAIN", "LOGIN", "CRAM-MD5"],
-        ),
-    )
 
 
 async def masked_tokens(*, session: AsyncSession, server: ServerRow, known: str = "") -> list[str]:

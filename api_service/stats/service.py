@@ -13,7 +13,10 @@ from api_service.stats import repository
 from api_service.stats.repository import StatsFilter
 from shared.constants import BounceType, ClickLocation, Platform
 
-__all__ = ["StatsFilter"]
+__all__ = ["TIME_ZONE", "StatsFilter"]
+
+# The zone whose days the counts are grouped by (Postmark counts US Eastern days).
+TIME_ZONE = repository.EASTERN
 
 READ_TIME_CAP = 20  # Postmark stops measuring at 20 seconds: longer reads are "20s+"
 

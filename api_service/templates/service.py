@@ -24,7 +24,7 @@ from api_service.templates import mustachio, repository
 from api_service.templates.css import inline_css
 from api_service.templates.reference import TemplateReference
 from api_service.templates.rendering import RenderedTemplate, merge_models, render_template
-from api_service.templates.repository import StoredTemplate
+from api_service.templates.repository import StoredTemplate as StoredTemplate  # the console names it in its pages
 from shared.constants import (
     MAX_BODY_BYTES,
     MAX_SUBJECT_CHARS,

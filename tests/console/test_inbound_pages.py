@@ -14,7 +14,7 @@ from markupsafe import escape
 from sqlalchemy import func, update
 
 from api_service.config import Settings
-from api_service.console.pages import format_size
+from api_service.console.rendering import format_size
 from api_service.models import WebhookDelivery
 from api_service.webhooks.tasks import send_due
 from api_service.worker import OUTCOME_HANDLERS

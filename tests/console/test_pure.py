@@ -18,20 +18,14 @@ from hypothesis import strategies as st
 from api_service.console import service
 from api_service.console.charts import BOTTOM, HEIGHT, TOP, WIDTH, Series, bar_chart, layout, nice_ceiling
 from api_service.console.docs import docs_csp
-from api_service.console.pages import format_size
-from api_service.console.router import (
-    FORMULA_START,
-    Breakdown,
-    breakdown,
-    csv_cell,
-    inbound_dns,
-    parse_addresses,
-    parse_headers,
-    per_day,
-    safe_next,
-    suppressions_csv,
-)
-from api_service.console.template_pages import parse_test_model
+from api_service.console.pages.settings import inbound_dns
+from api_service.console.pages.stats import breakdown, per_day
+from api_service.console.pages.suppressions import FORMULA_START, csv_cell, parse_addresses, suppressions_csv
+from api_service.console.pages.template_editor import parse_test_model
+from api_service.console.pages.webhooks import parse_headers
+from api_service.console.rendering import format_size
+from api_service.console.views import Breakdown
+from api_service.console.web import safe_next
 from api_service.errors import PostmarkError
 from api_service.webhooks import service as webhooks_service
 

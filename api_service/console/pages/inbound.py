@@ -1,17 +1,15 @@
-"""The console's inbound mail pages: received messages (search, a message's parsed fields, its HTML in
-the sandboxed frame, its hook attempts, Bypass and Retry) and the inbound rules.
+"""A server's received mail: search, a message's parsed fields, its HTML in the sandboxed frame, its
+hook attempts, Bypass and Retry.
 
 Every read and change goes through the inbound service (and the webhooks service for the hook
-attempts), so Bypass, Retry and a new rule do here exactly what `PUT /messages/inbound/{id}/bypass`,
-`…/retry` and `POST /triggers/inboundrules` do. A received message is hostile input: its fields are
-shown from the payload the inbound parser already made (escaped like any text), and its HTML body
-only through its own route, with the message preview's Content-Security-Policy, in an `<iframe
-sandbox>`, as the outbound message page does.
+attempts), so Bypass and Retry do here exactly what `PUT /messages/inbound/{id}/bypass` and
+`…/retry` do. A received message is hostile input: its fields are shown from the payload the inbound
+parser already made (escaped like any text), and its HTML body only through its own route, with the
+message preview's Content-Security-Policy, in an `<iframe sandbox>`, as the outbound message page does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,40 +19,37 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
 from api_service.console import service
-from api_service.console.pages import PREFIX, render
-from api_service.console.router import (
+from api_service.console.forms import Refused, submit
+from api_service.console.rendering import PREFIX, render
+from api_service.console.views import Pager, SearchQuery
+from api_service.console.web import (
+    NOTICES,
     PAGE_SIZE,
     RAW_SHOWN_BYTES,
     REMOTE_CONTENT,
     CheckedForm,
-    Pager,
     ServerPage,
     Signed,
-    failed,
-    field,
     html_preview_headers,
-    notice_of,
     page_number,
     redirect,
     server_url,
 )
 from api_service.core.dates import parse_query_date
-from api_service.core.paging import EntityId, Page
+from api_service.core.paging import Page
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.errors import PostmarkError
-from api_service.inbound import repository as inbound_repository
 from api_service.inbound import service as inbound_service
-from api_service.inbound.router import DETAIL_FIELDS, summary_fields
+from api_service.inbound.views import details_of
 from api_service.models import InboundMessage, Server
 from api_service.webhooks import service as webhooks_service
 from shared.constants import ErrorCode, InboundStatus
-from shared.schemas.inbound import InboundMessageDetails, InboundRuleCreate
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
 
 SEARCH_KEYS = ("fromemail", "recipient", "subject", "mailboxhash", "tag", "status", "fromdate", "todate")
 HOOK_ATTEMPTS_SHOWN = 20
-NOTICES = {
+INBOUND_NOTICES = {
     "inbound-bypassed": "The message bypassed the inbound rules and is queued for the InboundHookUrl; the worker posts it within seconds.",
     "inbound-bypassed-processed": "The message bypassed the inbound rules. The server has no InboundHookUrl, so it is Processed.",
     "inbound-retried": "The message is queued for the InboundHookUrl again, with a new round of retries.",
@@ -65,7 +60,8 @@ NOTICES = {
 
 
 def notice(request: Request) -> str | None:
-    return NOTICES.get(request.query_params.get("notice", "")) or notice_of(request)
+    key = request.query_params.get("notice", "")
+    return INBOUND_NOTICES.get(key) or NOTICES.get(key)
 
 
 def inbound_url(server: Server, rest: str = "") -> str:
@@ -80,14 +76,7 @@ def inbound_address(server: Server, settings: Settings) -> str:
 # --- received messages -----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class InboundQuery:
-    values: dict[str, str]
-    filters: inbound_repository.InboundFilter
-    error: str | None
-
-
-def inbound_query(request: Request) -> InboundQuery:
+def inbound_query(request: Request) -> SearchQuery[inbound_service.InboundFilter]:
     values = {k: request.query_params.get(k, "").strip()[:200] for k in SEARCH_KEYS}
     status = next((s for s in InboundStatus if s.value.lower() == values["status"].lower()), None)
     error = None
@@ -96,7 +85,7 @@ def inbound_query(request: Request) -> InboundQuery:
         to_date = parse_query_date(values["todate"] or None, error_code=ErrorCode.MESSAGE_QUERY, end_of_day=True)
     except PostmarkError as exc:
         error, from_date, to_date = exc.message, None, None
-    filters = inbound_repository.InboundFilter(
+    filters = inbound_service.InboundFilter(
         recipient=values["recipient"] or None,
         from_email=values["fromemail"] or None,
         tag=values["tag"] or None,
@@ -106,7 +95,7 @@ def inbound_query(request: Request) -> InboundQuery:
         from_date=from_date,
         to_date=to_date,
     )
-    return InboundQuery(values=values, filters=filters, error=error)
+    return SearchQuery(values=values, filters=filters, error=error)
 
 
 async def inbound_context(request: Request, session: AsyncSession, settings: Settings, server: Server) -> dict[str, Any]:
@@ -145,12 +134,6 @@ async def inbound_rows(request: Request, server: ServerPage, session: Session, s
 # --- one received message --------------------------------------------------------------------------
 
 
-def details_of(message: InboundMessage) -> InboundMessageDetails:
-    """The message as `GET /messages/inbound/{id}/details` shows it (the parser's payload, stored on receipt)."""
-    bodies = {name: message.details.get(name, "") for name in DETAIL_FIELDS}
-    return InboundMessageDetails(**summary_fields(message), **bodies, BlockedReason=message.blocked_reason)
-
-
 async def message_page(
     request: Request,
     session: AsyncSession,
@@ -170,7 +153,6 @@ async def message_page(
         origin_id=str(message.id),
         limit=HOOK_ATTEMPTS_SHOWN,
     )
-    images = request.query_params.get("images") == "1"
     return render(
         request,
         "inbound_message.html",
@@ -185,7 +167,7 @@ async def message_page(
             "can_retry": message.status == InboundStatus.FAILED,
             "has_html": bool(details.HtmlBody),
             "has_remote": bool(REMOTE_CONTENT.search(details.HtmlBody)),
-            "images": images,
+            "images": request.query_params.get("images") == "1",
             "raw": message.raw_mime[:RAW_SHOWN_BYTES].decode("utf-8", "replace"),
             "raw_truncated": len(message.raw_mime) > RAW_SHOWN_BYTES,
             "error": error,
@@ -218,101 +200,41 @@ async def inbound_message_raw(message_id: str, server: ServerPage, session: Sess
     )
 
 
-@router.post("/servers/{server_id}/inbound/{message_id}/bypass")
-async def bypass_message(
-    request: Request,
-    message_id: str,
-    server: ServerPage,
-    session: Session,
-    settings: AppSettings,
-    identity: Signed,
-    form: CheckedForm,
-) -> Response:
-    server_id = server.id
-    try:
-        message = await inbound_service.bypass(session=session, settings=settings, server=server, message_id=message_id)
-    except PostmarkError as exc:
-        reloaded = await failed(session, server_id)
-        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
-        return await message_page(request, session, reloaded, identity, message_id, error=exc.message, status=exc.http_status)
-    done = "inbound-bypassed" if server.inbound_hook_url else "inbound-bypassed-processed"
-    return redirect(inbound_url(server, str(message.id)), notice=done)
-
-
-@router.post("/servers/{server_id}/inbound/{message_id}/retry")
-async def retry_message(
-    request: Request,
-    message_id: str,
-    server: ServerPage,
-    session: Session,
-    settings: AppSettings,
-    identity: Signed,
-    form: CheckedForm,
-) -> Response:
-    server_id = server.id
-    try:
-        message = await inbound_service.retry(session=session, settings=settings, server=server, message_id=message_id)
-    except PostmarkError as exc:
-        reloaded = await failed(session, server_id)
-        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
-        return await message_page(request, session, reloaded, identity, message_id, error=exc.message, status=exc.http_status)
-    done = "inbound-retried" if server.inbound_hook_url else "inbound-retried-processed"
-    return redirect(inbound_url(server, str(message.id)), notice=done)
-
-
-# --- inbound rules ---------------------------------------------------------------------------------
-
-
-async def rules_page(
+async def resend(
     request: Request,
     session: AsyncSession,
     server: Server,
     identity: service.Identity,
+    message_id: str,
     *,
-    rule: str = "",
-    error: str | None = None,
-    status: int = 200,
-) -> HTMLResponse:
-    page = page_number(request)
-    total, rules = await inbound_service.list_rules(
-        session=session, server_id=server.id, page=Page(count=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    )
-    return render(
-        request,
-        "inbound_rules.html",
-        {
-            "identity": identity,
-            "server": server,
-            "section": "inbound-rules",
-            "rules": rules,
-            "pager": Pager(page=page, total=total, size=PAGE_SIZE, query={}),
-            "rule": rule,
-            "error": error,
-            "notice": notice(request),
-        },
-        status=status,
-    )
+    settings: Settings,
+    bypass: bool,
+) -> Response:
+    """Bypass the rules for a Blocked message, or retry a Failed one; a refusal re-renders the message."""
+
+    async def change() -> InboundMessage:
+        act = inbound_service.bypass if bypass else inbound_service.retry
+        return await act(session=session, settings=settings, server=server, message_id=message_id)
+
+    def done(message: InboundMessage) -> Response:
+        prefix = "inbound-bypassed" if bypass else "inbound-retried"
+        return redirect(inbound_url(server, str(message.id)), notice=prefix if server.inbound_hook_url else f"{prefix}-processed")
+
+    async def refused(r: Refused) -> Response:
+        return await message_page(request, session, r.server, identity, message_id, error=r.message, status=r.status)
+
+    return await submit(session=session, server=server, change=change, done=done, refused=refused)
 
 
-@router.get("/servers/{server_id}/inbound-rules")
-async def inbound_rules(request: Request, server: ServerPage, session: Session, identity: Signed) -> HTMLResponse:
-    return await rules_page(request, session, server, identity)
+@router.post("/servers/{server_id}/inbound/{message_id}/bypass")
+async def bypass_message(
+    request: Request, message_id: str, server: ServerPage, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm
+) -> Response:
+    return await resend(request, session, server, identity, message_id, settings=settings, bypass=True)
 
 
-@router.post("/servers/{server_id}/inbound-rules")
-async def add_rule(request: Request, server: ServerPage, session: Session, identity: Signed, form: CheckedForm) -> Response:
-    rule = field(form, "rule")
-    server_id = server.id
-    try:
-        await inbound_service.create_rule(session=session, server_id=server_id, data=InboundRuleCreate(Rule=rule))
-    except PostmarkError as exc:
-        reloaded = await failed(session, server_id)
-        assert reloaded is not None  # noqa: S101 - failed() returns the server when given its id
-        return await rules_page(request, session, reloaded, identity, rule=rule, error=exc.message, status=422)
-    return redirect(server_url(server, "inbound-rules"), notice="rule-added")
-
-
-@router.post("/servers/{server_id}/inbound-rules/{rule_id}/delete")
-async def delete_rule(rule_id: EntityId, server: ServerPage, session: Session, form: CheckedForm) -> Response:
-    await inbound_service.delete_rule(session=session, server_id=server.id, rule_id=rule_id)
-    return redirect(server_url(server, "inbound-rules"), notice="rule-deleted")
+@router.post("/servers/{server_id}/inbound/{message_id}/retry")
+async def retry_message(
+    request: Request, message_id: str, server: ServerPage, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm
+) -> Response:
+    return await resend(request, session, server, identity, message_id, settings=settings, bypass=False)
