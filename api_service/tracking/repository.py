@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.listing import Clause, page_of
 from api_service.models import MessageClick, MessageOpen
 
 
@@ -78,24 +79,21 @@ async def list_activity(
     count: int,
     offset: int,
 ) -> tuple[int, list[Any]]:
+    equals = [
+        (func.lower(getattr(model, name)) == value.lower()) if name == "platform" else (getattr(model, name) == value)
+        for name in ACTIVITY_EQUALS
+        if (value := getattr(filters, name))
+    ]
+    contains = [getattr(model, name).icontains(value, autoescape=True) for name in ACTIVITY_CONTAINS if (value := getattr(filters, name))]
+    clauses: list[Clause] = [
+        model.message_id == filters.message_id if filters.message_id else None,
+        model.recipient.icontains(filters.recipient, autoescape=True) if filters.recipient else None,
+        *equals,
+        *contains,
+        model.created_at >= filters.from_date if filters.from_date else None,
+        model.created_at < filters.to_date if filters.to_date else None,
+    ]
     stmt: Select[Any] = select(model).where(model.server_id == server_id)
-    if filters.message_id:
-        stmt = stmt.where(model.message_id == filters.message_id)
-    if filters.recipient:
-        stmt = stmt.where(model.recipient.icontains(filters.recipient, autoescape=True))
-    for name in ACTIVITY_EQUALS:
-        value = getattr(filters, name)
-        if value:
-            column = getattr(model, name)
-            stmt = stmt.where(func.lower(column) == value.lower()) if name == "platform" else stmt.where(column == value)
-    for name in ACTIVITY_CONTAINS:
-        value = getattr(filters, name)
-        if value:
-            stmt = stmt.where(getattr(model, name).icontains(value, autoescape=True))
-    if filters.from_date:
-        stmt = stmt.where(model.created_at >= filters.from_date)
-    if filters.to_date:
-        stmt = stmt.where(model.created_at < filters.to_date)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    page = stmt.order_by(model.created_at.desc(), model.id.desc()).limit(count).offset(offset)
-    return total, list((await session.execute(page)).scalars().all())
+    return await page_of(
+        session=session, stmt=stmt, filters=clauses, order_by=[model.created_at.desc(), model.id.desc()], count=count, offset=offset
+    )
