@@ -12,7 +12,7 @@ from api_service.core.errors import error_responses
 from api_service.errors import PostmarkError
 from api_service.servers.deps import CurrentServer
 from api_service.suppressions import service
-from shared.constants import SuppressionOrigin, SuppressionReason
+from shared.constants import ErrorCode, SuppressionOrigin, SuppressionReason
 from shared.schemas.base import format_timestamp
 from shared.schemas.suppressions import Suppression, SuppressionChange, SuppressionDump, SuppressionResults
 
@@ -52,8 +52,8 @@ async def dump(
         reason=_enum(suppressionreason, SuppressionReason, 1404),
         origin=_enum(origin, SuppressionOrigin, 1405),
         email=emailaddress,
-        from_date=parse_query_date(fromdate, error_code=1400),
-        to_date=parse_query_date(todate, error_code=1400, end_of_day=True),
+        from_date=parse_query_date(fromdate, error_code=ErrorCode.SUPPRESSION_QUERY_INVALID),
+        to_date=parse_query_date(todate, error_code=ErrorCode.SUPPRESSION_QUERY_INVALID, end_of_day=True),
     )
     return SuppressionDump(
         Suppressions=[

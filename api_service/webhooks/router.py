@@ -12,6 +12,7 @@ from api_service.core.paging import EntityId
 from api_service.models import Webhook as WebhookRow
 from api_service.servers.deps import CurrentServer
 from api_service.webhooks import service
+from shared.constants import ErrorCode
 from shared.schemas.base import ErrorResponse
 from shared.schemas.webhooks import Webhook, WebhookList, WebhookWrite
 
@@ -63,4 +64,4 @@ async def delete_webhook(webhook_id: EntityId, server: CurrentServer, session: S
     """Delete a webhook."""
     hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
     await service.delete_webhook(session=session, hook=hook)
-    return ErrorResponse(ErrorCode=0, Message=f"Webhook {webhook_id} removed.")
+    return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Webhook {webhook_id} removed.")

@@ -24,6 +24,7 @@ from shared.constants import (
     BOUNCE_TYPES,
     DEFAULT_MESSAGE_STREAM,
     BounceType,
+    ErrorCode,
     StreamType,
     SuppressionOrigin,
     SuppressionReason,
@@ -133,10 +134,10 @@ def merge_triggers(current: dict[str, Any], given: dict[str, Any] | None) -> dic
     merged = {name: dict(current.get(name, default)) for name, default in TRIGGERS.items()}
     for name, values in (given or {}).items():
         if name not in TRIGGERS or not isinstance(values, dict):
-            raise PostmarkError(1361, f"Invalid trigger '{name}'.")
+            raise PostmarkError(ErrorCode.WEBHOOK_VALUE_INVALID, f"Invalid trigger '{name}'.")
         for key, value in values.items():
             if key not in TRIGGERS[name] or not isinstance(value, bool):
-                raise PostmarkError(1361, f"Invalid value for {name}.{key}.")
+                raise PostmarkError(ErrorCode.WEBHOOK_VALUE_INVALID, f"Invalid value for {name}.{key}.")
             merged[name][key] = value
     return merged
 
@@ -144,10 +145,12 @@ def merge_triggers(current: dict[str, Any], given: dict[str, Any] | None) -> dic
 async def check_url(url: str | None, *, url_guard: UrlGuard) -> str:
     url = (url or "").strip()
     if not url or not valid_hook_url(url):
-        raise PostmarkError(1354, "The webhook Url is missing or invalid.")
+        raise PostmarkError(ErrorCode.WEBHOOK_URL_INVALID, "The webhook Url is missing or invalid.")
     refusal = await url_guard.refusal(url)
     if refusal is not None:
-        raise PostmarkError(1354, f"The webhook Url is not allowed: {refusal}. Webhooks may only reach public addresses.")
+        raise PostmarkError(
+            ErrorCode.WEBHOOK_URL_INVALID, f"The webhook Url is not allowed: {refusal}. Webhooks may only reach public addresses."
+        )
     return url
 
 
@@ -156,7 +159,7 @@ def check_headers(headers: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     for header in headers or []:
         name, value = str(header.get("Name") or ""), str(header.get("Value") or "")
         if not HEADER_NAME.match(name) or any(c in value for c in "\r\n\x00"):
-            raise PostmarkError(1358, f"Invalid HttpHeaders entry '{name}'.")
+            raise PostmarkError(ErrorCode.WEBHOOK_HEADER_INVALID, f"Invalid HttpHeaders entry '{name}'.")
         cleaned.append({"Name": name, "Value": value})
     return cleaned
 
@@ -164,7 +167,7 @@ def check_headers(headers: list[dict[str, Any]] | None) -> list[dict[str, str]]:
 async def get_webhook_or_raise(*, session: AsyncSession, server_id: int, webhook_id: int) -> Webhook:
     hook = await repository.get_webhook(session=session, server_id=server_id, webhook_id=webhook_id)
     if hook is None:
-        raise NotFound(1352, f"Webhook {webhook_id} was not found.")
+        raise NotFound(ErrorCode.WEBHOOK_NOT_FOUND, f"Webhook {webhook_id} was not found.")
     return hook
 
 
@@ -172,11 +175,11 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
     stream_id = (data.MessageStream or DEFAULT_MESSAGE_STREAM).lower()
     stream = await servers_repository.get_stream(session=session, server_id=server.id, stream_id=stream_id)
     if stream is None:
-        raise PostmarkError(1226, f"The message stream '{stream_id}' was not found.")
+        raise PostmarkError(ErrorCode.STREAM_NOT_FOUND_BY_ID, f"The message stream '{stream_id}' was not found.")
     if stream.archived_at is not None:
-        raise PostmarkError(1350, f"The message stream '{stream_id}' is archived.")
+        raise PostmarkError(ErrorCode.WEBHOOK_STREAM_ARCHIVED, f"The message stream '{stream_id}' is archived.")
     if stream.stream_type == StreamType.INBOUND.value:
-        raise PostmarkError(1351, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
+        raise PostmarkError(ErrorCode.WEBHOOK_INBOUND_STREAM, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
     hook = Webhook(
         server_id=server.id,
         url=await check_url(data.Url, url_guard=url_guard),
@@ -192,7 +195,7 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
 async def edit_webhook(*, session: AsyncSession, hook: Webhook, data: WebhookWrite, url_guard: UrlGuard) -> Webhook:
     """Change the given fields; every value is checked before any is applied."""
     if data.MessageStream is not None and data.MessageStream.lower() != hook.message_stream:
-        raise PostmarkError(1357, "The MessageStream of a webhook cannot be changed.")
+        raise PostmarkError(ErrorCode.WEBHOOK_STREAM_CANNOT_CHANGE, "The MessageStream of a webhook cannot be changed.")
     url = await check_url(data.Url, url_guard=url_guard) if data.Url is not None else hook.url
     headers = check_headers([h.model_dump() for h in data.HttpHeaders]) if data.HttpHeaders is not None else hook.http_headers
     triggers = merge_triggers(hook.triggers, data.Triggers) if data.Triggers is not None else hook.triggers
@@ -260,7 +263,7 @@ def sample_payload(*, trigger: str, server_id: int, stream: str) -> dict[str, An
             tag="Test",
             metadata={"example": "value"},
         )
-    raise PostmarkError(1361, f"No test event for trigger '{trigger}'.")
+    raise PostmarkError(ErrorCode.WEBHOOK_VALUE_INVALID, f"No test event for trigger '{trigger}'.")
 
 
 async def send_test(*, session: AsyncSession, server: Server, hook: Webhook, trigger: str) -> None:
