@@ -153,7 +153,7 @@ async def _post(*, session: AsyncSession, settings: Settings, server: Server, me
         server_id=server.id,
         record_type=INBOUND_RECORD_TYPE,
         url=server.inbound_hook_url,
-        payload=payload.model_dump(exclude_none=True),
+        payload=payload,
         retry_schedule=retry_schedule(settings),
         origin_id=str(message.id),
     )

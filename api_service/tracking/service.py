@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +23,7 @@ from api_service.tracking.useragent import parse_user_agent
 from api_service.webhooks import payloads
 from api_service.webhooks import service as webhooks
 from shared.constants import SuppressionOrigin, SuppressionReason, WebhookTrigger
+from shared.schemas.webhook_payloads import ClickWebhook, OpenWebhook
 
 MAILED_TOKEN = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]{40,4096})", re.IGNORECASE)
 
@@ -167,7 +167,7 @@ async def unsubscribe_by_mail(*, session: AsyncSession, rcpt_to: list[str], raw:
 
 async def opens_page(
     *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[OpenWebhook]]:
     """A page of opens, shaped as their webhooks; of one message when `message_id` is given."""
     if message_id is not None:
         filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
@@ -178,7 +178,7 @@ async def opens_page(
 
 async def clicks_page(
     *, session: AsyncSession, server_id: int, filters: messages.ActivityFilter, count: int, offset: int, message_id: str | None = None
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[ClickWebhook]]:
     """A page of clicks, shaped as their webhooks; of one message when `message_id` is given."""
     if message_id is not None:
         filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id

@@ -30,6 +30,14 @@ from shared.constants import (
     SuppressionReason,
     WebhookTrigger,
 )
+from shared.schemas.webhook_payloads import (
+    BounceWebhook,
+    DeliveryWebhook,
+    OutboxPayload,
+    SpamComplaintWebhook,
+    SubscriptionChangeWebhook,
+    WebhookPayload,
+)
 from shared.schemas.webhooks import WebhookWrite
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -44,17 +52,17 @@ TRIGGERS: dict[str, dict[str, bool]] = {
 
 
 def _target(
-    *, server_id: int, record_type: WebhookTrigger, url: str, payload: dict[str, Any], hook: Webhook | None = None
-) -> dict[str, Any]:
-    return {
-        "server_id": server_id,
-        "record_type": record_type.value,
-        "url": url,
-        "payload": payload,
-        "http_auth_username": hook.http_auth_username if hook else "",
-        "http_auth_password": hook.http_auth_password if hook else "",
-        "http_headers": hook.http_headers if hook else [],
-    }
+    *, server_id: int, record_type: WebhookTrigger, url: str, payload: WebhookPayload, hook: Webhook | None = None
+) -> repository.Outgoing:
+    return repository.Outgoing(
+        server_id=server_id,
+        record_type=record_type.value,
+        url=url,
+        payload=payload,
+        http_auth_username=hook.http_auth_username if hook else "",
+        http_auth_password=hook.http_auth_password if hook else "",
+        http_headers=hook.http_headers if hook else [],
+    )
 
 
 async def bounce_recorded(
@@ -82,24 +90,16 @@ async def enqueue_post(
     server_id: int,
     record_type: str,
     url: str,
-    payload: dict[str, Any],
+    payload: OutboxPayload,
     retry_schedule: list[float] | None = None,
     origin_id: str = "",
 ) -> None:
     """Queue one POST of another domain's event (inbound mail) in the outbox. `retry_schedule`
     overrides the worker's for this row; `origin_id` tells the worker's outcome handler for
     `record_type` which record the event is about."""
-    row = {
-        "server_id": server_id,
-        "record_type": record_type,
-        "url": url,
-        "payload": payload,
-        "http_auth_username": "",
-        "http_auth_password": "",
-        "http_headers": [],
-        "retry_schedule": retry_schedule,
-        "origin_id": origin_id,
-    }
+    row = repository.Outgoing(
+        server_id=server_id, record_type=record_type, url=url, payload=payload, retry_schedule=retry_schedule, origin_id=origin_id
+    )
     await repository.enqueue(session=session, rows=[row])
 
 
@@ -108,7 +108,7 @@ async def has_webhooks(*, session: AsyncSession, server_id: int, stream: str) ->
 
 
 async def event_recorded(
-    *, session: AsyncSession, server: Server, stream: str, trigger: WebhookTrigger, payload: dict[str, Any], first_open: bool = True
+    *, session: AsyncSession, server: Server, stream: str, trigger: WebhookTrigger, payload: WebhookPayload, first_open: bool = True
 ) -> None:
     """Queue a Delivery, SubscriptionChange, Open or Click webhook. `first_open` is False for a
     recipient's later opens, which hooks with `PostFirstOpenOnly` do not get."""
@@ -213,7 +213,9 @@ async def delete_webhook(*, session: AsyncSession, hook: Webhook) -> None:
 TEST_TRIGGERS = ("Bounce", "SpamComplaint", "Delivery", "SubscriptionChange")
 
 
-def sample_payload(*, trigger: str, server_id: int, stream: str) -> dict[str, Any]:
+def sample_payload(
+    *, trigger: str, server_id: int, stream: str
+) -> BounceWebhook | SpamComplaintWebhook | DeliveryWebhook | SubscriptionChangeWebhook:
     """A made-up event of the trigger's type, shaped exactly like a real one (built by the same functions)."""
     now = datetime.now(UTC)
     message_id = str(uuid.UUID(int=0))

@@ -164,9 +164,9 @@ class TestWebhookSamples:
     @pytest.mark.parametrize("trigger", webhooks_service.TEST_TRIGGERS)
     def test_each_test_event_has_its_record_type(self, trigger: str) -> None:
         payload = webhooks_service.sample_payload(trigger=trigger, server_id=7, stream="outbound")
-        assert payload["RecordType"] == trigger
-        assert payload["ServerID"] == 7
-        assert payload["MessageStream"] == "outbound"
+        assert payload.RecordType == trigger
+        assert payload.ServerID == 7
+        assert payload.MessageStream == "outbound"
 
     def test_unknown_trigger_is_refused(self) -> None:
         with pytest.raises(PostmarkError):
