@@ -71,6 +71,7 @@ from shared.constants import (
 )
 from shared.schemas.senders import DomainCreate, SenderCreate
 from shared.schemas.servers import ServerCreate, ServerEdit
+from shared.schemas.stats import StatsSeries
 from shared.schemas.streams import StreamCreate, StreamEdit, SubscriptionConfig
 from shared.schemas.suppressions import SuppressionAddress, SuppressionChange
 from shared.schemas.webhooks import WebhookHttpAuth, WebhookHttpHeader, WebhookWrite
@@ -1347,9 +1348,9 @@ async def save_settings(
 # --- stats -------------------------------------------------------------------------------------
 
 
-def per_day(result: dict[str, Any], key: str, days: list[date]) -> list[int]:
+def per_day(result: StatsSeries, key: str, days: list[date]) -> list[int]:
     """One key of a stats-service series, one number per day (Postmark's series leave out zeros)."""
-    by_day = {d["Date"]: int(d.get(key, 0)) for d in result["Days"]}
+    by_day = {d["Date"]: int(d.get(key, 0)) for d in result.Days}
     return [by_day.get(day.isoformat(), 0) for day in days]
 
 
@@ -1361,8 +1362,8 @@ class Breakdown:
     rows: list[tuple[str, int, float]]
 
 
-def breakdown(title: str, result: dict[str, Any]) -> Breakdown:
-    totals = {str(k): int(v) for k, v in result.items() if k != "Days"}
+def breakdown(title: str, result: StatsSeries) -> Breakdown:
+    totals = {str(k): int(v) for k, v in (result.model_extra or {}).items()}
     whole = sum(totals.values())
     ordered = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
     return Breakdown(title=title, rows=[(name, n, 100 * n / whole) for name, n in ordered if n])
