@@ -62,7 +62,7 @@ async def activate(*, session: AsyncSession, server_id: int, bounce_id: int) -> 
 
 async def delivery_stats(*, session: AsyncSession, server_id: int) -> tuple[int, list[tuple[BounceType, int]]]:
     counts = dict(await repository.count_by_type(session=session, server_id=server_id))
-    rows = [(t, counts[t.value]) for t in BOUNCE_TYPES if counts.get(t.value)]
+    rows = [(t, counts[t]) for t in BOUNCE_TYPES if counts.get(t)]
     return await repository.count_inactive(session=session, server_id=server_id), rows
 
 

@@ -644,7 +644,9 @@ async def bounces_page(
             "counts": [(t.value, BOUNCE_TYPES[t].name, c) for t, c in counts],
             "inactive_count": inactive,
             "values": values,
-            "streams": [s for s in await servers_service.list_streams(session=session, server_id=server.id) if s.stream_type != "Inbound"],
+            "streams": [
+                s for s in await servers_service.list_streams(session=session, server_id=server.id) if s.stream_type != StreamType.INBOUND
+            ],
             "pager": Pager(page=page, total=total, size=PAGE_SIZE, query=shown),
             "error": error,
             "notice": notice_of(request),
@@ -676,7 +678,7 @@ async def activate_bounce(
 
 
 async def sendable_streams(session: AsyncSession, server: Server) -> list[Any]:
-    return [s for s in await servers_service.list_streams(session=session, server_id=server.id) if s.stream_type != "Inbound"]
+    return [s for s in await servers_service.list_streams(session=session, server_id=server.id) if s.stream_type != StreamType.INBOUND]
 
 
 async def suppressions_page(

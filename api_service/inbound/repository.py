@@ -69,7 +69,7 @@ async def list_messages(
     if filters.tag:
         stmt = stmt.where(InboundMessage.tag == filters.tag)
     if filters.status:
-        stmt = stmt.where(InboundMessage.status == filters.status.value)
+        stmt = stmt.where(InboundMessage.status == filters.status)
     if filters.subject:
         stmt = stmt.where(InboundMessage.subject.icontains(filters.subject, autoescape=True))
     if filters.mailbox_hash:
@@ -93,7 +93,7 @@ async def change_status(*, session: AsyncSession, message_id: uuid.UUID, from_st
     concurrent requests cannot both bypass or retry it)."""
     stmt = (
         update(InboundMessage)
-        .where(InboundMessage.id == message_id, InboundMessage.status.in_([s.value for s in from_statuses]))
+        .where(InboundMessage.id == message_id, InboundMessage.status.in_(list(from_statuses)))
         .values(status=to.value)
         .returning(InboundMessage.id)
     )

@@ -116,7 +116,7 @@ async def _store(
         id=message_id,
         server_id=server.id,
         message_stream=payload.MessageStream,
-        status=status.value,
+        status=status,
         blocked_reason=reason,
         envelope_from=envelope_from,
         original_recipient=payload.OriginalRecipient,

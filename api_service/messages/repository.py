@@ -174,7 +174,7 @@ def _held(item: Claimed) -> ColumnElement[bool]:
     return and_(
         MessageRecipient.id == item.id,
         MessageRecipient.lease_token == item.lease_token,
-        MessageRecipient.status == RecipientStatus.SENDING.value,
+        MessageRecipient.status == RecipientStatus.SENDING,
     )
 
 
@@ -185,7 +185,7 @@ async def finish(
     result = await session.execute(
         update(MessageRecipient)
         .where(_held(item))
-        .values(status=status.value, last_response=response[:2000], lease_until=None, lease_token=None, delivered_at=delivered_at)
+        .values(status=status, last_response=response[:2000], lease_until=None, lease_token=None, delivered_at=delivered_at)
     )
     return bool(cast(CursorResult[Any], result).rowcount)
 
@@ -224,7 +224,7 @@ async def add_events(*, session: AsyncSession, events: list[tuple[uuid.UUID, str
         connection = await session.connection()
         await connection.execute(
             MESSAGE_EVENTS.insert(),
-            [{"message_id": m, "recipient": r, "type": t.value, "details": d} for m, r, t, d in events],
+            [{"message_id": m, "recipient": r, "type": t, "details": d} for m, r, t, d in events],
         )
 
 
@@ -233,25 +233,21 @@ async def defer_recipient(*, session: AsyncSession, item: Claimed, response: str
     result = await session.execute(
         update(MessageRecipient)
         .where(_held(item))
-        .values(
-            status=RecipientStatus.DEFERRED.value, last_response=response[:2000], lease_until=None, lease_token=None, next_attempt_at=at
-        )
+        .values(status=RecipientStatus.DEFERRED, last_response=response[:2000], lease_until=None, lease_token=None, next_attempt_at=at)
     )
     return bool(cast(CursorResult[Any], result).rowcount)
 
 
 async def mark_recipient(*, session: AsyncSession, message_id: uuid.UUID, email: str, status: RecipientStatus) -> None:
     await session.execute(
-        update(MessageRecipient)
-        .where(MessageRecipient.message_id == message_id, MessageRecipient.email == email)
-        .values(status=status.value)
+        update(MessageRecipient).where(MessageRecipient.message_id == message_id, MessageRecipient.email == email).values(status=status)
     )
 
 
 async def add_event(
     *, session: AsyncSession, message_id: uuid.UUID, recipient: str, type_: MessageEventType, details: dict[str, Any]
 ) -> None:
-    session.add(MessageEvent(message_id=message_id, recipient=recipient, type=type_.value, details=details))
+    session.add(MessageEvent(message_id=message_id, recipient=recipient, type=type_, details=details))
 
 
 SETTLE = text(

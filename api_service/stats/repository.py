@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api_service.models import Bounce, Message, MessageClick, MessageOpen, MessageRecipient
+from shared.constants import TrackLinks
 
 # Postmark's stats days are US Eastern days.
 EASTERN = "America/New_York"
@@ -81,7 +82,7 @@ class SendDay:
 async def sends(*, session: AsyncSession, f: StatsFilter) -> list[SendDay]:
     """Per day, recipients sent to (a message counts once per recipient) and how many were tracked."""
     day = day_of(Message.created_at)
-    links_on = Message.track_links != "None"
+    links_on = Message.track_links != TrackLinks.NONE
     stmt = (
         select(
             day,

@@ -64,9 +64,9 @@ async def _notify(
         message_id=str(context.message_id) if context.message_id else None,
         recipient=email,
         changed_at=at,
-        origin=origin.value,
+        origin=origin,
         suppress=suppress,
-        reason=reason.value if reason else None,
+        reason=reason,
         tag=context.tag,
         metadata=context.metadata,
     )
@@ -110,7 +110,7 @@ async def lift(
     existing = await repository.get(session=session, server_id=server.id, stream=stream, email=email)
     if existing is None:
         return Lifted.NOT_SUPPRESSED
-    if existing.reason == SuppressionReason.SPAM_COMPLAINT.value and origin is not SuppressionOrigin.ADMIN and not lift_complaint:
+    if existing.reason == SuppressionReason.SPAM_COMPLAINT and origin is not SuppressionOrigin.ADMIN and not lift_complaint:
         return Lifted.NOT_ALLOWED
     await repository.remove(session=session, server_id=server.id, stream=stream, email=email)
     await _notify(

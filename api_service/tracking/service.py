@@ -139,7 +139,7 @@ async def unsubscribe(*, session: AsyncSession, token: str) -> UnsubscribeTarget
     )
     if added:
         await messages.record_subscription_change(
-            session=session, message_id=message.id, recipient=recipient, origin=SuppressionOrigin.RECIPIENT.value, suppress=True
+            session=session, message_id=message.id, recipient=recipient, origin=SuppressionOrigin.RECIPIENT, suppress=True
         )
     stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=message.message_stream)
     return UnsubscribeTarget(recipient=recipient, stream_name=stream.name if stream else message.message_stream)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from api_service.models import Bounce, MessageClick, MessageOpen
-from shared.constants import BOUNCE_TYPES, BounceType, ClickLocation, Platform, SuppressionOrigin, SuppressionReason
+from shared.constants import BOUNCE_TYPES, BounceType, SuppressionOrigin, SuppressionReason
 from shared.schemas.tracking import ClientDetails
 from shared.schemas.webhook_payloads import (
     BounceWebhook,
@@ -77,9 +77,9 @@ def subscription_change_payload(
     message_id: str | None,
     recipient: str,
     changed_at: datetime,
-    origin: str,
+    origin: SuppressionOrigin,
     suppress: bool,
-    reason: str | None,
+    reason: SuppressionReason | None,
     tag: str,
     metadata: dict[str, str],
 ) -> SubscriptionChangeWebhook:
@@ -89,9 +89,9 @@ def subscription_change_payload(
         MessageStream=stream,
         ChangedAt=changed_at,
         Recipient=recipient,
-        Origin=SuppressionOrigin(origin),
+        Origin=origin,
         SuppressSending=suppress,
-        SuppressionReason=SuppressionReason(reason) if reason is not None else None,
+        SuppressionReason=reason,
         Tag=tag,
         Metadata=metadata,
     )
@@ -109,7 +109,7 @@ def open_payload(row: MessageOpen, *, metadata: dict[str, str]) -> OpenWebhook:
         MessageStream=row.message_stream,
         Client=_client(row.client_name, row.client_company, row.client_family),
         OS=_client(row.os_name, row.os_company, row.os_family),
-        Platform=Platform(row.platform),
+        Platform=row.platform,
         UserAgent=row.user_agent,
         # No GeoIP database ships with Postgate: only the address is known.
         Geo={"IP": row.ip} if row.ip else {},
@@ -124,12 +124,12 @@ def open_payload(row: MessageOpen, *, metadata: dict[str, str]) -> OpenWebhook:
 def click_payload(row: MessageClick, *, metadata: dict[str, str]) -> ClickWebhook:
     """A Click webhook, and an item of `/messages/outbound/clicks`."""
     return ClickWebhook(
-        ClickLocation=ClickLocation(row.click_location),
+        ClickLocation=row.click_location,
         OriginalLink=row.original_link,
         MessageStream=row.message_stream,
         Client=_client(row.client_name, row.client_company, row.client_family),
         OS=_client(row.os_name, row.os_company, row.os_family),
-        Platform=Platform(row.platform),
+        Platform=row.platform,
         UserAgent=row.user_agent,
         Geo={"IP": row.ip} if row.ip else {},
         MessageID=str(row.message_id),

@@ -61,7 +61,7 @@ class Outgoing:
 def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
     row: dict[str, Any] = {
         "next_attempt_at": now,
-        "status": WebhookDeliveryStatus.PENDING.value,
+        "status": WebhookDeliveryStatus.PENDING,
         "server_id": item.server_id,
         "record_type": item.record_type,
         "url": item.url,

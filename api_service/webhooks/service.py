@@ -69,9 +69,9 @@ async def bounce_recorded(
     *, session: AsyncSession, server: Server, bounce: Bounce, metadata: dict[str, str], dump: bytes | None = None
 ) -> None:
     """Queue the Bounce (or SpamComplaint) webhook of a new bounce; `dump` is its raw source, if kept."""
-    if bounce.type == BounceType.SMTP_API_ERROR.value and not server.enable_smtp_api_error_hooks:
+    if bounce.type == BounceType.SMTP_API_ERROR and not server.enable_smtp_api_error_hooks:
         return
-    trigger = WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE
+    trigger = WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT else WebhookTrigger.BOUNCE
     rows = []
     for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=bounce.message_stream):
         setting = hook.triggers.get(trigger, {})
@@ -178,7 +178,7 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
         raise PostmarkError(ErrorCode.STREAM_NOT_FOUND_BY_ID, f"The message stream '{stream_id}' was not found.")
     if stream.archived_at is not None:
         raise PostmarkError(ErrorCode.WEBHOOK_STREAM_ARCHIVED, f"The message stream '{stream_id}' is archived.")
-    if stream.stream_type == StreamType.INBOUND.value:
+    if stream.stream_type == StreamType.INBOUND:
         raise PostmarkError(ErrorCode.WEBHOOK_INBOUND_STREAM, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
     hook = Webhook(
         server_id=server.id,
@@ -227,7 +227,7 @@ def sample_payload(
             server_id=server_id,
             message_id=uuid.UUID(int=0),
             message_stream=stream,
-            type=bounce_type.value,
+            type=bounce_type,
             type_code=info.code,
             email="john@example.com",
             from_email="sender@example.com",
@@ -259,9 +259,9 @@ def sample_payload(
             message_id=message_id,
             recipient="john@example.com",
             changed_at=now,
-            origin=SuppressionOrigin.RECIPIENT.value,
+            origin=SuppressionOrigin.RECIPIENT,
             suppress=True,
-            reason=SuppressionReason.HARD_BOUNCE.value,
+            reason=SuppressionReason.HARD_BOUNCE,
             tag="Test",
             metadata={"example": "value"},
         )
