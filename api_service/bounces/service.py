@@ -103,7 +103,7 @@ async def record_bounce(
         server_id=server_id,
         message_id=message_id,
         message_stream=message_stream,
-        type=bounce_type.value,
+        type=bounce_type,
         type_code=info.code,
         email=email,
         from_email=from_email,

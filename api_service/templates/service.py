@@ -296,7 +296,7 @@ async def create_template(*, session: AsyncSession, server_id: int, data: Templa
         name=draft.name,
         alias=draft.alias,
         alias_key=draft.alias.lower() if draft.alias else None,
-        template_type=template_type.value,
+        template_type=template_type,
         subject=draft.subject,
         html_body=draft.html_body,
         text_body=draft.text_body,
