@@ -94,7 +94,7 @@ async def change_status(*, session: AsyncSession, message_id: uuid.UUID, from_st
     stmt = (
         update(InboundMessage)
         .where(InboundMessage.id == message_id, InboundMessage.status.in_(list(from_statuses)))
-        .values(status=to.value)
+        .values(status=to)
         .returning(InboundMessage.id)
     )
     return (await session.execute(stmt)).scalar_one_or_none() is not None
