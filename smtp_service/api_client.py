@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 import httpx
-from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER
+from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER, ErrorCode
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport
 from shared.schemas.inbound_smtp import (
     INBOUND_MESSAGE_PATH,
@@ -159,7 +159,9 @@ class ApiClient:
         if response.status_code == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             self.rate_limited.note(token, retry_after)
-            return SubmitOutcome(status=429, error_code=429, message="Rate limit exceeded", retry_after=retry_after)
+            return SubmitOutcome(
+                status=429, error_code=ErrorCode.RATE_LIMIT_EXCEEDED, message="Rate limit exceeded", retry_after=retry_after
+            )
         try:
             body = response.json()
             return SubmitOutcome(status=response.status_code, error_code=int(body["ErrorCode"]), message=str(body["Message"]))
@@ -191,7 +193,12 @@ class ApiClient:
             elif outcome.Status == 429:
                 self.rate_limited.note(message.envelope.Token, float(outcome.RetryAfter))
                 outcomes.append(
-                    SubmitOutcome(status=429, error_code=429, message="Rate limit exceeded", retry_after=float(outcome.RetryAfter))
+                    SubmitOutcome(
+                        status=429,
+                        error_code=ErrorCode.RATE_LIMIT_EXCEEDED,
+                        message="Rate limit exceeded",
+                        retry_after=float(outcome.RetryAfter),
+                    )
                 )
             else:
                 outcomes.append(SubmitOutcome(status=outcome.Status, error_code=outcome.ErrorCode, message=outcome.Message))

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
-from smtp_service.api_client import InboundOutcome, RecipientOutcome, SubmitOutcome
+from shared.constants import ErrorCode
 
-SMTP_DISABLED = 1460
+from smtp_service.api_client import InboundOutcome, RecipientOutcome, SubmitOutcome
 
 
 def submission_reply(outcome: SubmitOutcome) -> str:
@@ -23,7 +23,7 @@ def submission_reply(outcome: SubmitOutcome) -> str:
         return f"451 4.7.1 Rate limit exceeded for this server, try again in {math.ceil(outcome.retry_after or 1)} seconds"
     if outcome.status == 401:
         return "535 5.7.8 Authentication credentials are no longer valid"
-    if outcome.error_code == SMTP_DISABLED:
+    if outcome.error_code == ErrorCode.SMTP_DISABLED:
         return "550 5.7.1 SMTP API access is not enabled for this server"
     if outcome.status == 413:
         return "552 5.3.4 Message too big"

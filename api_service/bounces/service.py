@@ -64,7 +64,7 @@ async def activate(*, session: AsyncSession, server_id: int, bounce_id: int) -> 
 
 async def delivery_stats(*, session: AsyncSession, server_id: int) -> tuple[int, list[tuple[BounceType, int]]]:
     counts = dict(await repository.count_by_type(session=session, server_id=server_id))
-    rows = [(t, counts[t.value]) for t in BOUNCE_TYPES if counts.get(t.value)]
+    rows = [(t, counts[t]) for t in BOUNCE_TYPES if counts.get(t)]
     return await repository.count_inactive(session=session, server_id=server_id), rows
 
 
@@ -105,7 +105,7 @@ async def record_bounce(
         server_id=server_id,
         message_id=message_id,
         message_stream=message_stream,
-        type=bounce_type.value,
+        type=bounce_type,
         type_code=info.code,
         email=email,
         from_email=from_email,

@@ -114,7 +114,7 @@ async def _check_account(*, session: AsyncSession, server_id: int, shared: expan
     """The stream (Broadcasts only, as Postmark), the sender and the template; returns the Subject to report."""
     stream_id = shared.probe.message_stream
     stream = await streams.get_stream(session=session, server_id=server_id, stream_id=stream_id)
-    if stream is not None and stream.archived_at is None and stream.stream_type != StreamType.BROADCASTS.value:
+    if stream is not None and stream.archived_at is None and stream.stream_type != StreamType.BROADCASTS:
         raise PostmarkError(
             ErrorCode.STREAM_NOT_SENDABLE,
             f"The Bulk API sends on Broadcasts streams only; '{stream_id}' is a {stream.stream_type} stream.",
@@ -129,7 +129,7 @@ async def _check_account(*, session: AsyncSession, server_id: int, shared: expan
         stored = await templates.get_template_or_raise(session=session, server_id=server_id, id_or_alias=id_or_alias)
     except NotFound:
         stored = None
-    if stored is None or stored.row.template_type != TemplateType.STANDARD.value:
+    if stored is None or stored.row.template_type != TemplateType.STANDARD:
         raise templates.template_not_found(template_id=shared.template_id, alias=shared.template_alias)
     return stored.row.subject
 
@@ -148,7 +148,7 @@ async def submit(
     row = BulkRequest(
         id=uuid.uuid4(),
         server_id=server_id,
-        status=BulkStatus.ACCEPTED.value,
+        status=BulkStatus.ACCEPTED,
         message_stream=shared.probe.message_stream,
         subject=subject,
         content=request.model_dump(mode="json", exclude={"Messages"}, exclude_none=True),

@@ -19,7 +19,7 @@ from api_service.deps import AppSettings, Session
 from api_service.models import Server
 from api_service.servers import service as servers_service
 from api_service.streams import service as streams_service
-from shared.constants import MAX_PAGE_WINDOW
+from shared.constants import MAX_PAGE_WINDOW, StreamType
 
 SESSION_COOKIE = "postgate_console"
 SIGN_IN_COOKIE = "postgate_console_sign_in"
@@ -111,7 +111,7 @@ async def sendable_streams(session: AsyncSession, server: Server) -> list[Any]:
     return [
         s
         for s in await streams_service.list_streams(session=session, server_id=server.id, stream_type=None, include_archived=True)
-        if s.stream_type != "Inbound"
+        if s.stream_type != StreamType.INBOUND
     ]
 
 

@@ -22,7 +22,7 @@ async def claim_pending(*, session: AsyncSession) -> DataRemoval | None:
     LOCKED: another worker takes the next one)."""
     stmt = (
         select(DataRemoval)
-        .where(DataRemoval.status == DataRemovalStatus.PENDING.value)
+        .where(DataRemoval.status == DataRemovalStatus.PENDING)
         .where(or_(DataRemoval.next_step_at.is_(None), DataRemoval.next_step_at <= func.now()))
         .order_by(DataRemoval.id)
         .limit(1)

@@ -74,7 +74,7 @@ async def request_removal(*, session: AsyncSession, data: DataRemovalRequest) ->
         requested_for=requested_for,
         requested_for_sha256=hashlib.sha256(requested_for.encode()).hexdigest(),
         notify_when_completed=data.NotifyWhenCompleted,
-        status=DataRemovalStatus.PENDING.value,
+        status=DataRemovalStatus.PENDING,
         counts=dict.fromkeys(COUNT_NAMES, 0),
     )
     return await repository.add(session=session, removal=removal)
@@ -139,7 +139,7 @@ async def work_on(*, session: AsyncSession, removal: DataRemoval, settings: Sett
 
 
 async def _complete(*, session: AsyncSession, removal: DataRemoval, settings: Settings) -> None:
-    removal.status, removal.completed_at, removal.requested_for = DataRemovalStatus.DONE.value, datetime.now(UTC), ""
+    removal.status, removal.completed_at, removal.requested_for = DataRemovalStatus.DONE, datetime.now(UTC), ""
     await session.flush()
     if not removal.notify_when_completed:
         return

@@ -83,7 +83,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                 return
             server = servers[message.server_id]
             async with limit:
-                if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX.value:
+                if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
                     attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
                 else:
                     if (message_id, alone) not in signed:

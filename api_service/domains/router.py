@@ -16,6 +16,7 @@ from api_service.domains.deps import Dns
 from api_service.domains.views import dns_details
 from api_service.models import Domain
 from api_service.servers.deps import AccountAuth
+from shared.constants import ErrorCode
 from shared.schemas.base import ErrorResponse
 from shared.schemas.senders import DomainCreate, DomainDetails, DomainEdit, DomainList, DomainSummary
 
@@ -104,4 +105,4 @@ async def rotate_dkim(domain_id: EntityId, session: Session, settings: AppSettin
 async def delete_domain(domain_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a domain."""
     name = await service.delete_domain(session=session, domain_id=domain_id)
-    return ErrorResponse(ErrorCode=0, Message=f"Domain {name} removed.")
+    return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Domain {name} removed.")

@@ -201,7 +201,7 @@ def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups)
                 ErrorCode.STREAM_NOT_FOUND, f"The 'MessageStream' provided does not exist on this server: '{message.message_stream}'."
             )
         )
-    elif stream.stream_type == StreamType.INBOUND.value:
+    elif stream.stream_type == StreamType.INBOUND:
         problems.append(PostmarkError(ErrorCode.STREAM_NOT_SENDABLE, "Sending is not supported on the supplied 'MessageStream'."))
     if message.sender is not None:
         email = message.sender.email.lower()
@@ -359,10 +359,10 @@ def _accept_one(
         attachments=message.attachment_names,
         track_opens=bool(server.track_opens or message.track_opens),
         track_links=track_links,
-        sandboxed=server.delivery_type == DeliveryType.SANDBOX.value,
+        sandboxed=server.delivery_type == DeliveryType.SANDBOX,
         # Broadcasts with Postmark's handling get the unsubscribe link and headers; transactional mail never does.
         list_unsubscribe=info is not None
-        and info.stream_type == StreamType.BROADCASTS.value
+        and info.stream_type == StreamType.BROADCASTS
         and info.unsubscribe_handling == UnsubscribeHandlingType.POSTMARK.value,
         tracked_links=pipeline.tracked_links(mime, track_links) if active else 0,
         raw_mime=mime,

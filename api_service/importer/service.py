@@ -35,7 +35,7 @@ from api_service.streams import service as streams
 from api_service.suppressions import service as suppressions
 from api_service.templates import service as templates
 from api_service.webhooks import service as webhooks
-from shared.constants import StreamType, SuppressionOrigin, SuppressionReason, TemplateType
+from shared.constants import ErrorCode, StreamType, SuppressionOrigin, SuppressionReason, TemplateType
 from shared.schemas.senders import DomainCreate, DomainEdit, SenderCreate, SenderEdit
 from shared.schemas.servers import ServerEdit
 from shared.schemas.streams import StreamEdit, SubscriptionConfig
@@ -481,7 +481,7 @@ class Importer:
 
     async def _suppress(self, server: Server, stream: str, email: str, reason: SuppressionReason, origin: SuppressionOrigin) -> bool:
         if await streams.get_stream(session=self.session, server_id=server.id, stream_id=stream) is None:
-            raise PostmarkError(1226, f"The message stream '{stream}' was not found.")
+            raise PostmarkError(ErrorCode.STREAM_NOT_FOUND_BY_ID, f"The message stream '{stream}' was not found.")
         return await suppressions.suppress(session=self.session, server=server, stream=stream, email=email, reason=reason, origin=origin)
 
     async def import_webhooks(self, server: Server, owner: str, wanted: list[WebhookWrite], *, planned: bool) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER
+from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER, StreamType
 from shared.schemas.senders import DomainCreate, SenderCreate
 from shared.schemas.servers import ServerCreate
 from shared.schemas.streams import StreamCreate
@@ -179,7 +179,7 @@ class PostmarkSource:
         hooks = await self._get("/webhooks", token=token)
         content.webhooks = [WebhookWrite.model_validate(raw) for raw in hooks.get("Webhooks") or []]
         for stream in content.streams:
-            if stream.data.MessageStreamType == "Inbound" or stream.data.ID is None:
+            if stream.data.MessageStreamType == StreamType.INBOUND or stream.data.ID is None:
                 continue
             dump = await self._get(f"/message-streams/{stream.data.ID}/suppressions/dump", token=token)
             content.suppressions[stream.data.ID] = [

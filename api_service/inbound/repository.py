@@ -92,8 +92,8 @@ async def change_status(*, session: AsyncSession, message_id: uuid.UUID, from_st
     concurrent requests cannot both bypass or retry it)."""
     stmt = (
         update(InboundMessage)
-        .where(InboundMessage.id == message_id, InboundMessage.status.in_([s.value for s in from_statuses]))
-        .values(status=to.value)
+        .where(InboundMessage.id == message_id, InboundMessage.status.in_(list(from_statuses)))
+        .values(status=to)
         .returning(InboundMessage.id)
     )
     return (await session.execute(stmt)).scalar_one_or_none() is not None

@@ -117,7 +117,7 @@ async def _store(
         id=message_id,
         server_id=server.id,
         message_stream=payload.MessageStream,
-        status=status.value,
+        status=status,
         blocked_reason=reason,
         envelope_from=envelope_from,
         original_recipient=payload.OriginalRecipient,
@@ -154,7 +154,7 @@ async def _post(*, session: AsyncSession, settings: Settings, server: Server, me
         server_id=server.id,
         record_type=INBOUND_RECORD_TYPE,
         url=server.inbound_hook_url,
-        payload=payload.model_dump(exclude_none=True),
+        payload=payload,
         retry_schedule=retry_schedule(settings),
         origin_id=str(message.id),
     )

@@ -125,23 +125,21 @@ async def add_events(*, session: AsyncSession, events: list[tuple[uuid.UUID, str
         connection = await session.connection()
         await connection.execute(
             MESSAGE_EVENTS.insert(),
-            [{"message_id": m, "recipient": r, "type": t.value, "details": d} for m, r, t, d in events],
+            [{"message_id": m, "recipient": r, "type": t, "details": d} for m, r, t, d in events],
         )
 
 
 async def mark_recipient(*, session: AsyncSession, message_id: uuid.UUID, email: str, status: RecipientStatus) -> None:
     """A late bounce of a delivered recipient (see the module docstring): recorded outside any lease."""
     await session.execute(
-        update(MessageRecipient)
-        .where(MessageRecipient.message_id == message_id, MessageRecipient.email == email)
-        .values(status=status.value)
+        update(MessageRecipient).where(MessageRecipient.message_id == message_id, MessageRecipient.email == email).values(status=status)
     )
 
 
 async def add_event(
     *, session: AsyncSession, message_id: uuid.UUID, recipient: str, type_: MessageEventType, details: dict[str, Any]
 ) -> None:
-    session.add(MessageEvent(message_id=message_id, recipient=recipient, type=type_.value, details=details))
+    session.add(MessageEvent(message_id=message_id, recipient=recipient, type=type_, details=details))
 
 
 SETTLE = text(

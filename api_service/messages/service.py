@@ -67,7 +67,7 @@ def queue_rows(recipients: list[str], *, message_id: uuid.UUID, kinds: dict[str,
     """Delivery queue rows, due at once; `kinds` maps a lower-cased address to to/cc/bcc."""
     return [
         MessageRecipient(
-            message_id=message_id, email=r, kind=kinds.get(r.lower(), "bcc"), status=RecipientStatus.QUEUED.value, next_attempt_at=at
+            message_id=message_id, email=r, kind=kinds.get(r.lower(), "bcc"), status=RecipientStatus.QUEUED, next_attempt_at=at
         )
         for r in recipients
     ]

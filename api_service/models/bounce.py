@@ -6,7 +6,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, utcnow
+from api_service.models.base import Base, StrEnumType, utcnow
+from shared.constants import BounceType
 
 
 class Bounce(Base):
@@ -19,7 +20,7 @@ class Bounce(Base):
     server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"))
     message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
     message_stream: Mapped[str] = mapped_column(String(30))
-    type: Mapped[str] = mapped_column(String(30))
+    type: Mapped[BounceType] = mapped_column(StrEnumType(BounceType, 30))
     type_code: Mapped[int]
     email: Mapped[str] = mapped_column(String(320), index=True)
     from_email: Mapped[str] = mapped_column(String(255), default="")

@@ -8,7 +8,8 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import BulkStatus
 
 
 class BulkRequest(CreatedAtMixin, Base):
@@ -26,7 +27,7 @@ class BulkRequest(CreatedAtMixin, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(12), doc="Accepted, Processing or Completed")
+    status: Mapped[BulkStatus] = mapped_column(StrEnumType(BulkStatus, 12), doc="Accepted, Processing or Completed")
     message_stream: Mapped[str] = mapped_column(String(30))
     subject: Mapped[str | None] = mapped_column(Text, default=None)
     content: Mapped[dict[str, Any]] = mapped_column(JSONB, doc="The request without Messages, as sent (absent keys left out)")

@@ -6,7 +6,8 @@ from sqlalchemy import BigInteger, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import DataRemovalStatus
 
 
 class DataRemoval(CreatedAtMixin, Base):
@@ -24,7 +25,9 @@ class DataRemoval(CreatedAtMixin, Base):
     requested_for: Mapped[str] = mapped_column(String(320), doc="Lower-cased; empty once done")
     requested_for_sha256: Mapped[str] = mapped_column(String(64))
     notify_when_completed: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(10), default="Pending", doc="Pending or Done")
+    status: Mapped[DataRemovalStatus] = mapped_column(
+        StrEnumType(DataRemovalStatus, 10), default=DataRemovalStatus.PENDING, doc="Pending or Done"
+    )
     next_step_at: Mapped[datetime | None] = mapped_column(default=None, doc="Not worked on before this (its messages were being delivered)")
     counts: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict, doc="What was deleted or scrubbed, per kind of row")
     completed_at: Mapped[datetime | None] = mapped_column(default=None)

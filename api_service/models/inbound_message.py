@@ -7,7 +7,8 @@ from sqlalchemy import BigInteger, Float, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import InboundStatus
 
 
 class InboundMessage(CreatedAtMixin, Base):
@@ -23,7 +24,7 @@ class InboundMessage(CreatedAtMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"))
     message_stream: Mapped[str] = mapped_column(String(30))
-    status: Mapped[str] = mapped_column(String(20), doc="Queued, Processed, Blocked, Failed or Scheduled")
+    status: Mapped[InboundStatus] = mapped_column(StrEnumType(InboundStatus, 20), doc="Queued, Processed, Blocked, Failed or Scheduled")
     blocked_reason: Mapped[str] = mapped_column(Text, default="")
     envelope_from: Mapped[str] = mapped_column(Text, default="")
     original_recipient: Mapped[str] = mapped_column(Text)

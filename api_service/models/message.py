@@ -8,7 +8,8 @@ from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import MessageStatus, TrackLinks
 
 
 class MessageSource(StrEnum):
@@ -27,8 +28,8 @@ class Message(CreatedAtMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"))
     message_stream: Mapped[str] = mapped_column(String(30))
-    source: Mapped[str] = mapped_column(String(10), doc="api or smtp")
-    status: Mapped[str] = mapped_column(String(20), default="Queued")
+    source: Mapped[MessageSource] = mapped_column(StrEnumType(MessageSource, 10), doc="api or smtp")
+    status: Mapped[MessageStatus] = mapped_column(StrEnumType(MessageStatus, 20), default=MessageStatus.QUEUED)
     from_header: Mapped[str] = mapped_column(Text)
     from_email: Mapped[str] = mapped_column(String(255), index=True)
     envelope_from: Mapped[str] = mapped_column(String(255), default="")
@@ -41,7 +42,7 @@ class Message(CreatedAtMixin, Base):
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONB, default=dict)
     attachments: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     track_opens: Mapped[bool] = mapped_column(default=False)
-    track_links: Mapped[str] = mapped_column(String(20), default="None")
+    track_links: Mapped[TrackLinks] = mapped_column(StrEnumType(TrackLinks, 20), default=TrackLinks.NONE)
     sandboxed: Mapped[bool] = mapped_column(default=False)
     list_unsubscribe: Mapped[bool] = mapped_column(default=False, doc="Sent on a Broadcasts stream with Postmark unsubscribe handling")
     tracked_links: Mapped[int] = mapped_column(default=0, doc="Links rewritten for click tracking in each recipient's copy")

@@ -5,7 +5,8 @@ import uuid
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import ClickLocation, Platform
 
 
 class MessageClick(CreatedAtMixin, Base):
@@ -28,7 +29,7 @@ class MessageClick(CreatedAtMixin, Base):
     tag: Mapped[str] = mapped_column(String(1000), default="")
     recipient: Mapped[str] = mapped_column(String(320))
     first_click: Mapped[bool] = mapped_column(default=False)
-    click_location: Mapped[str] = mapped_column(String(4), doc="HTML or Text")
+    click_location: Mapped[ClickLocation] = mapped_column(StrEnumType(ClickLocation, 4), doc="HTML or Text")
     original_link: Mapped[str] = mapped_column(Text)
     link_sha256: Mapped[str] = mapped_column(String(64))
     user_agent: Mapped[str] = mapped_column(Text, default="")
@@ -38,7 +39,7 @@ class MessageClick(CreatedAtMixin, Base):
     os_name: Mapped[str] = mapped_column(String(200), default="")
     os_company: Mapped[str] = mapped_column(String(200), default="")
     os_family: Mapped[str] = mapped_column(String(200), default="")
-    platform: Mapped[str] = mapped_column(String(10), default="Unknown")
+    platform: Mapped[Platform] = mapped_column(StrEnumType(Platform, 10), default=Platform.UNKNOWN)
     ip: Mapped[str] = mapped_column(String(45), default="")
     country: Mapped[str] = mapped_column(String(100), default="")
     region: Mapped[str] = mapped_column(String(100), default="")

@@ -7,7 +7,8 @@ from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import MessageEventType
 
 
 class MessageEvent(CreatedAtMixin, Base):
@@ -18,5 +19,5 @@ class MessageEvent(CreatedAtMixin, Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     recipient: Mapped[str] = mapped_column(String(320))
-    type: Mapped[str] = mapped_column(String(30))
+    type: Mapped[MessageEventType] = mapped_column(StrEnumType(MessageEventType, 30))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -5,7 +5,8 @@ import uuid
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import Platform
 
 
 class MessageOpen(CreatedAtMixin, Base):
@@ -35,7 +36,7 @@ class MessageOpen(CreatedAtMixin, Base):
     os_name: Mapped[str] = mapped_column(String(200), default="")
     os_company: Mapped[str] = mapped_column(String(200), default="")
     os_family: Mapped[str] = mapped_column(String(200), default="")
-    platform: Mapped[str] = mapped_column(String(10), default="Unknown")
+    platform: Mapped[Platform] = mapped_column(StrEnumType(Platform, 10), default=Platform.UNKNOWN)
     read_seconds: Mapped[int] = mapped_column(default=0)
     ip: Mapped[str] = mapped_column(String(45), default="")
     country: Mapped[str] = mapped_column(String(100), default="")

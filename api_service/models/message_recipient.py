@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
 
 
 class RecipientStatus(StrEnum):
@@ -39,7 +39,7 @@ class MessageRecipient(CreatedAtMixin, Base):
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     kind: Mapped[str] = mapped_column(String(3), doc="to, cc or bcc")
-    status: Mapped[str] = mapped_column(String(20), default=RecipientStatus.QUEUED.value)
+    status: Mapped[RecipientStatus] = mapped_column(StrEnumType(RecipientStatus, 20), default=RecipientStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)

@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import StreamType
 
 
 class MessageStream(CreatedAtMixin, Base):
@@ -17,7 +18,7 @@ class MessageStream(CreatedAtMixin, Base):
     stream_id: Mapped[str] = mapped_column(String(30), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
-    stream_type: Mapped[str] = mapped_column(String(20))
+    stream_type: Mapped[StreamType] = mapped_column(StrEnumType(StreamType, 20))
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime | None] = mapped_column(default=None)
     unsubscribe_handling: Mapped[str] = mapped_column(String(10), default="None", doc="None, Postmark or Custom")

@@ -3,7 +3,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import SuppressionOrigin, SuppressionReason
 
 
 class Suppression(CreatedAtMixin, Base):
@@ -16,5 +17,5 @@ class Suppression(CreatedAtMixin, Base):
     server_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("servers.id", ondelete="CASCADE"))
     message_stream: Mapped[str] = mapped_column(String(30))
     email: Mapped[str] = mapped_column(String(320), doc="Lower-cased")
-    reason: Mapped[str] = mapped_column(String(30))
-    origin: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[SuppressionReason] = mapped_column(StrEnumType(SuppressionReason, 30))
+    origin: Mapped[SuppressionOrigin] = mapped_column(StrEnumType(SuppressionOrigin, 20))

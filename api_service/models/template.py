@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
+from shared.constants import TemplateType
 
 
 class Template(CreatedAtMixin, Base):
@@ -27,7 +28,7 @@ class Template(CreatedAtMixin, Base):
     alias_key: Mapped[str | None] = mapped_column(
         String(255), default=None, doc="The alias lower-cased: aliases match without case, as request paths are lower-cased"
     )
-    template_type: Mapped[str] = mapped_column(String(10), doc="Standard or Layout, fixed at creation")
+    template_type: Mapped[TemplateType] = mapped_column(StrEnumType(TemplateType, 10), doc="Standard or Layout, fixed at creation")
     subject: Mapped[str | None] = mapped_column(Text, default=None, doc="Standard templates only")
     html_body: Mapped[str | None] = mapped_column(Text, default=None)
     text_body: Mapped[str | None] = mapped_column(Text, default=None)

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api_service.models.base import Base, CreatedAtMixin
+from api_service.models.base import Base, CreatedAtMixin, StrEnumType
 
 
 class WebhookDeliveryStatus(StrEnum):
@@ -38,7 +38,9 @@ class WebhookDelivery(CreatedAtMixin, Base):
     http_auth_password: Mapped[str] = mapped_column(String(255), default="")
     http_headers: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(20), default="pending", doc="pending, delivered or failed")
+    status: Mapped[WebhookDeliveryStatus] = mapped_column(
+        StrEnumType(WebhookDeliveryStatus, 20), default=WebhookDeliveryStatus.PENDING, doc="pending, delivered or failed"
+    )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column(default=None)

@@ -15,6 +15,7 @@ from api_service.domains.deps import Dns
 from api_service.domains.views import dns_details
 from api_service.senders import service
 from api_service.servers.deps import AccountAuth
+from shared.constants import ErrorCode
 from shared.schemas.base import ErrorResponse
 from shared.schemas.senders import SenderCreate, SenderDetails, SenderEdit, SenderList, SenderSummary
 
@@ -89,7 +90,7 @@ async def edit_sender(
 async def resend_confirmation(signature_id: EntityId, session: Session, settings: AppSettings) -> ErrorResponse:
     """Mail a new confirmation link to an unconfirmed signature; the previous link stops working."""
     signature = await service.resend_confirmation(session=session, signature_id=signature_id, settings=settings)
-    return ErrorResponse(ErrorCode=0, Message=f"Confirmation email for Sender Signature {signature.email} was re-sent.")
+    return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Confirmation email for Sender Signature {signature.email} was re-sent.")
 
 
 @router.post("/senders/{signature_id}/verifyspf", response_model=SenderDetails, responses=ERRORS)
@@ -110,4 +111,4 @@ async def request_new_dkim(signature_id: EntityId, session: Session, settings: A
 async def delete_sender(signature_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a sender signature."""
     email = await service.delete_signature(session=session, signature_id=signature_id)
-    return ErrorResponse(ErrorCode=0, Message=f"Signature {email} removed.")
+    return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Signature {email} removed.")

@@ -14,7 +14,7 @@ from api_service.models import Server as ServerRow
 from api_service.servers import service
 from api_service.servers.deps import AccountAuth, CurrentServer
 from api_service.servers.views import MASK, to_wire
-from shared.constants import SERVER_TOKEN_HEADER
+from shared.constants import SERVER_TOKEN_HEADER, ErrorCode
 from shared.schemas.base import ErrorResponse
 from shared.schemas.servers import Server, ServerCreate, ServerEdit, ServerList
 
@@ -85,4 +85,4 @@ async def edit_server(server_id: EntityId, session: Session, settings: AppSettin
 async def delete_server(server_id: EntityId, session: Session) -> ErrorResponse:
     """Delete a server with all its messages, bounces and tokens."""
     name = await service.delete_server(session=session, server_id=server_id)
-    return ErrorResponse(ErrorCode=0, Message=f"Server {name} removed.")
+    return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Server {name} removed.")

@@ -96,7 +96,7 @@ def clean_changes(data: ServerEdit) -> dict[str, Any]:
             if not 0 <= value <= 30 or value % 5:
                 raise PostmarkError(ErrorCode.INVALID_SPAM_THRESHOLD, "InboundSpamThreshold must be between 0 and 30, in steps of 5.")
         elif field == "TrackLinks":
-            matched = next((t.value for t in TrackLinks if t.value.lower() == str(value).lower()), None)
+            matched = next((t for t in TrackLinks if t.lower() == str(value).lower()), None)
             if matched is None:
                 raise PostmarkError(ErrorCode.INVALID_TRACK_LINKS, "TrackLinks must be one of None, HtmlAndText, HtmlOnly, TextOnly.")
             value = matched
@@ -143,9 +143,9 @@ async def create_server(*, session: AsyncSession, data: ServerCreate, url_guard:
         raise PostmarkError(ErrorCode.SERVER_NAME_INVALID, "The server name is missing or invalid.")
     changes = clean_changes(data)
     await _check_hook_targets(changes, url_guard=url_guard)
-    delivery = DeliveryType.LIVE.value
+    delivery = DeliveryType.LIVE
     if data.DeliveryType is not None:
-        matched = next((t.value for t in DeliveryType if t.value.lower() == data.DeliveryType.lower()), None)
+        matched = next((t for t in DeliveryType if t.lower() == data.DeliveryType.lower()), None)
         if matched is None:
             raise PostmarkError(ErrorCode.INVALID_DELIVERY_TYPE, "DeliveryType must be Live or Sandbox.")
         delivery = matched
@@ -168,7 +168,7 @@ async def create_server(*, session: AsyncSession, data: ServerCreate, url_guard:
         inbound_domain="",
         inbound_spam_threshold=0,
         track_opens=False,
-        track_links="None",
+        track_links=TrackLinks.NONE,
         include_bounce_content_in_hook=False,
         enable_smtp_api_error_hooks=False,
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api_service.models import Bounce, Message, MessageClick, MessageOpen, MessageRecipient
+from shared.constants import TrackLinks
 
 # Postmark's stats days are US Eastern days.
 EASTERN = "America/New_York"
@@ -44,6 +45,30 @@ def _filtered(stmt: Any, f: StatsFilter, *, server_id: Any, created: Any, tag: A
     return stmt
 
 
+class KeyedCount(NamedTuple):
+    """A count of one day and one key (a bounce type, a platform, a client family …)."""
+
+    day: str
+    key: str
+    n: int
+
+
+class ClickDay(NamedTuple):
+    """Clicks of a day, and how many were a recipient's first click of a link."""
+
+    day: str
+    clicks: int
+    unique: int
+
+
+class ReadTimeDay(NamedTuple):
+    """First opens of a day read for `seconds` (capped at 21)."""
+
+    day: str
+    seconds: int
+    opens: int
+
+
 @dataclass(frozen=True, slots=True)
 class SendDay:
     day: str
@@ -57,7 +82,7 @@ class SendDay:
 async def sends(*, session: AsyncSession, f: StatsFilter) -> list[SendDay]:
     """Per day, recipients sent to (a message counts once per recipient) and how many were tracked."""
     day = day_of(Message.created_at)
-    links_on = Message.track_links != "None"
+    links_on = Message.track_links != TrackLinks.NONE
     stmt = (
         select(
             day,
@@ -75,13 +100,13 @@ async def sends(*, session: AsyncSession, f: StatsFilter) -> list[SendDay]:
     return [SendDay(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
 
 
-async def bounces_by_type(*, session: AsyncSession, f: StatsFilter) -> list[tuple[str, str, int]]:
-    """(day, bounce type, count)."""
+async def bounces_by_type(*, session: AsyncSession, f: StatsFilter) -> list[KeyedCount]:
+    """Bounces per day and bounce type."""
     day = day_of(Bounce.bounced_at)
     stmt = select(day, Bounce.type, func.count())
     stmt = _filtered(stmt, f, server_id=Bounce.server_id, created=Bounce.bounced_at, tag=Bounce.tag, stream=Bounce.message_stream)
     rows = (await session.execute(stmt.group_by(day, Bounce.type).order_by(day, Bounce.type))).all()
-    return [(r[0], r[1], int(r[2])) for r in rows]
+    return [KeyedCount(r[0], r[1], int(r[2])) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +137,19 @@ async def opens(*, session: AsyncSession, f: StatsFilter) -> list[OpenDay]:
     return [OpenDay(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
 
 
-async def clicks(*, session: AsyncSession, f: StatsFilter) -> list[tuple[str, int, int]]:
-    """(day, clicks, first clicks of a link by a recipient)."""
+async def clicks(*, session: AsyncSession, f: StatsFilter) -> list[ClickDay]:
+    """Clicks per day, and first clicks of a link by a recipient."""
     day = day_of(MessageClick.created_at)
     stmt = select(day, func.count(), func.count().filter(MessageClick.first_click))
     stmt = _filtered(
         stmt, f, server_id=MessageClick.server_id, created=MessageClick.created_at, tag=MessageClick.tag, stream=MessageClick.message_stream
     )
     rows = (await session.execute(stmt.group_by(day).order_by(day))).all()
-    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+    return [ClickDay(r[0], int(r[1]), int(r[2])) for r in rows]
 
 
-async def opens_by(*, session: AsyncSession, f: StatsFilter, column: InstrumentedAttribute[Any]) -> list[tuple[str, str, int]]:
-    """(day, value of an opens column, opens)."""
+async def opens_by(*, session: AsyncSession, f: StatsFilter, column: InstrumentedAttribute[Any]) -> list[KeyedCount]:
+    """Opens per day and value of an opens column."""
     day = day_of(MessageOpen.created_at)
     stmt = _filtered(
         select(day, column, func.count()),
@@ -135,11 +160,11 @@ async def opens_by(*, session: AsyncSession, f: StatsFilter, column: Instrumente
         stream=MessageOpen.message_stream,
     )
     rows = (await session.execute(stmt.group_by(day, column).order_by(day, column))).all()
-    return [(r[0], str(r[1]), int(r[2])) for r in rows]
+    return [KeyedCount(r[0], str(r[1]), int(r[2])) for r in rows]
 
 
-async def clicks_by(*, session: AsyncSession, f: StatsFilter, column: InstrumentedAttribute[Any]) -> list[tuple[str, str, int]]:
-    """(day, value of a clicks column, clicks)."""
+async def clicks_by(*, session: AsyncSession, f: StatsFilter, column: InstrumentedAttribute[Any]) -> list[KeyedCount]:
+    """Clicks per day and value of a clicks column."""
     day = day_of(MessageClick.created_at)
     stmt = _filtered(
         select(day, column, func.count()),
@@ -150,11 +175,11 @@ async def clicks_by(*, session: AsyncSession, f: StatsFilter, column: Instrument
         stream=MessageClick.message_stream,
     )
     rows = (await session.execute(stmt.group_by(day, column).order_by(day, column))).all()
-    return [(r[0], str(r[1]), int(r[2])) for r in rows]
+    return [KeyedCount(r[0], str(r[1]), int(r[2])) for r in rows]
 
 
-async def read_times(*, session: AsyncSession, f: StatsFilter) -> list[tuple[str, int, int]]:
-    """(day, read seconds capped at 21, first opens); opens without a known read time are left out."""
+async def read_times(*, session: AsyncSession, f: StatsFilter) -> list[ReadTimeDay]:
+    """First opens per day by read seconds (capped at 21); opens without a known read time are left out."""
     day = day_of(MessageOpen.created_at)
     seconds = func.least(MessageOpen.read_seconds, 21)
     stmt = _filtered(
@@ -166,4 +191,4 @@ async def read_times(*, session: AsyncSession, f: StatsFilter) -> list[tuple[str
         stream=MessageOpen.message_stream,
     )
     rows = (await session.execute(stmt.group_by(day, seconds).order_by(day, seconds))).all()
-    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+    return [ReadTimeDay(r[0], int(r[1]), int(r[2])) for r in rows]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,10 +52,10 @@ async def overview(
 ) -> OutboundOverview:
     """Totals of sends, bounces, spam complaints, opens and clicks (a message counts once per recipient)."""
     f = await _filter(session=session, server=server, tag=tag, fromdate=fromdate, todate=todate, messagestream=messagestream)
-    return OutboundOverview(**await service.overview(session=session, f=f))
+    return await service.overview(session=session, f=f)
 
 
-def _series(path: str, summary: str, compute: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+def _series(path: str, summary: str, compute: Callable[..., Awaitable[StatsSeries]]) -> None:
     async def endpoint(
         server: CurrentServer,
         session: Session,
@@ -65,7 +65,7 @@ def _series(path: str, summary: str, compute: Callable[..., Awaitable[dict[str, 
         messagestream: StreamQuery = None,
     ) -> StatsSeries:
         f = await _filter(session=session, server=server, tag=tag, fromdate=fromdate, todate=todate, messagestream=messagestream)
-        return StatsSeries(**await compute(session=session, f=f))
+        return await compute(session=session, f=f)
 
     endpoint.__doc__ = summary
     router.add_api_route(

@@ -4,6 +4,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import MessageStream, Server
+from shared.constants import StreamType
 
 
 async def list_streams(*, session: AsyncSession, server_id: int, stream_type: str | None, include_archived: bool) -> list[MessageStream]:
@@ -24,7 +25,9 @@ async def get_stream(*, session: AsyncSession, server_id: int, stream_id: str, f
 
 async def count_streams(*, session: AsyncSession, server_id: int) -> tuple[int, int]:
     """(streams, inbound streams) of the server, archived ones included."""
-    stmt = select(func.count(), func.count().filter(MessageStream.stream_type == "Inbound")).where(MessageStream.server_id == server_id)
+    stmt = select(func.count(), func.count().filter(MessageStream.stream_type == StreamType.INBOUND)).where(
+        MessageStream.server_id == server_id
+    )
     total, inbound = (await session.execute(stmt)).one()
     return int(total), int(inbound)
 

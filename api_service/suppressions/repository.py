@@ -47,7 +47,7 @@ async def add(
 ) -> bool:
     stmt = (
         pg_insert(Suppression)
-        .values(server_id=server_id, message_stream=stream, email=email.lower(), reason=reason.value, origin=origin.value)
+        .values(server_id=server_id, message_stream=stream, email=email.lower(), reason=reason, origin=origin)
         .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
         .returning(Suppression.id)
     )

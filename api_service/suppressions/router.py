@@ -12,7 +12,7 @@ from api_service.deps import Session, TransactionalRoute
 from api_service.errors import PostmarkError
 from api_service.servers.deps import CurrentServer
 from api_service.suppressions import service
-from shared.constants import SuppressionOrigin, SuppressionReason
+from shared.constants import ErrorCode, SuppressionOrigin, SuppressionReason
 from shared.schemas.base import format_timestamp
 from shared.schemas.suppressions import Suppression, SuppressionChange, SuppressionDump, SuppressionResults
 
@@ -49,11 +49,11 @@ async def dump(
         session=session,
         server_id=server.id,
         stream=stream_id,
-        reason=_enum(suppressionreason, SuppressionReason, 1404),
-        origin=_enum(origin, SuppressionOrigin, 1405),
+        reason=_enum(suppressionreason, SuppressionReason, ErrorCode.SUPPRESSION_REASON_INVALID),
+        origin=_enum(origin, SuppressionOrigin, ErrorCode.SUPPRESSION_ORIGIN_INVALID),
         email=emailaddress,
-        from_date=parse_query_date(fromdate, error_code=1400),
-        to_date=parse_query_date(todate, error_code=1400, end_of_day=True),
+        from_date=parse_query_date(fromdate, error_code=ErrorCode.SUPPRESSION_QUERY_INVALID),
+        to_date=parse_query_date(todate, error_code=ErrorCode.SUPPRESSION_QUERY_INVALID, end_of_day=True),
     )
     return SuppressionDump(
         Suppressions=[

@@ -20,7 +20,7 @@ from api_service.streams import service as streams
 from api_service.suppressions import repository
 from api_service.webhooks import service as webhooks
 from api_service.webhooks.payloads import subscription_change_payload
-from shared.constants import SuppressionOrigin, SuppressionReason, WebhookTrigger
+from shared.constants import ErrorCode, SuppressionOrigin, SuppressionReason, WebhookTrigger
 from shared.schemas.suppressions import SuppressionChange, SuppressionResult
 
 MAX_ITEMS = 50
@@ -64,9 +64,9 @@ async def _notify(
         message_id=str(context.message_id) if context.message_id else None,
         recipient=email,
         changed_at=at,
-        origin=origin.value,
+        origin=origin,
         suppress=suppress,
-        reason=reason.value if reason else None,
+        reason=reason,
         tag=context.tag,
         metadata=context.metadata,
     )
@@ -110,7 +110,7 @@ async def lift(
     existing = await repository.get(session=session, server_id=server.id, stream=stream, email=email)
     if existing is None:
         return Lifted.NOT_SUPPRESSED
-    if existing.reason == SuppressionReason.SPAM_COMPLAINT.value and origin is not SuppressionOrigin.ADMIN and not lift_complaint:
+    if existing.reason == SuppressionReason.SPAM_COMPLAINT and origin is not SuppressionOrigin.ADMIN and not lift_complaint:
         return Lifted.NOT_ALLOWED
     await repository.remove(session=session, server_id=server.id, stream=stream, email=email)
     await _notify(
@@ -133,15 +133,15 @@ async def lift(
 async def check_stream(*, session: AsyncSession, server: Server, stream: str) -> str:
     stream = stream.lower()
     if await streams.get_stream(session=session, server_id=server.id, stream_id=stream) is None:
-        raise NotFound(1226, f"The message stream '{stream}' was not found.")
+        raise NotFound(ErrorCode.STREAM_NOT_FOUND_BY_ID, f"The message stream '{stream}' was not found.")
     return stream
 
 
 def addresses(data: SuppressionChange) -> list[str]:
     if not data.Suppressions:
-        raise PostmarkError(1409, "The request has no Suppressions.")
+        raise PostmarkError(ErrorCode.SUPPRESSION_NO_BODY, "The request has no Suppressions.")
     if len(data.Suppressions) > MAX_ITEMS:
-        raise PostmarkError(1410, f"At most {MAX_ITEMS} suppressions can be changed in one request.")
+        raise PostmarkError(ErrorCode.SUPPRESSION_TOO_MANY, f"At most {MAX_ITEMS} suppressions can be changed in one request.")
     return [(item.EmailAddress or "").strip() for item in data.Suppressions]
 
 

@@ -12,6 +12,7 @@ from api_service.deps import Session, TransactionalRoute
 from api_service.servers.deps import AccountAuth, CurrentServer
 from api_service.templates import service
 from api_service.templates.repository import StoredTemplate
+from shared.constants import ErrorCode
 from shared.schemas.base import ErrorResponse
 from shared.schemas.templates import (
     TemplateDetails,
@@ -124,4 +125,4 @@ async def edit_template(
 async def delete_template(id_or_alias: IdOrAlias, server: CurrentServer, session: Session) -> ErrorResponse:
     """Delete a template. A Layout that templates still use cannot be deleted (ErrorCode 1130)."""
     template_id = await service.delete_template(session=session, server_id=server.id, id_or_alias=id_or_alias)
-    return ErrorResponse(ErrorCode=0, Message=f"Template {template_id} removed.")
+    return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Template {template_id} removed.")

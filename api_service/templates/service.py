@@ -235,7 +235,7 @@ async def _layout_for(*, session: AsyncSession, server_id: int, alias: str | Non
     if alias is None:
         return None
     found = await repository.get_template(session=session, server_id=server_id, alias_key=alias.lower())
-    if found is None or found.row.template_type != TemplateType.LAYOUT.value:
+    if found is None or found.row.template_type != TemplateType.LAYOUT:
         raise PostmarkError(ErrorCode.TEMPLATE_NOT_FOUND, f"The 'LayoutTemplate' '{alias}' is not the alias of a Layout on this server.")
     return found.row
 
@@ -296,7 +296,7 @@ async def create_template(*, session: AsyncSession, server_id: int, data: Templa
         name=draft.name,
         alias=draft.alias,
         alias_key=draft.alias.lower() if draft.alias else None,
-        template_type=template_type.value,
+        template_type=template_type,
         subject=draft.subject,
         html_body=draft.html_body,
         text_body=draft.text_body,
@@ -360,7 +360,7 @@ async def delete_template(*, session: AsyncSession, server_id: int, id_or_alias:
     """Mark the template deleted (it stays readable by id, inactive); a Layout still in use cannot be deleted (1130)."""
     await repository.lock_server(session=session, server_id=server_id)
     stored = await get_template_or_raise(session=session, server_id=server_id, id_or_alias=id_or_alias)
-    if stored.row.template_type == TemplateType.LAYOUT.value:
+    if stored.row.template_type == TemplateType.LAYOUT:
         users = await repository.count_layout_users(session=session, layout_id=stored.row.id)
         if users:
             raise PostmarkError(
@@ -471,7 +471,7 @@ async def push_templates(*, session: AsyncSession, data: TemplatePushRequest) ->
     sources = [t for t in await repository.active_templates(session=session, server_id=source_id) if t.row.alias_key]
     if not sources:
         raise PostmarkError(ErrorCode.TEMPLATE_NOTHING_TO_PUSH, "There are no templates with an alias on the source server to push.")
-    sources.sort(key=lambda t: (t.row.template_type != TemplateType.LAYOUT.value, t.row.id))
+    sources.sort(key=lambda t: (t.row.template_type != TemplateType.LAYOUT, t.row.id))
     destination = await repository.active_templates(session=session, server_id=destination_id)
     by_alias = {t.row.alias_key: t for t in destination if t.row.alias_key is not None}
 
@@ -494,7 +494,7 @@ async def push_templates(*, session: AsyncSession, data: TemplatePushRequest) ->
         )
 
     actions: list[TemplatePushAction] = []
-    layouts = {key: t.row for key, t in by_alias.items() if t.row.template_type == TemplateType.LAYOUT.value}
+    layouts = {key: t.row for key, t in by_alias.items() if t.row.template_type == TemplateType.LAYOUT}
     for source, target in changes:
         template_id = target.row.id if target else None
         if data.PerformChanges:
@@ -505,7 +505,7 @@ async def push_templates(*, session: AsyncSession, data: TemplatePushRequest) ->
             row.layout_id = layout.id if layout else None
             if target is None:
                 await repository.add_template(session=session, template=row)
-            if row.template_type == TemplateType.LAYOUT.value and row.alias_key:
+            if row.template_type == TemplateType.LAYOUT and row.alias_key:
                 layouts[row.alias_key] = row
             template_id = row.id
         actions.append(
@@ -536,7 +536,7 @@ async def render_for_sending(
     results: list[RenderedTemplate | PostmarkError] = []
     for reference in references:
         template = by_id.get(reference.template_id) if reference.template_id is not None else by_alias.get((reference.alias or "").lower())
-        if template is None or template.template_type != TemplateType.STANDARD.value:
+        if template is None or template.template_type != TemplateType.STANDARD:
             results.append(template_not_found(template_id=reference.template_id, alias=reference.alias))
             continue
         try:

@@ -38,7 +38,7 @@ class CopySettings:
 
 def per_recipient(settings: CopySettings) -> bool:
     """Does each recipient get a copy of its own (and so an SMTP transaction of its own)?"""
-    return settings.track_opens or settings.track_links != TrackLinks.NONE.value or settings.list_unsubscribe
+    return settings.track_opens or settings.track_links != TrackLinks.NONE or settings.list_unsubscribe
 
 
 def tracking_url(base_url: str, segment: str, token: str) -> str:
@@ -58,8 +58,8 @@ def plan_for(settings: CopySettings, *, recipient: str, context: Personalisation
         return tracking_url(context.base_url, CLICK_SEGMENT, seal(tokens.Kind.CLICK, location, url))
 
     plan = Plan(
-        track_html=settings.track_links in (TrackLinks.HTML_AND_TEXT.value, TrackLinks.HTML_ONLY.value),
-        track_text=settings.track_links in (TrackLinks.HTML_AND_TEXT.value, TrackLinks.TEXT_ONLY.value),
+        track_html=settings.track_links in (TrackLinks.HTML_AND_TEXT, TrackLinks.HTML_ONLY),
+        track_text=settings.track_links in (TrackLinks.HTML_AND_TEXT, TrackLinks.TEXT_ONLY),
         link=link,
     )
     if settings.track_opens:
@@ -77,10 +77,10 @@ def plan_for(settings: CopySettings, *, recipient: str, context: Personalisation
 
 def tracked_link_count(mime: bytes, track_links: str) -> int:
     """Links a copy gets rewritten for click tracking (0 when links are not tracked)."""
-    if track_links == TrackLinks.NONE.value:
+    if track_links == TrackLinks.NONE:
         return 0
     return count_tracked_links(
         mime,
-        html_links=track_links in (TrackLinks.HTML_AND_TEXT.value, TrackLinks.HTML_ONLY.value),
-        text_links=track_links in (TrackLinks.HTML_AND_TEXT.value, TrackLinks.TEXT_ONLY.value),
+        html_links=track_links in (TrackLinks.HTML_AND_TEXT, TrackLinks.HTML_ONLY),
+        text_links=track_links in (TrackLinks.HTML_AND_TEXT, TrackLinks.TEXT_ONLY),
     )

@@ -81,7 +81,7 @@ async def list_opens(
     """Opens of tracked messages, newest first (every open; `FirstOpen` marks a recipient's first)."""
     filters = _filters(request, message_stream=messagestream, tag=tag, recipient=recipient)
     total, found = await service.opens_page(session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset)
-    return OpenList(TotalCount=total, Opens=[OpenEvent(**o) for o in found])
+    return OpenList(TotalCount=total, Opens=[OpenEvent.model_validate(o.model_dump(mode="json")) for o in found])
 
 
 @router.get("/messages/outbound/opens/{message_id}", response_model=OpenList, responses=ERRORS)
@@ -95,7 +95,7 @@ async def message_opens(message_id: str, server: CurrentServer, session: Session
         offset=paging.offset,
         message_id=message_id,
     )
-    return OpenList(TotalCount=total, Opens=[OpenEvent(**o) for o in found])
+    return OpenList(TotalCount=total, Opens=[OpenEvent.model_validate(o.model_dump(mode="json")) for o in found])
 
 
 @router.get("/messages/outbound/clicks", response_model=ClickList, responses=ERRORS)
@@ -115,7 +115,7 @@ async def list_clicks(
     total, found = await service.clicks_page(
         session=session, server_id=server.id, filters=filters, count=paging.count, offset=paging.offset
     )
-    return ClickList(TotalCount=total, Clicks=[ClickEvent(**c) for c in found])
+    return ClickList(TotalCount=total, Clicks=[ClickEvent.model_validate(c.model_dump(mode="json")) for c in found])
 
 
 @router.get("/messages/outbound/clicks/{message_id}", response_model=ClickList, responses=ERRORS)
@@ -129,7 +129,7 @@ async def message_clicks(message_id: str, server: CurrentServer, session: Sessio
         offset=paging.offset,
         message_id=message_id,
     )
-    return ClickList(TotalCount=total, Clicks=[ClickEvent(**c) for c in found])
+    return ClickList(TotalCount=total, Clicks=[ClickEvent.model_validate(c.model_dump(mode="json")) for c in found])
 
 
 # --- the public URLs in mail ----------------------------------------------------------------------

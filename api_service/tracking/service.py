@@ -29,6 +29,7 @@ from api_service.tracking.repository import ActivityFilter
 from api_service.webhooks import payloads
 from api_service.webhooks import service as webhooks
 from shared.constants import ClickLocation, MessageEventType, SuppressionOrigin, SuppressionReason, WebhookTrigger
+from shared.schemas.webhook_payloads import ClickWebhook, OpenWebhook
 
 __all__ = ["ActivityFilter"]
 
@@ -229,7 +230,7 @@ async def unsubscribe(*, session: AsyncSession, token: str) -> UnsubscribeTarget
     )
     if added:
         await messages.record_subscription_change(
-            session=session, message_id=message.id, recipient=recipient, origin=SuppressionOrigin.RECIPIENT.value, suppress=True
+            session=session, message_id=message.id, recipient=recipient, origin=SuppressionOrigin.RECIPIENT, suppress=True
         )
     stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=message.message_stream)
     return UnsubscribeTarget(recipient=recipient, stream_name=stream.name if stream else message.message_stream)
@@ -257,7 +258,7 @@ async def unsubscribe_by_mail(*, session: AsyncSession, rcpt_to: list[str], raw:
 
 async def opens_page(
     *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int, message_id: str | None = None
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[OpenWebhook]]:
     """A page of opens, shaped as their webhooks; of one message when `message_id` is given."""
     if message_id is not None:
         filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id
@@ -268,7 +269,7 @@ async def opens_page(
 
 async def clicks_page(
     *, session: AsyncSession, server_id: int, filters: ActivityFilter, count: int, offset: int, message_id: str | None = None
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[ClickWebhook]]:
     """A page of clicks, shaped as their webhooks; of one message when `message_id` is given."""
     if message_id is not None:
         filters.message_id = (await messages.get_message_or_raise(session=session, server_id=server_id, message_id=message_id)).id

@@ -1,41 +1,50 @@
-"""Postmark's webhook payloads (RecordType Bounce, SpamComplaint, Delivery, SubscriptionChange, Open, Click)."""
+"""Postmark's webhook payloads built from the rows they are about (the shapes: shared.schemas.webhook_payloads)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from api_service.models import Bounce, MessageClick, MessageOpen
-from shared.constants import BOUNCE_TYPES, BounceType, WebhookTrigger
-from shared.schemas.base import format_timestamp
+from shared.constants import BOUNCE_TYPES, BounceType, SuppressionOrigin, SuppressionReason
+from shared.schemas.tracking import ClientDetails
+from shared.schemas.webhook_payloads import (
+    BounceWebhook,
+    ClickWebhook,
+    DeliveryWebhook,
+    OpenWebhook,
+    SpamComplaintWebhook,
+    SubscriptionChangeWebhook,
+)
 
 
-def bounce_payload(bounce: Bounce, *, metadata: dict[str, str], include_content: bool, dump: bytes | None = None) -> dict[str, Any]:
-    info = BOUNCE_TYPES[BounceType(bounce.type)]
-    payload: dict[str, Any] = {
-        "RecordType": (WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE).value,
-        "ID": bounce.id,
-        "Type": bounce.type,
-        "TypeCode": bounce.type_code,
-        "Name": info.name,
-        "Tag": bounce.tag,
-        "MessageID": str(bounce.message_id) if bounce.message_id else "",
-        "Metadata": metadata,
-        "ServerID": bounce.server_id,
-        "MessageStream": bounce.message_stream,
-        "Description": info.description,
-        "Details": bounce.details,
-        "Email": bounce.email,
-        "From": bounce.from_email,
-        "BouncedAt": format_timestamp(bounce.bounced_at),
-        "DumpAvailable": dump is not None or bounce.dump is not None or bounce.dump_id is not None,
-        "Inactive": bounce.inactive,
-        "CanActivate": bounce.can_activate,
-        "Subject": bounce.subject,
-    }
-    if include_content:
-        payload["Content"] = bounce.content or (dump or bounce.dump or b"").decode("utf-8", "replace")
-    return payload
+def bounce_payload(
+    bounce: Bounce, *, metadata: dict[str, str], include_content: bool, dump: bytes | None = None
+) -> BounceWebhook | SpamComplaintWebhook:
+    """A Bounce webhook, or a SpamComplaint one for a bounce of that type."""
+    bounce_type = BounceType(bounce.type)
+    info = BOUNCE_TYPES[bounce_type]
+    model = SpamComplaintWebhook if bounce_type is BounceType.SPAM_COMPLAINT else BounceWebhook
+    return model(
+        ID=bounce.id,
+        Type=bounce_type,
+        TypeCode=bounce.type_code,
+        Name=info.name,
+        Tag=bounce.tag,
+        MessageID=str(bounce.message_id) if bounce.message_id else "",
+        Metadata=metadata,
+        ServerID=bounce.server_id,
+        MessageStream=bounce.message_stream,
+        Description=info.description,
+        Details=bounce.details,
+        Email=bounce.email,
+        From=bounce.from_email,
+        BouncedAt=bounce.bounced_at,
+        DumpAvailable=dump is not None or bounce.dump is not None or bounce.dump_id is not None,
+        Inactive=bounce.inactive,
+        CanActivate=bounce.can_activate,
+        Subject=bounce.subject,
+        Content=(bounce.content or (dump or bounce.dump or b"").decode("utf-8", "replace")) if include_content else None,
+    )
 
 
 def delivery_payload(
@@ -48,18 +57,17 @@ def delivery_payload(
     delivered_at: datetime,
     details: str,
     metadata: dict[str, str],
-) -> dict[str, Any]:
-    return {
-        "RecordType": WebhookTrigger.DELIVERY.value,
-        "ServerID": server_id,
-        "MessageStream": stream,
-        "MessageID": message_id,
-        "Recipient": recipient,
-        "Tag": tag,
-        "DeliveredAt": format_timestamp(delivered_at),
-        "Details": details,
-        "Metadata": metadata,
-    }
+) -> DeliveryWebhook:
+    return DeliveryWebhook(
+        ServerID=server_id,
+        MessageStream=stream,
+        MessageID=message_id,
+        Recipient=recipient,
+        Tag=tag,
+        DeliveredAt=delivered_at,
+        Details=details,
+        Metadata=metadata,
+    )
 
 
 def subscription_change_payload(
@@ -69,60 +77,64 @@ def subscription_change_payload(
     message_id: str | None,
     recipient: str,
     changed_at: datetime,
-    origin: str,
+    origin: SuppressionOrigin,
     suppress: bool,
-    reason: str | None,
+    reason: SuppressionReason | None,
     tag: str,
     metadata: dict[str, str],
-) -> dict[str, Any]:
-    return {
-        "RecordType": WebhookTrigger.SUBSCRIPTION_CHANGE.value,
-        "MessageID": message_id,
-        "ServerID": server_id,
-        "MessageStream": stream,
-        "ChangedAt": format_timestamp(changed_at),
-        "Recipient": recipient,
-        "Origin": origin,
-        "SuppressSending": suppress,
-        "SuppressionReason": reason,
-        "Tag": tag,
-        "Metadata": metadata,
-    }
+) -> SubscriptionChangeWebhook:
+    return SubscriptionChangeWebhook(
+        MessageID=message_id,
+        ServerID=server_id,
+        MessageStream=stream,
+        ChangedAt=changed_at,
+        Recipient=recipient,
+        Origin=origin,
+        SuppressSending=suppress,
+        SuppressionReason=reason,
+        Tag=tag,
+        Metadata=metadata,
+    )
 
 
-def _reader_fields(row: MessageOpen | MessageClick) -> dict[str, Any]:
-    return {
-        "MessageStream": row.message_stream,
-        "Client": {"Name": row.client_name, "Company": row.client_company, "Family": row.client_family},
-        "OS": {"Name": row.os_name, "Company": row.os_company, "Family": row.os_family},
-        "Platform": row.platform,
-        "UserAgent": row.user_agent,
-        # No GeoIP database ships with Postgate: only the address is known.
-        "Geo": {"IP": row.ip} if row.ip else {},
-        "MessageID": str(row.message_id),
-        "ReceivedAt": format_timestamp(row.created_at),
-        "Tag": row.tag,
-        "Recipient": row.recipient,
-    }
+def _client(name: str, company: str, family: str) -> ClientDetails:
+    return ClientDetails(Name=name, Company=company, Family=family)
 
 
-def open_payload(row: MessageOpen, *, metadata: dict[str, str]) -> dict[str, Any]:
+def open_payload(row: MessageOpen, *, metadata: dict[str, str]) -> OpenWebhook:
     """An Open webhook, and an item of `/messages/outbound/opens`."""
-    return {
-        "RecordType": WebhookTrigger.OPEN.value,
-        "FirstOpen": row.first_open,
-        "ReadSeconds": row.read_seconds,
-        **_reader_fields(row),
-        "Metadata": metadata,
-    }
+    return OpenWebhook(
+        FirstOpen=row.first_open,
+        ReadSeconds=row.read_seconds,
+        MessageStream=row.message_stream,
+        Client=_client(row.client_name, row.client_company, row.client_family),
+        OS=_client(row.os_name, row.os_company, row.os_family),
+        Platform=row.platform,
+        UserAgent=row.user_agent,
+        # No GeoIP database ships with Postgate: only the address is known.
+        Geo={"IP": row.ip} if row.ip else {},
+        MessageID=str(row.message_id),
+        ReceivedAt=row.created_at,
+        Tag=row.tag,
+        Recipient=row.recipient,
+        Metadata=metadata,
+    )
 
 
-def click_payload(row: MessageClick, *, metadata: dict[str, str]) -> dict[str, Any]:
+def click_payload(row: MessageClick, *, metadata: dict[str, str]) -> ClickWebhook:
     """A Click webhook, and an item of `/messages/outbound/clicks`."""
-    return {
-        "RecordType": WebhookTrigger.CLICK.value,
-        "ClickLocation": row.click_location,
-        "OriginalLink": row.original_link,
-        **_reader_fields(row),
-        "Metadata": metadata,
-    }
+    return ClickWebhook(
+        ClickLocation=row.click_location,
+        OriginalLink=row.original_link,
+        MessageStream=row.message_stream,
+        Client=_client(row.client_name, row.client_company, row.client_family),
+        OS=_client(row.os_name, row.os_company, row.os_family),
+        Platform=row.platform,
+        UserAgent=row.user_agent,
+        Geo={"IP": row.ip} if row.ip else {},
+        MessageID=str(row.message_id),
+        ReceivedAt=row.created_at,
+        Tag=row.tag,
+        Recipient=row.recipient,
+        Metadata=metadata,
+    )

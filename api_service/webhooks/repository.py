@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -9,6 +9,7 @@ from sqlalchemy import CursorResult, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.models import Webhook, WebhookDelivery, WebhookDeliveryStatus
+from shared.schemas.webhook_payloads import OutboxPayload, event_json
 
 
 async def stream_webhooks(*, session: AsyncSession, server_id: int, stream: str) -> list[Webhook]:
@@ -42,12 +43,44 @@ async def delete_webhook(*, session: AsyncSession, hook: Webhook) -> None:
 # --- the outbox ----------------------------------------------------------------------------------
 
 
-async def enqueue(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One POST to queue: a typed payload for one URL, with that URL's credentials."""
+
+    server_id: int
+    record_type: str
+    url: str
+    payload: OutboxPayload
+    http_auth_username: str = ""
+    http_auth_password: str = ""
+    http_headers: list[dict[str, str]] = field(default_factory=list)
+    retry_schedule: list[float] | None = None
+    origin_id: str = ""
+
+
+def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "next_attempt_at": now,
+        "status": WebhookDeliveryStatus.PENDING,
+        "server_id": item.server_id,
+        "record_type": item.record_type,
+        "url": item.url,
+        "payload": event_json(item.payload),
+        "http_auth_username": item.http_auth_username,
+        "http_auth_password": item.http_auth_password,
+        "http_headers": item.http_headers,
+        "origin_id": item.origin_id,
+    }
+    if item.retry_schedule is not None:  # absent, the column is SQL NULL (the worker's schedule), not JSON null
+        row["retry_schedule"] = item.retry_schedule
+    return row
+
+
+async def enqueue(*, session: AsyncSession, rows: list[Outgoing]) -> None:
+    """Write the POSTs to the outbox, each payload serialised once, in the caller's transaction."""
     if rows:
         now = datetime.now(UTC)
-        await session.execute(
-            insert(WebhookDelivery), [{"next_attempt_at": now, "status": WebhookDeliveryStatus.PENDING.value, **row} for row in rows]
-        )
+        await session.execute(insert(WebhookDelivery), [_row(item, now) for item in rows])
 
 
 CLAIM = text(

@@ -12,7 +12,9 @@ from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.models import Webhook as WebhookRow
 from api_service.servers.deps import CurrentServer
 from api_service.webhooks import service
+from shared.constants import ErrorCode
 from shared.schemas.base import ErrorResponse
+from shared.schemas.webhook_payloads import WebhookPayload
 from shared.schemas.webhooks import Webhook, WebhookList, WebhookWrite
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Webhooks"])
@@ -20,6 +22,15 @@ ERRORS = error_responses(
     invalid="ErrorCodes 1226 no such stream, 1351 inbound stream, 1354 Url invalid or not a public address, 1357 MessageStream cannot change, 1358 HttpHeaders invalid, 1361 trigger invalid",
     not_found="ErrorCode 1352: no such webhook",
 )
+
+
+# What Postgate POSTs to a webhook's Url: documented as an OpenAPI callback of the create route.
+events = APIRouter()
+
+
+@events.post("{$request.body#/Url}", response_model=None, summary="Event webhook")
+def webhook_event(body: Annotated[WebhookPayload, Body()]) -> None:
+    """One event, told apart by RecordType; any 2xx answer ends the retries, a 403 stops them."""
 
 
 def to_wire(hook: WebhookRow) -> Webhook:
@@ -37,7 +48,7 @@ async def list_webhooks(server: CurrentServer, session: Session, messagestream: 
     )
 
 
-@router.post("/webhooks", response_model=Webhook, responses=ERRORS)
+@router.post("/webhooks", response_model=Webhook, responses=ERRORS, callbacks=events.routes)
 async def create_webhook(server: CurrentServer, session: Session, settings: AppSettings, data: Annotated[WebhookWrite, Body()]) -> Webhook:
     """Create a webhook for a stream's events (Bounce, Delivery, SpamComplaint, SubscriptionChange …)."""
     return to_wire(await service.create_webhook(session=session, server=server, data=data, url_guard=settings.webhook_url_guard()))
@@ -63,4 +74,4 @@ async def delete_webhook(webhook_id: EntityId, server: CurrentServer, session: S
     """Delete a webhook."""
     hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
     await service.delete_webhook(session=session, hook=hook)
-    return ErrorResponse(ErrorCode=0, Message=f"Webhook {webhook_id} removed.")
+    return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Webhook {webhook_id} removed.")

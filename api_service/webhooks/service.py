@@ -24,10 +24,19 @@ from shared.constants import (
     BOUNCE_TYPES,
     DEFAULT_MESSAGE_STREAM,
     BounceType,
+    ErrorCode,
     StreamType,
     SuppressionOrigin,
     SuppressionReason,
     WebhookTrigger,
+)
+from shared.schemas.webhook_payloads import (
+    BounceWebhook,
+    DeliveryWebhook,
+    OutboxPayload,
+    SpamComplaintWebhook,
+    SubscriptionChangeWebhook,
+    WebhookPayload,
 )
 from shared.schemas.webhooks import WebhookWrite
 
@@ -43,26 +52,26 @@ TRIGGERS: dict[str, dict[str, bool]] = {
 
 
 def _target(
-    *, server_id: int, record_type: WebhookTrigger, url: str, payload: dict[str, Any], hook: Webhook | None = None
-) -> dict[str, Any]:
-    return {
-        "server_id": server_id,
-        "record_type": record_type.value,
-        "url": url,
-        "payload": payload,
-        "http_auth_username": hook.http_auth_username if hook else "",
-        "http_auth_password": hook.http_auth_password if hook else "",
-        "http_headers": hook.http_headers if hook else [],
-    }
+    *, server_id: int, record_type: WebhookTrigger, url: str, payload: WebhookPayload, hook: Webhook | None = None
+) -> repository.Outgoing:
+    return repository.Outgoing(
+        server_id=server_id,
+        record_type=record_type.value,
+        url=url,
+        payload=payload,
+        http_auth_username=hook.http_auth_username if hook else "",
+        http_auth_password=hook.http_auth_password if hook else "",
+        http_headers=hook.http_headers if hook else [],
+    )
 
 
 async def bounce_recorded(
     *, session: AsyncSession, server: Server, bounce: Bounce, metadata: dict[str, str], dump: bytes | None = None
 ) -> None:
     """Queue the Bounce (or SpamComplaint) webhook of a new bounce; `dump` is its raw source, if kept."""
-    if bounce.type == BounceType.SMTP_API_ERROR.value and not server.enable_smtp_api_error_hooks:
+    if bounce.type == BounceType.SMTP_API_ERROR and not server.enable_smtp_api_error_hooks:
         return
-    trigger = WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT.value else WebhookTrigger.BOUNCE
+    trigger = WebhookTrigger.SPAM_COMPLAINT if bounce.type == BounceType.SPAM_COMPLAINT else WebhookTrigger.BOUNCE
     rows = []
     for hook in await repository.stream_webhooks(session=session, server_id=server.id, stream=bounce.message_stream):
         setting = hook.triggers.get(trigger, {})
@@ -81,24 +90,16 @@ async def enqueue_post(
     server_id: int,
     record_type: str,
     url: str,
-    payload: dict[str, Any],
+    payload: OutboxPayload,
     retry_schedule: list[float] | None = None,
     origin_id: str = "",
 ) -> None:
     """Queue one POST of another domain's event (inbound mail) in the outbox. `retry_schedule`
     overrides the worker's for this row; `origin_id` tells the worker's outcome handler for
     `record_type` which record the event is about."""
-    row = {
-        "server_id": server_id,
-        "record_type": record_type,
-        "url": url,
-        "payload": payload,
-        "http_auth_username": "",
-        "http_auth_password": "",
-        "http_headers": [],
-        "retry_schedule": retry_schedule,
-        "origin_id": origin_id,
-    }
+    row = repository.Outgoing(
+        server_id=server_id, record_type=record_type, url=url, payload=payload, retry_schedule=retry_schedule, origin_id=origin_id
+    )
     await repository.enqueue(session=session, rows=[row])
 
 
@@ -107,7 +108,7 @@ async def has_webhooks(*, session: AsyncSession, server_id: int, stream: str) ->
 
 
 async def event_recorded(
-    *, session: AsyncSession, server: Server, stream: str, trigger: WebhookTrigger, payload: dict[str, Any], first_open: bool = True
+    *, session: AsyncSession, server: Server, stream: str, trigger: WebhookTrigger, payload: WebhookPayload, first_open: bool = True
 ) -> None:
     """Queue a Delivery, SubscriptionChange, Open or Click webhook. `first_open` is False for a
     recipient's later opens, which hooks with `PostFirstOpenOnly` do not get."""
@@ -133,10 +134,10 @@ def merge_triggers(current: dict[str, Any], given: dict[str, Any] | None) -> dic
     merged = {name: dict(current.get(name, default)) for name, default in TRIGGERS.items()}
     for name, values in (given or {}).items():
         if name not in TRIGGERS or not isinstance(values, dict):
-            raise PostmarkError(1361, f"Invalid trigger '{name}'.")
+            raise PostmarkError(ErrorCode.WEBHOOK_VALUE_INVALID, f"Invalid trigger '{name}'.")
         for key, value in values.items():
             if key not in TRIGGERS[name] or not isinstance(value, bool):
-                raise PostmarkError(1361, f"Invalid value for {name}.{key}.")
+                raise PostmarkError(ErrorCode.WEBHOOK_VALUE_INVALID, f"Invalid value for {name}.{key}.")
             merged[name][key] = value
     return merged
 
@@ -144,10 +145,12 @@ def merge_triggers(current: dict[str, Any], given: dict[str, Any] | None) -> dic
 async def check_url(url: str | None, *, url_guard: UrlGuard) -> str:
     url = (url or "").strip()
     if not url or not valid_hook_url(url):
-        raise PostmarkError(1354, "The webhook Url is missing or invalid.")
+        raise PostmarkError(ErrorCode.WEBHOOK_URL_INVALID, "The webhook Url is missing or invalid.")
     refusal = await url_guard.refusal(url)
     if refusal is not None:
-        raise PostmarkError(1354, f"The webhook Url is not allowed: {refusal}. Webhooks may only reach public addresses.")
+        raise PostmarkError(
+            ErrorCode.WEBHOOK_URL_INVALID, f"The webhook Url is not allowed: {refusal}. Webhooks may only reach public addresses."
+        )
     return url
 
 
@@ -156,7 +159,7 @@ def check_headers(headers: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     for header in headers or []:
         name, value = str(header.get("Name") or ""), str(header.get("Value") or "")
         if not HEADER_NAME.match(name) or any(c in value for c in "\r\n\x00"):
-            raise PostmarkError(1358, f"Invalid HttpHeaders entry '{name}'.")
+            raise PostmarkError(ErrorCode.WEBHOOK_HEADER_INVALID, f"Invalid HttpHeaders entry '{name}'.")
         cleaned.append({"Name": name, "Value": value})
     return cleaned
 
@@ -164,7 +167,7 @@ def check_headers(headers: list[dict[str, Any]] | None) -> list[dict[str, str]]:
 async def get_webhook_or_raise(*, session: AsyncSession, server_id: int, webhook_id: int) -> Webhook:
     hook = await repository.get_webhook(session=session, server_id=server_id, webhook_id=webhook_id)
     if hook is None:
-        raise NotFound(1352, f"Webhook {webhook_id} was not found.")
+        raise NotFound(ErrorCode.WEBHOOK_NOT_FOUND, f"Webhook {webhook_id} was not found.")
     return hook
 
 
@@ -172,11 +175,11 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
     stream_id = (data.MessageStream or DEFAULT_MESSAGE_STREAM).lower()
     stream = await streams.get_stream(session=session, server_id=server.id, stream_id=stream_id)
     if stream is None:
-        raise PostmarkError(1226, f"The message stream '{stream_id}' was not found.")
+        raise PostmarkError(ErrorCode.STREAM_NOT_FOUND_BY_ID, f"The message stream '{stream_id}' was not found.")
     if stream.archived_at is not None:
-        raise PostmarkError(1350, f"The message stream '{stream_id}' is archived.")
-    if stream.stream_type == StreamType.INBOUND.value:
-        raise PostmarkError(1351, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
+        raise PostmarkError(ErrorCode.WEBHOOK_STREAM_ARCHIVED, f"The message stream '{stream_id}' is archived.")
+    if stream.stream_type == StreamType.INBOUND:
+        raise PostmarkError(ErrorCode.WEBHOOK_INBOUND_STREAM, "Webhooks cannot be added to an inbound stream; use InboundHookUrl.")
     hook = Webhook(
         server_id=server.id,
         url=await check_url(data.Url, url_guard=url_guard),
@@ -192,7 +195,7 @@ async def create_webhook(*, session: AsyncSession, server: Server, data: Webhook
 async def edit_webhook(*, session: AsyncSession, hook: Webhook, data: WebhookWrite, url_guard: UrlGuard) -> Webhook:
     """Change the given fields; every value is checked before any is applied."""
     if data.MessageStream is not None and data.MessageStream.lower() != hook.message_stream:
-        raise PostmarkError(1357, "The MessageStream of a webhook cannot be changed.")
+        raise PostmarkError(ErrorCode.WEBHOOK_STREAM_CANNOT_CHANGE, "The MessageStream of a webhook cannot be changed.")
     url = await check_url(data.Url, url_guard=url_guard) if data.Url is not None else hook.url
     headers = check_headers([h.model_dump() for h in data.HttpHeaders]) if data.HttpHeaders is not None else hook.http_headers
     triggers = merge_triggers(hook.triggers, data.Triggers) if data.Triggers is not None else hook.triggers
@@ -210,7 +213,9 @@ async def delete_webhook(*, session: AsyncSession, hook: Webhook) -> None:
 TEST_TRIGGERS = ("Bounce", "SpamComplaint", "Delivery", "SubscriptionChange")
 
 
-def sample_payload(*, trigger: str, server_id: int, stream: str) -> dict[str, Any]:
+def sample_payload(
+    *, trigger: str, server_id: int, stream: str
+) -> BounceWebhook | SpamComplaintWebhook | DeliveryWebhook | SubscriptionChangeWebhook:
     """A made-up event of the trigger's type, shaped exactly like a real one (built by the same functions)."""
     now = datetime.now(UTC)
     message_id = str(uuid.UUID(int=0))
@@ -222,7 +227,7 @@ def sample_payload(*, trigger: str, server_id: int, stream: str) -> dict[str, An
             server_id=server_id,
             message_id=uuid.UUID(int=0),
             message_stream=stream,
-            type=bounce_type.value,
+            type=bounce_type,
             type_code=info.code,
             email="john@example.com",
             from_email="sender@example.com",
@@ -254,13 +259,13 @@ def sample_payload(*, trigger: str, server_id: int, stream: str) -> dict[str, An
             message_id=message_id,
             recipient="john@example.com",
             changed_at=now,
-            origin=SuppressionOrigin.RECIPIENT.value,
+            origin=SuppressionOrigin.RECIPIENT,
             suppress=True,
-            reason=SuppressionReason.HARD_BOUNCE.value,
+            reason=SuppressionReason.HARD_BOUNCE,
             tag="Test",
             metadata={"example": "value"},
         )
-    raise PostmarkError(1361, f"No test event for trigger '{trigger}'.")
+    raise PostmarkError(ErrorCode.WEBHOOK_VALUE_INVALID, f"No test event for trigger '{trigger}'.")
 
 
 async def send_test(*, session: AsyncSession, server: Server, hook: Webhook, trigger: str) -> None:

@@ -140,7 +140,7 @@ async def _record(*, session: AsyncSession, attempt: Attempted) -> None:
             delivery_id=item.id,
             record_type=item.record_type,
             origin_id=item.origin_id,
-            status=WebhookDeliveryStatus(values.get("status", WebhookDeliveryStatus.PENDING.value)),
+            status=WebhookDeliveryStatus(values.get("status", WebhookDeliveryStatus.PENDING)),
             http_status=attempt.http_status,
             error=attempt.error,
             attempts=item.attempts,
@@ -191,11 +191,11 @@ async def _send(
     now = datetime.now(UTC)
     values: dict[str, Any] = {"last_status": status, "last_error": error, "lease_until": None, "lease_token": None}
     if status is not None and 200 <= status < 300:
-        values |= {"status": WebhookDeliveryStatus.DELIVERED.value, "delivered_at": now}
+        values |= {"status": WebhookDeliveryStatus.DELIVERED, "delivered_at": now}
     elif status == 403 or item.attempts > len(retry_schedule):
         # Postmark stops retrying on 403; otherwise the schedule runs out.
-        values["status"] = WebhookDeliveryStatus.FAILED.value
+        values["status"] = WebhookDeliveryStatus.FAILED
     else:
         values["next_attempt_at"] = now + timedelta(seconds=retry_schedule[item.attempts - 1])
-    observe.webhook_attempt(status=status, gave_up=values.get("status") == WebhookDeliveryStatus.FAILED.value)
+    observe.webhook_attempt(status=status, gave_up=values.get("status") == WebhookDeliveryStatus.FAILED)
     await attempts.write(Attempted(item=item, values=values, http_status=status, error=error, on_outcome=on_outcome))

@@ -28,6 +28,7 @@ from api_service.console.views import Breakdown
 from api_service.console.web import safe_next
 from api_service.errors import PostmarkError
 from api_service.webhooks import service as webhooks_service
+from shared.schemas.stats import StatsSeries
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -158,9 +159,9 @@ class TestWebhookSamples:
     @pytest.mark.parametrize("trigger", webhooks_service.TEST_TRIGGERS)
     def test_each_test_event_has_its_record_type(self, trigger: str) -> None:
         payload = webhooks_service.sample_payload(trigger=trigger, server_id=7, stream="outbound")
-        assert payload["RecordType"] == trigger
-        assert payload["ServerID"] == 7
-        assert payload["MessageStream"] == "outbound"
+        assert payload.RecordType == trigger
+        assert payload.ServerID == 7
+        assert payload.MessageStream == "outbound"
 
     def test_unknown_trigger_is_refused(self) -> None:
         with pytest.raises(PostmarkError):
@@ -200,14 +201,14 @@ class TestTestModel:
 class TestStatsShapes:
     def test_per_day_fills_the_days_a_series_leaves_out(self) -> None:
         days = days_from(3)
-        result = {"Days": [{"Date": "2026-01-02", "Opens": 4, "Unique": 1}], "Opens": 4, "Unique": 1}
+        result = StatsSeries.model_validate({"Days": [{"Date": "2026-01-02", "Opens": 4, "Unique": 1}], "Opens": 4, "Unique": 1})
         assert per_day(result, "Opens", days) == [0, 4, 0]
         assert per_day(result, "Unique", days) == [0, 1, 0]
 
     def test_breakdown_is_largest_first_with_shares(self) -> None:
-        result = {"Days": [], "Desktop": 1, "Mobile": 3, "WebMail": 0}
+        result = StatsSeries.model_validate({"Days": [], "Desktop": 1, "Mobile": 3, "WebMail": 0})
         assert breakdown("By platform", result) == Breakdown(title="By platform", rows=[("Mobile", 3, 75.0), ("Desktop", 1, 25.0)])
-        assert breakdown("Nothing", {"Days": []}).rows == []
+        assert breakdown("Nothing", StatsSeries(Days=[])).rows == []
 
 
 SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3}

@@ -27,7 +27,7 @@ from api_service.core.paging import EntityId
 from api_service.deps import Session, TransactionalRoute
 from api_service.models import Server
 from api_service.streams import service as streams_service
-from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType
+from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, StreamType
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
 
@@ -65,7 +65,7 @@ async def bounces_page(
             "streams": [
                 s
                 for s in await streams_service.list_streams(session=session, server_id=server.id, stream_type=None, include_archived=True)
-                if s.stream_type != "Inbound"
+                if s.stream_type != StreamType.INBOUND
             ],
             "pager": Pager(page=page, total=total, size=PAGE_SIZE, query=shown),
             "error": error,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -15,20 +14,21 @@ from api_service.console.views import Breakdown
 from api_service.console.web import ServerPage, Signed
 from api_service.deps import Session, TransactionalRoute
 from api_service.stats import service as stats_service
+from shared.schemas.stats import StatsSeries
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
 
 STATS_DAYS = (7, 30, 90)
 
 
-def per_day(result: dict[str, Any], key: str, days: list[date]) -> list[int]:
+def per_day(result: StatsSeries, key: str, days: list[date]) -> list[int]:
     """One key of a stats-service series, one number per day (Postmark's series leave out zeros)."""
-    by_day = {d["Date"]: int(d.get(key, 0)) for d in result["Days"]}
+    by_day = {d["Date"]: int(d.get(key, 0)) for d in result.Days}
     return [by_day.get(day.isoformat(), 0) for day in days]
 
 
-def breakdown(title: str, result: dict[str, Any]) -> Breakdown:
-    totals = {str(k): int(v) for k, v in result.items() if k != "Days"}
+def breakdown(title: str, result: StatsSeries) -> Breakdown:
+    totals = {str(k): int(v) for k, v in (result.model_extra or {}).items()}
     whole = sum(totals.values())
     ordered = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
     return Breakdown(title=title, rows=[(name, n, 100 * n / whole) for name, n in ordered if n])

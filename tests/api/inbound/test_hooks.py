@@ -133,7 +133,12 @@ class TestSchedule:
         sessionmaker = worker.app.state.sessionmaker
         async with sessionmaker() as session, session.begin():
             await webhooks_service.enqueue_post(
-                session=session, server_id=server.id, record_type="Other", url=receiver.url, payload={"x": 1}, retry_schedule=[3600.0]
+                session=session,
+                server_id=server.id,
+                record_type="Other",
+                url=receiver.url,
+                payload=webhooks_service.sample_payload(trigger="Delivery", server_id=server.id, stream="outbound"),
+                retry_schedule=[3600.0],
             )
         receiver.statuses.append(500)
         before = datetime.now(UTC)

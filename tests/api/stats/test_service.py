@@ -39,5 +39,5 @@ class TestBounced:
             f = service.StatsFilter(server_id=server.id)
             bounced = await service.bounced(session=session, f=f)
             overview = await service.overview(session=session, f=f)
-        assert bounced == {"Days": [{"Date": "2026-04-01", "Bounced": 2}, {"Date": "2026-04-03", "Bounced": 1}], "Bounced": 3}
-        assert overview["Bounced"] == 3
+        assert bounced.model_dump() == {"Days": [{"Date": "2026-04-01", "Bounced": 2}, {"Date": "2026-04-03", "Bounced": 1}], "Bounced": 3}
+        assert overview.Bounced == 3
