@@ -156,19 +156,6 @@ async def finish_idempotent(*, session: AsyncSession, server_id: int, idempotenc
         )
 
 
-async def claim_smtp_keys(*, session: AsyncSession, server_id: int, keys: list[str]) -> set[str]:
-    """A batch of SMTP submissions: claim their idempotency keys in one statement; the keys claimed.
-    A key not claimed goes through `begin_idempotent` (a retry's stored answer, or one under way)."""
-    return await repository.reserve_idempotency_keys(
-        session=session, server_id=server_id, endpoint=SMTP_ENDPOINT, keys=keys, window_seconds=IDEMPOTENCY_WINDOW_SECONDS
-    )
-
-
-async def answer_smtp_keys(*, session: AsyncSession, server_id: int, bodies: dict[str, str]) -> None:
-    """Record the answers (JSON text) of SMTP keys claimed with `claim_smtp_keys`, in one statement."""
-    await repository.store_idempotent_responses(session=session, server_id=server_id, endpoint=SMTP_ENDPOINT, bodies=bodies)
-
-
 # --- the rules --------------------------------------------------------------------------------
 
 
