@@ -237,7 +237,8 @@ class TestGroupedSends:
             live.post("/email", json=message(From="stranger@unknown.example"), headers=keyed),
             *(live.post("/email", json=message(Subject=f"fine {i}"), headers=server.headers) for i in range(5)),
         )
-        assert refused.status_code == 422 and refused.json()["ErrorCode"] == 400
+        assert refused.status_code == 422
+        assert refused.json()["ErrorCode"] == 400
         assert all(r.status_code == 200 for r in others)
         fixed = await live.post("/email", json=message(), headers=keyed)  # a new body under the same key
         assert fixed.status_code == 200, fixed.text
