@@ -114,10 +114,15 @@ class GroupCommit(Generic[T, R]):
             await asyncio.sleep(self._window_seconds)
             while (not self._max_items or len(group) < self._max_items) and not self._queue.empty():
                 group.append(self._queue.get_nowait())
+            live = [p for p in group if not p.answer.done()]  # a caller cancelled meanwhile is left out
             try:
-                live = [p for p in group if not p.answer.done()]  # a caller cancelled meanwhile is left out
                 if live:
                     await self._commit(live)
+            except Exception as exc:  # a bug in the writer: its callers hear of it, the writer goes on
+                log.exception("writing %d %s failed", len(live), self.what)
+                for pending in live:
+                    if not pending.answer.done():
+                        pending.answer.set_exception(exc)
             finally:
                 for _ in group:
                     self._queue.task_done()

@@ -181,7 +181,10 @@ async def _claim(*, session: AsyncSession, sends: list[Send]) -> _Keys:
         if idem is None:
             continue
         seen = first_of.setdefault((send.server.id, idem.endpoint, idem.key), index)
-        if seen != index:
+        first = sends[seen].idempotency
+        if seen != index and first is not None and first.request_sha256 != idem.request_sha256:
+            keys.answers[index] = service.key_reused()  # as it would be told after the first one
+        elif seen != index:
             keys.copies[index] = seen
         elif idem.endpoint == SMTP_ENDPOINT:
             smtp.setdefault(send.server.id, []).append(index)

@@ -145,8 +145,12 @@ async def begin_idempotent(*, session: AsyncSession, server_id: int, idempotency
             ErrorCode.INVALID_REQUEST_FIELDS, "A request with this Idempotency-Key is still being processed; retry later.", 409
         )
     if row.request_sha256 != idempotency.request_sha256:
-        raise PostmarkError(ErrorCode.INVALID_REQUEST_FIELDS, "This Idempotency-Key was already used with a different request body.", 422)
+        raise key_reused()
     return Replay(status=row.response_status, body=row.response_body)
+
+
+def key_reused() -> PostmarkError:
+    return PostmarkError(ErrorCode.INVALID_REQUEST_FIELDS, "This Idempotency-Key was already used with a different request body.", 422)
 
 
 async def finish_idempotent(*, session: AsyncSession, server_id: int, idempotency: Idempotency | None, body: Any) -> None:

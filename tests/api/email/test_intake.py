@@ -244,3 +244,13 @@ class TestGroupedSends:
         assert fixed.status_code == 200, fixed.text
         replay = await live.post("/email", json=message(), headers=keyed)
         assert replay.json()["MessageID"] == fixed.json()["MessageID"]
+
+    async def test_one_key_with_two_bodies_at_once_stores_one(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        server = await create_server(live)
+        await create_sender(live)
+        headers = server.headers | {"Idempotency-Key": "two-bodies"}
+        answers = await asyncio.gather(*(live.post("/email", json=message(Subject=s), headers=headers) for s in ("one", "two")))
+        statuses = sorted(r.status_code for r in answers)
+        assert statuses[0] == 200
+        assert statuses[1] in (409, 422)  # the other body is refused, in flight or after
+        assert len(await stored(engine, server)) == 1
