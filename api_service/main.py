@@ -18,7 +18,7 @@ from api_service.core.wire import PostmarkWireMiddleware
 from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
 from api_service.domains.router import router as domains_router
-from api_service.email.group_commit import GroupCommitter
+from api_service.email.intake import Intake
 from api_service.email.router import router as email_router
 from api_service.health.router import router as health_router
 from api_service.inbound.router import router as inbound_router
@@ -57,24 +57,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        committer: GroupCommitter | None = None
-        if settings.email_group_writers > 0:
-            committer = GroupCommitter(
-                sessionmaker=app.state.sessionmaker,
-                message_id_domain=settings.message_id_domain,
-                writers=settings.email_group_writers,
-                max_messages=settings.email_group_max_messages,
-                window_seconds=settings.email_group_window_ms / 1000,
-            )
-            await committer.start()
-        app.state.email_committer = committer
+        # Writers 0: each single send in its own transaction, without grouping.
+        app.state.intake = Intake(
+            sessionmaker=app.state.sessionmaker,
+            message_id_domain=settings.message_id_domain,
+            writers=settings.email_group_writers,
+            max_messages=settings.email_group_max_messages,
+            window_seconds=settings.email_group_window_ms / 1000,
+        )
         try:
             async with operations.running(engine=engine, settings=settings) as rate_limits:
                 app.state.rate_limits = rate_limits
                 yield
         finally:
-            if committer is not None:
-                await committer.close()
+            await app.state.intake.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -3,7 +3,7 @@
 `submit` checks the request as Postmark does (the shared part, the stream, the sender, the template, every entry's
 addresses, Metadata and Headers; one problem → its own ErrorCode, several → ErrorCode 11 with `Errors`), stores
 it with its entries and answers at once: nothing is rendered and no message exists yet. `expand_next` (run by the
-worker, `tasks.py`) turns the next bounded batch of entries into messages through the same `email.service.accept`
+worker, `tasks.py`) turns the next bounded batch of entries into messages through intake's unit of work (`email.intake`, the same `accept`)
 as every other entry point, counting each entry as released (accepted, even with some recipients suppressed) or
 failed (every recipient suppressed, a model that does not render, a template deleted since, …), in the same
 transaction as the messages it created.
@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bulk import expand, repository
+from api_service.email import intake
 from api_service.email import service as email
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InvalidEmailRequest, MultipleErrors, NotFound, PostmarkError
@@ -254,9 +255,11 @@ async def expand_next(*, session: AsyncSession, batch_size: int, message_id_doma
             items.append(expand.expand(shared, BulkMessage.model_validate(raw)))
         except PostmarkError as exc:
             items.append(exc)
-    results = await email.accept(
-        session=session, server=server, items=items, policy=email.Policy.REJECT, message_id_domain=message_id_domain
+    # Intake's unit of work in this transaction: the cursor and the row lock commit with the messages.
+    sent = await intake.accept_in(
+        session=session, send=intake.Send(server=server, items=items, policy=email.Policy.REJECT), message_id_domain=message_id_domain
     )
+    results = sent.outcomes
     released = sum(isinstance(r, email.Accepted) for r in results)
     last = entries[-1][0]
     await repository.advance(

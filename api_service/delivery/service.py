@@ -134,22 +134,38 @@ async def heartbeat(*, sessionmaker: async_sessionmaker[AsyncSession], items: li
             await task
 
 
-def recorder(*, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> GroupCommit[Outcomes]:
+class Recorder:
     """Group commit of a batch's outcomes: the groups whose SMTP transactions end while a commit
     runs are recorded together in the next one (a statement per kind of write, not per recipient,
     and one synchronous commit). Each send still waits for its own commit, so it counts as in flight
     until then and what a kill -9 sends twice stays bounded by the concurrency."""
-    hooks = HookCache()
 
-    async def together(outcomes: list[Outcomes]) -> None:
-        async with sessionmaker() as session, session.begin():
-            await record_attempts(session=session, outcomes=[(o, o.items) for o in outcomes], settings=settings, hooks=hooks)
+    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.hooks = HookCache()
+
+        async def together(session: AsyncSession, outcomes: list[Outcomes]) -> list[None]:
+            await record_attempts(session=session, outcomes=[(o, o.items) for o in outcomes], settings=settings, hooks=self.hooks)
             await messages.settle(session=session, message_ids={o.message.id for o in outcomes})
+            return [None] * len(outcomes)
 
-    async def alone(outcome: Outcomes) -> None:
-        await record(sessionmaker=sessionmaker, outcome=outcome, settings=settings, hooks=hooks)
+        self.commits: GroupCommit[Outcomes, None] = GroupCommit(sessionmaker=sessionmaker, write=together, what="delivery outcomes")
 
-    return GroupCommit(together=together, alone=alone, what="delivery outcomes")
+    async def write(self, outcome: Outcomes) -> None:
+        try:
+            await self.commits.submit(outcome)
+        except Exception:
+            # Its own savepoint failed, or the group's COMMIT did: the mail has left, so it is
+            # recorded on its own (recipient by recipient, retried for up to a lease).
+            await record(sessionmaker=self.sessionmaker, outcome=outcome, settings=self.settings, hooks=self.hooks)
+
+    async def close(self) -> None:
+        await self.commits.close()
+
+
+def recorder(*, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> Recorder:
+    return Recorder(sessionmaker=sessionmaker, settings=settings)
 
 
 async def record(*, sessionmaker: async_sessionmaker[AsyncSession], outcome: Outcomes, settings: Settings, hooks: HookCache) -> None:

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
 from api_service.deps import AppSettings, Session, TransactionalRoute
-from api_service.email import service
+from api_service.email import intake, service
 from api_service.email.from_json import from_json, from_templated_json
-from api_service.email.group_commit import GroupCommitter
+from api_service.email.intake import Intake, Send, Sent
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InactiveRecipients, PostmarkError
 from api_service.servers.cache import ServerSnapshot
@@ -97,11 +97,22 @@ def dump(results: list[SendResult]) -> list[dict[str, Any]]:
     return [r.model_dump(exclude_none=True) for r in results]
 
 
+def intake_of(request: Request) -> Intake:
+    engine: Intake = request.app.state.intake
+    return engine
+
+
+async def idempotency_of(request: Request, *, key: str | None, endpoint: str) -> service.Idempotency | None:
+    return None if key is None else service.Idempotency.from_header(key=key, endpoint=endpoint, body=await request.body())
+
+
+def answer(sent: Sent) -> Any:
+    return JSONResponse(sent.body, status_code=sent.status) if sent.replay else sent.body
+
+
 async def send_one(
     *,
     request: Request,
-    session: AsyncSession,
-    settings: Settings,
     server: ServerSnapshot | None,
     message: EmailRequest,
     endpoint: str,
@@ -112,29 +123,24 @@ async def send_one(
     item = read(message)
     if isinstance(item, PostmarkError):
         raise item
-    committer: GroupCommitter | None = getattr(request.app.state, "email_committer", None)
-    if idempotency_key is None and committer is not None:
-        # The request's own session has at most read the server's token: end that read so its
-        # connection is back in the pool before the group's writer needs one (or they deadlock).
-        await session.commit()
-        # Shares a transaction with the concurrent sends of this process; returns after its COMMIT.
-        outcome = await committer.accept(server=server, message=item)
+
+    def respond(outcomes: list[intake.Outcome]) -> dict[str, Any]:
+        [outcome] = outcomes
         if isinstance(outcome, PostmarkError):
             raise outcome
         return send_result(message, outcome).model_dump(exclude_none=True)
-    # With an Idempotency-Key the key's row, the message and the stored answer commit together, alone.
-    idem = service.Idempotency.from_header(key=idempotency_key, endpoint=endpoint, body=await request.body())
-    replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status)
-    [outcome] = await service.accept(
-        session=session, server=server, items=[item], policy=service.Policy.REJECT, message_id_domain=settings.message_id_domain
+
+    # Shares a transaction with the concurrent sends of this process; returns after its COMMIT.
+    sent = await intake_of(request).send(
+        Send(
+            server=server,
+            items=[item],
+            policy=service.Policy.REJECT,
+            idempotency=await idempotency_of(request, key=idempotency_key, endpoint=endpoint),
+            respond=respond,
+        )
     )
-    if isinstance(outcome, PostmarkError):
-        raise outcome
-    body = send_result(message, outcome).model_dump(exclude_none=True)
-    await service.finish_idempotent(session=session, server_id=server.id, idempotency=idem, body=body)
-    return body
+    return answer(sent)
 
 
 async def send_many(
@@ -157,27 +163,30 @@ async def send_many(
             except PostmarkError as exc:
                 results.append(batch_error(exc))
         return dump(results)
-    idem = service.Idempotency.from_header(key=idempotency_key, endpoint=endpoint, body=await request.body())
-    replay = await service.begin_idempotent(session=session, server_id=server.id, idempotency=idem)
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status)
-    outcomes = await service.accept(
+
+    def respond(outcomes: list[intake.Outcome]) -> list[dict[str, Any]]:
+        return dump(
+            [batch_error(o) if isinstance(o, PostmarkError) else send_result(m, o) for m, o in zip(messages, outcomes, strict=True)]
+        )
+
+    # In the request's transaction, committed before the response leaves (TransactionalRoute).
+    sent = await intake.accept_in(
         session=session,
-        server=server,
-        items=[read(m) for m in messages],
-        policy=service.Policy.REJECT,
+        send=Send(
+            server=server,
+            items=[read(m) for m in messages],
+            policy=service.Policy.REJECT,
+            idempotency=await idempotency_of(request, key=idempotency_key, endpoint=endpoint),
+            respond=respond,
+        ),
         message_id_domain=settings.message_id_domain,
     )
-    body = dump([batch_error(o) if isinstance(o, PostmarkError) else send_result(m, o) for m, o in zip(messages, outcomes, strict=True)])
-    await service.finish_idempotent(session=session, server_id=server.id, idempotency=idem, body=body)
-    return body
+    return answer(sent)
 
 
 @router.post("/email", response_model=SendResult, response_model_exclude_none=True, responses=ERRORS)
 async def send_email(
     request: Request,
-    session: Session,
-    settings: AppSettings,
     server: SendingServer,
     message: Annotated[EmailRequest, Body()],
     idempotency_key: IdempotencyKeyHeader = None,
@@ -185,8 +194,6 @@ async def send_email(
     """Send one email. The message is stored and queued before the 200 is returned."""
     return await send_one(
         request=request,
-        session=session,
-        settings=settings,
         server=server,
         message=message,
         endpoint="email",
@@ -218,8 +225,6 @@ async def send_batch(
 @router.post("/email/withtemplate", response_model=SendResult, response_model_exclude_none=True, responses=TEMPLATED_ERRORS)
 async def send_email_with_template(
     request: Request,
-    session: Session,
-    settings: AppSettings,
     server: SendingServer,
     message: Annotated[TemplatedEmailRequest, Body()],
     idempotency_key: IdempotencyKeyHeader = None,
@@ -231,8 +236,6 @@ async def send_email_with_template(
     """
     return await send_one(
         request=request,
-        session=session,
-        settings=settings,
         server=server,
         message=message,
         endpoint="email/withTemplate",

@@ -145,8 +145,12 @@ async def begin_idempotent(*, session: AsyncSession, server_id: int, idempotency
             ErrorCode.INVALID_REQUEST_FIELDS, "A request with this Idempotency-Key is still being processed; retry later.", 409
         )
     if row.request_sha256 != idempotency.request_sha256:
-        raise PostmarkError(ErrorCode.INVALID_REQUEST_FIELDS, "This Idempotency-Key was already used with a different request body.", 422)
+        raise key_reused()
     return Replay(status=row.response_status, body=row.response_body)
+
+
+def key_reused() -> PostmarkError:
+    return PostmarkError(ErrorCode.INVALID_REQUEST_FIELDS, "This Idempotency-Key was already used with a different request body.", 422)
 
 
 async def finish_idempotent(*, session: AsyncSession, server_id: int, idempotency: Idempotency | None, body: Any) -> None:
@@ -154,19 +158,6 @@ async def finish_idempotent(*, session: AsyncSession, server_id: int, idempotenc
         await repository.store_idempotent_response(
             session=session, server_id=server_id, endpoint=idempotency.endpoint, key=idempotency.key, status=200, body=body
         )
-
-
-async def claim_smtp_keys(*, session: AsyncSession, server_id: int, keys: list[str]) -> set[str]:
-    """A batch of SMTP submissions: claim their idempotency keys in one statement; the keys claimed.
-    A key not claimed goes through `begin_idempotent` (a retry's stored answer, or one under way)."""
-    return await repository.reserve_idempotency_keys(
-        session=session, server_id=server_id, endpoint=SMTP_ENDPOINT, keys=keys, window_seconds=IDEMPOTENCY_WINDOW_SECONDS
-    )
-
-
-async def answer_smtp_keys(*, session: AsyncSession, server_id: int, bodies: dict[str, str]) -> None:
-    """Record the answers (JSON text) of SMTP keys claimed with `claim_smtp_keys`, in one statement."""
-    await repository.store_idempotent_responses(session=session, server_id=server_id, endpoint=SMTP_ENDPOINT, bodies=bodies)
 
 
 # --- the rules --------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ async def _look_up(request: Request, session: Session, digest: str) -> ServerSna
             smtp_api_activated=server.smtp_api_activated,
         )
         SERVER_SNAPSHOTS.put(digest, snapshot)
+        # The snapshot is all a send needs of this read: end it, so that its connection is back in
+        # the pool before intake's writers need one for the group this request waits on.
+        await session.commit()
         future.set_result(snapshot)
         return snapshot
     finally:

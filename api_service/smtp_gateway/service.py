@@ -1,11 +1,11 @@
 """Storing what the SMTP gateway hands over: one message, or a batch of them in one transaction.
 
 A batch is the messages that the gateway's connections submitted at the same moment, possibly for
-several servers. Each is read, checked and stored exactly as if it had come alone (intake's
-`accept`, policy BOUNCE, idempotent by its bytes and recipients); the caller commits once for all of
-them and only then answers, so every `250` the gateway gives still means "committed". One message
-must not take its neighbours down with it: its own problems are its own outcome, and whatever the
-fast path cannot finish is done again message by message, each in a savepoint.
+several servers. Each is one member of intake's unit of work (`email.intake`: policy BOUNCE,
+idempotent by its bytes and recipients), stored in the request's transaction, which commits once for
+all of them before the answer, so every `250` the gateway gives still means "committed". A message's
+own problem is its own outcome; one that cannot be stored leaves nothing behind and holds back no
+other (intake's failure contract).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.offload import cpu_bound
-from api_service.email import service as intake
+from api_service.email import intake
 from api_service.email.from_mime import from_mime
 from api_service.email.message import OutgoingMessage
+from api_service.email.service import Idempotency, Policy
 from api_service.errors import InvalidToken, PostmarkError
 from api_service.models import Server
 from api_service.servers import service as servers
@@ -36,14 +36,12 @@ class Read:
     """A submitted message, parsed, and the key that recognises a retry of it."""
 
     message: OutgoingMessage
-    idempotency: intake.Idempotency
+    idempotency: Idempotency
 
 
 def read_raw(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> Read:
     message = from_mime(raw, mail_from=mail_from, rcpt_tos=rcpt_tos)
-    return Read(
-        message=message, idempotency=intake.Idempotency.for_smtp(raw=raw, recipients=message.recipients() + message.invalid_recipients)
-    )
+    return Read(message=message, idempotency=Idempotency.for_smtp(raw=raw, recipients=message.recipients() + message.invalid_recipients))
 
 
 def _read_all(messages: list[SmtpBatchMessage]) -> list[Read | PostmarkError]:
@@ -59,19 +57,25 @@ def _read_all(messages: list[SmtpBatchMessage]) -> list[Read | PostmarkError]:
 Outcome = SmtpSubmissionResult | PostmarkError
 
 
-async def store_one(*, session: AsyncSession, server: Server, read: Read, message_id_domain: str) -> SmtpSubmissionResult:
-    """One message on its own (the unbatched endpoint); raises its PostmarkError."""
-    replay = await intake.begin_idempotent(session=session, server_id=server.id, idempotency=read.idempotency)
-    if replay is not None:
-        return SmtpSubmissionResult.model_validate({**replay.body, "Duplicate": True})
-    [outcome] = await intake.accept(
-        session=session, server=server, items=[read.message], policy=intake.Policy.BOUNCE, message_id_domain=message_id_domain
-    )
+def _respond(outcomes: list[intake.Outcome]) -> dict[str, object]:
+    [outcome] = outcomes
     if isinstance(outcome, PostmarkError):
         raise outcome
-    result = SmtpSubmissionResult(MessageID=str(outcome.message_id), Accepted=outcome.queued, Refused=outcome.refused)
-    await intake.finish_idempotent(session=session, server_id=server.id, idempotency=read.idempotency, body=result.model_dump())
-    return result
+    return SmtpSubmissionResult(MessageID=str(outcome.message_id), Accepted=outcome.queued, Refused=outcome.refused).model_dump()
+
+
+def _member(server: Server, read: Read) -> intake.Send:
+    return intake.Send(server=server, items=[read.message], policy=Policy.BOUNCE, idempotency=read.idempotency, respond=_respond)
+
+
+def _result(sent: intake.Sent) -> SmtpSubmissionResult:
+    result = SmtpSubmissionResult.model_validate(sent.body)
+    return result.model_copy(update={"Duplicate": True}) if sent.replay else result
+
+
+async def store_one(*, session: AsyncSession, server: Server, read: Read, message_id_domain: str) -> SmtpSubmissionResult:
+    """One message on its own (the unbatched endpoint); raises its PostmarkError."""
+    return _result(await intake.accept_in(session=session, send=_member(server, read), message_id_domain=message_id_domain))
 
 
 async def store_batch(
@@ -80,138 +84,35 @@ async def store_batch(
     """One outcome per message, in order; nothing committed here (the request boundary commits once).
 
     `refused` holds the messages already answered (over their server's rate limit), by position.
-    The fast path stores everything without savepoints. Anything unusual on it (a database error,
-    a message intake refuses, a server deleted meanwhile) undoes the whole transaction, and the
-    batch is stored again with every message in a savepoint of its own, so that only the message
-    concerned fails and leaves nothing behind (not even its idempotency key).
     """
     reads = await cpu_bound(sum(len(m.raw) for m in messages), _read_all, messages)
-    batch = Batch(messages=messages, reads=reads, refused=refused, message_id_domain=message_id_domain)
-    try:
-        return await _store(session=session, batch=batch, isolated=False)
-    except (SQLAlchemyError, _Unusual) as exc:
-        log.info("an SMTP batch of %d needs one savepoint per message (%s)", len(messages), type(exc).__name__)
-        await session.rollback()
-    return await _store(session=session, batch=batch, isolated=True)
-
-
-class _Unusual(Exception):
-    """The fast path met something that needs a message's work undone on its own."""
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    messages: list[SmtpBatchMessage]
-    reads: list[Read | PostmarkError]
-    refused: dict[int, PostmarkError]
-    message_id_domain: str
-
-
-async def _store(*, session: AsyncSession, batch: Batch, isolated: bool) -> list[Outcome]:
-    outcomes: dict[int, Outcome] = dict(batch.refused)
-    groups: dict[str, list[int]] = {}
-    for index, item in enumerate(batch.messages):
-        if index not in outcomes:
-            groups.setdefault(item.envelope.Token, []).append(index)
-    for token, indices in groups.items():
-        server = await servers.get_server_by_token(session=session, token=token)
+    outcomes: dict[int, Outcome] = dict(refused)
+    waiting = [index for index in range(len(messages)) if index not in outcomes]
+    found = await servers.get_servers_by_tokens(session=session, tokens=[messages[index].envelope.Token for index in waiting])
+    members: dict[int, intake.Send] = {}
+    for index, server in zip(waiting, found, strict=True):
+        read = reads[index]
         if server is None:
-            outcomes.update(dict.fromkeys(indices, InvalidToken()))
-            continue
-        if not server.smtp_api_activated:
+            outcomes[index] = InvalidToken()
+        elif not server.smtp_api_activated:
             try:
                 servers.require_smtp_enabled(server)
             except PostmarkError as exc:
-                outcomes.update(dict.fromkeys(indices, exc))
-            continue
-        ready: list[tuple[int, Read]] = []
-        for index in indices:
-            read = batch.reads[index]
-            if isinstance(read, PostmarkError):
-                outcomes[index] = read
-            else:
-                ready.append((index, read))
-        if not isolated:
-            outcomes.update(await _accept_group(session=session, server=server, ready=ready, message_id_domain=batch.message_id_domain))
-            continue
-        for entry in ready:
-            outcomes.update(await _accept_alone(session=session, server=server, entry=entry, message_id_domain=batch.message_id_domain))
-    return [outcomes[index] for index in range(len(batch.messages))]
-
-
-async def _accept_alone(*, session: AsyncSession, server: Server, entry: tuple[int, Read], message_id_domain: str) -> dict[int, Outcome]:
-    index, read = entry
-    savepoint = await session.begin_nested()
-    try:
-        outcome = await store_one(session=session, server=server, read=read, message_id_domain=message_id_domain)
-    except PostmarkError as exc:
-        await savepoint.rollback()
-        return {index: exc}
-    except SQLAlchemyError as exc:
-        if not savepoint.is_active:
-            raise
-        await savepoint.rollback()
-        log.warning("storing an SMTP message failed: %s", type(exc).__name__)
-        return {index: PostmarkError(ErrorCode.MAINTENANCE, STORE_FAILED, 503)}
-    await savepoint.commit()
-    return {index: outcome}
-
-
-async def _accept_group(
-    *, session: AsyncSession, server: Server, ready: list[tuple[int, Read]], message_id_domain: str
-) -> dict[int, Outcome]:
-    """One server's messages: their keys claimed in one statement, stored by one `accept`, their
-    answers recorded in one statement. Raises _Unusual for anything that is not plain success."""
-    if not ready:
-        return {}
-    outcomes: dict[int, Outcome] = {}
-    first_of: dict[str, int] = {}  # the same bytes to the same recipients twice in one batch: a retry
-    copies: list[tuple[int, int]] = []
-    for index, read in ready:
-        key = read.idempotency.key
-        if key in first_of:
-            copies.append((index, first_of[key]))
+                outcomes[index] = exc
+        elif isinstance(read, PostmarkError):
+            outcomes[index] = read
         else:
-            first_of[key] = index
-    claimed = await intake.claim_smtp_keys(session=session, server_id=server.id, keys=list(first_of))
-    fresh: list[tuple[int, Read]] = []
-    by_index = dict(ready)
-    for key, index in first_of.items():
-        read = by_index[index]
-        if key in claimed:
-            fresh.append((index, read))
-            continue
-        # Taken: intake's own check tells a retry (its stored answer) from one still under way.
-        try:
-            replay = await intake.begin_idempotent(session=session, server_id=server.id, idempotency=read.idempotency)
-        except PostmarkError as exc:
-            outcomes[index] = exc
-            continue
-        if replay is None:  # its record expired between the two statements: it is ours now
-            fresh.append((index, read))
-        else:
-            outcomes[index] = SmtpSubmissionResult.model_validate({**replay.body, "Duplicate": True})
-    if fresh:
-        try:
-            accepted = await intake.accept(
-                session=session,
-                server=server,
-                items=[read.message for _, read in fresh],
-                policy=intake.Policy.BOUNCE,
-                message_id_domain=message_id_domain,
-            )
-        except InvalidToken as exc:  # deleted meanwhile; its keys are claimed: undo, then message by message
-            raise _Unusual(type(exc).__name__) from exc
-        responses: dict[str, SmtpSubmissionResult] = {}
-        for (index, read), outcome in zip(fresh, accepted, strict=True):
-            if isinstance(outcome, PostmarkError):
-                raise _Unusual(type(outcome).__name__)
-            result = SmtpSubmissionResult(MessageID=str(outcome.message_id), Accepted=outcome.queued, Refused=outcome.refused)
-            responses[read.idempotency.key] = result
-            outcomes[index] = result
-        bodies = {key: result.model_dump_json() for key, result in responses.items()}
-        await intake.answer_smtp_keys(session=session, server_id=server.id, bodies=bodies)
-    for index, first in copies:
-        original = outcomes[first]
-        outcomes[index] = original.model_copy(update={"Duplicate": True}) if isinstance(original, SmtpSubmissionResult) else original
-    return outcomes
+            members[index] = _member(server, read)
+    answers = await intake.accept_many_in(session=session, sends=list(members.values()), message_id_domain=message_id_domain)
+    for index, answer in zip(members, answers, strict=True):
+        outcomes[index] = _outcome(answer)
+    return [outcomes[index] for index in range(len(messages))]
+
+
+def _outcome(answer: intake.Sent | Exception) -> Outcome:
+    if isinstance(answer, intake.Sent):
+        return _result(answer)
+    if isinstance(answer, PostmarkError):
+        return answer
+    log.warning("storing an SMTP message failed: %s", type(answer).__name__)
+    return PostmarkError(ErrorCode.MAINTENANCE, STORE_FAILED, 503)

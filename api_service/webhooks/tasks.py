@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from api_service.core.groupcommit import GroupCommit
 from api_service.core.guarded_http import guarded_client
 from api_service.models import WebhookDeliveryStatus
 from api_service.webhooks import repository
+
+log = logging.getLogger("postgate.webhooks")
 
 # What a claim's lease allows beyond the deadline of its requests: recording their outcomes.
 LEASE_MARGIN_SECONDS = 60.0
@@ -115,20 +118,37 @@ class Attempted:
     on_outcome: OutcomeHandler | None
 
 
-def recorder(*, sessionmaker: async_sessionmaker[AsyncSession]) -> GroupCommit[Attempted]:
+class Recorder:
     """Group commit of a claim's attempts: those that end while a commit runs share the next
     transaction (one commit, not one per event); each `_send` waits for its own."""
 
-    async def together(attempts: list[Attempted]) -> None:
-        async with sessionmaker() as session, session.begin():
+    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+        async def together(session: AsyncSession, attempts: list[Attempted]) -> list[None]:
             for attempt in attempts:
                 await _record(session=session, attempt=attempt)
+            return [None] * len(attempts)
 
-    async def alone(attempt: Attempted) -> None:
-        async with sessionmaker() as session, session.begin():
-            await _record(session=session, attempt=attempt)
+        self.commits: GroupCommit[Attempted, None] = GroupCommit(sessionmaker=sessionmaker, write=together, what="webhook attempts")
 
-    return GroupCommit(together=together, alone=alone, what="webhook attempts")
+    async def write(self, attempt: Attempted) -> None:
+        try:
+            await self.commits.submit(attempt)
+        except Exception:
+            # Its savepoint or the group's COMMIT failed: once more in a transaction of its own.
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    await _record(session=session, attempt=attempt)
+            except Exception:
+                log.exception("recording a webhook attempt failed")
+
+    async def close(self) -> None:
+        await self.commits.close()
+
+
+def recorder(*, sessionmaker: async_sessionmaker[AsyncSession]) -> Recorder:
+    return Recorder(sessionmaker=sessionmaker)
 
 
 async def _record(*, session: AsyncSession, attempt: Attempted) -> None:
@@ -179,7 +199,7 @@ async def post(*, client: httpx.AsyncClient, item: repository.Due, attempts_left
 
 async def _send(
     *,
-    attempts: GroupCommit[Attempted],
+    attempts: Recorder,
     client: httpx.AsyncClient,
     item: repository.Due,
     retry_schedule: list[float],

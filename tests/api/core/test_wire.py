@@ -62,7 +62,7 @@ class TestHealthAndDocs:
 
 
 class TestTransactions:
-    # Without a key the send is grouped with others (email.group_commit); with one it commits alone.
+    # Single sends are grouped with others (email.intake), with a key or without.
     @pytest.mark.parametrize("extra_headers", [{}, {"Idempotency-Key": "k-1"}], ids=["grouped", "idempotent"])
     async def test_failing_commit_returns_500_and_stores_nothing(
         self, app: FastAPI, client: httpx.AsyncClient, extra_headers: dict[str, str]

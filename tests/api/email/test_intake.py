@@ -1,5 +1,7 @@
-"""Grouped single sends over real HTTP: many concurrent clients of one uvicorn process share transactions,
-and each still gets its own answer, after its own message is committed."""
+"""Intake's unit of work and its failure contract (`api_service.email.intake`), over real HTTP to one
+uvicorn process: concurrent single sends share transactions and each still gets its own answer after
+its own message is committed; a refused message gets its ErrorCode, a neighbour that cannot be stored
+sinks nobody else (REST and SMTP alike), and a COMMIT that fails answers its whole group with 500."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from api_service.config import Settings
 from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
+from shared.schemas.smtp import SMTP_BATCH_CONTENT_TYPE, SMTP_BATCH_PATH, SmtpBatchEnvelope, SmtpBatchMessage, encode_smtp_batch
 from tests.factories import ServerHandle, create_sender, create_server, message
 
 pytestmark = pytest.mark.asyncio
@@ -81,6 +84,34 @@ async def stored(engine: AsyncEngine, server: ServerHandle) -> dict[str, str]:
 
 async def send_all(client: httpx.AsyncClient, sends: list[tuple[ServerHandle, dict[str, Any]]]) -> list[httpx.Response]:
     return await asyncio.gather(*(client.post("/email", json=body, headers=server.headers) for server, body in sends))
+
+
+@pytest_asyncio.fixture
+async def poison(engine: AsyncEngine) -> AsyncIterator[None]:
+    """A message with the subject 'poison' cannot be stored: the INSERT that holds it fails."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN IF NEW.subject = 'poison' THEN RAISE EXCEPTION 'poison refused by test'; END IF; RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(text("CREATE TRIGGER refuse_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER refuse_poison ON messages"))
+            await conn.execute(text("DROP FUNCTION refuse_poison()"))
+
+
+def smtp_batch(server: ServerHandle, subjects: list[str]) -> bytes:
+    batch = []
+    for subject in subjects:
+        raw = f"From: sender@example.com\r\nTo: a@example.net\r\nSubject: {subject}\r\n\r\nHello\r\n".encode()
+        envelope = SmtpBatchEnvelope(Token=server.token, MailFrom="sender@example.com", RcptTo=["a@example.net"], Size=len(raw))
+        batch.append(SmtpBatchMessage(envelope=envelope, raw=raw))
+    return encode_smtp_batch(batch)
 
 
 class TestGroupedSends:
@@ -167,3 +198,59 @@ class TestGroupedSends:
         assert answers[1].status_code in (200, 409)
         if answers[1].status_code == 200:
             assert answers[1].json()["MessageID"] == answers[0].json()["MessageID"]
+
+    @pytest.mark.usefixtures("poison")
+    async def test_a_neighbour_that_cannot_be_stored_sinks_nobody_else(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        server = await create_server(live)
+        await create_sender(live)
+        subjects = ["poison" if i == 3 else f"fine {i}" for i in range(20)]
+        responses = await send_all(live, [(server, message(Subject=s)) for s in subjects])
+        assert responses[3].status_code == 500
+        assert responses[3].json()["ErrorCode"] == 101
+        assert all(r.status_code == 200 for i, r in enumerate(responses) if i != 3)
+        rows = await stored(engine, server)
+        assert sorted(rows) == sorted(r.json()["MessageID"] for i, r in enumerate(responses) if i != 3)
+        assert len(set(rows.values())) < len(rows)  # still grouped: the fallback shares one transaction
+
+    @pytest.mark.usefixtures("poison")
+    async def test_an_smtp_message_that_cannot_be_stored_is_its_own_451(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        server = await create_server(live, SmtpApiActivated=True)
+        await create_sender(live)
+        body = smtp_batch(server, ["fine 1", "poison", "fine 2"])
+        response = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+        assert response.status_code == 200, response.text
+        outcomes = response.json()["Outcomes"]
+        assert [o["Status"] for o in outcomes] == [200, 503, 200]  # the gateway answers 250, 451, 250
+        rows = await stored(engine, server)
+        assert sorted(rows) == sorted(o["Result"]["MessageID"] for o in outcomes if o["Status"] == 200)
+        again = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+        replayed = again.json()["Outcomes"]
+        # The stored ones are recognised as retries; the failed one left no key behind (it fails again, alone).
+        assert [o["Status"] for o in replayed] == [200, 503, 200]
+        assert [o["Result"]["Duplicate"] for o in (replayed[0], replayed[2])] == [True, True]
+
+    async def test_a_refused_send_in_a_group_leaves_its_idempotency_key_free(self, live: httpx.AsyncClient) -> None:
+        server = await create_server(live)
+        await create_sender(live)
+        keyed = server.headers | {"Idempotency-Key": "refused-then-fixed"}
+        refused, *others = await asyncio.gather(
+            live.post("/email", json=message(From="stranger@unknown.example"), headers=keyed),
+            *(live.post("/email", json=message(Subject=f"fine {i}"), headers=server.headers) for i in range(5)),
+        )
+        assert refused.status_code == 422
+        assert refused.json()["ErrorCode"] == 400
+        assert all(r.status_code == 200 for r in others)
+        fixed = await live.post("/email", json=message(), headers=keyed)  # a new body under the same key
+        assert fixed.status_code == 200, fixed.text
+        replay = await live.post("/email", json=message(), headers=keyed)
+        assert replay.json()["MessageID"] == fixed.json()["MessageID"]
+
+    async def test_one_key_with_two_bodies_at_once_stores_one(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        server = await create_server(live)
+        await create_sender(live)
+        headers = server.headers | {"Idempotency-Key": "two-bodies"}
+        answers = await asyncio.gather(*(live.post("/email", json=message(Subject=s), headers=headers) for s in ("one", "two")))
+        statuses = sorted(r.status_code for r in answers)
+        assert statuses[0] == 200
+        assert statuses[1] in (409, 422)  # the other body is refused, in flight or after
+        assert len(await stored(engine, server)) == 1
