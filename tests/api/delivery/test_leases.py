@@ -9,33 +9,15 @@ import uuid
 
 import httpx
 import pytest
-import pytest_asyncio
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
-from api_service.models import MessageEvent, MessageRecipient
+from api_service.models import MessageEvent
 from tests.api.conftest import SinkHandler, Worker
-from tests.factories import ServerHandle, create_domain, create_server, message
+from tests.api.delivery.conftest import send, statuses
+from tests.factories import ServerHandle
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def server(client: httpx.AsyncClient) -> ServerHandle:
-    server = await create_server(client)
-    await create_domain(client, "example.org")
-    return server
-
-
-async def send(client: httpx.AsyncClient, server: ServerHandle, to: str) -> str:
-    response = await client.post("/email", json=message(From="app@example.org", To=to), headers=server.headers)
-    assert response.status_code == 200, response.text
-    return str(response.json()["MessageID"])
-
-
-async def statuses(app: FastAPI) -> list[str]:
-    async with app.state.sessionmaker() as session:
-        return list((await session.execute(select(MessageRecipient.status).order_by(MessageRecipient.id))).scalars())
 
 
 class TestOutcomes:

@@ -32,7 +32,7 @@ from api_service.delivery.transport import SMTP_PORT, Transport, mx_hosts, trans
 from shared.constants import BounceType
 from tests.api.conftest import Worker
 from tests.api.core.dns_server import Zone, dns_server
-from tests.factories import ServerHandle, create_domain, create_server, message
+from tests.factories import ServerHandle, message
 from tests.smtp_service.conftest import self_signed
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -183,13 +183,6 @@ def mx_settings(settings: Settings, resolver: str, *, allowed: str = "127.0.0.0/
 async def worker(app: FastAPI, settings: Settings, zone: tuple[Zone, str]) -> AsyncIterator[Worker]:
     worker_settings = mx_settings(settings, zone[1])
     yield Worker(app=app, settings=worker_settings, transport=transport_from_settings(worker_settings, helo="postgate.test"))
-
-
-@pytest_asyncio.fixture
-async def server(client: httpx.AsyncClient) -> ServerHandle:
-    server = await create_server(client)
-    await create_domain(client, "example.org")
-    return server
 
 
 async def send(client: httpx.AsyncClient, server: ServerHandle, to: str) -> str:

@@ -11,7 +11,6 @@ from typing import Any
 import dkim
 import httpx
 import pytest
-import pytest_asyncio
 from fastapi import FastAPI
 
 from api_service.delivery import queue
@@ -19,13 +18,6 @@ from tests.api.conftest import Receiver, SinkHandler, Worker
 from tests.factories import ACCOUNT, ServerHandle, create_domain, create_server, message
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def server(client: httpx.AsyncClient) -> ServerHandle:
-    server = await create_server(client)
-    await create_domain(client, "example.org")
-    return server
 
 
 def sent_from(**overrides: object) -> dict[str, object]:
