@@ -9,9 +9,21 @@ JS_STAMP := $(JS)/node_modules/.installed
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# uv installs exactly what uv.lock pins (ranges live in pyproject.toml; `make lock` re-resolves them).
+# It is bootstrapped into .venv/.uv with the venv's own pip, so a fresh machine needs only python3.
+# It sits beside site-packages, not in it: `uv sync` removes every package the lock does not name.
+UV_VERSION := 0.13.10
+UV := $(VENV)/.uv/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
+
+$(UV):
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --target $(VENV)/.uv uv==$(UV_VERSION)
+
+# The project itself is installed editable (uv's default), so tests and `make run` use the checkout.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --frozen --extra dev --python $(PY)
 	@touch $(STAMP)
 
 # Postmark's Node client for the compat suite; without Node.js those tests skip.
@@ -43,7 +55,10 @@ test: $(STAMP) $(JS_STAMP) lint ## Lint, then run the whole test suite against a
 bench: $(STAMP) ## Run the benchmarks in bench/ and write bench/RESULTS.md
 	$(PY) -m bench
 
+lock: | $(UV) ## Re-resolve uv.lock after changing a dependency in pyproject.toml
+	$(UV) lock
+
 migration: $(STAMP) ## New Alembic revision from the models: make migration msg="what changed"
 	$(VENV)/bin/alembic revision --autogenerate -m "$(msg)"
 
-.PHONY: help install run lint fmt test bench migration
+.PHONY: help install run lint fmt test bench lock migration
