@@ -109,6 +109,44 @@ class TestCompose:
             assert compose["services"][name]["environment"]["ACCOUNT_TOKEN"].startswith("${ACCOUNT_TOKEN:?")
 
 
+class TestDockerfile:
+    """The image is built from the lock in one stage and run from a slim one, without root."""
+
+    @staticmethod
+    def stages() -> list[list[str]]:
+        """The Dockerfile's instructions (comments dropped, continuations joined), one list per FROM."""
+        text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+        stages: list[list[str]] = []
+        for line in (raw.strip() for raw in text.splitlines()):
+            if line.upper().startswith("FROM "):
+                stages.append([])
+            if line and not line.startswith("#") and stages:
+                stages[-1].append(line)
+        return stages
+
+    def test_builds_from_the_lock_in_a_separate_stage(self) -> None:
+        stages = self.stages()
+        assert len(stages) >= 2
+        builder = " ".join(stages[0])
+        assert "uv.lock" in builder
+        assert "uv sync --frozen --no-dev" in builder
+        assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in builder
+
+    def test_runs_as_a_user_from_the_builders_venv(self) -> None:
+        runtime = self.stages()[-1]
+        assert runtime[0].endswith(" AS runtime")
+        assert any(line.startswith("COPY --from=builder /app/.venv ") for line in runtime)
+        assert any(line.startswith("ENV ") and "PATH=/app/.venv/bin:" in line for line in runtime)
+        users = [line.split()[1] for line in runtime if line.startswith("USER ")]
+        assert users, "the runtime stage must not run as root"
+        assert users[-1] not in {"root", "0"}
+        assert not any("uv " in line or "pip install" in line for line in runtime)
+
+    def test_uses_the_makefiles_uv(self) -> None:
+        (version,) = re.findall(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+        assert f"uv=={version}" in (ROOT / "Dockerfile").read_text()
+
+
 class TestScaleProfile:
     """`docker compose --profile scale up lb`: replicas of the API, the gateway and the worker behind HAProxy."""
 
