@@ -212,7 +212,8 @@ class TestGroupedSends:
         assert all(r.status_code == 200 for i, r in enumerate(responses) if i != 3)
         rows = await stored(engine, server)
         assert sorted(rows) == sorted(r.json()["MessageID"] for i, r in enumerate(responses) if i != 3)
-        assert len(set(rows.values())) < len(rows)  # still grouped: the fallback shares one transaction
+        # (Whether the neighbours shared a transaction cannot be read from xmin here: a member written in
+        # the fallback's savepoint carries its subtransaction's id, not its group's.)
 
     @pytest.mark.usefixtures("poison")
     async def test_an_smtp_message_that_cannot_be_stored_is_its_own_451(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
