@@ -5,7 +5,8 @@ The message is parsed with the compat32 policy and generated again with the same
 refolding, which gives back the bytes it was given (see the property tests; the top-level header
 block is copied as it came); only the text/plain and text/html parts that change are re-encoded (quoted-printable when a line would
 pass 998 octets or 8-bit text would go out as 7bit; base64 parts stay base64). Attachments and
-inline images are written back untouched.
+inline images are written back untouched, and so are attached messages (`message/*` parts are
+never entered: `tracking.parts`).
 
 Every step is linear in the size of the text: the output is built once from its pieces, the HTML
 parser is never asked to re-read an unfinished tail, and a body part gets at most
@@ -27,6 +28,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from api_service.mail.parse import generate, header_fields, parse, parse_head, split_head
+from api_service.tracking.parts import Kept, keep_attached, walk_own_parts
 from shared.constants import ClickLocation
 
 CRLF = "\r\n"
@@ -281,11 +283,13 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
         # into CRLF), and generated again it could end the header block early: left alone.
         return raw
     message = parse(raw)
+    bodies = [part for part in walk_own_parts(message) if _is_body_part(part)]
+    kept = keep_attached(raw, message) if bodies else Kept()
+    if kept is None:
+        return raw  # an attached message whose bytes cannot be matched: the copy keeps its bodies as stored
     changed = False
     pixel = plan.pixel_url
-    for part in message.walk():
-        if not _is_body_part(part):
-            continue
+    for part in bodies:
         read = _read(part)
         if read is None:
             continue
@@ -302,7 +306,7 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
         return raw
     # The top-level header block goes out as it came (the generator may respace an odd field);
     # only its transfer encoding can have changed, when the message is a single text part.
-    _, body = split_head(generate(message))
+    _, body = split_head(kept.restore(generate(message)))
     encoding = message.get("Content-Transfer-Encoding")
     if encoding is not None and encoding != parse_head(head).get("Content-Transfer-Encoding"):
         head = set_headers(head, [("Content-Transfer-Encoding", str(encoding))])
@@ -334,7 +338,7 @@ def count_tracked_links(raw: bytes, *, html_links: bool, text_links: bool) -> in
     """How many links a copy of this message gets rewritten (for the stats)."""
     found = 0
     message = parse(raw)
-    for part in message.walk():
+    for part in walk_own_parts(message):
         if not _is_body_part(part):
             continue
         read = _read(part)
