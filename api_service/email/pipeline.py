@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.offload import cpu_bound
 from api_service.email.from_mime import rewrite_headers
 from api_service.email.message import OutgoingMessage
 from api_service.errors import PostmarkError
@@ -24,7 +25,7 @@ from api_service.mail.addresses import Mailbox, domain_of
 from api_service.mail.mime import MimeInput, build_mime
 from api_service.templates import service as templates
 from api_service.tracking import copies
-from shared.constants import ErrorCode
+from shared.constants import ErrorCode, TrackLinks
 
 __all__ = ["compose", "render", "tracked_links"]
 
@@ -94,6 +95,13 @@ def compose(message: OutgoingMessage, *, message_id: uuid.UUID, now: datetime, r
         raise PostmarkError(ErrorCode.INVALID_EMAIL_REQUEST, f"The message could not be built: {exc}.") from None
 
 
-def tracked_links(mime: bytes, track_links: str) -> int:
-    """Accept time: how many links each copy will have tracked (for the stats)."""
-    return copies.tracked_link_count(mime, track_links)
+def _count_all(messages: list[tuple[bytes, str]]) -> list[int]:
+    return [copies.tracked_link_count(mime, track_links) for mime, track_links in messages]
+
+
+async def tracked_links(messages: list[tuple[bytes, str]]) -> list[int]:
+    """Accept time: how many links each copy of each (stored MIME, TrackLinks) will have tracked (for
+    the stats). Reading big bodies for them (one big message or a batch of many) takes a thread, off
+    the event loop."""
+    size = sum(len(mime) for mime, track_links in messages if track_links != TrackLinks.NONE)
+    return await cpu_bound(size, _count_all, messages)

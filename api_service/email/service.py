@@ -266,6 +266,10 @@ async def accept(
             )
         except PostmarkError as exc:
             results.append(exc)
+    queued = [row for row in stored.messages if row.status == MessageStatus.QUEUED.value]
+    counts = await pipeline.tracked_links([(row.raw_mime, row.track_links) for row in queued])
+    for row, count in zip(queued, counts, strict=True):
+        row.tracked_links = count
     try:
         await messages.store(session=session, messages=stored.messages, recipients=stored.recipients)
     except IntegrityError as exc:
@@ -355,7 +359,7 @@ def _accept_one(
         list_unsubscribe=info is not None
         and info.stream_type == StreamType.BROADCASTS
         and info.unsubscribe_handling == UnsubscribeHandlingType.POSTMARK.value,
-        tracked_links=pipeline.tracked_links(mime, track_links) if active else 0,
+        tracked_links=0,  # counted by `accept`, off the event loop
         raw_mime=mime,
         created_at=now,
     )

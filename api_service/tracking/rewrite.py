@@ -5,7 +5,12 @@ The message is parsed with the compat32 policy and generated again with the same
 refolding, which gives back the bytes it was given (see the property tests; the top-level header
 block is copied as it came); only the text/plain and text/html parts that change are re-encoded (quoted-printable when a line would
 pass 998 octets or 8-bit text would go out as 7bit; base64 parts stay base64). Attachments and
-inline images are written back untouched.
+inline images are written back untouched, and so are attached messages (`message/*` parts are
+never entered: `tracking.parts`).
+
+Every step is linear in the size of the text: the output is built once from its pieces, the HTML
+parser is never asked to re-read an unfinished tail, and a body part gets at most
+`MAX_TRACKED_LINKS_PER_PART` links tracked (the ones after it are left as they are, not refused).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import contextlib
 import html
 import re
 from collections.abc import Callable
@@ -22,6 +28,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from api_service.mail.parse import generate, header_fields, parse, parse_head, split_head
+from api_service.tracking.parts import Kept, keep_attached, walk_own_parts
 from shared.constants import ClickLocation
 
 CRLF = "\r\n"
@@ -36,6 +43,8 @@ TRAILING_PUNCTUATION = ".,;:!?'\")]}"
 TRACKED_SCHEMES = frozenset({"http", "https"})
 # A longer URL is left as it is: sealed into a token it would make a URL browsers and proxies cut.
 MAX_TRACKED_URL = 2048
+# Links tracked in one body part (each costs a token per recipient); the ones after it stay as they are.
+MAX_TRACKED_LINKS_PER_PART = 2000
 
 LinkRewriter = Callable[[str, ClickLocation], str]
 
@@ -71,7 +80,12 @@ def trackable(url: str) -> bool:
 
 
 class _Scanner(HTMLParser):
-    """Where the `<a>` start tags and the last `</body>` are, as offsets into the text."""
+    """Where the `<a>` start tags and the last `</body>` are, as offsets into the text.
+
+    Use `scan`: it feeds the text and never closes the parser. What the parser leaves unread at the
+    end is an unfinished tag, comment or script (no link a browser would show), and closing would
+    read that tail again from each of its `<`: quadratic (`"<a " * 8000` takes seconds).
+    """
 
     def __init__(self, text: str) -> None:
         super().__init__(convert_charrefs=True)
@@ -90,6 +104,29 @@ class _Scanner(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "body":
             self.body_end = self._offset()
+
+
+def scan(text: str) -> _Scanner:
+    scanner = _Scanner(text)
+    # The stdlib parser gives up on a malformed `<![` section by raising: what follows is left alone.
+    with contextlib.suppress(AssertionError):
+        scanner.feed(text)
+    return scanner
+
+
+def _splice(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end) span replaced, built once from its pieces (edits in order;
+    one that overlaps the previous is dropped)."""
+    pieces: list[str] = []
+    at = 0
+    for start, end, replacement in edits:
+        if start < at:
+            continue
+        pieces.append(text[at:start])
+        pieces.append(replacement)
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 def start_tag(name: str, attrs: list[tuple[str, str | None]], *, self_closing: bool = False) -> str:
@@ -131,45 +168,47 @@ def pixel_tag(url: str) -> str:
 def rewrite_html(text: str, *, link: LinkRewriter | None, pixel_url: str | None, unsubscribe_url: str | None) -> str:
     """Track the `<a href>` links (when `link` is given), add the pixel before `</body>` (or at
     the end), then fill the unsubscribe placeholder (never tracked)."""
-    scanner = _Scanner(text)
-    scanner.feed(text)
-    scanner.close()
-    edits: list[tuple[int, int, str]] = []
-    if link is not None:
-        for offset, raw, attrs in scanner.anchors:
-            if text[offset : offset + len(raw)] != raw:
-                continue  # the parser's position and the text disagree: leave this tag alone
-            tag = _tracked_anchor(raw, attrs, link)
-            if tag is not None:
-                edits.append((offset, offset + len(raw), tag))
+    scanner = scan(text)
+    edits = _anchor_edits(text, scanner, link) if link is not None else []
     if pixel_url is not None:
         at = scanner.body_end if scanner.body_end is not None else len(text)
         edits.append((at, at, pixel_tag(pixel_url)))
-    for start, end, replacement in sorted(edits, reverse=True):
-        text = text[:start] + replacement + text[end:]
+    text = _splice(text, sorted(edits, key=lambda edit: edit[0]))
     if unsubscribe_url is not None:
         text = UNSUBSCRIBE_PLACEHOLDER.sub(lambda _: html.escape(unsubscribe_url, quote=True), text)
     return text
 
 
+def _anchor_edits(text: str, scanner: _Scanner, link: LinkRewriter) -> list[tuple[int, int, str]]:
+    """The tracked `<a>` tags (the first `MAX_TRACKED_LINKS_PER_PART`), as (start, end, new tag)."""
+    edits: list[tuple[int, int, str]] = []
+    for offset, raw, attrs in scanner.anchors:
+        if len(edits) >= MAX_TRACKED_LINKS_PER_PART:
+            break
+        if not text.startswith(raw, offset):
+            continue  # the parser's position and the text disagree: leave this tag alone
+        tag = _tracked_anchor(raw, attrs, link)
+        if tag is not None:
+            edits.append((offset, offset + len(raw), tag))
+    return edits
+
+
+def _unchanged(url: str, location: ClickLocation) -> str:
+    return url
+
+
 def count_html_links(text: str) -> int:
-    found = 0
-
-    def counting(url: str, location: ClickLocation) -> str:
-        nonlocal found
-        found += 1
-        return url
-
-    rewrite_html(text, link=counting, pixel_url=None, unsubscribe_url=None)
-    return found
+    return len(_anchor_edits(text, scan(text), _unchanged))
 
 
 # --- plain text -----------------------------------------------------------------------------------
 
 
 def _text_urls(text: str) -> list[tuple[int, int]]:
-    spans = []
+    spans: list[tuple[int, int]] = []
     for match in TEXT_URL.finditer(text):
+        if len(spans) >= MAX_TRACKED_LINKS_PER_PART:
+            break
         url = match.group().rstrip(TRAILING_PUNCTUATION)
         if trackable(url):
             spans.append((match.start(), match.start() + len(url)))
@@ -178,8 +217,7 @@ def _text_urls(text: str) -> list[tuple[int, int]]:
 
 def rewrite_text(text: str, *, link: LinkRewriter | None, unsubscribe_url: str | None) -> str:
     if link is not None:
-        for start, end in reversed(_text_urls(text)):
-            text = text[:start] + link(text[start:end], ClickLocation.TEXT) + text[end:]
+        text = _splice(text, [(start, end, link(text[start:end], ClickLocation.TEXT)) for start, end in _text_urls(text)])
     if unsubscribe_url is not None:
         text = UNSUBSCRIBE_PLACEHOLDER.sub(lambda _: unsubscribe_url, text)
     return text
@@ -245,11 +283,13 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
         # into CRLF), and generated again it could end the header block early: left alone.
         return raw
     message = parse(raw)
+    bodies = [part for part in walk_own_parts(message) if _is_body_part(part)]
+    kept = keep_attached(raw, message) if bodies else Kept()
+    if kept is None:
+        return raw  # an attached message whose bytes cannot be matched: the copy keeps its bodies as stored
     changed = False
     pixel = plan.pixel_url
-    for part in message.walk():
-        if not _is_body_part(part):
-            continue
+    for part in bodies:
         read = _read(part)
         if read is None:
             continue
@@ -266,7 +306,7 @@ def _bodies(raw: bytes, plan: Plan) -> bytes:
         return raw
     # The top-level header block goes out as it came (the generator may respace an odd field);
     # only its transfer encoding can have changed, when the message is a single text part.
-    _, body = split_head(generate(message))
+    _, body = split_head(kept.restore(generate(message)))
     encoding = message.get("Content-Transfer-Encoding")
     if encoding is not None and encoding != parse_head(head).get("Content-Transfer-Encoding"):
         head = set_headers(head, [("Content-Transfer-Encoding", str(encoding))])
@@ -298,7 +338,7 @@ def count_tracked_links(raw: bytes, *, html_links: bool, text_links: bool) -> in
     """How many links a copy of this message gets rewritten (for the stats)."""
     found = 0
     message = parse(raw)
-    for part in message.walk():
+    for part in walk_own_parts(message):
         if not _is_body_part(part):
             continue
         read = _read(part)
