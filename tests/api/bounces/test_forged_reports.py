@@ -19,8 +19,6 @@ from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
 from tests.conftest import ACCOUNT_TOKEN
 from tests.factories import ACCOUNT, ServerHandle, message, sending_server
 
-pytestmark = pytest.mark.asyncio
-
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dsn"
 DOMAIN = "bounces.postgate.test"
 VICTIM = "victim@victim.example"
@@ -59,6 +57,7 @@ def signed(message_id: uuid.UUID, recipient: str = VICTIM, secret: str = ACCOUNT
     return return_path(message_id=message_id, recipient=recipient, domain=DOMAIN, secret=secret)
 
 
+@pytest.mark.asyncio
 class TestForgedBounceReports:
     async def test_dsn_from_a_stranger_to_a_guessed_return_path_records_nothing(
         self, client: httpx.AsyncClient, server: ServerHandle

@@ -43,11 +43,11 @@ class TestDelivery:
         by_rcpt = {r.rcpt_tos[0]: r for r in sink[0].received}
         assert sorted(by_rcpt) == ["ok2@example.net", "ok@example.net"]
         assert all(len(r.rcpt_tos) == 1 for r in by_rcpt.values())
-        for rcpt, got in by_rcpt.items():
+        for rcpt, copy in by_rcpt.items():
             path = return_path(
                 message_id=uuid.UUID(sent["MessageID"]), recipient=rcpt, domain="bounces.postgate.test", secret=ACCOUNT_TOKEN
             )
-            assert got.mail_from == path
+            assert copy.mail_from == path
         received = by_rcpt["ok@example.net"]
         assert received.data.startswith(b"DKIM-Signature:")
         domain = (await client.get("/domains?count=1&offset=0", headers=ACCOUNT)).json()["Domains"][0]

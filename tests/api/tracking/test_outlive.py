@@ -16,7 +16,6 @@ from sqlalchemy import update
 
 from api_service.messages import service as messages
 from api_service.models import Message
-from api_service.tracking import tokens
 from tests.api.conftest import SinkHandler, Worker
 from tests.api.tracking.conftest import CHROME_MAC, read_copy
 from tests.factories import ServerHandle, create_domain, create_server, message
@@ -104,9 +103,3 @@ class TestLongUrls:
             followed = await browser.get(tracked)
             assert followed.status_code == 302
             assert followed.headers["location"] == "https://example.com/short"
-
-    def test_such_a_url_would_get_a_token_the_routes_refuse(self) -> None:
-        payload = tokens.Payload(
-            tokens.Kind.CLICK, uuid.uuid4(), "r@example.net", None, "https://example.com/" + "漢" * 1520, 1, "outbound"
-        )
-        assert len(tokens.seal("secret", payload)) > tokens.MAX_TOKEN_CHARS

@@ -51,6 +51,11 @@ class TestTokens:
         raw[8] ^= 1  # another server's id: the associated data no longer matches
         assert tokens.unseal_v2("secret", base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()) is None
 
+    def test_a_long_non_ascii_url_would_make_a_token_the_routes_refuse(self) -> None:
+        url = "https://example.com/" + "漢" * 1520  # under MAX_TRACKED_URL characters, three bytes each
+        payload = tokens.Payload(tokens.Kind.CLICK, uuid.uuid4(), "r@example.net", ClickLocation.HTML, url, 1, "outbound")
+        assert len(tokens.seal("secret", payload)) > tokens.MAX_TOKEN_CHARS  # so copies.plan_for leaves it untracked
+
     @given(st.text(max_size=300))
     def test_garbage_never_raises(self, text: str) -> None:
         assert tokens.unseal("secret", text) is None
