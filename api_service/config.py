@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal
 
@@ -56,6 +57,20 @@ class Settings(BaseSettings):
     feedback_loop_senders: str = Field(
         default="",
         description="Comma-separated addresses or domains whose ARF complaints count for recipients of any domain (an ISP's feedback loop)",
+    )
+    # The return path is signed per installation (bounces/verp.py), so a bounce report cannot be
+    # addressed from a Message-ID alone; the previous keys keep the mail in flight when it rotates.
+    verp_secret: str = Field(
+        default="",
+        description="Key of the HMAC in VERP return paths (pgb+<id>-<mac>@); ACCOUNT_TOKEN when empty",
+    )
+    verp_secret_previous: str = Field(
+        default="",
+        description="Comma-separated earlier VERP_SECRETs (or ACCOUNT_TOKENs), still accepted but no longer used to sign",
+    )
+    verp_legacy_before: datetime | None = Field(
+        default=None,
+        description="Unsigned return paths (pgb+<message id>@, before v2) count for messages accepted before this time; unset: never",
     )
     dns_resolver: str = Field(default="", description="host[:port] of the DNS server for MX and address lookups; empty: the system's")
     worker_poll_seconds: float = 0.5
@@ -151,6 +166,11 @@ class Settings(BaseSettings):
             raise ValueError("retry delays are seconds, not negative")
         return value
 
+    @field_validator("verp_legacy_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
     @field_validator("dns_resolver")
     @classmethod
     def _resolver(cls, value: str) -> str:
@@ -184,6 +204,17 @@ class Settings(BaseSettings):
     def system_sender(self) -> str:
         """The From address of Postgate's own mail."""
         return self.system_from or f"postgate@{self.return_path_domain}"
+
+    @property
+    def verp_key(self) -> str:
+        """The installation key that signs return paths ("" when neither VERP_SECRET nor ACCOUNT_TOKEN is set)."""
+        return self.verp_secret or self.account_token
+
+    @property
+    def verp_keys(self) -> list[str]:
+        """The keys a return path may have been signed with, the current one first."""
+        keys = [self.verp_key, *(k.strip() for k in self.verp_secret_previous.split(","))]
+        return list(dict.fromkeys(k for k in keys if k))
 
     def webhook_url_guard(self) -> UrlGuard:
         """Where webhook URLs may point: public addresses and WEBHOOK_ALLOWED_NETWORKS."""

@@ -137,4 +137,7 @@ async def bounce_report(session: Session, settings: AppSettings, report: Annotat
     """Record the bounces or complaint in a report mailed to a return-path address (the return-path
     listener calls this with the account token; the listener itself takes no AUTH)."""
     loops = [entry for entry in settings.feedback_loop_senders.split(",") if entry.strip()]
-    return BounceReportResult(Matched=await service.record_report(session=session, report=report, feedback_loops=loops))
+    matched = await service.record_report(
+        session=session, report=report, feedback_loops=loops, keys=settings.verp_keys, legacy_before=settings.verp_legacy_before
+    )
+    return BounceReportResult(Matched=matched)

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import repository
 from api_service.bounces.classify import Outcome, classify
-from api_service.bounces.reports import complaint_from_authority, parse_report
+from api_service.bounces.reports import FailedRecipient, complaint_from_authority, parse_report
+from api_service.bounces.reports import Report as ParsedReport
 from api_service.bounces.repository import BounceFilter as BounceFilter  # callers filter without the repository
 from api_service.bounces.repository import BounceRow as BounceRow
-from api_service.bounces.verp import parse_return_path
+from api_service.bounces.verp import parse_return_path, returns_to
 from api_service.core.offload import cpu_bound
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.mail.addresses import normalise_email
@@ -167,66 +168,96 @@ async def record_message_bounce(
     )
 
 
-async def record_report(*, session: AsyncSession, report: BounceReport, feedback_loops: list[str]) -> int:
+def _null_sender(mail_from: str) -> bool:
+    return mail_from.strip().strip("<>").strip() == ""
+
+
+async def record_report(
+    *,
+    session: AsyncSession,
+    report: BounceReport,
+    feedback_loops: list[str],
+    keys: list[str],
+    legacy_before: datetime | None = None,
+) -> int:
     """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names; a
     mail to the List-Unsubscribe mailto: address unsubscribes its recipient.
 
-    A complaint counts only for the recipient it is about, and only when it comes from that
+    A DSN counts only when sent with the null sender (RFC 3464 §2, RFC 5321 §4.5.5) and only for a
+    recipient of the message whose signed return path it was sent to (`verp.returns_to`, keys
+    `keys`). A complaint counts only for the recipient it is about, and only when it comes from that
     recipient's domain or a configured feedback loop (`feedback_loops`)."""
     try:
         raw = base64.b64decode(report.RawMessage, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidEmailRequest("RawMessage is not valid Base64.") from None
     unsubscribed = await tracking.unsubscribe_by_mail(session=session, rcpt_to=report.RcptTo, raw=raw)
-    ids = {mid for rcpt in report.RcptTo if (mid := parse_return_path(rcpt)) is not None}
-    if not ids:
+    paths = [path for rcpt in report.RcptTo if (path := parse_return_path(rcpt)) is not None]
+    if not paths:
         return unsubscribed
     parsed = await cpu_bound(len(raw), parse_report, raw)
+    if parsed.kind != "complaint" and not _null_sender(report.MailFrom):
+        log.warning("bounce report from %r ignored: a DSN comes with the null sender", report.MailFrom[:100])
+        return unsubscribed
     matched = 0
-    for message in (await messages.get_messages(session=session, ids=ids)).values():
-        known = {r.lower() for r in message.recipients}
+    for message in (await messages.get_messages(session=session, ids={p.message_id for p in paths})).values():
         dump = Dump(raw)  # once per message however many of its recipients the report names
         if parsed.kind == "complaint":
-            email = parsed.complainant or (message.recipients[0] if len(message.recipients) == 1 else None)
-            senders = [s for s in (parsed.reporter, normalise_email(report.MailFrom) if report.MailFrom else None) if s]
-            if (
-                email
-                and email.lower() in known
-                and not complaint_from_authority(complainant=email, senders=senders, feedback_loops=feedback_loops)
-            ):
-                log.warning("complaint about %s on %s ignored: sent by %s, not its domain or a feedback loop", email, message.id, senders)
-                continue
-            if email and email.lower() in known:
-                await record_message_bounce(
-                    session=session,
-                    message=message,
-                    bounce_type=BounceType.SPAM_COMPLAINT,
-                    email=email,
-                    details="Spam complaint (ARF abuse report)",
-                    dump=dump,
-                    content=raw.decode("utf-8", "replace"),
-                )
-                matched += 1
-            continue
-        for failed in parsed.failed:
-            if failed.email.lower() not in known:
-                continue
-            text = failed.diagnostic or f"Status {failed.status}"
-            # The DSN's status code decides; 552 for 5.2.x keeps mailbox-full a soft bounce.
-            verdict = classify(552 if failed.status.startswith("5.2.") else 550, f"{failed.status} {text}")
-            if verdict.outcome is not Outcome.BOUNCE:
-                continue
-            await record_message_bounce(
+            matched += await _record_complaint(
                 session=session,
                 message=message,
-                bounce_type=verdict.bounce_type or BounceType.UNKNOWN,
-                email=failed.email,
-                details=text,
+                parsed=parsed,
+                raw=raw,
                 dump=dump,
+                mail_from=report.MailFrom,
+                feedback_loops=feedback_loops,
             )
-            await messages.mark_bounced(session=session, message_id=message.id, email=failed.email)
-            matched += 1
+            continue
+        own = [p for p in paths if p.message_id == message.id]
+        for failed in parsed.failed:
+            if failed.email.lower() not in {r.lower() for r in message.recipients} or not any(
+                returns_to(p, recipient=failed.email, keys=keys, accepted_at=message.created_at, legacy_before=legacy_before) for p in own
+            ):
+                log.warning("DSN for %s on %s ignored: not sent to that recipient's return path", failed.email, message.id)
+                continue
+            matched += await _record_failure(session=session, message=message, failed=failed, dump=dump)
     return matched + unsubscribed
+
+
+async def _record_complaint(
+    *, session: AsyncSession, message: Message, parsed: ParsedReport, raw: bytes, dump: Dump, mail_from: str, feedback_loops: list[str]
+) -> int:
+    known = {r.lower() for r in message.recipients}
+    email = parsed.complainant or (message.recipients[0] if len(message.recipients) == 1 else None)
+    if not email or email.lower() not in known:
+        return 0
+    senders = [s for s in (parsed.reporter, normalise_email(mail_from) if mail_from else None) if s]
+    if not complaint_from_authority(complainant=email, senders=senders, feedback_loops=feedback_loops):
+        log.warning("complaint about %s on %s ignored: sent by %s, not its domain or a feedback loop", email, message.id, senders)
+        return 0
+    await record_message_bounce(
+        session=session,
+        message=message,
+        bounce_type=BounceType.SPAM_COMPLAINT,
+        email=email,
+        details="Spam complaint (ARF abuse report)",
+        dump=dump,
+        content=raw.decode("utf-8", "replace"),
+    )
+    return 1
+
+
+async def _record_failure(*, session: AsyncSession, message: Message, failed: FailedRecipient, dump: Dump) -> int:
+    text = failed.diagnostic or f"Status {failed.status}"
+    # The DSN's status code decides; 552 for 5.2.x keeps mailbox-full a soft bounce.
+    verdict = classify(552 if failed.status.startswith("5.2.") else 550, f"{failed.status} {text}")
+    if verdict.outcome is not Outcome.BOUNCE:
+        return 0
+    await record_message_bounce(
+        session=session, message=message, bounce_type=verdict.bounce_type or BounceType.UNKNOWN, email=failed.email, details=text, dump=dump
+    )
+    await messages.mark_bounced(session=session, message_id=message.id, email=failed.email)
+    return 1
 
 
 async def dump_body(*, session: AsyncSession, row: repository.BounceRow) -> bytes | None:

@@ -5,6 +5,8 @@ a bounded batch per table per round, each through the package that owns the tabl
   recipient; otherwise the address becomes `PLACEHOLDER` in the recipient lists, the raw MIME
   (headers with the display name; text parts), the subject and the metadata, and its own queue
   row and events are deleted. A message being delivered right now waits for the next round.
+- Opens and clicks of the address (with its IP and User-Agent) on an anonymised message: deleted
+  (on a deleted message they go with it); tracking records none for it afterwards.
 - Bounces of the address, with their dumps: deleted. Bounces of other recipients of an anonymised
   message: the address becomes `PLACEHOLDER` in their dumps and details.
 - Suppressions of the address, on every server and stream: deleted (mail to it is no longer
@@ -38,6 +40,7 @@ from api_service.messages import service as messages
 from api_service.models import DataRemoval
 from api_service.senders import system_mail
 from api_service.suppressions import service as suppressions
+from api_service.tracking import service as tracking
 from api_service.webhooks import service as webhooks
 from shared.constants import DataRemovalStatus, ErrorCode
 from shared.schemas.data_removals import DataRemovalRequest
@@ -52,6 +55,7 @@ COUNT_NAMES = (
     "MessagesAnonymised",
     "BouncesDeleted",
     "BouncesAnonymised",
+    "OpensAndClicksDeleted",
     "SuppressionsDeleted",
     "WebhookEventsDeleted",
     "IdempotencyResponsesAnonymised",
@@ -99,6 +103,7 @@ async def _round(*, session: AsyncSession, address: str, batch: int, counts: dic
     anonymised_bounces = await bounces.scrub_other_bounces(
         session=session, message_ids=forgotten.scrubbed, email=address, placeholder=PLACEHOLDER
     )
+    deleted_activity = await tracking.forget_recipient(session=session, message_ids=forgotten.scrubbed, email=address)
     deleted_bounces = await bounces.delete_for_email(session=session, email=address, limit=batch)
     deleted_suppressions = await suppressions.forget(session=session, email=address)
     deleted_hooks = await webhooks.forget_address(session=session, email=address, limit=batch)
@@ -109,6 +114,7 @@ async def _round(*, session: AsyncSession, address: str, batch: int, counts: dic
         "MessagesAnonymised": len(forgotten.scrubbed),
         "BouncesDeleted": deleted_bounces,
         "BouncesAnonymised": anonymised_bounces,
+        "OpensAndClicksDeleted": deleted_activity,
         "SuppressionsDeleted": deleted_suppressions,
         "WebhookEventsDeleted": deleted_hooks,
         "IdempotencyResponsesAnonymised": anonymised_responses,

@@ -66,22 +66,22 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             loaded = await messages.get_messages(session=session, ids={c.message_id for c in claimed})
             servers = await servers_service.get_servers(session=session, ids={m.server_id for m in loaded.values()})
             keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
-        # A message whose copies differ per recipient (tracking, unsubscribe) goes one recipient per
-        # SMTP transaction; any other, one transaction per recipient domain.
+        # One recipient per SMTP transaction: the return path is signed for its recipient (bounces.verp),
+        # so a DSN counts only for the recipient it was sent about. A message whose copies do not
+        # differ per recipient is still signed once (`alone` is "").
         groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
         for item in claimed:
-            message = loaded.get(item.message_id)
-            alone = item.email if message is not None and per_recipient(message) else ""
-            groups[(item.message_id, domain_of(item.email), alone)].append(item)
+            groups[(item.message_id, domain_of(item.email), item.email)].append(item)
         signed: dict[tuple[uuid.UUID, str], bytes] = {}
         limit = asyncio.Semaphore(settings.delivery_concurrency)
         outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
 
-        async def one(message_id: uuid.UUID, domain: str, alone: str, items: list[Claimed]) -> None:
+        async def one(message_id: uuid.UUID, domain: str, recipient: str, items: list[Claimed]) -> None:
             message = loaded.get(message_id)
             if message is None:  # deleted with its server meanwhile (its rows went with it)
                 return
             server = servers[message.server_id]
+            alone = recipient if per_recipient(message) else ""
             async with limit:
                 if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
                     attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
@@ -95,7 +95,9 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                             len(message.raw_mime), prepare, message, items[0].email, keys, context
                         )
                     attempt = await transport.send(
-                        sender=return_path(message_id=message_id, domain=settings.return_path_domain),
+                        sender=return_path(
+                            message_id=message_id, recipient=recipient, domain=settings.return_path_domain, secret=settings.verp_key
+                        ),
                         domain=domain,
                         recipients=[i.email for i in items],
                         data=signed[(message_id, alone)],
@@ -105,7 +107,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                 await outcomes.write(Outcomes(message=message, server=server, items=items, attempt=attempt))
 
         try:
-            await asyncio.gather(*(one(mid, domain, alone, items) for (mid, domain, alone), items in groups.items()))
+            await asyncio.gather(*(one(mid, domain, recipient, items) for (mid, domain, recipient), items in groups.items()))
         finally:
             await outcomes.close()
     return len(claimed)

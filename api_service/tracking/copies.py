@@ -34,6 +34,9 @@ class CopySettings:
     track_opens: bool
     track_links: str
     list_unsubscribe: bool
+    server_id: int | None = None
+    """With `message_stream`, sealed into the tokens so they open without the message row (version 2)."""
+    message_stream: str = ""
 
 
 def per_recipient(settings: CopySettings) -> bool:
@@ -52,10 +55,14 @@ def unsubscribe_mailto(return_path_domain: str, token: str) -> str:
 
 def plan_for(settings: CopySettings, *, recipient: str, context: Personalisation) -> Plan:
     def seal(kind: tokens.Kind, location: ClickLocation | None = None, url: str = "") -> str:
-        return tokens.seal(context.secret, tokens.Payload(kind, settings.message_id, recipient, location, url))
+        payload = tokens.Payload(kind, settings.message_id, recipient, location, url, settings.server_id, settings.message_stream)
+        return tokens.seal(context.secret, payload)
 
     def link(url: str, location: ClickLocation) -> str:
-        return tracking_url(context.base_url, CLICK_SEGMENT, seal(tokens.Kind.CLICK, location, url))
+        token = seal(tokens.Kind.CLICK, location, url)
+        if len(token) > tokens.MAX_TOKEN_CHARS:  # it would 404: the link stays as written, untracked
+            return url
+        return tracking_url(context.base_url, CLICK_SEGMENT, token)
 
     plan = Plan(
         track_html=settings.track_links in (TrackLinks.HTML_AND_TEXT, TrackLinks.HTML_ONLY),

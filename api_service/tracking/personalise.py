@@ -19,7 +19,12 @@ __all__ = ["Personalisation", "per_recipient", "personalise"]
 
 def _copy_settings(message: Message) -> copies.CopySettings:
     return copies.CopySettings(
-        message_id=message.id, track_opens=message.track_opens, track_links=message.track_links, list_unsubscribe=message.list_unsubscribe
+        message_id=message.id,
+        track_opens=message.track_opens,
+        track_links=message.track_links,
+        list_unsubscribe=message.list_unsubscribe,
+        server_id=message.server_id,
+        message_stream=message.message_stream,
     )
 
 

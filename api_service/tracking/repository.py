@@ -1,6 +1,6 @@
 """Opens and clicks: the `message_opens` and `message_clicks` tables, of which this package is the
 only writer (their rows go with their message through ON DELETE CASCADE, when retention or a
-data removal deletes it)."""
+data removal deletes it; `delete_for_recipient` when a data removal keeps the message)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,3 +97,15 @@ async def list_activity(
     return await page_of(
         session=session, stmt=stmt, filters=clauses, order_by=[model.created_at.desc(), model.id.desc()], count=count, offset=offset
     )
+
+
+async def delete_for_recipient(*, session: AsyncSession, message_ids: list[uuid.UUID], email: str) -> int:
+    """Delete the opens and clicks of the (lower-cased) address on these messages; returns how many."""
+    if not message_ids:
+        return 0
+    removed = 0
+    for model in (MessageOpen, MessageClick):
+        stmt = delete(model).where(model.message_id.in_(message_ids), func.lower(model.recipient) == email)
+        result = await session.execute(stmt.returning(model.id))
+        removed += len(result.all())
+    return removed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,14 +39,42 @@ MAILED_TOKEN = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]{40,4096})", re.IGNORECA
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A token that opened: its message, the message's server and what the token says."""
+    """A token that opened: what it says, its server, and its message while that is kept (None
+    once retention or a data removal deleted it: a version 2 token opens without it)."""
 
-    message: Message
     server: Server
     payload: tokens.Payload
+    message: Message | None
+
+    @property
+    def stream(self) -> str:
+        return self.message.message_stream if self.message is not None else self.payload.stream
+
+    @property
+    def recordable(self) -> bool:
+        """Opens and clicks are recorded only on a message still kept, for an address it still
+        goes to: a data removal replaced a removed address in its recipients, so an old token of
+        that address records nothing."""
+        if self.message is None:
+            return False
+        return self.payload.recipient.lower() in {r.lower() for r in self.message.recipients}
 
 
-async def resolve(*, session: AsyncSession, token: str, kind: tokens.Kind) -> Resolved | None:
+async def _resolve_v2(*, session: AsyncSession, token: str) -> Resolved | None:
+    server_id = tokens.server_id_of(token)
+    if server_id is None:
+        return None
+    server = (await servers.get_servers(session=session, ids={server_id})).get(server_id)
+    if server is None:
+        return None
+    payload = tokens.unseal_v2(server.tracking_secret, token)
+    if payload is None:
+        return None
+    message = await messages.get_message_summary(session=session, message_id=payload.message_id)
+    return Resolved(server=server, payload=payload, message=message if message is not None and message.server_id == server.id else None)
+
+
+async def _resolve_v1(*, session: AsyncSession, token: str) -> Resolved | None:
     message_id = tokens.message_id_of(token)
     if message_id is None:
         return None
@@ -56,15 +85,22 @@ async def resolve(*, session: AsyncSession, token: str, kind: tokens.Kind) -> Re
     if server is None:
         return None
     payload = tokens.unseal(server.tracking_secret, token)
-    if payload is None or payload.kind is not kind or payload.message_id != message.id:
+    if payload is None or payload.message_id != message.id:
         return None
-    return Resolved(message=message, server=server, payload=payload)
+    return Resolved(server=server, payload=payload, message=message)
+
+
+async def resolve(*, session: AsyncSession, token: str, kind: tokens.Kind) -> Resolved | None:
+    """What `token` says, when it was sealed by its server for `kind`: version 2 first (its key
+    found from the server id it carries), else version 1 (through its message)."""
+    found = await _resolve_v2(session=session, token=token) or await _resolve_v1(session=session, token=token)
+    return found if found is not None and found.payload.kind is kind else None
 
 
 async def record_open(*, session: AsyncSession, token: str, user_agent: str, ip: str) -> bool:
-    """Record an open and queue its webhooks; False for a token that is not ours."""
+    """Record an open and queue its webhooks; False for a token that is not ours or records nothing."""
     found = await resolve(session=session, token=token, kind=tokens.Kind.OPEN)
-    if found is None:
+    if found is None or found.message is None or not found.recordable:
         return False
     message = found.message
     row = await store_open(
@@ -87,11 +123,14 @@ async def record_open(*, session: AsyncSession, token: str, user_agent: str, ip:
 
 
 async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip: str) -> str | None:
-    """Record a click and return where it goes: only ever a URL sealed into this message."""
+    """Record a click and return where it goes: only ever a URL sealed into this message. Once
+    the message is gone (or the address removed) the link still goes there, unrecorded."""
     found = await resolve(session=session, token=token, kind=tokens.Kind.CLICK)
     if found is None or found.payload.location is None:
         return None
     message = found.message
+    if message is None or not found.recordable:
+        return found.payload.url
     row = await store_click(
         session=session,
         message=message,
@@ -208,8 +247,8 @@ async def unsubscribe_target(*, session: AsyncSession, token: str) -> Unsubscrib
     found = await resolve(session=session, token=token, kind=tokens.Kind.UNSUBSCRIBE)
     if found is None:
         return None
-    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=found.message.message_stream)
-    return UnsubscribeTarget(recipient=found.payload.recipient, stream_name=stream.name if stream else found.message.message_stream)
+    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=found.stream)
+    return UnsubscribeTarget(recipient=found.payload.recipient, stream_name=stream.name if stream else found.stream)
 
 
 async def unsubscribe(*, session: AsyncSession, token: str) -> UnsubscribeTarget | None:
@@ -219,21 +258,24 @@ async def unsubscribe(*, session: AsyncSession, token: str) -> UnsubscribeTarget
     if found is None:
         return None
     message, recipient = found.message, found.payload.recipient
+    context = suppressions.MessageContext(message_id=found.payload.message_id)
+    if message is not None:
+        context = suppressions.MessageContext(message_id=message.id, tag=message.tag, metadata=message.metadata_)
     added = await suppressions.suppress(
         session=session,
         server=found.server,
-        stream=message.message_stream,
+        stream=found.stream,
         email=recipient,
         reason=SuppressionReason.MANUAL_SUPPRESSION,
         origin=SuppressionOrigin.RECIPIENT,
-        context=suppressions.MessageContext(message_id=message.id, tag=message.tag, metadata=message.metadata_),
+        context=context,
     )
-    if added:
+    if added and message is not None:
         await messages.record_subscription_change(
             session=session, message_id=message.id, recipient=recipient, origin=SuppressionOrigin.RECIPIENT, suppress=True
         )
-    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=message.message_stream)
-    return UnsubscribeTarget(recipient=recipient, stream_name=stream.name if stream else message.message_stream)
+    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=found.stream)
+    return UnsubscribeTarget(recipient=recipient, stream_name=stream.name if stream else found.stream)
 
 
 def is_unsubscribe_address(address: str) -> bool:
@@ -251,6 +293,12 @@ async def unsubscribe_by_mail(*, session: AsyncSession, rcpt_to: list[str], raw:
         if await unsubscribe(session=session, token=token) is not None:
             done += 1
     return done
+
+
+async def forget_recipient(*, session: AsyncSession, message_ids: list[uuid.UUID], email: str) -> int:
+    """Data removal: the opens and clicks (address, IP, User-Agent) of the (lower-cased) address on
+    messages that keep other recipients; returns how many were deleted."""
+    return await repository.delete_for_recipient(session=session, message_ids=message_ids, email=email)
 
 
 # --- the opens and clicks API ---------------------------------------------------------------------

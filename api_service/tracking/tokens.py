@@ -6,6 +6,12 @@ AES-SIV (RFC 5297) both encrypts and authenticates: a token cannot be forged, al
 another message or read (the recipient and the link are not visible in the URL); the message id
 in front is a random UUID, needed to find the server whose key opens the rest. It is
 deterministic, so one recipient's copy gets the same URLs on every delivery attempt.
+
+Version 2 (what delivery writes now) outlives the message row: `base64url(0x02 ‖ server id ‖
+message id ‖ AES-SIV(key, stream ‖ payload; associated data = everything before it))`. The key is
+found from the server id, and the stream is sealed in, so a link still redirects and an
+unsubscribe still works after retention or a data removal deleted the message (nothing is then
+recorded). Version 1 tokens (no prefix, message id first) are still opened, through their message.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ KEY_INFO = b"postgate tracking token v1"
 ID_BYTES = 16
 SIV_BYTES = 16
 SEPARATOR = b"\x00"
+V2 = b"\x02"
+V2_PREFIX_BYTES = 1 + 8 + ID_BYTES  # version, server id, message id
+MAX_TOKEN_CHARS = 4096  # the public routes refuse longer ones; a link whose token would be longer stays untracked
 
 
 class Kind(Enum):
@@ -45,6 +54,9 @@ class Payload:
     recipient: str
     location: ClickLocation | None = None
     url: str = ""
+    server_id: int | None = None
+    """Set in version 2 tokens (with `stream`): what they are opened by, without the message row."""
+    stream: str = ""
 
 
 @lru_cache(maxsize=1024)
@@ -62,7 +74,13 @@ def _encode(payload: Payload) -> bytes:
     return body
 
 
-def _decode(message_id: uuid.UUID, body: bytes) -> Payload | None:
+def _decode(message_id: uuid.UUID, body: bytes, server_id: int | None = None) -> Payload | None:
+    stream = ""
+    if server_id is not None:
+        name, sep, body = body.partition(SEPARATOR)
+        if not sep:
+            return None
+        stream = name.decode("utf-8", "replace")
     kind = next((k for k in Kind if body[:1] == k.value), None)
     try:
         if kind is Kind.CLICK:
@@ -70,22 +88,48 @@ def _decode(message_id: uuid.UUID, body: bytes) -> Payload | None:
             recipient, sep, url = body[2:].partition(SEPARATOR)
             if not sep:
                 return None
-            return Payload(kind, message_id, recipient.decode(), location, url.decode())
+            return Payload(kind, message_id, recipient.decode(), location, url.decode(), server_id, stream)
         if kind is not None:
-            return Payload(kind, message_id, body[1:].decode())
+            return Payload(kind, message_id, body[1:].decode(), server_id=server_id, stream=stream)
     except UnicodeDecodeError:
         return None
     return None
 
 
 def seal(secret: str, payload: Payload) -> str:
-    """The URL-safe token for `payload` (base64url, no padding: case matters)."""
-    sealed = _cipher(secret).encrypt(_encode(payload), [payload.message_id.bytes])
-    return base64.urlsafe_b64encode(payload.message_id.bytes + sealed).rstrip(b"=").decode("ascii")
+    """The URL-safe token for `payload` (base64url, no padding: case matters); version 2 when the
+    payload names its server."""
+    if payload.server_id is None:
+        sealed = _cipher(secret).encrypt(_encode(payload), [payload.message_id.bytes])
+        return base64.urlsafe_b64encode(payload.message_id.bytes + sealed).rstrip(b"=").decode("ascii")
+    prefix = V2 + payload.server_id.to_bytes(8, "big") + payload.message_id.bytes
+    sealed = _cipher(secret).encrypt(payload.stream.encode() + SEPARATOR + _encode(payload), [prefix])
+    return base64.urlsafe_b64encode(prefix + sealed).rstrip(b"=").decode("ascii")
+
+
+def server_id_of(token: str) -> int | None:
+    """The server a version 2 token claims to belong to (unverified: only to find its key)."""
+    raw = _raw(token)
+    if raw is None or raw[:1] != V2 or len(raw) <= V2_PREFIX_BYTES + SIV_BYTES:
+        return None
+    return int.from_bytes(raw[1:9], "big")
+
+
+def unseal_v2(secret: str, token: str) -> Payload | None:
+    """A version 2 token's payload, or None for anything not sealed so with this secret."""
+    raw = _raw(token)
+    if raw is None or raw[:1] != V2 or len(raw) <= V2_PREFIX_BYTES + SIV_BYTES:
+        return None
+    prefix = raw[:V2_PREFIX_BYTES]
+    try:
+        body = _cipher(secret).decrypt(raw[V2_PREFIX_BYTES:], [prefix])
+    except InvalidTag:
+        return None
+    return _decode(uuid.UUID(bytes=prefix[9:]), body, server_id=int.from_bytes(prefix[1:9], "big"))
 
 
 def _raw(token: str) -> bytes | None:
-    if not token or len(token) > 4096 or not token.isascii():
+    if not token or len(token) > MAX_TOKEN_CHARS or not token.isascii():
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))

@@ -28,6 +28,7 @@ class DataRemovalCounts(WireResponse):
     MessagesAnonymised: int = 0
     BouncesDeleted: int = 0
     BouncesAnonymised: int = 0
+    OpensAndClicksDeleted: int = 0
     SuppressionsDeleted: int = 0
     WebhookEventsDeleted: int = 0
     IdempotencyResponsesAnonymised: int = 0

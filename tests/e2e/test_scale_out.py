@@ -30,6 +30,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from api_service.bounces.verp import parse_return_path
 from api_service.db import async_database_url
 from api_service.models import Base
 from tests.api.conftest import Hook, Receiver
@@ -64,9 +65,10 @@ class CountingSink:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        # The envelope sender is the VERP return path pgb+<message id hex>@RETURN_PATH_DOMAIN.
-        local = str(envelope.mail_from).split("@", 1)[0]
-        message_id = uuid.UUID(local.removeprefix("pgb+"))
+        # The envelope sender is the VERP return path pgb+<message id hex>-<mac>@RETURN_PATH_DOMAIN.
+        path = parse_return_path(str(envelope.mail_from))
+        assert path is not None
+        message_id = path.message_id
         headers = BytesHeaderParser().parsebytes(bytes(envelope.original_content or b""))
         helo = str(session.host_name)
         with self.lock:

@@ -13,6 +13,7 @@ import pytest_asyncio
 from api_service.bounces.reports import complaint_from_authority
 from api_service.bounces.verp import return_path
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
+from tests.conftest import ACCOUNT_TOKEN
 from tests.factories import ACCOUNT, ServerHandle, message, sending_server
 
 
@@ -42,7 +43,11 @@ async def send_to_two(client: httpx.AsyncClient, server: ServerHandle) -> str:
 
 async def report(client: httpx.AsyncClient, message_id: str, raw: bytes, mail_from: str = "") -> int:
     body = {
-        "RcptTo": [return_path(message_id=uuid.UUID(message_id), domain="bounces.postgate.test")],
+        "RcptTo": [
+            return_path(
+                message_id=uuid.UUID(message_id), recipient="victim@victim.example", domain="bounces.postgate.test", secret=ACCOUNT_TOKEN
+            )
+        ],
         "RawMessage": base64.b64encode(raw).decode(),
         "MailFrom": mail_from,
     }

@@ -77,7 +77,22 @@ class TestReports:
 
 def test_verp_round_trip() -> None:
     import uuid
+    from datetime import UTC, datetime
+
+    from api_service.bounces.verp import returns_to
 
     message_id = uuid.uuid4()
-    assert parse_return_path(return_path(message_id=message_id, domain="bounces.example.com")) == message_id
+    address = return_path(message_id=message_id, recipient="A@example.net", domain="bounces.example.com", secret="k")
+    assert len(address.partition("@")[0]) <= 64
+    path = parse_return_path(address.upper())
+    assert path is not None
+    assert path.message_id == message_id
+    now = datetime.now(UTC)
+    assert returns_to(path, recipient="a@example.net", keys=["new", "k"], accepted_at=now, legacy_before=None)
+    assert not returns_to(path, recipient="b@example.net", keys=["k"], accepted_at=now, legacy_before=None)
+    assert not returns_to(path, recipient="a@example.net", keys=["other"], accepted_at=now, legacy_before=None)
+    unsigned = parse_return_path(f"pgb+{message_id.hex}@bounces.example.com")
+    assert unsigned is not None
+    assert not returns_to(unsigned, recipient="a@example.net", keys=["k"], accepted_at=now, legacy_before=None)
+    assert returns_to(unsigned, recipient="a@example.net", keys=["k"], accepted_at=now, legacy_before=datetime.max.replace(tzinfo=UTC))
     assert parse_return_path("someone@example.com") is None

@@ -136,6 +136,7 @@ class TestRemoval:
             "MessagesAnonymised": 1,
             "BouncesDeleted": 1,
             "BouncesAnonymised": 1,
+            "OpensAndClicksDeleted": 0,
             "SuppressionsDeleted": 2,
             "WebhookEventsDeleted": 1,
             "IdempotencyResponsesAnonymised": 1,

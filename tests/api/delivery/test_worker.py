@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import uuid
 from typing import Any
 
 import dkim
@@ -13,8 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from api_service.bounces.verp import return_path
 from api_service.delivery import queue
 from tests.api.conftest import Receiver, SinkHandler, Worker
+from tests.conftest import ACCOUNT_TOKEN
 from tests.factories import ACCOUNT, ServerHandle, create_domain, create_server, message
 
 pytestmark = pytest.mark.asyncio
@@ -36,9 +39,16 @@ class TestDelivery:
     ) -> None:
         sent = (await client.post("/email", json=sent_from(To="ok@example.net", Bcc="ok2@example.net"), headers=server.headers)).json()
         assert await worker.deliver() == 2
-        [received] = sink[0].received
-        assert received.mail_from == f"pgb+{sent['MessageID'].replace('-', '')}@bounces.postgate.test"
-        assert sorted(received.rcpt_tos) == ["ok2@example.net", "ok@example.net"]
+        # One transaction per recipient: each return path is signed for its recipient (bounces.verp).
+        by_rcpt = {r.rcpt_tos[0]: r for r in sink[0].received}
+        assert sorted(by_rcpt) == ["ok2@example.net", "ok@example.net"]
+        assert all(len(r.rcpt_tos) == 1 for r in by_rcpt.values())
+        for rcpt, copy in by_rcpt.items():
+            path = return_path(
+                message_id=uuid.UUID(sent["MessageID"]), recipient=rcpt, domain="bounces.postgate.test", secret=ACCOUNT_TOKEN
+            )
+            assert copy.mail_from == path
+        received = by_rcpt["ok@example.net"]
         assert received.data.startswith(b"DKIM-Signature:")
         domain = (await client.get("/domains?count=1&offset=0", headers=ACCOUNT)).json()["Domains"][0]
         record = (await client.get(f"/domains/{domain['ID']}", headers=ACCOUNT)).json()

@@ -39,6 +39,23 @@ class TestTokens:
         assert tokens.unseal("secret", forged) is None
         assert tokens.unseal("other secret", token) is None
 
+    @given(PAYLOADS, st.integers(1, 2**62), st.sampled_from(["outbound", "broadcast", "digest-2"]))
+    def test_version_2_opens_by_its_server_without_the_message(self, payload: tokens.Payload, server_id: int, stream: str) -> None:
+        v2 = tokens.Payload(payload.kind, payload.message_id, payload.recipient, payload.location, payload.url, server_id, stream)
+        token = tokens.seal("secret", v2)
+        assert tokens.server_id_of(token) == server_id
+        assert tokens.unseal_v2("secret", token) == v2
+        assert tokens.unseal_v2("other secret", token) is None
+        assert tokens.unseal("secret", token) is None  # not a version 1 token
+        raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        raw[8] ^= 1  # another server's id: the associated data no longer matches
+        assert tokens.unseal_v2("secret", base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()) is None
+
+    def test_a_long_non_ascii_url_would_make_a_token_the_routes_refuse(self) -> None:
+        url = "https://example.com/" + "漢" * 1520  # under MAX_TRACKED_URL characters, three bytes each
+        payload = tokens.Payload(tokens.Kind.CLICK, uuid.uuid4(), "r@example.net", ClickLocation.HTML, url, 1, "outbound")
+        assert len(tokens.seal("secret", payload)) > tokens.MAX_TOKEN_CHARS  # so copies.plan_for leaves it untracked
+
     @given(st.text(max_size=300))
     def test_garbage_never_raises(self, text: str) -> None:
         assert tokens.unseal("secret", text) is None
