@@ -7,6 +7,7 @@ import os
 import smtplib
 import socket
 from email.message import EmailMessage
+from email.policy import SMTP
 from typing import Any
 
 import httpx
@@ -219,7 +220,7 @@ class TestStorage:
         message["From"], message["To"], message["Subject"] = "Ann <ann@example.com>", ", ".join(recipients), "Big"
         message.set_content("See the attachment.")
         message.add_attachment(os.urandom(750_000), maintype="application", subtype="octet-stream", filename="blob.bin")
-        raw = message.as_bytes()
+        raw = message.as_bytes(policy=SMTP)  # CRLF: smtplib sends bytes as they are
         assert len(raw) > 1_000_000
         with mx(big_gateway) as client:
             client.mail("ann@example.com")
@@ -241,7 +242,8 @@ class TestStorage:
         assert payload["BccFull"] == []
         [attachment] = payload["Attachments"]
         assert attachment["ContentLength"] == 750_000
-        found = httpx.get(f"{clean_live_api}/messages/inbound?count=50&offset=0&recipient={recipients[37]}", headers=headers).json()
+        search = {"count": 50, "offset": 0, "recipient": recipients[37]}
+        found = httpx.get(f"{clean_live_api}/messages/inbound", params=search, headers=headers).json()
         assert [m["MessageID"] for m in found["InboundMessages"]] == [message_id]
 
 
@@ -255,7 +257,9 @@ class TestClientLimits:
         with pytest.raises(smtplib.SMTPConnectError) as refused:
             mx_from(limited_gateway, "127.0.0.10")
         assert refused.value.smtp_code == 421
-        assert refused.value.smtp_error.startswith(b"4.7.0 Too many connections from your address, try again in ")
+        error = refused.value.smtp_error
+        assert isinstance(error, bytes)
+        assert error.startswith(b"4.7.0 Too many connections from your address, try again in ")
         with mx_from(limited_gateway, "127.0.0.11") as client:
             assert client.noop()[0] == 250
 
