@@ -242,7 +242,7 @@ class TestStorage:
         assert payload["BccFull"] == []
         [attachment] = payload["Attachments"]
         assert attachment["ContentLength"] == 750_000
-        search = {"count": 50, "offset": 0, "recipient": recipients[37]}
+        search = {"count": "50", "offset": "0", "recipient": recipients[37]}
         found = httpx.get(f"{clean_live_api}/messages/inbound", params=search, headers=headers).json()
         assert [m["MessageID"] for m in found["InboundMessages"]] == [message_id]
 

@@ -137,7 +137,7 @@ class TestReceive:
         [row] = await outbox(client)
         assert (row.origin_id, row.payload["MailboxHash"], row.payload["BccFull"]) == (ids[0], "a", mine["BccFull"])
         for recipient in (a, b, c):
-            query = {"count": 10, "offset": 0, "recipient": recipient}
+            query = {"count": "10", "offset": "0", "recipient": recipient}
             found = (await client.get("/messages/inbound", params=query, headers=server.headers)).json()
             assert [m["MessageID"] for m in found["InboundMessages"]] == [ids[0]]
         [at_other] = (await client.get("/messages/inbound?count=10&offset=0", headers=other.headers)).json()["InboundMessages"]
