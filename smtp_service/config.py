@@ -57,6 +57,15 @@ class SmtpSettings(BaseSettings):
         description="Comma-separated IPs or CIDRs of the spam filter hop(s) in front of the MX listener; only their X-Spam-* headers are kept",
     )
     smtp_inbound_cache_seconds: float = Field(default=30.0, description="How long the listener remembers which recipients the API accepts")
+    smtp_inbound_ip_connections_per_minute: int = Field(
+        default=60, ge=0, description="Connections to the MX listener per client IP (IPv6: per /64) a minute, then 421 4.7.0 (0: no limit)"
+    )
+    smtp_inbound_ip_messages_per_minute: int = Field(
+        default=60, ge=0, description="Messages (DATA) to the MX listener per client IP a minute, then 451 4.7.1 (0: no limit)"
+    )
+    smtp_inbound_ip_bytes_per_minute: int = Field(
+        default=50_000_000, ge=0, description="Message bytes to the MX listener per client IP a minute, then 451 4.7.1 (0: no limit)"
+    )
     account_token: str = Field(default="", description="Lets the MX listener hand mail and reports to the API")
     smtp_metrics_port: int = Field(default=0, ge=0, description="Port of the gateway's /metrics (0: off)")
     metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics listener")

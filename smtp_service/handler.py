@@ -23,6 +23,7 @@ from smtp_service.batcher import Batcher
 from smtp_service.config import SmtpSettings
 from smtp_service.logs import Throttle
 from smtp_service.protocol import has_smuggled_end, normalise_line_endings, received_header, strip_spam_headers
+from smtp_service.ratelimit import ClientLimits, PerMinute, client_key
 from smtp_service.replies import inbound_reply, recipient_reply, submission_reply
 
 log = logging.getLogger("postgate.smtp")
@@ -208,12 +209,41 @@ class GatewayHandler:
 class MxHandler:
     """The MX listener (SMTP_INBOUND_PORT), no AUTH: reports mailed to the return path go to the
     bounce intake; mail for an inbound address (`<InboundHash>[+hash]@INBOUND_DOMAIN`, any address at
-    a server's InboundDomain) is stored by the API; everything else is refused (no open relay)."""
+    a server's InboundDomain) is stored by the API; everything else is refused (no open relay).
+
+    Anyone may connect, so each client IP (IPv6: /64) gets so many connections (421 4.7.0 beyond),
+    messages and bytes (451 4.7.1) a minute; the trusted filter hops, which relay everyone's mail,
+    are not limited."""
 
     def __init__(self, *, api: ApiClient, settings: SmtpSettings) -> None:
         self.api = api
         self.settings = settings
         self.trusted_filters = settings.trusted_filters
+        self.limits = ClientLimits(
+            PerMinute(
+                connections=settings.smtp_inbound_ip_connections_per_minute,
+                messages=settings.smtp_inbound_ip_messages_per_minute,
+                bytes=settings.smtp_inbound_ip_bytes_per_minute,
+            )
+        )
+
+    def admit(self, peer_ip: str) -> str | None:
+        """The reply refusing a new connection from `peer_ip`, None to greet it."""
+        if self._trusted(peer_ip):
+            return None
+        wait = self.limits.connect(client_key(peer_ip))
+        if not wait:
+            return None
+        return _limited(peer_ip, f"421 4.7.0 Too many connections from your address, try again in {wait} seconds")
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]) -> str:
+        peer_ip = _peer_ip(session)
+        wait = 0 if self._trusted(peer_ip) else self.limits.mail(client_key(peer_ip))
+        if wait:
+            return _limited(peer_ip, f"451 4.7.1 Too much mail from your address, try again in {wait} seconds")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     def _is_return_path(self, address: str) -> bool:
         return address.rpartition("@")[2].lower() == self.settings.return_path_domain.lower()
@@ -243,13 +273,17 @@ class MxHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
+        peer_ip = _peer_ip(session)
+        trusted = self._trusted(peer_ip)
+        wait = 0 if trusted else self.limits.data(client_key(peer_ip), len(data))
+        if wait:
+            return _limited(peer_ip, f"451 4.7.1 Too much mail from your address, try again in {wait} seconds")
         raw = normalise_line_endings(data)
         if envelope.rcpt_tos and self._is_return_path(envelope.rcpt_tos[0]):
             return await self._report(envelope, raw)
         if has_smuggled_end(data):
             return "550 5.5.2 Message refused: a '.' line next to a bare CR or LF (SMTP smuggling)"
-        peer_ip = _peer_ip(session)
-        if not self._trusted(peer_ip):
+        if not trusted:
             raw = strip_spam_headers(raw)
         trace = received_header(
             helo=session.host_name or "",
@@ -286,6 +320,12 @@ class MxHandler:
         if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.trusted_filters)
+
+
+def _limited(peer_ip: str, reply: str) -> str:
+    """A per-IP limit's reply, logged at most once a minute (a flood must not flood the log)."""
+    throttle.log(log, logging.WARNING, "mx-limit", "MX listener limiting %s: %s", peer_ip, reply)
+    return reply
 
 
 def _peer_ip(session: Session) -> str:

@@ -64,10 +64,12 @@ def protocol_factory(
 
 def smtp_protocol(handler: object, settings: SmtpSettings, **options: Any) -> SMTP:
     """aiosmtpd's protocol with the settings every Postgate listener shares, observed (metrics, a log
-    line per session) and, on the submission ports, refusing rate-limited servers at MAIL FROM."""
+    line per session); on the submission ports refusing rate-limited servers at MAIL FROM, on the MX
+    listener clients over their per-IP connection limit."""
     return ObservedSMTP(
         handler,
         rate_limited=handler.api.rate_limited if isinstance(handler, GatewayHandler) else None,
+        admit=handler.admit if isinstance(handler, MxHandler) else None,
         hostname=settings.smtp_hostname,
         ident="Postgate ESMTP",
         data_size_limit=settings.smtp_max_message_bytes,

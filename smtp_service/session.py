@@ -1,5 +1,6 @@
 """aiosmtpd's protocol, observed: metrics and one log line per SMTP session, and the connection-level
-answer to a rate-limited server (421 4.7.0 at MAIL FROM).
+answers: to a rate-limited server (421 4.7.0 at MAIL FROM), and to a client the listener does not
+admit (421 instead of the greeting, the MX listener's per-IP limit).
 
 The counts come from the replies the gateway actually sent (`push`): whatever hook or aiosmtpd
 itself produced a reply, it is counted by what the client was told. The line names the peer, never
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, syntax
@@ -34,9 +36,17 @@ def data_result(reply: str) -> str:
 
 
 class ObservedSMTP(SMTP):
-    def __init__(self, handler: Any, *, rate_limited: RateLimitedTokens | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        rate_limited: RateLimitedTokens | None = None,
+        admit: Callable[[str], str | None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.rate_limited = rate_limited
+        self.admit = admit
         self._started = 0.0
         self._open = False
         self._peer = ""
@@ -89,6 +99,18 @@ class ObservedSMTP(SMTP):
                 "duration_ms": round(seconds * 1000, 1),
             },
         )
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session, unless `admit` refuses the peer: then its reply instead of the
+        greeting, and the connection is closed."""
+        peer: Any = self.session.peer if self.session is not None else None
+        refusal = self.admit(str(peer[0]) if isinstance(peer, tuple) and peer else "") if self.admit is not None else None
+        if refusal is not None:
+            await self.push(refusal)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
 
     async def push(self, status: AnyStr) -> None:
         self._observe(status.decode("utf-8", "replace") if isinstance(status, bytes) else status)

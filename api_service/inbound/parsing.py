@@ -14,8 +14,8 @@ The forms follow Postmark's documented payload and the official clients:
 - `From` is the sender's bare address, `FromName` its display name; `To`, `Cc`, `Bcc` and
   `ReplyTo` are the parsed addresses rendered `"Name" <email>` (bare email without a name) and
   joined with ", ", as Postmark renders them.
-- `Bcc`/`BccFull` hold the original recipient when neither To nor Cc names it (a Bcc header, rare
-  on received mail, is read too).
+- `Bcc`/`BccFull` hold the envelope recipients (the original one and the transaction's others at
+  the same server) that neither To nor Cc names (a Bcc header, rare on received mail, is read too).
 - `MessageID` is the id the receiver gives the message (`message_id`, a new UUID by default); the
   sender's Message-ID header stays in `Headers`, as in Postmark's payloads.
 - `Date` is the Date header as written; `Subject` and display names have encoded words decoded.
@@ -40,7 +40,7 @@ import math
 import quopri
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
@@ -98,6 +98,7 @@ def parse_inbound(
     raw: bytes,
     *,
     original_recipient: str,
+    other_recipients: Sequence[str] = (),
     message_stream: str = "inbound",
     include_raw: bool = False,
     message_id: str | None = None,
@@ -105,11 +106,12 @@ def parse_inbound(
     """The inbound webhook payload for a received message.
 
     `original_recipient` is the envelope recipient (RCPT TO) the message was received for; its plus
-    part is `MailboxHash`. `message_id` is the id the receiver stores the message under (a new UUID
-    when not given). `include_raw` adds `RawEmail`, the message as text. Never raises.
+    part is `MailboxHash`. `other_recipients` are the transaction's other envelope recipients at the
+    same server (see `for_recipients`). `message_id` is the id the receiver stores the message under
+    (a new UUID when not given). `include_raw` adds `RawEmail`, the message as text. Never raises.
     """
     parsed = parse_for_recipients(raw, message_stream=message_stream, include_raw=include_raw)
-    return for_recipient(parsed, original_recipient=original_recipient, message_id=message_id)
+    return for_recipients(parsed, recipients=[original_recipient, *other_recipients], message_id=message_id)
 
 
 def parse_for_recipients(raw: bytes, *, message_stream: str = "inbound", include_raw: bool = False) -> InboundMessage:
@@ -150,20 +152,34 @@ def parse_for_recipients(raw: bytes, *, message_stream: str = "inbound", include
 
 
 def for_recipient(parsed: InboundMessage, *, original_recipient: str, message_id: str | None = None) -> InboundMessage:
-    """`parse_for_recipients`' payload as received for one envelope recipient: its OriginalRecipient
-    and MailboxHash, the id it is stored under, and the recipient in Bcc when neither To nor Cc
-    (nor a Bcc header) names it."""
-    recipient = clean(original_recipient).strip()
+    """`for_recipients` for a message received for one envelope recipient."""
+    return for_recipients(parsed, recipients=[original_recipient], message_id=message_id)
+
+
+def for_recipients(parsed: InboundMessage, *, recipients: Sequence[str], message_id: str | None = None) -> InboundMessage:
+    """`parse_for_recipients`' payload as one server received it in one SMTP transaction, for one or
+    more envelope recipients (plus addresses of one inbound hash, addresses at its InboundDomain).
+
+    As Postmark posts such a message once: the first recipient is the OriginalRecipient and gives
+    the MailboxHash; every recipient keeps its own MailboxHash in ToFull, CcFull or BccFull, where
+    those that neither To nor Cc (nor a Bcc header) names are added to Bcc, in envelope order.
+    The id it is stored under is `message_id`."""
+    cleaned = [clean(r).strip() for r in recipients]
+    cleaned = [r for r in cleaned if r]
     bcc = list(parsed.BccFull)
-    if recipient and recipient.lower() not in {a.Email.lower() for a in (*parsed.ToFull, *parsed.CcFull, *bcc)}:
-        bcc.append(_address(recipient, ""))
+    named = {a.Email.lower() for a in (*parsed.ToFull, *parsed.CcFull, *bcc)}
+    for recipient in cleaned:
+        if recipient.lower() not in named:
+            named.add(recipient.lower())
+            bcc.append(_address(recipient, ""))
+    original = cleaned[0] if cleaned else ""
     return parsed.model_copy(
         update={
             "Bcc": _render(bcc),
             "BccFull": bcc,
-            "OriginalRecipient": recipient,
+            "OriginalRecipient": original,
             "MessageID": clean(message_id) if message_id is not None else str(uuid.uuid4()),
-            "MailboxHash": split_mailbox_hash(recipient)[1],
+            "MailboxHash": split_mailbox_hash(original)[1],
         }
     )
 

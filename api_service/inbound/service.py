@@ -1,8 +1,12 @@
 """Inbound mail: which addresses are received, storing what arrives, blocking by rule or spam score,
 and POSTing it to the server's InboundHookUrl through the webhook outbox.
 
-A message is stored once per inbound recipient (each has its own OriginalRecipient and MailboxHash)
-with the status Postmark shows: Blocked (a rule or the spam threshold), Queued (its POST is in the
+A message is stored once per SMTP transaction and server it was received for, however many of that
+server's addresses it was sent to (plus addresses of its inbound hash, addresses at its
+InboundDomain): one row with the raw MIME, one POST, as Postmark posts it. The first of those
+envelope recipients is its OriginalRecipient and MailboxHash; the others are in its To, Cc or Bcc
+(each with its own MailboxHash) and in `recipients`, so the recipient search and data removal find
+them. It has the status Postmark shows: Blocked (a rule or the spam threshold), Queued (its POST is in the
 outbox), Scheduled (an attempt failed, another is due), Processed (the hook answered 2xx, or the
 server has no InboundHookUrl), Failed (the retries ran out, or the hook answered 403; an InboundError
 bounce records it). Bypass posts a Blocked message anyway; retry posts a Failed one again.
@@ -24,7 +28,7 @@ from api_service.config import Settings
 from api_service.core.paging import Page
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.inbound import repository
-from api_service.inbound.parsing import for_recipient, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
+from api_service.inbound.parsing import for_recipients, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
 from api_service.inbound.repository import InboundFilter as InboundFilter  # callers filter without the repository
 from api_service.inbound.rules import blocked_reason, normalise_rule
 from api_service.inbound.text import clean
@@ -71,36 +75,53 @@ async def resolve_recipient(*, session: AsyncSession, settings: Settings, addres
 
 
 async def receive(*, session: AsyncSession, settings: Settings, delivery: InboundDelivery) -> list[InboundMessage]:
-    """Store a received message for each recipient a server receives at, and queue its POST;
-    a recipient nobody receives at (any more) is skipped. Raises when none is left."""
+    """Store a received message once for each server that receives at one of its recipients, and
+    queue its POST; a recipient nobody receives at (any more) is skipped. Raises when none is left."""
     try:
         raw = base64.b64decode(delivery.RawMessage, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidEmailRequest("RawMessage is not valid Base64.") from None
-    targets: dict[tuple[int, str], tuple[Server, str]] = {}
-    for recipient in delivery.RcptTo:
-        server = (await resolve_recipient(session=session, settings=settings, address=recipient)).server
-        if server is not None:
-            targets.setdefault((server.id, recipient.lower()), (server, recipient))
+    targets = await _recipients_by_server(session=session, settings=settings, rcpt_to=delivery.RcptTo)
     if not targets:
         raise InvalidEmailRequest("No recipient of this message is an inbound address.")
     # Parsed once (a second or so for 10 MB of hostile MIME, so not on the event loop), then
-    # addressed to each recipient.
-    include_raw = any(server.raw_email_enabled for server, _ in targets.values())
+    # addressed to each server's recipients.
+    include_raw = any(server.raw_email_enabled for server, _ in targets)
     parsed = await asyncio.to_thread(parse_for_recipients, raw, message_stream=INBOUND_MESSAGE_STREAM, include_raw=include_raw)
     return [
         await _store(
-            session=session, settings=settings, server=server, recipient=recipient, mail_from=delivery.MailFrom, raw=raw, parsed=parsed
+            session=session, settings=settings, server=server, recipients=recipients, mail_from=delivery.MailFrom, raw=raw, parsed=parsed
         )
-        for server, recipient in targets.values()
+        for server, recipients in targets
     ]
 
 
+async def _recipients_by_server(*, session: AsyncSession, settings: Settings, rcpt_to: list[str]) -> list[tuple[Server, list[str]]]:
+    """The envelope recipients each server receives at, in envelope order (each address once)."""
+    targets: dict[int, tuple[Server, list[str]]] = {}
+    seen: set[str] = set()
+    for recipient in rcpt_to:
+        if recipient.lower() in seen:
+            continue
+        seen.add(recipient.lower())
+        server = (await resolve_recipient(session=session, settings=settings, address=recipient)).server
+        if server is not None:
+            targets.setdefault(server.id, (server, []))[1].append(recipient)
+    return list(targets.values())
+
+
 async def _store(
-    *, session: AsyncSession, settings: Settings, server: Server, recipient: str, mail_from: str, raw: bytes, parsed: InboundPayload
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    server: Server,
+    recipients: list[str],
+    mail_from: str,
+    raw: bytes,
+    parsed: InboundPayload,
 ) -> InboundMessage:
     message_id = uuid.uuid4()
-    payload = for_recipient(parsed, original_recipient=recipient, message_id=str(message_id))
+    payload = for_recipients(parsed, recipients=recipients, message_id=str(message_id))
     if not server.raw_email_enabled:
         payload = payload.model_copy(update={"RawEmail": None})
     envelope_from = clean(mail_from).strip()
@@ -112,6 +133,7 @@ async def _store(
         threshold=server.inbound_spam_threshold,
     )
     status = InboundStatus.BLOCKED if reason else InboundStatus.QUEUED if server.inbound_hook_url else InboundStatus.PROCESSED
+    # Every envelope recipient is in To, Cc or Bcc (for_recipients adds the unnamed ones to Bcc).
     addresses = [a.Email for a in (*payload.ToFull, *payload.CcFull, *payload.BccFull)]
     message = InboundMessage(
         id=message_id,
@@ -168,10 +190,14 @@ async def _post_again(
     if not await repository.change_status(session=session, message_id=message.id, from_statuses={allowed}, to=target):
         return False
     if target is InboundStatus.QUEUED:
+        # The transaction's other recipients at this server are in Bcc unless To or Cc names them;
+        # for_recipients adds each to Bcc again, in the same order, and skips the rest.
+        others = [str(a.get("Email", "")) for a in message.details.get("BccFull", [])]
         payload = await asyncio.to_thread(
             parse_inbound,
             message.raw_mime,
             original_recipient=message.original_recipient,
+            other_recipients=others,
             message_stream=message.message_stream,
             include_raw=server.raw_email_enabled,
             message_id=str(message.id),

@@ -31,6 +31,6 @@ class InboundDelivery(WireModel):
 
 
 class InboundDeliveryResult(WireResponse):
-    """Stored (committed): one inbound message per recipient."""
+    """Stored (committed): one inbound message per server the recipients belong to."""
 
     MessageIDs: list[str]

@@ -137,6 +137,24 @@ def test_a_reply_reaches_the_hook_as_postmark_json(postgate: RunningPostgate, re
     eventually(lambda: api.status(payload["MessageID"]) == "Processed")
 
 
+def test_mail_to_several_plus_addresses_is_posted_once(postgate: RunningPostgate, receiver: Receiver) -> None:
+    api = Api(postgate, "Inbound plus addresses", receiver)
+    recipients = [api.plus(h) for h in ("ticket7", "ticket8", "ticket9")]
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "ann@example.com", ", ".join(recipients[1:]), "Three tickets"
+    message.set_content("Hello")
+    with smtplib.SMTP("127.0.0.1", postgate.inbound_port, timeout=10) as mta:
+        mta.ehlo("mx.example")
+        assert mta.sendmail("ann@example.com", recipients, message.as_bytes(policy=SMTP)) == {}
+    [hook] = eventually(lambda: list(receiver.hooks))
+    eventually(lambda: api.status(hook.json["MessageID"]) == "Processed")
+    assert len(receiver.hooks) == 1
+    assert (hook.json["OriginalRecipient"], hook.json["MailboxHash"]) == (recipients[0], "ticket7")
+    assert [(a["Email"], a["MailboxHash"]) for a in hook.json["ToFull"]] == [(recipients[1], "ticket8"), (recipients[2], "ticket9")]
+    assert [(a["Email"], a["MailboxHash"]) for a in hook.json["BccFull"]] == [(recipients[0], "ticket7")]
+    assert api.get("/messages/inbound?count=10&offset=0")["TotalCount"] == 1
+
+
 def test_retries_blocking_bypass_and_relaying(postgate: RunningPostgate, receiver: Receiver) -> None:
     api = Api(postgate, "Inbound retries", receiver)
 

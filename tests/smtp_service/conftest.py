@@ -133,26 +133,44 @@ def trusting_gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) ->
     yield from _gateway(live_api, tmp_path_factory, smtp_inbound_trusted_filters="127.0.0.0/8")
 
 
+@pytest.fixture(scope="module")
+def big_gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway that takes messages of up to 2 MB."""
+    yield from _gateway(live_api, tmp_path_factory, smtp_max_message_bytes=2_000_000)
+
+
+@pytest.fixture(scope="module")
+def limited_gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway whose MX listener allows each client IP 3 connections, 2 messages and 300 kB a minute."""
+    yield from _gateway(
+        live_api,
+        tmp_path_factory,
+        smtp_inbound_ip_connections_per_minute=3,
+        smtp_inbound_ip_messages_per_minute=2,
+        smtp_inbound_ip_bytes_per_minute=300_000,
+    )
+
+
 def _gateway(live_api: str, tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[Gateway]:
     relay = Relay(int(live_api.rsplit(":", 1)[1]))
     relay.start()
     cert, key = self_signed(tmp_path_factory.mktemp("tls"))
-    settings = SmtpSettings(
-        smtp_host="127.0.0.1",
-        smtp_port=free_port(),
-        smtp_tls_port=free_port(),
-        smtp_tls_cert=cert,
-        smtp_tls_key=key,
-        api_url=f"http://127.0.0.1:{relay.port}",
-        api_timeout_seconds=5,
-        smtp_ip_auth_failures=0,
-        smtp_max_message_bytes=200_000,
-        smtp_inbound_port=free_port(),
-        return_path_domain="bounces.postgate.test",
-        account_token=ACCOUNT_TOKEN,
-        smtp_inbound_cache_seconds=0,
-        **overrides,
-    )
+    options: dict[str, Any] = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": free_port(),
+        "smtp_tls_port": free_port(),
+        "smtp_tls_cert": cert,
+        "smtp_tls_key": key,
+        "api_url": f"http://127.0.0.1:{relay.port}",
+        "api_timeout_seconds": 5,
+        "smtp_ip_auth_failures": 0,
+        "smtp_max_message_bytes": 200_000,
+        "smtp_inbound_port": free_port(),
+        "return_path_domain": "bounces.postgate.test",
+        "account_token": ACCOUNT_TOKEN,
+        "smtp_inbound_cache_seconds": 0,
+    }
+    settings = SmtpSettings(**{**options, **overrides})
     loop = uvloop.new_event_loop()  # the loop `python -m smtp_service` runs on
     stop = asyncio.Event()
     ready = threading.Event()

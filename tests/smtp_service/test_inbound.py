@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import smtplib
 import socket
 from email.message import EmailMessage
+from email.policy import SMTP
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from api_service.db import async_database_url
 from tests.conftest import ACCOUNT_TOKEN
 from tests.smtp_service.conftest import Gateway
 
@@ -36,6 +42,12 @@ def mail(*, to: str, subject: str = "Hello", **headers: str) -> bytes:
     return message.as_bytes()
 
 
+def padded(*, to: str, subject: str, size: int) -> bytes:
+    """A plain message of about `size` bytes."""
+    line = b"x" * 78 + b"\r\n"
+    return f"From: ann@example.com\r\nTo: {to}\r\nSubject: {subject}\r\n\r\n".encode() + line * (size // len(line))
+
+
 def inbound(api: str, headers: dict[str, str]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = httpx.get(f"{api}/messages/inbound?count=50&offset=0", headers=headers).json()["InboundMessages"]
     return messages
@@ -55,6 +67,27 @@ def mx(gateway: Gateway) -> smtplib.SMTP:
 def plus(address: str, mailbox_hash: str) -> str:
     local, _, domain = address.partition("@")
     return f"{local}+{mailbox_hash}@{domain}"
+
+
+def query(database_url: str, sql: str) -> list[Any]:
+    """Rows of one query on the live API's database."""
+
+    async def run() -> list[Any]:
+        engine = create_async_engine(async_database_url(database_url))
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(text(sql))).all())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def mx_from(gateway: Gateway, source_ip: str) -> smtplib.SMTP:
+    """A connection to the MX listener from another loopback address (127.0.0.0/8 is all loopback)."""
+    client = smtplib.SMTP("127.0.0.1", gateway.settings.smtp_inbound_port, timeout=10, source_address=(source_ip, 0))
+    client.ehlo("mx.sender.example")
+    return client
 
 
 class TestRecipients:
@@ -175,3 +208,82 @@ class TestData:
         with mx(gateway) as client:
             assert client.has_extn("starttls")
             assert not client.has_extn("auth")
+
+
+class TestStorage:
+    def test_one_message_to_50_plus_addresses_is_stored_and_posted_once(
+        self, big_gateway: Gateway, clean_live_api: str, database_url: str
+    ) -> None:
+        headers, address = inbound_server(clean_live_api, InboundHookUrl="http://127.0.0.1:9/inbound")
+        recipients = [plus(address, str(n)) for n in range(50)]
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "Ann <ann@example.com>", ", ".join(recipients), "Big"
+        message.set_content("See the attachment.")
+        message.add_attachment(os.urandom(750_000), maintype="application", subtype="octet-stream", filename="blob.bin")
+        raw = message.as_bytes(policy=SMTP)  # CRLF: smtplib sends bytes as they are
+        assert len(raw) > 1_000_000
+        with mx(big_gateway) as client:
+            client.mail("ann@example.com")
+            assert [client.rcpt(r)[0] for r in recipients] == [250] * 50
+            code, reply = client.data(raw)
+        assert code == 250, reply
+        [(rows, raw_bytes)] = query(database_url, "SELECT count(*), sum(octet_length(raw_mime)) FROM inbound_messages")
+        assert rows == 1
+        assert len(raw) < raw_bytes < len(raw) + 1_000  # the message and its Received: header, once
+        [(posts, payload_bytes)] = query(database_url, "SELECT count(*), sum(octet_length(payload::text)) FROM webhook_deliveries")
+        assert posts == 1
+        assert payload_bytes < 1.5 * len(raw)
+        # What Postmark posts: the first recipient's OriginalRecipient and MailboxHash, every
+        # recipient in ToFull with its own.
+        [(payload,)] = query(database_url, "SELECT payload FROM webhook_deliveries")
+        message_id = reply.decode().rsplit(" ", 1)[1]
+        assert (payload["MessageID"], payload["OriginalRecipient"], payload["MailboxHash"]) == (message_id, recipients[0], "0")
+        assert [(a["Email"], a["MailboxHash"]) for a in payload["ToFull"]] == [(r, str(n)) for n, r in enumerate(recipients)]
+        assert payload["BccFull"] == []
+        [attachment] = payload["Attachments"]
+        assert attachment["ContentLength"] == 750_000
+        search = {"count": "50", "offset": "0", "recipient": recipients[37]}
+        found = httpx.get(f"{clean_live_api}/messages/inbound", params=search, headers=headers).json()
+        assert [m["MessageID"] for m in found["InboundMessages"]] == [message_id]
+
+
+class TestClientLimits:
+    """Each test connects from its own loopback address: the limits count per client IP."""
+
+    def test_connections_over_the_limit_get_421_4_7_0_and_other_ips_are_served(self, limited_gateway: Gateway) -> None:
+        for _ in range(3):
+            with mx_from(limited_gateway, "127.0.0.10") as client:
+                assert client.noop()[0] == 250
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            mx_from(limited_gateway, "127.0.0.10")
+        assert refused.value.smtp_code == 421
+        error = refused.value.smtp_error
+        assert isinstance(error, bytes)
+        assert error.startswith(b"4.7.0 Too many connections from your address, try again in ")
+        with mx_from(limited_gateway, "127.0.0.11") as client:
+            assert client.noop()[0] == 250
+
+    def test_messages_over_the_limit_get_451_4_7_1_at_mail(self, limited_gateway: Gateway, clean_live_api: str) -> None:
+        headers, address = inbound_server(clean_live_api)
+        with mx_from(limited_gateway, "127.0.0.12") as client:
+            for subject in ("One", "Two"):
+                assert client.sendmail("ann@example.com", [address], mail(to=address, subject=subject)) == {}
+            code, reply = client.mail("ann@example.com")
+        assert (code, reply[:5]) == (451, b"4.7.1")
+        with mx_from(limited_gateway, "127.0.0.13") as client:
+            assert client.sendmail("ann@example.com", [address], mail(to=address, subject="Three")) == {}
+        assert sorted(m["Subject"] for m in inbound(clean_live_api, headers)) == ["One", "Three", "Two"]
+
+    def test_bytes_over_the_limit_get_451_4_7_1_after_data_and_nothing_is_stored(
+        self, limited_gateway: Gateway, clean_live_api: str
+    ) -> None:
+        headers, address = inbound_server(clean_live_api)
+        with mx_from(limited_gateway, "127.0.0.14") as client:
+            assert client.sendmail("ann@example.com", [address], padded(to=address, subject="First", size=150_000)) == {}
+            client.mail("ann@example.com")
+            client.rcpt(address)
+            code, reply = client.data(padded(to=address, subject="Second", size=160_000))
+            assert (code, reply[:5]) == (451, b"4.7.1")
+            client.rset()
+            assert client.mail("ann@example.com")[0] == 451
+        assert [m["Subject"] for m in inbound(clean_live_api, headers)] == ["First"]

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_service.inbound.parsing import for_recipient, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
+from api_service.inbound.parsing import for_recipient, for_recipients, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
 from shared.schemas.inbound import InboundAddress, InboundHeader, InboundMessage
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "inbound"
@@ -682,3 +682,30 @@ class TestOneParseForEveryRecipient:
         assert (unnamed.MailboxHash, unnamed.Bcc, unnamed.MessageID) == ("All", "Archive+All@inbound.postgate.example", "b")
         assert (parsed.BccFull, parsed.OriginalRecipient) == ([], "")
         assert named == parse_inbound(raw, original_recipient="support+ticket42@inbound.postgate.example", message_id="a")
+
+    def test_recipients_of_one_transaction_are_one_payload_with_the_first_ones_hash(self) -> None:
+        raw = (FIXTURES / "gmail_reply.eml").read_bytes()
+        parsed = parse_for_recipients(raw)
+        named = parsed.ToFull[0].Email
+        payload = for_recipients(
+            parsed,
+            recipients=[
+                "Archive+All@inbound.postgate.example",
+                named.upper(),
+                "x+2@inbound.postgate.example",
+                "archive+all@inbound.postgate.example",
+            ],
+            message_id="a",
+        )
+        assert (payload.OriginalRecipient, payload.MailboxHash, payload.MessageID) == ("Archive+All@inbound.postgate.example", "All", "a")
+        assert [(b.Email, b.MailboxHash) for b in payload.BccFull] == [
+            ("Archive+All@inbound.postgate.example", "All"),
+            ("x+2@inbound.postgate.example", "2"),
+        ]
+        assert payload.ToFull == parsed.ToFull
+        assert payload == parse_inbound(
+            raw,
+            original_recipient="Archive+All@inbound.postgate.example",
+            other_recipients=["x+2@inbound.postgate.example"],
+            message_id="a",
+        )

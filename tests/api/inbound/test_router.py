@@ -122,6 +122,30 @@ class TestReceive:
         # Neither address is in To: each message names its own recipient in Bcc.
         assert [b["Email"] for b in at_other["BccFull"]] == ["accounts@billing.example.com"]
 
+    async def test_plus_addresses_of_one_server_are_one_message_and_one_post(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        await client.put("/server", json={"InboundHookUrl": "https://hooks.example.com/in"}, headers=server.headers)
+        other = await create_server(client, "Billing")
+        await client.put("/server", json={"InboundDomain": "billing.example.com"}, headers=other.headers)
+        a, b, c = [await inbound_address(client, server, h) for h in ("a", "b", "c")]
+        ids = await received(client, simple(to=f"Bea <{b}>"), a, "accounts@billing.example.com", b.upper(), c, a)
+        assert len(ids) == 2
+        [mine] = (await client.get("/messages/inbound?count=10&offset=0", headers=server.headers)).json()["InboundMessages"]
+        assert (mine["MessageID"], mine["OriginalRecipient"], mine["MailboxHash"]) == (ids[0], a, "a")
+        assert [(r["Email"], r["MailboxHash"]) for r in mine["ToFull"]] == [(b, "b")]
+        # The recipients To does not name are in Bcc, in envelope order, each with its own hash.
+        assert [(r["Email"], r["MailboxHash"]) for r in mine["BccFull"]] == [(a, "a"), (c, "c")]
+        [row] = await outbox(client)
+        assert (row.origin_id, row.payload["MailboxHash"], row.payload["BccFull"]) == (ids[0], "a", mine["BccFull"])
+        for recipient in (a, b, c):
+            query = {"count": "10", "offset": "0", "recipient": recipient}
+            found = (await client.get("/messages/inbound", params=query, headers=server.headers)).json()
+            assert [m["MessageID"] for m in found["InboundMessages"]] == [ids[0]]
+        [at_other] = (await client.get("/messages/inbound?count=10&offset=0", headers=other.headers)).json()["InboundMessages"]
+        assert (at_other["OriginalRecipient"], at_other["BccFull"][0]["Email"]) == (
+            "accounts@billing.example.com",
+            "accounts@billing.example.com",
+        )
+
     async def test_no_inbound_recipient_is_refused(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         response = await deliver(client, simple(), "victim@example.net")
         assert (response.status_code, response.json()["ErrorCode"]) == (422, 300)
@@ -215,6 +239,18 @@ class TestBlocking:
         await client.post("/triggers/inboundrules", json={"Rule": "bulk.example"}, headers=server.headers)
         [message_id] = await received(client, simple(), await inbound_address(client, server), mail_from="bounce-42@mail.bulk.example")
         assert (await details(client, server, message_id))["Status"] == "Blocked"
+
+    async def test_bypass_posts_what_arrival_would_have_for_every_recipient(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        await client.put("/server", json={"InboundHookUrl": "https://hooks.example.com/in"}, headers=server.headers)
+        await client.post("/triggers/inboundrules", json={"Rule": "example.com"}, headers=server.headers)
+        a, b, c = [await inbound_address(client, server, h) for h in ("a", "b", "c")]
+        [blocked] = await received(client, simple(to=b, headers="Bcc: someone@example.org\r\n"), c, b, a)
+        shown = await details(client, server, blocked)
+        await client.put(f"/messages/inbound/{blocked}/bypass", headers=server.headers)
+        [row] = await outbox(client)
+        assert (row.payload["OriginalRecipient"], row.payload["MailboxHash"]) == (c, "c")
+        assert [r["Email"] for r in row.payload["BccFull"]] == ["someone@example.org", c, a]
+        assert {k: row.payload[k] for k in ("ToFull", "BccFull", "Bcc")} == {k: shown[k] for k in ("ToFull", "BccFull", "Bcc")}
 
     async def test_bypass_without_a_hook_marks_it_processed(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         await client.post("/triggers/inboundrules", json={"Rule": "example.com"}, headers=server.headers)
