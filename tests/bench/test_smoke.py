@@ -17,11 +17,11 @@ pytestmark = pytest.mark.slow
 
 # Past pytest's default 120 s: on a busy 2-core machine the quick run alone takes two to three minutes,
 # and the subprocess has its own 300 s limit.
-@pytest.mark.timeout(330)
+@pytest.mark.timeout(660)
 def test_quick_bench_writes_results_and_plot(database_url: str, tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     env = {**os.environ, "DATABASE_URL": with_database(database_url, "postgres")}
-    subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, env=env, check=True, timeout=300)  # noqa: S603
+    subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, env=env, check=True, timeout=600)  # noqa: S603
     text = out.read_text()
     # RESULTS.md opens with issue 17's targets, each met or not with what was measured.
     assert text.index("| REST `POST /email`: ≥ 2,500 msg/s at 64 clients") < text.index("## Scenarios")
