@@ -10,6 +10,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api_service.core.netguard import UrlGuard, dns_resolver, parse_networks
 
+INTERNAL_TOKEN_MIN_CHARS = 20
+
+
+def check_internal_token(value: str) -> str:
+    """Empty (the account token stands in) or a secret long enough not to be guessed."""
+    value = value.strip()
+    if value and len(value) < INTERNAL_TOKEN_MIN_CHARS:
+        raise ValueError(f"INTERNAL_TOKEN must be empty or at least {INTERNAL_TOKEN_MIN_CHARS} characters, e.g. $(openssl rand -hex 20)")
+    return value
+
 
 class Settings(BaseSettings):
     """api_service and delivery worker settings."""
@@ -18,6 +28,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgate")
     account_token: str = Field(default="", description="Account API token; empty refuses every account request")
+    internal_token: str = Field(
+        default="",
+        description="Shared with the SMTP gateway: the bearer token /internal/smtp/* requires; ACCOUNT_TOKEN stands in when empty",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes; one per core for throughput")
@@ -143,6 +157,16 @@ class Settings(BaseSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @field_validator("internal_token")
+    @classmethod
+    def _internal_token(cls, value: str) -> str:
+        return check_internal_token(value)
+
+    @property
+    def internal_credential(self) -> str:
+        """What the gateway must present on /internal/smtp/*: INTERNAL_TOKEN, else ACCOUNT_TOKEN ("" refuses all)."""
+        return self.internal_token.strip() or self.account_token.strip()
 
     @field_validator("inbound_hook_retry_schedule")
     @classmethod
