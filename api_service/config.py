@@ -100,9 +100,15 @@ class Settings(BaseSettings):
     smtp_tls_cert: str = Field(default="", description="Set when the gateway offers STARTTLS")
     smtp_tls_port: int = Field(default=0, description="The gateway's implicit-TLS port (0: none)")
     console_session_hours: float = Field(default=12, description="A console sign-in lasts this long")
-    console_failures_per_user: int = Field(default=10, description="Failed console sign-ins per user name in the window before refusing")
+    console_failures_before_delay: int = Field(
+        default=5,
+        ge=1,
+        description="Failed console sign-ins of one user name from one client IP before each next try waits (1 s, doubling)",
+    )
     console_failures_per_ip: int = Field(default=50, description="Failed console sign-ins per client IP in the window before refusing")
-    console_failure_window_seconds: float = 900
+    console_failure_window_seconds: float = Field(
+        default=900, gt=0, description="Failures older than this are forgotten; the longest a user name and IP pair waits"
+    )
     # Sender signatures, domains and Postgate's own mail (see README, "How Postgate differs").
     sender_auto_confirm: bool = Field(
         default=False,
