@@ -140,16 +140,18 @@ class TestRefusalsAreLimited:
         async with other("203.0.113.9") as stranger:
             answers = [
                 await stranger.post(SMTP_AUTH_BATCH_PATH, json={"Tokens": [server.token]}, headers={"Authorization": f"Bearer guess-{i}"})
-                for i in range(12)
+                for i in range(15)
             ]
             # The gateway's own calls from that address are not held back by a stranger's refusals.
             gateway = await stranger.post(SMTP_AUTH_BATCH_PATH, json={"Tokens": [server.token]}, headers=INTERNAL)
         statuses = [a.status_code for a in answers]
         assert statuses[:10] == [401] * 10
-        assert statuses[10:] == [429, 429]
-        assert answers[10].json()["ErrorCode"] == 429
-        assert int(answers[10].headers["Retry-After"]) >= 1
-        assert "ServerID" not in answers[10].text
+        assert set(statuses[10:]) <= {401, 429}
+        assert statuses[10:].count(429) >= 4  # one a second after the first ten
+        limited = answers[statuses.index(429)]
+        assert limited.json()["ErrorCode"] == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert "ServerID" not in limited.text
         assert gateway.status_code == 200
         async with other("203.0.113.10") as elsewhere:  # per address: another one is not refused for it
             assert_refused(await elsewhere.post(SMTP_AUTH_BATCH_PATH, json={"Tokens": [server.token]}))
