@@ -60,8 +60,10 @@ async def failures_from(*, session: AsyncSession, client_ip: str, since: datetim
 
 # The failures in a row with this one (1 for a new pair, or for one whose last failure is older
 # than `since`) and the seconds the pair then waits: none before `free` failures, then 1, 2, 4 …
-# up to `longest` (the exponent bounded, so that power() cannot overflow). A pair still waiting
-# is not updated, so the statement returns no row.
+# up to `longest` (the exponent bounded, so that power() cannot overflow). A pair that need not
+# wait gets the epoch, not "now": concurrent requests' clocks differ by a little, and one that
+# started a moment earlier must not see the pair waiting. A pair still waiting is not updated,
+# so the statement returns no row.
 _ATTEMPT = text(
     """
     WITH p AS (
@@ -70,16 +72,16 @@ _ATTEMPT = text(
     )
     INSERT INTO console_sign_in_failures AS f (username, client_ip, failures, last_failed_at, locked_until)
     SELECT :username, :client_ip, 1, p.now,
-           p.now + make_interval(secs => CASE WHEN 1 >= p.free THEN least(power(2, least(1 - p.free, 30)), p.longest) ELSE 0 END)
+           CASE WHEN 1 >= p.free THEN p.now + make_interval(secs => least(power(2, least(1 - p.free, 30)), p.longest))
+                ELSE to_timestamp(0) END
     FROM p
     ON CONFLICT (username, client_ip) DO UPDATE SET
         failures = CASE WHEN f.last_failed_at < (SELECT since FROM p) THEN 1 ELSE f.failures + 1 END,
         last_failed_at = EXCLUDED.last_failed_at,
-        locked_until = EXCLUDED.last_failed_at + make_interval(
-            secs => (
-                SELECT CASE WHEN n >= p.free THEN least(power(2, least(n - p.free, 30)), p.longest) ELSE 0 END
-                FROM p, LATERAL (SELECT CASE WHEN f.last_failed_at < p.since THEN 1 ELSE f.failures + 1 END AS n) AS counted
-            )
+        locked_until = (
+            SELECT CASE WHEN n >= p.free THEN p.now + make_interval(secs => least(power(2, least(n - p.free, 30)), p.longest))
+                        ELSE to_timestamp(0) END
+            FROM p, LATERAL (SELECT CASE WHEN f.last_failed_at < p.since THEN 1 ELSE f.failures + 1 END AS n) AS counted
         )
     WHERE f.locked_until <= EXCLUDED.last_failed_at
     RETURNING f.failures
