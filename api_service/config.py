@@ -11,6 +11,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api_service.core.netguard import UrlGuard, dns_resolver, parse_networks
 
+INTERNAL_TOKEN_MIN_CHARS = 20
+
+
+def check_internal_token(value: str) -> str:
+    """Empty (the account token stands in) or a secret long enough not to be guessed."""
+    value = value.strip()
+    if value and len(value) < INTERNAL_TOKEN_MIN_CHARS:
+        raise ValueError(f"INTERNAL_TOKEN must be empty or at least {INTERNAL_TOKEN_MIN_CHARS} characters, e.g. $(openssl rand -hex 20)")
+    return value
+
 
 class Settings(BaseSettings):
     """api_service and delivery worker settings."""
@@ -19,6 +29,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgate")
     account_token: str = Field(default="", description="Account API token; empty refuses every account request")
+    internal_token: str = Field(
+        default="",
+        description="Shared with the SMTP gateway: the bearer token /internal/smtp/* requires; ACCOUNT_TOKEN stands in when empty",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes; one per core for throughput")
@@ -101,9 +115,15 @@ class Settings(BaseSettings):
     smtp_tls_cert: str = Field(default="", description="Set when the gateway offers STARTTLS")
     smtp_tls_port: int = Field(default=0, description="The gateway's implicit-TLS port (0: none)")
     console_session_hours: float = Field(default=12, description="A console sign-in lasts this long")
-    console_failures_per_user: int = Field(default=10, description="Failed console sign-ins per user name in the window before refusing")
+    console_failures_before_delay: int = Field(
+        default=5,
+        ge=1,
+        description="Failed console sign-ins of one user name from one client IP before each next try waits (1 s, doubling)",
+    )
     console_failures_per_ip: int = Field(default=50, description="Failed console sign-ins per client IP in the window before refusing")
-    console_failure_window_seconds: float = 900
+    console_failure_window_seconds: float = Field(
+        default=900, gt=0, description="Failures older than this are forgotten; the longest a user name and IP pair waits"
+    )
     # Sender signatures, domains and Postgate's own mail (see README, "How Postgate differs").
     sender_auto_confirm: bool = Field(
         default=False,
@@ -158,6 +178,16 @@ class Settings(BaseSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @field_validator("internal_token")
+    @classmethod
+    def _internal_token(cls, value: str) -> str:
+        return check_internal_token(value)
+
+    @property
+    def internal_credential(self) -> str:
+        """What the gateway must present on /internal/smtp/*: INTERNAL_TOKEN, else ACCOUNT_TOKEN ("" refuses all)."""
+        return self.internal_token.strip() or self.account_token.strip()
 
     @field_validator("inbound_hook_retry_schedule")
     @classmethod

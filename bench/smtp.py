@@ -128,7 +128,11 @@ def run(*, database_url: str, quick: bool) -> list[Row]:
             headers={"X-Postmark-Account-Token": account},
         )
         gateway = start(
-            "smtp", ["-m", "smtp_service"], {"SMTP_PORT": str(smtp_port), "API_URL": f"http://127.0.0.1:{api_port}"}, port=smtp_port
+            "smtp",
+            ["-m", "smtp_service"],
+            # The gateway's credential on /internal/smtp/*: the API has no INTERNAL_TOKEN, so the account token.
+            {"SMTP_PORT": str(smtp_port), "API_URL": f"http://127.0.0.1:{api_port}", "ACCOUNT_TOKEN": account},
+            port=smtp_port,
         )
         try:
             for concurrency, reuse in cases:

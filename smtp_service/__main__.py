@@ -28,6 +28,15 @@ async def _run(settings: SmtpSettings) -> None:
 def main() -> None:
     settings = SmtpSettings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    if not settings.internal_credential:
+        # /internal/smtp/* answers only a gateway with the API's credential: every AUTH would fail.
+        print(
+            "postgate smtp: refusing to start: set the same INTERNAL_TOKEN (or ACCOUNT_TOKEN) as the API's "
+            f"(for example INTERNAL_TOKEN={secrets.token_hex(20)} for both)",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(2)
     problem = account_token_problem(settings.account_token)
     if settings.smtp_inbound_port and problem is not None:
         # The MX listener hands mail and reports to the API with the account token.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -20,13 +21,12 @@ from shared.schemas.inbound_smtp import (
 )
 from shared.schemas.smtp import (
     SMTP_AUTH_BATCH_PATH,
-    SMTP_AUTH_PATH,
     SMTP_BATCH_CONTENT_TYPE,
     SMTP_BATCH_PATH,
     SMTP_SUBMIT_PATH,
+    SMTP_TOKEN_MAX_CHARS,
     SmtpAuthBatch,
     SmtpAuthBatchResult,
-    SmtpAuthResponse,
     SmtpBatchMessage,
     SmtpBatchResult,
     SmtpSubmission,
@@ -34,7 +34,11 @@ from shared.schemas.smtp import (
     encode_smtp_batch,
 )
 
+from smtp_service.logs import Throttle
 from smtp_service.ratelimit import RateLimitedTokens, parse_retry_after
+
+log = logging.getLogger("postgate.smtp")
+throttle = Throttle(60.0)
 
 
 class AuthOutcome(Enum):
@@ -74,13 +78,20 @@ class SubmitOutcome:
     retry_after: float = 0.0  # with status 429: seconds until the API takes this token's messages again
 
 
+def refused_gateway(response: httpx.Response) -> bool:
+    """The API refused this gateway (its internal token), not the token of the sender it speaks for."""
+    return response.status_code == 401 and response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+
+
 class ApiClient:
-    def __init__(self, *, base_url: str, timeout: float, recipient_cache_seconds: float = 30.0) -> None:
+    def __init__(self, *, base_url: str, timeout: float, internal_token: str, recipient_cache_seconds: float = 30.0) -> None:
+        # The internal token goes with every call: /internal/smtp/* answers nobody else.
+        headers = {"Accept": "application/json"} | ({"Authorization": f"Bearer {internal_token}"} if internal_token else {})
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            headers={"Accept": "application/json"},
+            headers=headers,
         )
         self._recipient_cache_seconds = recipient_cache_seconds
         # "a:<address>" and, for a domain that is no inbound domain, "d:<domain>".
@@ -91,45 +102,54 @@ class ApiClient:
         await self._client.aclose()
 
     async def authenticate(self, token: str) -> AuthOutcome:
-        """Is this server token valid, and is SMTP on for its server?
-
-        Asked of the API at every AUTH, never cached: turning SMTP on or off, deleting a server or
-        replacing its token takes effect for the next AUTH. AUTH comes once per connection, so
-        this costs one small request per connection, not per message.
-        """
-        try:
-            response = await self._client.post(SMTP_AUTH_PATH, headers={SERVER_TOKEN_HEADER: token})
-        except httpx.HTTPError:
-            return AuthOutcome.UNAVAILABLE
-        if response.status_code == 401:
-            outcome = AuthOutcome.INVALID
-        elif response.status_code == 200:
-            body = SmtpAuthResponse.model_validate(response.json())
-            outcome = AuthOutcome.OK if body.SmtpApiActivated else AuthOutcome.DISABLED
-        else:
-            return AuthOutcome.UNAVAILABLE
+        """Is this server token valid, and is SMTP on for its server? The batch check with one
+        token, so that one AUTH and concurrent ones get the same answer for the same token."""
+        [outcome] = await self.authenticate_many([token])
         return outcome
 
     async def authenticate_many(self, tokens: list[str]) -> list[AuthOutcome]:
-        """`authenticate` for the AUTH commands of concurrent connections, in one call (still
-        asked at every AUTH, never cached)."""
+        """Check the server tokens of the AUTH commands of concurrent connections in one call.
+
+        Asked of the API at every AUTH, never cached: turning SMTP on or off, deleting a server or
+        replacing its token takes effect for the next AUTH. Anything but a verdict per token (the
+        API down, or refusing this gateway's internal token) is a temporary failure, never "invalid"."""
+        # What cannot be a token is refused here: it would fail the whole call, and so its neighbours.
+        asked = [token for token in tokens if 0 < len(token) <= SMTP_TOKEN_MAX_CHARS]
+        verdicts = await self._verdicts(asked) if asked else []
+        if len(verdicts) != len(asked):
+            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+        found = dict(zip(asked, verdicts, strict=True))
+        return [found.get(token, AuthOutcome.INVALID) for token in tokens]
+
+    async def _verdicts(self, tokens: list[str]) -> list[AuthOutcome]:
+        """One verdict per token, or none at all when the API gave no answer."""
         try:
             response = await self._client.post(
                 SMTP_AUTH_BATCH_PATH, content=SmtpAuthBatch(Tokens=tokens).model_dump_json(), headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError:
-            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+            return []
         if response.status_code != 200:
-            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+            self._refused(response)
+            return []
         try:
             verdicts = SmtpAuthBatchResult.model_validate_json(response.content).Verdicts
         except ValueError:
-            return [AuthOutcome.UNAVAILABLE] * len(tokens)
-        if len(verdicts) != len(tokens):
-            return [AuthOutcome.UNAVAILABLE] * len(tokens)
+            return []
         return [
             AuthOutcome.INVALID if v.ServerID is None else AuthOutcome.OK if v.SmtpApiActivated else AuthOutcome.DISABLED for v in verdicts
         ]
+
+    @staticmethod
+    def _refused(response: httpx.Response) -> None:
+        if refused_gateway(response):  # a misconfiguration must be loud: no mail moves
+            throttle.log(
+                log,
+                logging.ERROR,
+                "internal-token",
+                "the API refused this gateway on %s: give the API and the gateway the same INTERNAL_TOKEN (or ACCOUNT_TOKEN)",
+                response.request.url.path,
+            )
 
     async def report_bounce(self, *, account_token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
         """Hand a report mailed to the return path to the API; its HTTP status, 0 if unreachable."""
@@ -156,6 +176,9 @@ class ApiClient:
             return SubmitOutcome(status=0, message=type(exc).__name__)
         if response.status_code == 200:
             return SubmitOutcome(status=200, result=SmtpSubmissionResult.model_validate(response.json()))
+        if refused_gateway(response):  # the gateway's credential, not the sender's: retry later
+            self._refused(response)
+            return SubmitOutcome(status=0, message=f"the API answered {response.status_code}")
         if response.status_code == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             self.rate_limited.note(token, retry_after)
@@ -178,6 +201,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             return [SubmitOutcome(status=0, message=type(exc).__name__)] * len(messages)
         if response.status_code != 200:
+            self._refused(response)
             # Nothing was committed, and it says nothing about any one message: all of them retry.
             return [SubmitOutcome(status=0, message=f"batch answered {response.status_code}")] * len(messages)
         try:

@@ -16,6 +16,9 @@ def parse_networks(value: str) -> list[IPv4Network | IPv6Network]:
     return [ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip()]
 
 
+INTERNAL_TOKEN_MIN_CHARS = 20  # the API's rule (api_service.config)
+
+
 class SmtpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
@@ -67,6 +70,9 @@ class SmtpSettings(BaseSettings):
         default=50_000_000, ge=0, description="Message bytes to the MX listener per client IP a minute, then 451 4.7.1 (0: no limit)"
     )
     account_token: str = Field(default="", description="Lets the MX listener hand mail and reports to the API")
+    internal_token: str = Field(
+        default="", description="The API's INTERNAL_TOKEN, sent as a bearer token on /internal/smtp/*; ACCOUNT_TOKEN stands in when empty"
+    )
     smtp_metrics_port: int = Field(default=0, ge=0, description="Port of the gateway's /metrics (0: off)")
     metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics listener")
     metrics_token: str = Field(default="", description="When set, /metrics requires Authorization: Bearer <token>")
@@ -78,6 +84,19 @@ class SmtpSettings(BaseSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @field_validator("internal_token")
+    @classmethod
+    def _internal_token(cls, value: str) -> str:
+        value = value.strip()
+        if value and len(value) < INTERNAL_TOKEN_MIN_CHARS:
+            raise ValueError(f"INTERNAL_TOKEN must be empty or at least {INTERNAL_TOKEN_MIN_CHARS} characters, as the API requires")
+        return value
+
+    @property
+    def internal_credential(self) -> str:
+        """The bearer token for /internal/smtp/*: INTERNAL_TOKEN, else ACCOUNT_TOKEN (as the API decides)."""
+        return self.internal_token or self.account_token.strip()
 
     @property
     def trusted_filters(self) -> list[IPv4Network | IPv6Network]:

@@ -96,7 +96,10 @@ async def serve(
 ) -> None:
     """Listen until `stop` is set."""
     api = ApiClient(
-        base_url=settings.api_url, timeout=settings.api_timeout_seconds, recipient_cache_seconds=settings.smtp_inbound_cache_seconds
+        base_url=settings.api_url,
+        timeout=settings.api_timeout_seconds,
+        internal_token=settings.internal_credential,
+        recipient_cache_seconds=settings.smtp_inbound_cache_seconds,
     )
     batcher: Batcher[SmtpBatchMessage, SubmitOutcome] = Batcher(
         send=api.submit_batch,

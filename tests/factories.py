@@ -10,6 +10,8 @@ import httpx
 from tests.conftest import ACCOUNT_TOKEN
 
 ACCOUNT = {"X-Postmark-Account-Token": ACCOUNT_TOKEN}
+# What the SMTP gateway shows on /internal/smtp/*: the tests' API has no INTERNAL_TOKEN, so the account token.
+INTERNAL = {"Authorization": f"Bearer {ACCOUNT_TOKEN}"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -134,10 +135,36 @@ async def _check_credentials(*, session: AsyncSession, settings: Settings, usern
     return ok and user is not None
 
 
-def _retry_after(oldest: datetime | None, *, window: timedelta, now: datetime) -> int:
-    if oldest is None:
-        return int(window.total_seconds())
-    return max(1, int((oldest + window - now).total_seconds()) + 1)
+def _seconds_until(moment: datetime | None, *, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds())) if moment is not None else 1
+
+
+async def _throttled(*, session: AsyncSession, settings: Settings, name: str, client_ip: str, now: datetime) -> SignInResult | None:
+    """Count this attempt against its (user name, address) pair, or say how long to wait.
+
+    The attempt counts as a failure before the password is checked (one statement, atomic), so
+    parallel tries cannot slip past the count; a success then clears the pair. A pair waits 1 s
+    after CONSOLE_FAILURES_BEFORE_DELAY failures in a row, twice as long after each next one, at
+    most CONSOLE_FAILURE_WINDOW_SECONDS; another address, the owner's, is not held back by it.
+    """
+    window = timedelta(seconds=settings.console_failure_window_seconds)
+    await repository.delete_expired(session=session, now=now, failures_before=now - window)
+    by_ip, oldest = await repository.failures_from(session=session, client_ip=client_ip, since=now - window)
+    if by_ip >= settings.console_failures_per_ip:
+        return SignInResult(retry_after=_seconds_until(oldest + window if oldest else None, now=now))
+    counted = await repository.count_attempt(
+        session=session,
+        username=name,
+        client_ip=client_ip,
+        now=now,
+        since=now - window,
+        free=settings.console_failures_before_delay,
+        longest=window.total_seconds(),
+    )
+    if counted is None:
+        until = await repository.locked_until(session=session, username=name, client_ip=client_ip)
+        return SignInResult(retry_after=_seconds_until(until, now=now))
+    return None
 
 
 async def sign_in(
@@ -145,22 +172,16 @@ async def sign_in(
 ) -> SignInResult:
     """Check the credentials under the throttle; on success store a new session and return its token."""
     now = now or datetime.now(UTC)
-    window = timedelta(seconds=settings.console_failure_window_seconds)
     name = username.strip().lower()[:64]
-    await repository.delete_expired(session=session, now=now, failures_before=now - window)
-    by_ip, oldest_ip = await repository.failures_since(session=session, since=now - window, client_ip=client_ip)
-    by_user, oldest_user = await repository.failures_since(session=session, since=now - window, username=name)
-    if by_ip >= settings.console_failures_per_ip:
-        return SignInResult(retry_after=_retry_after(oldest_ip, window=window, now=now))
-    if by_user >= settings.console_failures_per_user:
-        return SignInResult(retry_after=_retry_after(oldest_user, window=window, now=now))
+    throttled = await _throttled(session=session, settings=settings, name=name, client_ip=client_ip, now=now)
+    if throttled is not None:
+        return throttled
     if not name or not await _check_credentials(session=session, settings=settings, username=name, password=password):
-        await repository.add_failure(session=session, client_ip=client_ip, username=name, at=now)
-        return SignInResult()
+        return SignInResult()  # the failure is already counted
     fingerprint = await _credential_fingerprint(session=session, settings=settings, username=name)
     if fingerprint is None:  # the user vanished between the two reads
         return SignInResult()
-    await repository.clear_failures(session=session, username=name)
+    await repository.clear_failures(session=session, username=name, client_ip=client_ip)
     token = secrets.token_urlsafe(32)
     await repository.add_session(
         session=session,

@@ -60,6 +60,10 @@ def main() -> None:
     migrate(url)
     env["DATABASE_URL"] = url
     env["ACCOUNT_TOKEN"] = account_token(env)
+    # The gateway's credential on /internal/smtp/*: the API and the gateway started here share it,
+    # so a new one each run unless the operator gave one (INTERNAL_TOKEN).
+    if not env.get("INTERNAL_TOKEN", "").strip():
+        env["INTERNAL_TOKEN"] = secrets.token_hex(20)
     # A fresh local install has no mail path for a confirmation link to arrive by: signatures and
     # domains are trusted at creation unless the operator says otherwise.
     env.setdefault("SENDER_AUTO_CONFIRM", "true")

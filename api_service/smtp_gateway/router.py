@@ -1,5 +1,7 @@
-"""The SMTP entry point to intake: internal endpoints the gateway (smtp_service) calls over HTTP,
-authenticated with the submitting server's token."""
+"""The SMTP entry point to intake: internal endpoints the gateway (smtp_service) calls over HTTP.
+
+Every one answers only the gateway (its internal token, `guard.InternalRoute`); the messages and
+AUTH checks it hands over carry the token of the server they are for."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ from fastapi import APIRouter, Body, Request
 from api_service.core import metrics
 from api_service.core.offload import cpu_bound
 from api_service.core.ratelimit import RateLimits, bucket_key
-from api_service.deps import AppSettings, Session, TransactionalRoute
+from api_service.deps import AppSettings, Session
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.servers.deps import CurrentServer
 from api_service.servers.service import get_servers_by_tokens, require_smtp_enabled
 from api_service.smtp_gateway import service
+from api_service.smtp_gateway.guard import InternalRoute
 from shared.constants import ErrorCode
 from shared.schemas.smtp import (
     SMTP_AUTH_BATCH_PATH,
@@ -34,7 +37,7 @@ from shared.schemas.smtp import (
     decode_smtp_batch,
 )
 
-router = APIRouter(route_class=TransactionalRoute, tags=["SMTP gateway (internal)"], include_in_schema=False)
+router = APIRouter(route_class=InternalRoute, tags=["SMTP gateway (internal)"], include_in_schema=False)
 
 
 class RateLimited(PostmarkError):
@@ -58,7 +61,7 @@ def read_submission(submission: SmtpSubmission) -> service.Read:
 
 @router.post(SMTP_AUTH_PATH, response_model=SmtpAuthResponse)
 async def smtp_auth(server: CurrentServer) -> SmtpAuthResponse:
-    """Check a server token for SMTP AUTH."""
+    """Check a server token for SMTP AUTH (the gateway asks the batch endpoint; this is the same check)."""
     return SmtpAuthResponse(ServerID=server.id, SmtpApiActivated=server.smtp_api_activated)
 
 

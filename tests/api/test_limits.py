@@ -13,7 +13,7 @@ import pytest
 from api_service.email.from_mime import from_mime
 from shared.constants import MAX_CUSTOM_HEADERS, MAX_ENVELOPE_RECIPIENTS, MAX_HEADER_VALUE_CHARS
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
-from tests.factories import ACCOUNT, ServerHandle, create_server, message, sending_server
+from tests.factories import ACCOUNT, INTERNAL, ServerHandle, create_server, message, sending_server
 
 TEST_TOKEN = {"X-Postmark-Server-Token": "POSTMARK_API_TEST"}
 
@@ -99,7 +99,7 @@ class TestSmtpSubmission:
     async def submit(self, client: httpx.AsyncClient, server: ServerHandle, rcpt_tos: list[str]) -> httpx.Response:
         raw = b"From: sender@example.com\r\nTo: a@example.net\r\nSubject: x\r\n\r\nbody\r\n"
         body = {"MailFrom": "sender@example.com", "RcptTo": rcpt_tos, "RawMessage": base64.b64encode(raw).decode()}
-        return await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers)
+        return await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers | INTERNAL)
 
     async def test_rcpt_to_list_is_capped(self, client: httpx.AsyncClient) -> None:
         server = await create_server(client, SmtpApiActivated=True)

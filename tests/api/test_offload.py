@@ -23,7 +23,7 @@ from shared.schemas.smtp import (
     encode_smtp_batch,
 )
 from tests.api.conftest import Worker
-from tests.factories import create_domain, create_server, message
+from tests.factories import INTERNAL, create_domain, create_server, message
 
 pytestmark = pytest.mark.asyncio
 BIG = "Lorem ipsum dolor sit amet.\n" * 4000  # about 110 KB
@@ -71,7 +71,7 @@ async def test_big_smtp_submission_is_read_in_a_thread(client: httpx.AsyncClient
     threads = spy(monkeypatch, smtp_gateway, "from_mime")
     raw = ("From: app@example.org\r\nTo: a@example.net\r\nSubject: big\r\n\r\n" + BIG.replace("\n", "\r\n")).encode()
     body = {"MailFrom": "app@example.org", "RcptTo": ["a@example.net"], "RawMessage": base64.b64encode(raw).decode()}
-    response = await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers)
+    response = await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers | INTERNAL)
     assert response.status_code == 200, response.text
     assert threads
     assert threading.get_ident() not in threads
@@ -84,7 +84,7 @@ async def test_big_smtp_batch_is_read_in_a_thread(client: httpx.AsyncClient, mon
     raw = ("From: app@example.org\r\nTo: a@example.net\r\nSubject: big\r\n\r\n" + BIG.replace("\n", "\r\n")).encode()
     envelope = SmtpBatchEnvelope(Token=server.token, MailFrom="app@example.org", RcptTo=["a@example.net"], Size=len(raw))
     body = encode_smtp_batch([SmtpBatchMessage(envelope=envelope, raw=raw)])
-    response = await client.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+    response = await client.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE} | INTERNAL)
     assert response.status_code == 200, response.text
     assert response.json()["Outcomes"][0]["Status"] == 200
     assert threads

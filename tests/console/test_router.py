@@ -97,11 +97,11 @@ class TestSignIn:
         assert "Secure" in cookie
 
     async def test_wrong_password_is_refused_then_throttled(self, client: httpx.AsyncClient, settings: Settings) -> None:
-        for _ in range(settings.console_failures_per_user):
+        for _ in range(settings.console_failures_before_delay):
             refused = await sign_in(client, password="wrong")
             assert refused.status_code == 401
             assert "Wrong user name or password." in refused.text
-        throttled = await sign_in(client)  # even the right token, once the user name is throttled
+        throttled = await sign_in(client)  # even the right token, from the address that failed, must wait
         assert throttled.status_code == 429
         assert "Too many failed sign-ins" in throttled.text
         assert int(throttled.headers["Retry-After"]) > 0

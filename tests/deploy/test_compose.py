@@ -108,6 +108,11 @@ class TestCompose:
         for name in ("api", "smtp", "worker"):
             assert compose["services"][name]["environment"]["ACCOUNT_TOKEN"].startswith("${ACCOUNT_TOKEN:?")
 
+    def test_api_and_gateway_share_the_internal_token(self, compose: dict[str, Any]) -> None:
+        # One variable for every API and gateway, none written down; empty: ACCOUNT_TOKEN stands in.
+        for name in ("api", "smtp", "api-pool", "smtp-pool"):
+            assert compose["services"][name]["environment"]["INTERNAL_TOKEN"] == "${INTERNAL_TOKEN:-}"
+
 
 class TestDockerfile:
     """The image is built from the lock in one stage and run from a slim one, without root."""
@@ -253,3 +258,11 @@ class TestWeakAccountToken:
         )
         assert done.returncode == 2
         assert "refusing to start" in done.stderr
+
+    def test_gateway_refuses_to_start_without_a_credential_for_the_api(self) -> None:
+        env = {**os.environ, "ACCOUNT_TOKEN": "", "INTERNAL_TOKEN": "", "SMTP_PORT": "1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "smtp_service"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2
+        assert "INTERNAL_TOKEN=" in done.stderr

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from api_service.models import Bounce, BounceDump
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
-from tests.factories import create_server
+from tests.factories import INTERNAL, create_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,10 +30,10 @@ class TestDumpsAreStoredOnce:
         raw = f"From: nobody@unsigned.example\r\nTo: a@example.net\r\nSubject: big\r\n\r\n{body}".encode()
         recipients = [f"r{i}@example.net" for i in range(50)]
         submission = {"MailFrom": "nobody@unsigned.example", "RcptTo": recipients, "RawMessage": base64.b64encode(raw).decode()}
-        response = await client.post(SMTP_SUBMIT_PATH, json=submission, headers=server.headers)
+        response = await client.post(SMTP_SUBMIT_PATH, json=submission, headers=server.headers | INTERNAL)
         assert response.status_code == 200, response.text
         assert response.json()["Refused"] == 50
-        listed = (await client.get("/bounces?count=100&offset=0&type=SMTPApiError", headers=server.headers)).json()
+        listed = (await client.get("/bounces?count=100&offset=0&type=SMTPApiError", headers=server.headers | INTERNAL)).json()
         assert listed["TotalCount"] == 50
         assert all(b["DumpAvailable"] for b in listed["Bounces"])
         count, size = await stored_bytes(app)
@@ -41,6 +41,6 @@ class TestDumpsAreStoredOnce:
         assert size < 2 * len(raw)
         first, last = listed["Bounces"][0]["ID"], listed["Bounces"][-1]["ID"]
         for bounce_id in (first, last):
-            dump = (await client.get(f"/bounces/{bounce_id}/dump", headers=server.headers)).json()["Body"]
+            dump = (await client.get(f"/bounces/{bounce_id}/dump", headers=server.headers | INTERNAL)).json()["Body"]
             assert dump.startswith("Message-ID: ")
             assert "Subject: big" in dump

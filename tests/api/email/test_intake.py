@@ -24,7 +24,7 @@ from api_service.db import async_database_url
 from api_service.main import create_app
 from api_service.models import Base
 from shared.schemas.smtp import SMTP_BATCH_CONTENT_TYPE, SMTP_BATCH_PATH, SmtpBatchEnvelope, SmtpBatchMessage, encode_smtp_batch
-from tests.factories import ServerHandle, create_sender, create_server, message
+from tests.factories import INTERNAL, ServerHandle, create_sender, create_server, message
 
 # no_cover: these tests need requests to meet at the commit; coverage's tracing slows the handlers
 # enough that they arrive one by one and no group forms (make test measures coverage).
@@ -220,13 +220,13 @@ class TestGroupedSends:
         server = await create_server(live, SmtpApiActivated=True)
         await create_sender(live)
         body = smtp_batch(server, ["fine 1", "poison", "fine 2"])
-        response = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+        response = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE} | INTERNAL)
         assert response.status_code == 200, response.text
         outcomes = response.json()["Outcomes"]
         assert [o["Status"] for o in outcomes] == [200, 503, 200]  # the gateway answers 250, 451, 250
         rows = await stored(engine, server)
         assert sorted(rows) == sorted(o["Result"]["MessageID"] for o in outcomes if o["Status"] == 200)
-        again = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+        again = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE} | INTERNAL)
         replayed = again.json()["Outcomes"]
         # The stored ones are recognised as retries; the failed one left no key behind (it fails again, alone).
         assert [o["Status"] for o in replayed] == [200, 503, 200]

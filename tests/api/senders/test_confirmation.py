@@ -19,7 +19,7 @@ from api_service.models import Bounce, Message, SenderSignature, Server
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
 from tests.api.conftest import MakeApp, OtherApp
 from tests.api.core.dns_server import Zone, dns_server
-from tests.factories import ACCOUNT, create_domain, create_sender, create_server, message
+from tests.factories import ACCOUNT, INTERNAL, create_domain, create_sender, create_server, message
 
 pytestmark = pytest.mark.asyncio
 
@@ -182,7 +182,7 @@ class TestSendRule:
         await create_sender(strict.client, "ops@example.com", "Ops")
         raw = b"From: ops@example.com\r\nTo: you@example.net\r\nSubject: Hi\r\nMessage-ID: <m1@example.com>\r\n\r\nHello\r\n"
         submission = {"MailFrom": "ops@example.com", "RcptTo": ["you@example.net"], "RawMessage": base64.b64encode(raw).decode()}
-        response = await strict.client.post(SMTP_SUBMIT_PATH, json=submission, headers=server.headers)
+        response = await strict.client.post(SMTP_SUBMIT_PATH, json=submission, headers=server.headers | INTERNAL)
         assert response.status_code == 200, response.text
         assert (response.json()["Accepted"], response.json()["Refused"]) == (0, 1)
         async with strict.app.state.sessionmaker() as session:

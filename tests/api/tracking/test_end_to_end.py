@@ -18,7 +18,7 @@ import pytest_asyncio
 from api_service.tracking import tokens
 from tests.api.conftest import Receiver, SinkHandler, Worker
 from tests.api.tracking.conftest import CHROME_MAC, IPHONE_MAIL, read_copy
-from tests.factories import ACCOUNT, ServerHandle, create_domain, create_server, message
+from tests.factories import ACCOUNT, INTERNAL, ServerHandle, create_domain, create_server, message
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -269,7 +269,7 @@ class TestSmtpSubmissions:
         submitted.add_attachment(b"%PDF-1.4 binary \x00\xff", maintype="application", subtype="pdf", filename="a.pdf")
         raw = submitted.as_bytes(policy=policy.SMTP)
         body = {"MailFrom": "app@example.org", "RcptTo": ["reader@example.net"], "RawMessage": base64.b64encode(raw).decode()}
-        stored = await client.post("/internal/smtp/messages", json=body, headers=server.headers)
+        stored = await client.post("/internal/smtp/messages", json=body, headers=server.headers | INTERNAL)
         assert stored.json()["Accepted"] == 1, stored.text
         assert await tracking_worker.deliver() == 1
         [received] = sink[0].received
