@@ -53,6 +53,11 @@ MAX_TEMPLATE_ALIAS_CHARS = 255
 DEFAULT_MESSAGE_STREAM = "outbound"
 DEFAULT_BROADCAST_STREAM = "broadcast"
 MAX_BULK_BYTES = 50 * 1024 * 1024
+# Postmark documents no entry limit for the Bulk API; these bound one request's memory and checking work. The
+# test token needs no account and only previews, so it gets far smaller caps, its bytes checked before parsing.
+MAX_BULK_ENTRIES = 10_000
+MAX_BULK_TEST_ENTRIES = 50
+MAX_BULK_TEST_BYTES = 1024 * 1024
 # Public tracking URLs (open pixel, click redirect, unsubscribe) are served under this path; it is
 # exempt from the API's token auth, path and query lower-casing and JSON-only bodies.
 TRACKING_PATH_PREFIX = "/t/"

@@ -18,6 +18,7 @@ from api_service.email.message import OutgoingMessage
 from api_service.email.service import static_problems
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.mail.mime import AttachmentPart
+from api_service.templates.budget import Budget
 from api_service.templates.mustachio import TemplateSyntaxError, compile_template
 from api_service.templates.rendering import TemplateParts, render_template
 from shared.constants import DEFAULT_BROADCAST_STREAM, ErrorCode
@@ -134,8 +135,11 @@ def merged_headers(shared: list[MessageHeader], own: list[MessageHeader] | None)
     return [h for h in shared if (h.Name or "").strip().lower() not in named] + list(own)
 
 
-def expand(shared: Shared, entry: BulkMessage) -> OutgoingMessage:
-    """One entry's message, ready for `accept`; raises PostmarkError when the entry cannot be sent (its count is failed)."""
+def expand(shared: Shared, entry: BulkMessage, *, budget: Budget | None = None) -> OutgoingMessage:
+    """One entry's message, ready for `accept`; raises PostmarkError when the entry cannot be sent (its count is failed).
+
+    Rendering the request's own content spends `budget` (a fresh `Budget()` by default); OffloadNeeded passes through.
+    """
     model = entry.TemplateModel if entry.TemplateModel is not None else {}
     metadata = shared.metadata | (entry.Metadata or {})
     headers = merged_headers(shared.headers, entry.Headers)
@@ -162,7 +166,7 @@ def expand(shared: Shared, entry: BulkMessage) -> OutgoingMessage:
             EmailRequest.model_construct(**shared.fields, To=entry.To, Cc=entry.Cc, Bcc=entry.Bcc, Metadata=metadata, Headers=headers)
         )
         # Postmark's own content is not CSS-inlined on /email either; only stored templates are (InlineCss).
-        rendered = render_template(shared.content, None, model, inline=False)
+        rendered = render_template(shared.content, None, model, inline=False, budget=budget)
         message.subject, message.html_body, message.text_body = rendered.subject, rendered.html_body, rendered.text_body
     message.attachments = shared.attachments
     message.attachment_names = [a.name for a in shared.attachments]

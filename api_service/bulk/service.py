@@ -17,11 +17,14 @@ import binascii
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bulk import expand, repository
+from api_service.core.offload import cpu_bound
 from api_service.email import intake
 from api_service.email import service as email
 from api_service.email.message import OutgoingMessage
@@ -30,7 +33,8 @@ from api_service.models import BulkRequest
 from api_service.servers import service as servers
 from api_service.streams import service as streams
 from api_service.templates import service as templates
-from shared.constants import BulkStatus, ErrorCode, StreamType, TemplateType
+from api_service.templates.budget import Budget, run_budgeted
+from shared.constants import MAX_BULK_ENTRIES, MAX_BULK_TEST_ENTRIES, BulkStatus, ErrorCode, StreamType, TemplateType
 from shared.schemas.base import format_timestamp
 from shared.schemas.bulk import BulkEmailRequest, BulkMessage, BulkStatusList, BulkStatusResponse
 
@@ -87,17 +91,37 @@ async def _check_entries(shared: expand.Shared, entries: list[BulkMessage]) -> N
         raise MultipleErrors(problems)
 
 
-def read(request: BulkEmailRequest) -> tuple[expand.Shared, list[BulkMessage]]:
-    """The checks that need nothing but the request (also all the `POSTMARK_API_TEST` token's)."""
+def too_many_entries(count: int, *, test: bool) -> PostmarkError | None:
+    """ErrorCode 410 past the entry cap: `MAX_BULK_ENTRIES`, or `MAX_BULK_TEST_ENTRIES` for the test token."""
+    cap = MAX_BULK_TEST_ENTRIES if test else MAX_BULK_ENTRIES
+    if count <= cap:
+        return None
+    if test:
+        message = f"The test token POSTMARK_API_TEST previews bulk requests of at most {cap:,} entries ('Messages' has {count:,})."
+    else:
+        message = f"A bulk request may have at most {cap:,} entries ('Messages' has {count:,}): split the list into several requests."
+    return PostmarkError(ErrorCode.TOO_MANY_BATCH_MESSAGES, message)
+
+
+async def read(request: BulkEmailRequest, *, test: bool = False) -> tuple[expand.Shared, list[BulkMessage]]:
+    """The checks that need nothing but the request (also all the `POSTMARK_API_TEST` token's).
+
+    The entry cap first; the shared content is parsed in a thread when it is large.
+    """
     entries = request.Messages or []
     if not entries:
         raise InvalidEmailRequest("A bulk request needs at least one entry in 'Messages'.")
-    return expand.read_shared(request), entries
+    problem = too_many_entries(len(entries), test=test)
+    if problem is not None:
+        raise problem
+    size = sum(len(getattr(request, name) or "") for name in expand.CONTENT_FIELDS)
+    size += sum(len(a.Content or "") for a in request.Attachments or [])
+    return await cpu_bound(size, expand.read_shared, request), entries
 
 
 async def preview(*, request: BulkEmailRequest) -> BulkStatusResponse:
     """`POSTMARK_API_TEST`: every check that needs no account; nothing is stored or sent."""
-    shared, entries = read(request)
+    shared, entries = await read(request, test=True)
     await _check_entries(shared, entries)
     return BulkStatusResponse(
         Id=str(uuid.uuid4()),
@@ -139,7 +163,7 @@ async def submit(
     *, session: AsyncSession, server_id: int, request: BulkEmailRequest, idempotency: email.Idempotency | None = None
 ) -> BulkStatusResponse | email.Replay:
     """Check and store a bulk request with its entries; nothing is expanded here. A repeated `Idempotency-Key` replays."""
-    shared, entries = read(request)
+    shared, entries = await read(request)
     replay = await email.begin_idempotent(session=session, server_id=server_id, idempotency=idempotency)
     if replay is not None:
         return replay
@@ -224,6 +248,17 @@ async def _shared_for(*, session: AsyncSession, request_id: uuid.UUID) -> expand
     return shared
 
 
+def expand_batch(shared: expand.Shared, entries: list[Any], budget: Budget) -> list[OutgoingMessage | PostmarkError]:
+    """Each entry's message, or why it cannot be sent; one budgeted step (on the loop when small, else in a thread)."""
+    items: list[OutgoingMessage | PostmarkError] = []
+    for raw in entries:
+        try:
+            items.append(expand.expand(shared, BulkMessage.model_validate(raw), budget=budget.for_message()))
+        except PostmarkError as exc:
+            items.append(exc)
+    return items
+
+
 async def expand_next(*, session: AsyncSession, batch_size: int, message_id_domain: str = "") -> int:
     """Expand the next batch of the least recently served unfinished request; returns how many entries it took.
 
@@ -249,12 +284,7 @@ async def expand_next(*, session: AsyncSession, batch_size: int, message_id_doma
         )
         return 1
     shared = await _shared_for(session=session, request_id=claimed.id)
-    items: list[OutgoingMessage | PostmarkError] = []
-    for _, raw in entries:
-        try:
-            items.append(expand.expand(shared, BulkMessage.model_validate(raw)))
-        except PostmarkError as exc:
-            items.append(exc)
+    items = await run_budgeted(partial(expand_batch, shared, [raw for _, raw in entries]))
     # Intake's unit of work in this transaction: the cursor and the row lock commit with the messages.
     sent = await intake.accept_in(
         session=session, send=intake.Send(server=server, items=items, policy=email.Policy.REJECT), message_id_domain=message_id_domain

@@ -14,11 +14,13 @@ Safety. The scanner is one left-to-right pass with `str.find` and one-character-
 backtracks): linear in the size of the source. Sections may nest `MAX_DEPTH` deep (deeper is a syntax error),
 so rendering and model inference recurse a bounded number of times; a template with a syntax error is never
 rendered. `validate` returns at most `MAX_ERRORS` errors; the inferred model is at most `MAX_MODEL_DEPTH`
-objects deep. Rendering is bounded too, because the model comes with the request: nested `{{#each}}` blocks
-multiply (three levels over a 1,000-item list is a billion steps), so one rendering may run at most
-`MAX_LOOP_ITERATIONS` loop iterations and produce at most `MAX_OUTPUT_CHARS` characters, or it raises
-TemplateRenderError, in every mode. `compile_template` keeps recently parsed templates by source, for batches
-that share one: at most `CACHE_ENTRIES` of them and `CACHE_CHARS` characters of source in all, since a parsed
+objects deep; a template has at most `MAX_TAGS` tags (more is a syntax error), which bounds parsing, validation
+and inference whatever the size of the source. Rendering is bounded too, because the model comes with the
+request: nested `{{#each}}` blocks multiply (three levels over a 1,000-item list is a billion steps), and so does
+a loop around 20,000 tags, so one rendering spends a `Budget` (see `budget`): one unit per node rendered, per loop
+element and per step of a dotted path, at most `MAX_RENDER_WORK`, and at most `MAX_OUTPUT_CHARS` characters of
+output, or it raises TemplateRenderError, in every mode. `compile_template` keeps recently parsed templates by
+source, for batches that share one: at most `CACHE_ENTRIES` of them and `CACHE_CHARS` characters of source in all, since a parsed
 tree takes some tens of bytes per character of a tag-dense source (`POST /templates/validate` takes 10 MB).
 
 The language, as Mustachio implements it:
@@ -60,8 +62,10 @@ the column counted in UTF-16 code units, as .NET and browsers count.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
+from api_service.templates.budget import Budget
 from api_service.templates.mustachio_render import (
     ModelShape,
     _infer,
@@ -82,9 +86,10 @@ from api_service.templates.mustachio_syntax import (
     EMPTY_TAG,
     MAX_DEPTH,
     MAX_ERRORS,
-    MAX_LOOP_ITERATIONS,
     MAX_MODEL_DEPTH,
     MAX_OUTPUT_CHARS,
+    MAX_RENDER_WORK,
+    MAX_TAGS,
     TOO_DEEP,
     UNCLOSED_TAG,
     TemplateRenderError,
@@ -107,11 +112,13 @@ __all__ = [
     "EMPTY_TAG",
     "MAX_DEPTH",
     "MAX_ERRORS",
-    "MAX_LOOP_ITERATIONS",
     "MAX_MODEL_DEPTH",
     "MAX_OUTPUT_CHARS",
+    "MAX_RENDER_WORK",
+    "MAX_TAGS",
     "TOO_DEEP",
     "UNCLOSED_TAG",
+    "Budget",
     "ModelShape",
     "Template",
     "TemplateRenderError",
@@ -142,16 +149,16 @@ class Template:
         self._nodes = nodes
         self.content_placeholders = content_placeholders
 
-    def render(self, model: object, *, html: bool, strict: bool = False) -> str:
+    def render(self, model: object, *, html: bool, strict: bool = False, budget: Budget | None = None) -> str:
         """Fill the template from a JSON-shaped model (dict, list, str, int, float, bool, None).
 
         `html=True` for an HtmlBody (`{{ x }}` is HTML-encoded), False for a TextBody or a Subject. A layout
         placeholder renders as nothing here; use `render_in_layout`. `strict=True` raises TemplateRenderError
         where Mustachio throws, `{{#each x}}` over an `x` that is true but not a list (Postmark then bounces the
-        message as TemplateRenderingFailed); by default such a block renders nothing. Past the rendering budget
-        (`MAX_LOOP_ITERATIONS`, `MAX_OUTPUT_CHARS`) it raises TemplateRenderError in either mode.
+        message as TemplateRenderingFailed); by default such a block renders nothing. Past its `budget` (a fresh
+        `Budget()` by default: `MAX_RENDER_WORK`, `MAX_OUTPUT_CHARS`) it raises TemplateRenderError in either mode.
         """
-        out = _Output()
+        out = _Output(budget or Budget())
         _render(self._nodes, _Scope(model, None), out, html, None, strict)
         return "".join(out.pieces)
 
@@ -161,48 +168,63 @@ class Template:
         _infer(self._nodes, root)
         return root
 
-    def _render_with_content(self, model: object, *, html: bool, content: str, strict: bool) -> str:
-        out = _Output()
+    def _render_with_content(self, model: object, *, html: bool, content: str, strict: bool, budget: Budget | None) -> str:
+        out = _Output(budget or Budget())
         _render(self._nodes, _Scope(model, None), out, html, content, strict)
         return "".join(out.pieces)
 
 
-def validate(source: str) -> list[ValidationError]:
-    """Every syntax error of a template (at most MAX_ERRORS), first to last; [] when it is valid. Never raises."""
+def validate(source: str, budget: Budget | None = None) -> list[ValidationError]:
+    """Every syntax error of a template (at most MAX_ERRORS), first to last; [] when it is valid.
+
+    Never raises, except OffloadNeeded from an on-loop `budget` when the source is too large to parse there.
+    """
+    if budget is not None:
+        budget.parse(len(source))
     parsed = _parse(source)
     return _locate(source, parsed.errors)
 
 
 _CACHE: OrderedDict[str, Template] = OrderedDict()
+_CACHE_LOCK = threading.Lock()  # heavy renderings run in threads (see `budget`); the parse itself runs unlocked
 _cache_chars = 0
 
 
-def compile_template(source: str) -> Template:
-    """Parse a template once (cached by source); raises TemplateSyntaxError with the first of its errors."""
+def compile_template(source: str, budget: Budget | None = None) -> Template:
+    """Parse a template once (cached by source); raises TemplateSyntaxError with the first of its errors.
+
+    A parse (not a cache hit) is charged to `budget`, when given.
+    """
     global _cache_chars
-    cached = _CACHE.get(source)
-    if cached is not None:
-        _CACHE.move_to_end(source)
-        return cached
+    with _CACHE_LOCK:
+        cached = _CACHE.get(source)
+        if cached is not None:
+            _CACHE.move_to_end(source)
+            return cached
+    if budget is not None:
+        budget.parse(len(source))
     parsed = _parse(source)
     if parsed.errors:
         raise TemplateSyntaxError(_locate(source, parsed.errors))
     template = Template(parsed.nodes, parsed.placeholders)
     if len(source) <= CACHE_CHARS:
-        _CACHE[source] = template
-        _cache_chars += len(source)
-        while len(_CACHE) > CACHE_ENTRIES or _cache_chars > CACHE_CHARS:
-            evicted, _ = _CACHE.popitem(last=False)
-            _cache_chars -= len(evicted)
+        with _CACHE_LOCK:
+            if source not in _CACHE:
+                _CACHE[source] = template
+                _cache_chars += len(source)
+            while len(_CACHE) > CACHE_ENTRIES or _cache_chars > CACHE_CHARS:
+                evicted, _ = _CACHE.popitem(last=False)
+                _cache_chars -= len(evicted)
     return template
 
 
 def cache_size() -> tuple[int, int]:
     """How many parsed templates are cached, and how many characters of source they hold."""
-    return len(_CACHE), _cache_chars
+    with _CACHE_LOCK:
+        return len(_CACHE), _cache_chars
 
 
-def suggested_model(*sources: str) -> dict[str, object]:
+def suggested_model(*sources: str, budget: Budget | None = None) -> dict[str, object]:
     """Postmark's SuggestedTemplateModel for the given parts (subject, HTML body, text body, layout …).
 
     Each name a template uses gets a placeholder: `{{ name }}` → `"name_Value"`, a section → an object of what
@@ -212,26 +234,30 @@ def suggested_model(*sources: str) -> dict[str, object]:
     root = ModelShape()
     for source in sources:
         try:
-            template = compile_template(source)
+            template = compile_template(source, budget)
         except TemplateSyntaxError:
             continue
         template.variables(into=root)
     return root.fields()
 
 
-def content_placeholder_count(source: str) -> int:
+def content_placeholder_count(source: str, budget: Budget | None = None) -> int:
     """How many `{{{ @content }}}` placeholders a template has, even an invalid one. Never raises.
 
     Postmark requires exactly one in a Layout's HtmlBody and TextBody (ErrorCode 1131). `validate` accepts the
     placeholder in any template; a Standard template that has one is for the caller to refuse.
     """
+    if budget is not None:
+        budget.parse(len(source))
     return _parse(source).placeholders
 
 
-def render_in_layout(layout: Template, *, content: str, model: object, html: bool, strict: bool = False) -> str:
+def render_in_layout(
+    layout: Template, *, content: str, model: object, html: bool, strict: bool = False, budget: Budget | None = None
+) -> str:
     """Render a layout with `content` (an already rendered Standard template) in place of `{{{ @content }}}`.
 
     The content is inserted as it is, not encoded again; the layout itself is rendered against the same model.
-    `strict` as in `Template.render`.
+    `strict` and `budget` as in `Template.render`.
     """
-    return layout._render_with_content(model, html=html, content=content, strict=strict)
+    return layout._render_with_content(model, html=html, content=content, strict=strict, budget=budget)

@@ -7,14 +7,11 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from api_service.templates.budget import Budget
 from api_service.templates.mustachio_syntax import (
     EACH_NOT_A_LIST,
-    MAX_LOOP_ITERATIONS,
     MAX_MODEL_DEPTH,
-    MAX_OUTPUT_CHARS,
     PARENT,
-    TOO_MANY_ITERATIONS,
-    TOO_MUCH_OUTPUT,
     BlockKind,
     Path,
     TemplateRenderError,
@@ -131,42 +128,40 @@ def _resolve(scope: _Scope, path: Path) -> _Scope:
 
 
 class _Output:
-    """The pieces of a rendering, with what it has spent of its budget (loop iterations, characters)."""
+    """The pieces of a rendering, and the budget it spends (see `budget`): work per node, characters per piece."""
 
-    __slots__ = ("chars", "iterations", "pieces")
+    __slots__ = ("budget", "pieces")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget) -> None:
         self.pieces: list[str] = []
-        self.chars = 0
-        self.iterations = 0
+        self.budget = budget
 
     def append(self, text: str) -> None:
-        self.chars += len(text)
-        if self.chars > MAX_OUTPUT_CHARS:
-            raise TemplateRenderError(TOO_MUCH_OUTPUT)
+        self.budget.write(len(text))
         self.pieces.append(text)
-
-    def iterate(self, count: int) -> None:
-        self.iterations += count
-        if self.iterations > MAX_LOOP_ITERATIONS:
-            raise TemplateRenderError(TOO_MANY_ITERATIONS)
 
 
 def _render(nodes: list[_Node], scope: _Scope, out: _Output, html: bool, content: str | None, strict: bool) -> None:
+    spend = out.budget.spend
+    spend(len(nodes))  # every node of the list, each time the list is rendered (once per loop element)
     for node in nodes:
         if isinstance(node, _Text):
             out.append(node.text)
         elif isinstance(node, _Value):
+            if len(node.path) > 1:
+                spend(len(node.path))
             value = _resolve(scope, node.path).value
             if value is not None:
                 text = to_text(value)
                 out.append(escape_html(text) if html and node.escape else text)
         elif isinstance(node, _Block):
+            if len(node.path) > 1:
+                spend(len(node.path))
             found = _resolve(scope, node.path)
             if node.kind is BlockKind.EACH:
                 items = found.value
                 if isinstance(items, list | tuple):
-                    out.iterate(len(items))
+                    spend(len(items))
                     for item in items:
                         _render(node.children, _Scope(item, found), out, html, content, strict)
                 elif strict and is_truthy(items):

@@ -10,8 +10,17 @@ from enum import Enum
 MAX_DEPTH = 100
 MAX_ERRORS = 100
 MAX_MODEL_DEPTH = 32
-MAX_LOOP_ITERATIONS = 1_000_000
-MAX_OUTPUT_CHARS = 20_000_000  # four times the 5 MB a body may have once rendered
+MAX_TAGS = 20_000  # per template: bounds parsing, validation, model inference and the tree's size
+# Per message: its subject and both bodies, a layout counting its content again; 5 MB bodies fit, twice over.
+MAX_OUTPUT_CHARS = 40_000_000
+# Rendering's budget (see `budget`): units of work per message, on the loop per step, and wall time per step.
+MAX_RENDER_WORK = 2_000_000
+LOOP_WORK = 20_000
+LOOP_CHARS = 1_000_000
+RENDER_SECONDS = 5.0
+CLOCK_EVERY = 10_000
+PARSE_CHARS_PER_UNIT = 1
+CSS_CHARS_PER_UNIT = 40
 CACHE_ENTRIES = 256
 CACHE_CHARS = 2_000_000
 
@@ -29,7 +38,9 @@ EMPTY_TAG = "This tag is empty: put a model path between the braces, for example
 UNCLOSED_TAG = "This tag is not closed: '{{' needs a matching '}}', and a tag cannot contain '{' or '}'."
 EACH_NOT_A_LIST = "'{path}' is used like an array by the template, but is a scalar value or object in your model."
 TOO_DEEP = f"Sections are nested more than {MAX_DEPTH} levels deep."
-TOO_MANY_ITERATIONS = f"Rendering stopped: the template's loops ran more than {MAX_LOOP_ITERATIONS:,} times with this model."
+TOO_MANY_TAGS = f"The template has more than {MAX_TAGS:,} tags: split it, or move repeated content into a loop."
+TOO_MUCH_WORK = f"Rendering stopped: with this model the template renders more than {MAX_RENDER_WORK:,} tags, texts and loop elements."
+TOO_SLOW = f"Rendering stopped: it took longer than {RENDER_SECONDS:g} seconds."
 TOO_MUCH_OUTPUT = f"Rendering stopped: the result grew past {MAX_OUTPUT_CHARS:,} characters with this model."
 CONTENT_NEEDS_THREE_BRACES = "The layout placeholder is written with three braces: '{{{ @content }}}'."
 
@@ -48,7 +59,8 @@ class TemplateSyntaxError(Exception):
 
 class TemplateRenderError(Exception):
     """The model does not fit the template: from `render(..., strict=True)` where Mustachio throws (Mustachio's
-    message), and in every mode when a rendering goes past `MAX_LOOP_ITERATIONS` or `MAX_OUTPUT_CHARS`."""
+    message), and in every mode when a rendering goes past its budget (`MAX_RENDER_WORK`, `MAX_OUTPUT_CHARS`, the
+    deadline of a threaded step)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,8 +303,12 @@ def _parse(source: str) -> _Parsed:
     """
     parser = _Parser()
     n = len(source)
-    pos = text_from = 0
+    pos = text_from = tags = 0
     while (start := source.find("{{", pos)) >= 0:
+        tags += 1
+        if tags > MAX_TAGS:
+            parser.error(start, TOO_MANY_TAGS)
+            return parser.finish()
         after = _NOT_OPEN_BRACE.search(source, start + 2)
         run_end = after.start() if after else n
         braces = min(run_end - start, 3)
@@ -315,10 +331,18 @@ def _parse(source: str) -> _Parsed:
 
 
 def _locate(source: str, errors: list[tuple[int, str]]) -> list[ValidationError]:
-    """Sort by position, keep the first MAX_ERRORS, and turn offsets into 1-based line and UTF-16 column."""
+    """Sort by position, keep the first MAX_ERRORS, and turn offsets into 1-based line and UTF-16 column.
+
+    One pass from error to error: the source is read once whatever the number of errors and the length of a line.
+    """
     located: list[ValidationError] = []
+    line, column, counted_to = 1, 1, 0  # `column` is the column of `counted_to`
     for index, message in sorted(errors, key=lambda e: e[0])[:MAX_ERRORS]:
-        line_start = source.rfind("\n", 0, index) + 1
-        column = len(source[line_start:index].encode("utf-16-le", "surrogatepass")) // 2 + 1
-        located.append(ValidationError(message, source.count("\n", 0, index) + 1, column))
+        newlines = source.count("\n", counted_to, index)
+        if newlines:
+            line += newlines
+            counted_to, column = source.rfind("\n", counted_to, index) + 1, 1
+        column += len(source[counted_to:index].encode("utf-16-le", "surrogatepass")) // 2
+        counted_to = index
+        located.append(ValidationError(message, line, column))
     return located

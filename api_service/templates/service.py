@@ -14,17 +14,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Template
 from api_service.templates import mustachio, repository
-from api_service.templates.css import inline_css
+from api_service.templates.budget import Budget, run_budgeted
 from api_service.templates.reference import TemplateReference
-from api_service.templates.rendering import RenderedTemplate, merge_models, render_template
+from api_service.templates.rendering import RenderedTemplate, TemplateParts, render_template
 from api_service.templates.repository import StoredTemplate as StoredTemplate  # the console names it in its pages
+from api_service.templates.validation import ValidateStep, validate_parts
+from api_service.templates.validation import placeholder_problem as placeholder_problem  # tests and callers name it here
 from shared.constants import (
     MAX_BODY_BYTES,
     MAX_SUBJECT_CHARS,
@@ -36,14 +38,12 @@ from shared.constants import (
 )
 from shared.schemas.templates import (
     MAX_ID,
-    TemplateContentValidation,
     TemplateEdit,
     TemplatePushAction,
     TemplatePushRequest,
     TemplatePushResult,
     TemplateValidateRequest,
     TemplateValidation,
-    TemplateValidationError,
     TemplateWrite,
 )
 
@@ -127,17 +127,6 @@ class Draft:
         return {"Subject": self.subject, "HtmlBody": self.html_body, "TextBody": self.text_body}[name]
 
 
-def placeholder_problem(template_type: TemplateType, part: str, count: int) -> str | None:
-    """Postmark's rule 1131: a Layout's bodies hold `{{{ @content }}}` exactly once; nothing else holds it."""
-    if template_type is TemplateType.LAYOUT and part in BODIES:
-        if count != 1:
-            return f"The layout content placeholder {mustachio.CONTENT_PLACEHOLDER} must be present exactly once in the {part} (found {count})."
-        return None
-    if count:
-        return f"The layout content placeholder {mustachio.CONTENT_PLACEHOLDER} may only be used in the HtmlBody and TextBody of a Layout."
-    return None
-
-
 def check_draft(draft: Draft) -> None:
     """Every rule that needs nothing but the template itself; raises the first problem's PostmarkError."""
     fields = {"Name": draft.name, "Alias": draft.alias, "LayoutTemplate": draft.layout_alias} | {p: draft.part(p) for p in PARTS}
@@ -184,6 +173,12 @@ def check_draft(draft: Draft) -> None:
         problem = placeholder_problem(draft.template_type, part, mustachio.content_placeholder_count(source))
         if problem:
             raise PostmarkError(ErrorCode.LAYOUT_PLACEHOLDER, problem)
+
+
+def _check_draft(draft: Draft, budget: Budget) -> None:
+    """`check_draft` as a budgeted step: a large template is parsed (twice: errors, placeholders) in a thread."""
+    budget.parse(2 * sum(len(draft.part(p) or "") for p in PARTS))
+    check_draft(draft)
 
 
 def _slug(name: str) -> str:
@@ -278,7 +273,7 @@ async def create_template(*, session: AsyncSession, server_id: int, data: Templa
         text_body=_given(data.TextBody),
         layout_alias=_given(data.LayoutTemplate),
     )
-    check_draft(draft)
+    await run_budgeted(partial(_check_draft, draft))
     await repository.lock_server(session=session, server_id=server_id)
     if await repository.count_active(session=session, server_id=server_id) >= MAX_TEMPLATES_PER_SERVER:
         raise PostmarkError(
@@ -342,7 +337,7 @@ async def edit_template(*, session: AsyncSession, server_id: int, id_or_alias: s
     )
     if template_type is TemplateType.LAYOUT and draft.alias is None:
         raise _required("A Layout template needs an 'Alias': the Standard templates that use it refer to it by alias.")
-    check_draft(draft)
+    await run_budgeted(partial(_check_draft, draft))
     await _check_alias_free(session=session, server_id=server_id, alias=draft.alias, own_id=row.id)
     layout = await _layout_for(session=session, server_id=server_id, alias=draft.layout_alias)
     row.name = draft.name
@@ -375,24 +370,11 @@ async def delete_template(*, session: AsyncSession, server_id: int, id_or_alias:
 # --- validate --------------------------------------------------------------------------------------------
 
 
-def _rendered(
-    parts: dict[str, mustachio.Template], layout: dict[str, mustachio.Template], model: dict[str, Any], *, inline: bool
-) -> dict[str, str | mustachio.TemplateRenderError]:
-    out: dict[str, str | mustachio.TemplateRenderError] = {}
-    for part, template in parts.items():
-        try:
-            content = template.render(model, html=part == "HtmlBody", strict=True)
-            if part in layout:
-                content = mustachio.render_in_layout(layout[part], content=content, model=model, html=part == "HtmlBody", strict=True)
-        except mustachio.TemplateRenderError as exc:
-            out[part] = exc
-            continue
-        out[part] = inline_css(content) if part == "HtmlBody" and inline else content
-    return out
-
-
 async def validate_template(*, session: AsyncSession, server_id: int, data: TemplateValidateRequest) -> TemplateValidation:
-    """Check each part given, suggest the model it needs, and render it with that model (TestRenderModel wins)."""
+    """Check each part given, suggest the model it needs, and render it with that model (TestRenderModel wins).
+
+    The work runs as one budgeted step (`validation.validate_parts`): in a thread when it is more than a little.
+    """
     given = {part: getattr(data, part) for part in PARTS if getattr(data, part) is not None}
     if not given:
         raise _required("Provide at least one of 'Subject', 'HtmlBody' or 'TextBody' to validate.")
@@ -401,48 +383,14 @@ async def validate_template(*, session: AsyncSession, server_id: int, data: Temp
     if template_type is TemplateType.LAYOUT and layout_alias is not None:
         raise _not_allowed("A Layout template cannot itself use a 'LayoutTemplate'.")
     layout_row = await _layout_for(session=session, server_id=server_id, alias=layout_alias)
-    layout = {
-        part: mustachio.compile_template(source)
-        for part, source in (
-            ("HtmlBody", layout_row.html_body if layout_row else None),
-            ("TextBody", layout_row.text_body if layout_row else None),
-        )
-        if source is not None
-    }
-
-    sections: dict[str, TemplateContentValidation] = {}
-    valid: dict[str, mustachio.Template] = {}
-    for part, source in given.items():
-        errors = [
-            TemplateValidationError(Message=e.message, Line=e.line, CharacterPosition=e.character) for e in mustachio.validate(source)
-        ]
-        if template_type is TemplateType.LAYOUT and part == "Subject":
-            errors.append(TemplateValidationError(Message="A Layout template has no 'Subject'.", Line=None, CharacterPosition=None))
-        problem = placeholder_problem(template_type, part, mustachio.content_placeholder_count(source))
-        if problem:
-            errors.append(TemplateValidationError(Message=problem, Line=None, CharacterPosition=None))
-        if errors:
-            sections[part] = TemplateContentValidation(ContentIsValid=False, ValidationErrors=errors, RenderedContent=None)
-        else:
-            valid[part] = mustachio.compile_template(source)
-
-    sources = [given[p] for p in valid]
-    if layout_row is not None:
-        sources += [s for s in (layout_row.html_body, layout_row.text_body) if s is not None]
-    suggested = merge_models(mustachio.suggested_model(*sources), data.TestRenderModel or {})
-    for part, result in _rendered(valid, layout, suggested, inline=data.InlineCssForHtmlTestRender is not False).items():
-        if isinstance(result, mustachio.TemplateRenderError):
-            error = TemplateValidationError(Message=f"Rendering with the test model failed: {result}", Line=None, CharacterPosition=None)
-            sections[part] = TemplateContentValidation(ContentIsValid=False, ValidationErrors=[error], RenderedContent=None)
-        else:
-            sections[part] = TemplateContentValidation(ContentIsValid=True, ValidationErrors=[], RenderedContent=result)
-    return TemplateValidation(
-        AllContentIsValid=all(s.ContentIsValid for s in sections.values()),
-        HtmlBody=sections.get("HtmlBody"),
-        TextBody=sections.get("TextBody"),
-        Subject=sections.get("Subject"),
-        SuggestedTemplateModel=suggested,
+    step = ValidateStep(
+        given=given,
+        template_type=template_type,
+        layout=TemplateParts(subject=None, html_body=layout_row.html_body, text_body=layout_row.text_body) if layout_row else None,
+        test_model=data.TestRenderModel or {},
+        inline=data.InlineCssForHtmlTestRender is not False,
     )
+    return await run_budgeted(partial(validate_parts, step))
 
 
 # --- push ---------------------------------------------------------------------------------------------------
@@ -524,13 +472,9 @@ async def push_templates(*, session: AsyncSession, data: TemplatePushRequest) ->
 # --- sending ------------------------------------------------------------------------------------------------
 
 
-async def render_for_sending(
-    *, session: AsyncSession, server_id: int, references: Sequence[TemplateReference]
+def _render_all(
+    references: Sequence[TemplateReference], found: Sequence[repository.SendableTemplate], budget: Budget
 ) -> list[RenderedTemplate | PostmarkError]:
-    """Render each templated message of a request; its templates and layouts are read in one round trip."""
-    ids = {r.template_id for r in references if r.template_id is not None}
-    alias_keys = {r.alias.lower() for r in references if r.template_id is None and r.alias is not None}
-    found = await repository.templates_for_sending(session=session, server_id=server_id, ids=ids, alias_keys=alias_keys)
     by_id = {t.id: t for t in found}
     by_alias = {t.alias_key: t for t in found if t.alias_key is not None}
     results: list[RenderedTemplate | PostmarkError] = []
@@ -540,7 +484,24 @@ async def render_for_sending(
             results.append(template_not_found(template_id=reference.template_id, alias=reference.alias))
             continue
         try:
-            results.append(render_template(template.parts, template.layout, reference.model, inline=reference.inline_css))
+            rendered = render_template(
+                template.parts, template.layout, reference.model, inline=reference.inline_css, budget=budget.for_message()
+            )
+            results.append(rendered)
         except PostmarkError as exc:
             results.append(exc)
     return results
+
+
+async def render_for_sending(
+    *, session: AsyncSession, server_id: int, references: Sequence[TemplateReference]
+) -> list[RenderedTemplate | PostmarkError]:
+    """Render each templated message of a request; its templates and layouts are read in one round trip.
+
+    The rendering is one budgeted step (`budget.run_budgeted`): on the loop when small, else in a thread, each message
+    with its own budget and all of them within one deadline.
+    """
+    ids = {r.template_id for r in references if r.template_id is not None}
+    alias_keys = {r.alias.lower() for r in references if r.template_id is None and r.alias is not None}
+    found = await repository.templates_for_sending(session=session, server_id=server_id, ids=ids, alias_keys=alias_keys)
+    return await run_budgeted(partial(_render_all, references, found))

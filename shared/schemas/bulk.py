@@ -54,7 +54,10 @@ class BulkEmailRequest(WireModel):
     TrackLinks: str | None = Field(default=None, description="None | HtmlAndText | HtmlOnly | TextOnly")
     Attachments: list[Attachment] | None = None
     Headers: list[MessageHeader] | None = None
-    Messages: list[BulkMessage] | None = Field(default=None, description="One entry per message, no count limit (the body ≤ 50 MB)")
+    Messages: list[BulkMessage] | None = Field(
+        default=None,
+        description="One entry per message: at most 10,000 (50 with the test token); the body ≤ 50 MB (1 MB with the test token)",
+    )
 
     model_config = WireModel.model_config | {"json_schema_extra": {"examples": [BULK_EXAMPLE]}}
 

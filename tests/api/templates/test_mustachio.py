@@ -19,6 +19,7 @@ from api_service.templates.mustachio import (
     MAX_DEPTH,
     MAX_ERRORS,
     MAX_MODEL_DEPTH,
+    MAX_TAGS,
     TOO_DEEP,
     UNCLOSED_TAG,
     TemplateRenderError,
@@ -588,11 +589,14 @@ class TestHostileInput:
 
     def test_a_hundred_thousand_open_sections(self) -> None:
         errors = validate("{{#a}}" * 100_000)
-        # Mustachio re-opens a block of the same name in place, so this is one long flat block.
+        # Mustachio re-opens a block of the same name in place, so this is one long flat block; parsing stops at MAX_TAGS.
         assert errors == [
             ValidationError(
                 "A scope block to the following path was opened but not closed: 'a', please close it using the appropriate syntax.", 1, 1
-            )
+            ),
+            ValidationError(
+                f"The template has more than {MAX_TAGS:,} tags: split it, or move repeated content into a loop.", 1, MAX_TAGS * 6 + 1
+            ),
         ]
 
     def test_deeply_nested_sections(self) -> None:
@@ -608,5 +612,5 @@ class TestHostileInput:
         assert len(validate(source)) <= MAX_ERRORS
 
     def test_long_paths_and_many_tags_render(self) -> None:
-        source = "{{" + ".".join(["a"] * 100_000) + "}}" + "{{a}}" * 100_000
-        assert render(source, {"a": "x"}) == "x" * 100_000
+        source = "{{" + ".".join(["a"] * 100_000) + "}}" + "{{a}}" * (MAX_TAGS - 1)
+        assert render(source, {"a": "x"}) == "x" * (MAX_TAGS - 1)

@@ -14,7 +14,6 @@ from api_service.errors import PostmarkError
 from api_service.templates.mustachio import (
     CACHE_CHARS,
     CACHE_ENTRIES,
-    MAX_LOOP_ITERATIONS,
     MAX_OUTPUT_CHARS,
     TemplateRenderError,
     cache_size,
@@ -133,27 +132,23 @@ class TestRenderTemplate:
 class TestRenderingBudget:
     """A request brings the model, so nested loops must not let one request run (or grow) without end."""
 
-    def test_nested_loops_stop_at_the_iteration_budget_in_every_mode(self) -> None:
+    def test_nested_loops_stop_at_the_work_budget_in_every_mode(self) -> None:
         template = compile_template("{{#each a}}{{#each ../../a}}{{#each ../../../../a}}{{/each}}{{/each}}{{/each}}")
         model = {"a": list(range(200))}  # 8 million iterations
         for strict in (False, True):
-            with pytest.raises(TemplateRenderError, match="loops ran more than"):
+            with pytest.raises(TemplateRenderError, match="renders more than"):
                 template.render(model, html=True, strict=strict)
 
     def test_output_stops_at_the_character_budget(self) -> None:
         template = compile_template("{{#each a}}{{{ ../../b }}}{{/each}}")
         with pytest.raises(TemplateRenderError, match="grew past"):
-            template.render({"a": list(range(300)), "b": "x" * 100_000}, html=False)
+            template.render({"a": list(range(500)), "b": "x" * 100_000}, html=False)
         assert MAX_OUTPUT_CHARS > 5 * 1024 * 1024
-
-    def test_just_under_the_budget_renders(self) -> None:
-        template = compile_template("{{#each a}}.{{/each}}")
-        assert len(template.render({"a": [0] * MAX_LOOP_ITERATIONS}, html=False)) == MAX_LOOP_ITERATIONS
 
     def test_a_send_over_the_budget_is_1122(self) -> None:
         parts = TemplateParts(subject="s", html_body=None, text_body="{{#each a}}{{#each ../../a}}{{/each}}{{/each}}")
         with pytest.raises(PostmarkError) as caught:
-            render_template(parts, None, {"a": list(range(1100))})
+            render_template(parts, None, {"a": list(range(1500))})  # 2.25 million loop elements
         assert caught.value.error_code == 1122
 
 
@@ -162,7 +157,7 @@ class TestParseCache:
         for i in range(CACHE_ENTRIES + 10):
             compile_template(f"{{{{ a{i} }}}}")
         assert cache_size()[0] == CACHE_ENTRIES
-        big = "{{ x }}" * (CACHE_CHARS // 21)
+        big = "{{ x }}" + "." * (CACHE_CHARS // 3)
         for i in range(4):
             compile_template(big + str(i))
         entries, chars = cache_size()
