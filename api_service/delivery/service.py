@@ -10,7 +10,7 @@ import logging
 import random
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,9 +73,25 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             message = loaded.get(item.message_id)
             alone = item.email if message is not None and per_recipient(message) else ""
             groups[(item.message_id, domain_of(item.email), alone)].append(item)
-        signed: dict[tuple[uuid.UUID, str], bytes] = {}
+        # A message's one signed copy (no per-recipient content) serves each of its domain groups and is
+        # dropped with the last of them; a personalised copy is made for its one send and released
+        # once sent, so a batch holds at most one per send in flight, not one per recipient.
+        shared: dict[uuid.UUID, bytes] = {}
+        sharers = Counter(mid for (mid, _, alone) in groups if not alone)
         limit = asyncio.Semaphore(settings.delivery_concurrency)
         outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
+
+        async def copy_for(message: Message, server: Server, alone: str, recipient: str) -> bytes:
+            data = None if alone else shared.get(message.id)
+            if data is None:
+                context = Personalisation(
+                    secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+                )
+                # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
+                data = await cpu_bound(len(message.raw_mime), prepare, message, recipient, keys, context)
+                if not alone:
+                    shared[message.id] = data
+            return data
 
         async def one(message_id: uuid.UUID, domain: str, alone: str, items: list[Claimed]) -> None:
             message = loaded.get(message_id)
@@ -83,23 +99,21 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                 return
             server = servers[message.server_id]
             async with limit:
-                if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
-                    attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
-                else:
-                    if (message_id, alone) not in signed:
-                        context = Personalisation(
-                            secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+                try:
+                    if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
+                        attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
+                    else:
+                        attempt = await transport.send(
+                            sender=return_path(message_id=message_id, domain=settings.return_path_domain),
+                            domain=domain,
+                            recipients=[i.email for i in items],
+                            data=await copy_for(message, server, alone, items[0].email),
                         )
-                        # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
-                        signed[(message_id, alone)] = await cpu_bound(
-                            len(message.raw_mime), prepare, message, items[0].email, keys, context
-                        )
-                    attempt = await transport.send(
-                        sender=return_path(message_id=message_id, domain=settings.return_path_domain),
-                        domain=domain,
-                        recipients=[i.email for i in items],
-                        data=signed[(message_id, alone)],
-                    )
+                finally:
+                    if not alone:
+                        sharers[message_id] -= 1
+                        if sharers[message_id] <= 0:
+                            shared.pop(message_id, None)
                 # Still inside the limit: a group counts as in flight until its outcome is
                 # recorded, which is what bounds the mail sent twice after a crash.
                 await outcomes.write(Outcomes(message=message, server=server, items=items, attempt=attempt))
