@@ -12,6 +12,7 @@ import uvicorn
 
 from api_service.config import Settings, get_settings
 from api_service.core.logs import logging_config
+from api_service.core.serving import read_limits
 from shared.constants import account_token_problem
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when it is first imported
@@ -69,6 +70,9 @@ def run(settings: Settings) -> None:
         access_log=False,
         workers=settings.api_workers,
         proxy_headers=False,
+        # Read limits (README "Security and guarantees"): a header deadline and size limit, a body idle
+        # timeout and the keep-alive timeout (core.serving).
+        **read_limits(),
     )
 
 

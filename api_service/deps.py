@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
+from api_service.core.errors import DATABASE_OUTAGE
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -43,7 +44,10 @@ class TransactionalRoute(APIRoute):
                 response = await handler(request)
                 session: AsyncSession | None = getattr(request.state, "db_session", None)
                 if session is not None:
+                    used = session.in_transaction()
                     await session.commit()
+                    if used:  # a COMMIT went through: an outage being reported is over
+                        DATABASE_OUTAGE.succeeded()
                 return response
             finally:
                 session = getattr(request.state, "db_session", None)

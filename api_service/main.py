@@ -11,7 +11,7 @@ from api_service.bounces.router import router as bounces_router
 from api_service.bulk.router import router as bulk_router
 from api_service.config import Settings, get_settings
 from api_service.console.mount import install_console
-from api_service.core.errors import install_error_handlers
+from api_service.core.errors import UnhandledErrors, install_error_handlers
 from api_service.core.observe import RequestLogMiddleware, RouteTap
 from api_service.core.ratelimit import RateLimitMiddleware
 from api_service.core.wire import PostmarkWireMiddleware
@@ -112,5 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_console(app)
+    app.add_middleware(UnhandledErrors)  # answers what no handler took, without Starlette's re-raise
     app.add_middleware(RequestLogMiddleware)  # outermost: times and logs every request, whoever answers it
     return app

@@ -12,11 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_service.core.outage import RETRY_AFTER_SECONDS, OutageLog, database_unavailable
 from api_service.errors import PostmarkError
 from shared.constants import ACCOUNT_TOKEN_HEADER, API_ERROR_CODE_HEADER, SERVER_TOKEN_HEADER, ErrorCode
-from shared.schemas.base import NUL_REFUSED, ErrorResponse
+from shared.schemas.base import NUL_REFUSED, UNSTORABLE_REFUSED, ErrorResponse
 
 logger = logging.getLogger("postgate.api")
 DATABASE_OUTAGE = OutageLog(logger, what="API")
@@ -51,7 +52,8 @@ def postmark_response(status: int, error_code: int, message: str, extra: dict[st
 
 def describe_location(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc[1:]] or [str(loc[0])]
-    return ".".join(parts)
+    # A dict key in the location may be the very text that cannot be encoded: never echo it raw.
+    return ".".join(parts).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def validation_response(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,7 +67,7 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
                 422, ErrorCode.INVALID_JSON, "Received invalid JSON input: the body must be a JSON object (or, for a batch, an array)."
             )
         fields = sorted({describe_location(e["loc"]) for e in body_errors})
-        nul = " (NUL characters are not allowed)" if any(NUL_REFUSED in str(e.get("msg", "")) for e in body_errors) else ""
+        nul = f" ({UNSTORABLE_REFUSED})" if any(NUL_REFUSED in str(e.get("msg", "")) for e in body_errors) else ""
         return postmark_response(422, ErrorCode.INVALID_REQUEST_FIELDS, f"Invalid request field(s) - {', '.join(fields)}{nul}.")
     code = query_error_code(request.url.path)
     details = "; ".join(f"'{describe_location(e['loc'])}': {e['msg']}" for e in errors)
@@ -104,7 +106,10 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
         error_id = uuid.uuid4()
-        logger.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
+        # The one line for this error (UnhandledErrors does not re-raise it): its id is the one the client got.
+        logger.error(
+            "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc, extra={"request_id": str(error_id)}
+        )
         return postmark_response(500, ErrorCode.INTERNAL_ERROR, f"An unexpected error occurred. Error ID: {error_id}")
 
     # The classes a database outage raises get handlers of their own: Starlette answers with the
@@ -112,6 +117,42 @@ def install_error_handlers(app: FastAPI) -> None:
     for error_class in (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError):
         app.add_exception_handler(error_class, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+class UnhandledErrors:
+    """Answers an exception no handler took (500 with its Error ID, or 503 for an outage) with the app's
+    `Exception` handler, and does not re-raise it.
+
+    Starlette's ServerErrorMiddleware answers such an exception and then re-raises it, so that uvicorn
+    logs its traceback a second time and closes the connection the answer went out on: a client's next
+    request on that keep-alive connection got `Connection reset by peer`. Installed just inside the
+    request log middleware; an exception after the response started is still re-raised (the response
+    cannot be completed, so the connection has to close).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tap(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tap)
+        except Exception as exc:
+            handler = scope["app"].exception_handlers.get(Exception) if "app" in scope else None
+            if started or handler is None:
+                raise
+            response = await handler(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def error_responses(*, invalid: str, not_found: str | None = None, account: bool = False) -> dict[int | str, dict[str, Any]]:

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -68,13 +68,28 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
         # One recipient per SMTP transaction: the return path is signed for its recipient (bounces.verp),
         # so a DSN counts only for the recipient it was sent about. A message whose copies do not
-        # differ per recipient is still signed once (`alone` is "").
+        # differ per recipient is still signed once: that copy serves each of its groups and is dropped
+        # with the last of them; a personalised copy is made for its one send and released once sent,
+        # so a batch holds at most one per send in flight, not one per recipient.
         groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
         for item in claimed:
             groups[(item.message_id, domain_of(item.email), item.email)].append(item)
-        signed: dict[tuple[uuid.UUID, str], bytes] = {}
+        shared: dict[uuid.UUID, bytes] = {}
+        sharers = Counter(mid for (mid, _, _) in groups if (m := loaded.get(mid)) is not None and not per_recipient(m))
         limit = asyncio.Semaphore(settings.delivery_concurrency)
         outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
+
+        async def copy_for(message: Message, server: Server, alone: str, recipient: str) -> bytes:
+            data = None if alone else shared.get(message.id)
+            if data is None:
+                context = Personalisation(
+                    secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+                )
+                # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
+                data = await cpu_bound(len(message.raw_mime), prepare, message, recipient, keys, context)
+                if not alone:
+                    shared[message.id] = data
+            return data
 
         async def one(message_id: uuid.UUID, domain: str, recipient: str, items: list[Claimed]) -> None:
             message = loaded.get(message_id)
@@ -83,25 +98,23 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             server = servers[message.server_id]
             alone = recipient if per_recipient(message) else ""
             async with limit:
-                if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
-                    attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
-                else:
-                    if (message_id, alone) not in signed:
-                        context = Personalisation(
-                            secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+                try:
+                    if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
+                        attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
+                    else:
+                        attempt = await transport.send(
+                            sender=return_path(
+                                message_id=message_id, recipient=recipient, domain=settings.return_path_domain, secret=settings.verp_key
+                            ),
+                            domain=domain,
+                            recipients=[i.email for i in items],
+                            data=await copy_for(message, server, alone, items[0].email),
                         )
-                        # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
-                        signed[(message_id, alone)] = await cpu_bound(
-                            len(message.raw_mime), prepare, message, items[0].email, keys, context
-                        )
-                    attempt = await transport.send(
-                        sender=return_path(
-                            message_id=message_id, recipient=recipient, domain=settings.return_path_domain, secret=settings.verp_key
-                        ),
-                        domain=domain,
-                        recipients=[i.email for i in items],
-                        data=signed[(message_id, alone)],
-                    )
+                finally:
+                    if not alone:
+                        sharers[message_id] -= 1
+                        if sharers[message_id] <= 0:
+                            shared.pop(message_id, None)
                 # Still inside the limit: a group counts as in flight until its outcome is
                 # recorded, which is what bounds the mail sent twice after a crash.
                 await outcomes.write(Outcomes(message=message, server=server, items=items, attempt=attempt))

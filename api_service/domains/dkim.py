@@ -11,7 +11,15 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from api_service.mail.parse import header_fields, split_head
+
 SIGNED_HEADERS = [b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to", b"mime-version", b"content-type"]
+# Signed when the message has them: RFC 8058 §4 asks one-click unsubscribe to be covered by the signature
+# (Gmail and Yahoo show the button only then); List-Id and Feedback-ID are what receivers group and report by.
+SIGNED_WHEN_PRESENT = [b"list-unsubscribe", b"list-unsubscribe-post", b"list-id", b"feedback-id"]
+# Listed once more than they occur (RFC 6376 §5.4.2, "over-signing"): a copy added on the way (a second
+# Subject or From that a reader may show instead) breaks the signature.
+OVER_SIGNED = [b"from", b"subject", b"to", b"date"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,13 @@ def generate_key(*, taken: Collection[str] = ()) -> DkimKey:
     return DkimKey(selector=selector, private_pem=private_pem, public_b64=base64.b64encode(public_der).decode())
 
 
+def signed_headers(raw: bytes) -> list[bytes]:
+    """The `h=` list for `raw`: the fixed set, the optional ones it has, then the over-signed ones again."""
+    head, _ = split_head(raw)
+    present = {item.split(b":", 1)[0].strip().lower() for item in header_fields(head) if b":" in item}
+    return [*SIGNED_HEADERS, *(name for name in SIGNED_WHEN_PRESENT if name in present), *OVER_SIGNED]
+
+
 def sign(raw: bytes, *, domain: str, selector: str, private_pem: str) -> bytes:
     """The message with a DKIM-Signature header in front (relaxed/relaxed, rsa-sha256)."""
     signature = dkim.sign(
@@ -49,6 +64,6 @@ def sign(raw: bytes, *, domain: str, selector: str, private_pem: str) -> bytes:
         domain.encode(),
         private_pem.encode(),
         canonicalize=(b"relaxed", b"relaxed"),
-        include_headers=SIGNED_HEADERS,
+        include_headers=signed_headers(raw),
     )
     return bytes(signature) + raw

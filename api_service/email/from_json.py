@@ -34,7 +34,7 @@ from shared.constants import (
     ErrorCode,
     TrackLinks,
 )
-from shared.schemas.base import contains_nul
+from shared.schemas.base import unstorable_field
 from shared.schemas.email import EmailRequest
 from shared.schemas.templates import TemplatedEmailRequest
 
@@ -163,13 +163,23 @@ def _track_links(request: EmailRequest) -> str | None:
     return track_links
 
 
+def refuse_unstorable(request: EmailRequest) -> None:
+    """Text PostgreSQL cannot hold (a NUL, a lone surrogate such as JSON's "\\ud800") is refused here, naming its
+    field, before anything echoes or stores it: one bad message must not reach a transaction it shares."""
+    field = unstorable_field(request.model_dump(exclude_none=True))
+    if field is not None:
+        raise InvalidEmailRequest(
+            f"The '{field[:200] or 'message'}' field contains a NUL character or a lone surrogate (text that is not valid Unicode), "
+            "which cannot be stored."
+        )
+
+
 def from_json(request: EmailRequest, *, template: TemplateReference | None = None) -> OutgoingMessage:
     """Read one message; every problem with a field becomes ErrorCode 300.
 
     A templated message (`template` given) has no Subject or body yet: `pipeline.render` fills them at accept time.
     """
-    if contains_nul(request.model_dump(exclude_none=True)):
-        raise InvalidEmailRequest("The message contains a NUL character, which is not allowed.")
+    refuse_unstorable(request)
     sender = _sender(request)
 
     to = _addresses(request.To, "To")

@@ -23,6 +23,7 @@ from shared.constants import (
     MAX_TAG_CHARS,
     TrackLinks,
 )
+from shared.schemas.base import storable, unstorable
 
 CONTROL_PREFIX = b"x-pm-"
 FIELD_START = re.compile(rb"^[!-9;-~]+:")
@@ -130,6 +131,56 @@ def _checked_metadata(metadata: dict[str, str], problems: list[PostmarkError]) -
     return metadata
 
 
+def _mailbox_texts(*mailboxes: Mailbox | None) -> list[str]:
+    return [text for m in mailboxes if m is not None for text in (m.name, m.email)]
+
+
+def _storable_mailbox(mailbox: Mailbox) -> Mailbox:
+    return Mailbox(name=storable(mailbox.name), email=storable(mailbox.email))
+
+
+def _refuse_unstorable(parsed: OutgoingMessage) -> None:
+    """Text PostgreSQL cannot hold (a lone surrogate, from 8-bit bytes or an encoded word in a codec such
+    as unicode_escape; a NUL) is a problem naming where it was: the message is bounced (SMTPApiError)
+    on its own, never failing the transaction it shares. The texts keep U+FFFD in its place, so that
+    the bounce itself can be stored."""
+    texts = {
+        "From": [parsed.from_header, *_mailbox_texts(parsed.sender)],
+        "To": _mailbox_texts(*parsed.to),
+        "Cc": _mailbox_texts(*parsed.cc),
+        "Subject": [parsed.subject],
+        "Message-ID": [parsed.message_id or ""],
+        "X-PM-Tag": [parsed.tag],
+        "X-PM-Message-Stream": [parsed.message_stream],
+        "X-PM-Metadata": [*parsed.metadata, *parsed.metadata.values()],
+        "attachment file name": parsed.attachment_names,
+        "MAIL FROM": [parsed.envelope_from],
+        "RCPT TO": [*(parsed.envelope_recipients or []), *parsed.invalid_recipients],
+    }
+    bad = [where for where, found in texts.items() if any(unstorable(text) for text in found)]
+    if not bad:
+        return
+    parsed.problems.append(
+        InvalidEmailRequest(
+            f"The message's {', '.join(bad)} holds text that cannot be stored (a NUL character or a lone surrogate: not valid Unicode)."
+        )
+    )
+    parsed.from_header = storable(parsed.from_header)
+    parsed.sender = _storable_mailbox(parsed.sender) if parsed.sender else None
+    parsed.to = [_storable_mailbox(m) for m in parsed.to]
+    parsed.cc = [_storable_mailbox(m) for m in parsed.cc]
+    parsed.subject = storable(parsed.subject)
+    parsed.message_id = storable(parsed.message_id) if parsed.message_id else None
+    parsed.tag = storable(parsed.tag)
+    parsed.message_stream = storable(parsed.message_stream)
+    parsed.metadata = {storable(k): storable(v) for k, v in parsed.metadata.items()}
+    parsed.attachment_names = [storable(n) for n in parsed.attachment_names]
+    parsed.envelope_from = storable(parsed.envelope_from)
+    if parsed.envelope_recipients is not None:
+        parsed.envelope_recipients = [storable(r) for r in parsed.envelope_recipients]
+    parsed.invalid_recipients = [storable(r) for r in parsed.invalid_recipients]
+
+
 def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMessage:
     """Read the headers that matter and the X-PM-* control headers Postmark honours.
 
@@ -189,4 +240,5 @@ def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMes
     # Postmark replaces the client's Message-ID unless X-PM-KeepID: true asks to keep it.
     parsed.message_id = client_message_id if keep_id and client_message_id else None
     parsed.attachment_names = [_clean(n) for n in _attachment_names(raw, str(message.get("Content-Type", "")))]
+    _refuse_unstorable(parsed)
     return parsed

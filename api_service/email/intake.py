@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api_service.core.errors import DATABASE_OUTAGE
 from api_service.core.groupcommit import GroupCommit, Write, write_in
 from api_service.email import repository, service
 from api_service.email.message import OutgoingMessage
@@ -100,7 +101,9 @@ class Intake:
     async def send(self, send: Send) -> Sent:
         """Store one member with the others of its group; returns after the group's COMMIT, raises
         its own refusal or the COMMIT's exception."""
-        return await self._engine.submit(send)
+        sent = await self._engine.submit(send)
+        DATABASE_OUTAGE.succeeded()  # its group committed: an outage being reported is over
+        return sent
 
     async def close(self) -> None:
         """Let the writers finish what is queued, then stop them."""

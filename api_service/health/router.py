@@ -18,4 +18,5 @@ async def health(request: Request) -> JSONResponse:
         # Anyone may ask, so the reason goes to the log, not into the answer.
         DATABASE_OUTAGE.failed(exc)
         return JSONResponse({"status": "unavailable"}, status_code=503, headers={"Retry-After": "5"})
+    DATABASE_OUTAGE.succeeded()  # "reachable again", once, when an outage was being reported
     return JSONResponse({"status": "ok"})

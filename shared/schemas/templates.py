@@ -204,6 +204,8 @@ class TemplatedEmailRequest(EmailRequest):
 class TemplatedBatchRequest(WireModel):
     """Up to 500 templated messages."""
 
+    refuse_nul = False  # each message answers for itself, as in /email/batch
+
     Messages: list[TemplatedEmailRequest]
 
     model_config = WireModel.model_config | {

@@ -6,6 +6,7 @@ sinks nobody else (REST and SMTP alike), and a COMMIT that fails answers its who
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -214,6 +215,49 @@ class TestGroupedSends:
         assert sorted(rows) == sorted(r.json()["MessageID"] for i, r in enumerate(responses) if i != 3)
         # (Whether the neighbours shared a transaction cannot be read from xmin here: a member written in
         # the fallback's savepoint carries its subtransaction's id, not its group's.)
+
+    async def test_lone_surrogates_are_refused_alone_and_their_neighbours_stored(
+        self, live: httpx.AsyncClient, engine: AsyncEngine
+    ) -> None:
+        """The fault run: valid sends and sends holding "\\ud800" (in a Subject, a Metadata value, a display
+        name) at once. Each bad one gets its own 422 naming the field; every valid one gets 200 and is stored."""
+        server = await create_server(live)
+        await create_sender(live)
+        bad = {
+            5: message(Subject="caf\ud800"),
+            17: message(Metadata={"k": "\ud800"}),
+            29: message(To='"\ud800" <ann@example.net>'),
+        }
+        bodies = [bad.get(i, message(Subject=f"fine {i}")) for i in range(33)]
+        headers = server.headers | {"Content-Type": "application/json"}
+        # Escaped as any JSON encoder does ("\\ud800"); httpx's own encoder would refuse to write it.
+        responses = await asyncio.gather(*(live.post("/email", content=json.dumps(b).encode(), headers=headers) for b in bodies))
+        for i, response in enumerate(responses):
+            if i in bad:
+                assert (response.status_code, response.json()["ErrorCode"]) == (422, 300), response.text
+            else:
+                assert response.status_code == 200, (i, response.text)
+        assert {r.json()["Message"].split("'")[1] for i, r in enumerate(responses) if i in bad} == {"Subject", "Metadata.k", "To"}
+        rows = await stored(engine, server)
+        assert sorted(rows) == sorted(r.json()["MessageID"] for i, r in enumerate(responses) if i not in bad)
+        assert len(set(rows.values())) < len(rows)  # they were grouped
+
+    async def test_an_smtp_header_that_decodes_to_a_surrogate_is_bounced_alone(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        server = await create_server(live, SmtpApiActivated=True)
+        await create_sender(live)
+        # An encoded word in Python's unicode_escape codec decodes to a lone surrogate.
+        body = smtp_batch(server, ["fine 1", "=?unicode_escape?q?=5Cud800?=", "fine 2"])
+        response = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+        assert response.status_code == 200, response.text
+        outcomes = response.json()["Outcomes"]
+        # Accepted (250) and stored as an SMTPApiError bounce of its own, as Postmark reports a bad SMTP message.
+        assert [o["Status"] for o in outcomes] == [200, 200, 200]
+        rows = await stored(engine, server)
+        assert sorted(rows) == sorted(o["Result"]["MessageID"] for o in outcomes)
+        async with engine.connect() as conn:
+            bounced = (await conn.execute(text("SELECT type, details FROM bounces WHERE server_id = :s"), {"s": server.id})).all()
+        assert [b[0] for b in bounced] == ["SMTPApiError"]
+        assert "Subject" in bounced[0][1]
 
     @pytest.mark.usefixtures("poison")
     async def test_an_smtp_message_that_cannot_be_stored_is_its_own_451(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
