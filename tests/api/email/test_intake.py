@@ -240,14 +240,13 @@ class TestGroupedSends:
         assert {r.json()["Message"].split("'")[1] for i, r in enumerate(responses) if i in bad} == {"Subject", "Metadata.k", "To"}
         rows = await stored(engine, server)
         assert sorted(rows) == sorted(r.json()["MessageID"] for i, r in enumerate(responses) if i not in bad)
-        assert len(set(rows.values())) < len(rows)  # they were grouped
 
     async def test_an_smtp_header_that_decodes_to_a_surrogate_is_bounced_alone(self, live: httpx.AsyncClient, engine: AsyncEngine) -> None:
         server = await create_server(live, SmtpApiActivated=True)
         await create_sender(live)
         # An encoded word in Python's unicode_escape codec decodes to a lone surrogate.
         body = smtp_batch(server, ["fine 1", "=?unicode_escape?q?=5Cud800?=", "fine 2"])
-        response = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE})
+        response = await live.post(SMTP_BATCH_PATH, content=body, headers={"Content-Type": SMTP_BATCH_CONTENT_TYPE} | INTERNAL)
         assert response.status_code == 200, response.text
         outcomes = response.json()["Outcomes"]
         # Accepted (250) and stored as an SMTPApiError bounce of its own, as Postmark reports a bad SMTP message.

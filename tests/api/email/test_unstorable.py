@@ -13,7 +13,7 @@ import pytest
 
 from api_service.email.from_mime import from_mime
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
-from tests.factories import ServerHandle, create_sender, create_server, create_template, message, sending_server
+from tests.factories import INTERNAL, ServerHandle, create_sender, create_server, create_template, message, sending_server
 
 SURROGATE = "\ud800"
 
@@ -148,7 +148,7 @@ class TestSmtp:
         server = await create_server(client, SmtpApiActivated=True)
         await create_sender(client)
         body = {"MailFrom": "sender@example.com", "RcptTo": ["a@example.net"], "RawMessage": base64.b64encode(self.RAW).decode()}
-        response = await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers)
+        response = await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers | INTERNAL)
         assert response.status_code < 500, response.text
         bounces = await client.get("/bounces?count=10&offset=0", headers=server.headers)
         [bounce] = bounces.json()["Bounces"]

@@ -16,7 +16,7 @@ from api_service.tracking.rewrite import Plan, count_tracked_links, personalise_
 from shared.constants import ClickLocation
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
 from tests.api.conftest import SinkHandler, Worker
-from tests.factories import create_domain, create_server, message
+from tests.factories import INTERNAL, create_domain, create_server, message
 
 PIXEL = "https://track.example/t/o/PIXEL"
 # An attached message as mail programs forward them: its own header spacing (which the stdlib
@@ -122,7 +122,7 @@ async def test_an_attached_message_submitted_over_smtp_is_delivered_unchanged(
     await create_domain(client, "example.org")
     raw = forwarding(content_type, "8bit", INNER)
     body = {"MailFrom": "app@example.org", "RcptTo": ["reader@example.net"], "RawMessage": base64.b64encode(raw).decode()}
-    submitted = await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers)
+    submitted = await client.post(SMTP_SUBMIT_PATH, json=body, headers=server.headers | INTERNAL)
     assert submitted.status_code == 200, submitted.text
     assert await worker.deliver() == 1
     [received] = sink[0].received
