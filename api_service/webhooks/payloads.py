@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from api_service.models import Bounce, MessageClick, MessageOpen
 from shared.constants import BOUNCE_TYPES, BounceType, SuppressionOrigin, SuppressionReason
@@ -101,40 +102,30 @@ def _client(name: str, company: str, family: str) -> ClientDetails:
     return ClientDetails(Name=name, Company=company, Family=family)
 
 
+def _reader(row: MessageOpen | MessageClick, metadata: dict[str, str]) -> dict[str, Any]:
+    """What an Open and a Click say alike: the message, the reader's client, OS and address (the
+    models fix the key order of each payload)."""
+    return {
+        "MessageStream": row.message_stream,
+        "Client": _client(row.client_name, row.client_company, row.client_family),
+        "OS": _client(row.os_name, row.os_company, row.os_family),
+        "Platform": row.platform,
+        "UserAgent": row.user_agent,
+        # No GeoIP database ships with Postgate: only the address is known.
+        "Geo": {"IP": row.ip} if row.ip else {},
+        "MessageID": str(row.message_id),
+        "ReceivedAt": row.created_at,
+        "Tag": row.tag,
+        "Recipient": row.recipient,
+        "Metadata": metadata,
+    }
+
+
 def open_payload(row: MessageOpen, *, metadata: dict[str, str]) -> OpenWebhook:
     """An Open webhook, and an item of `/messages/outbound/opens`."""
-    return OpenWebhook(
-        FirstOpen=row.first_open,
-        ReadSeconds=row.read_seconds,
-        MessageStream=row.message_stream,
-        Client=_client(row.client_name, row.client_company, row.client_family),
-        OS=_client(row.os_name, row.os_company, row.os_family),
-        Platform=row.platform,
-        UserAgent=row.user_agent,
-        # No GeoIP database ships with Postgate: only the address is known.
-        Geo={"IP": row.ip} if row.ip else {},
-        MessageID=str(row.message_id),
-        ReceivedAt=row.created_at,
-        Tag=row.tag,
-        Recipient=row.recipient,
-        Metadata=metadata,
-    )
+    return OpenWebhook(FirstOpen=row.first_open, ReadSeconds=row.read_seconds, **_reader(row, metadata))
 
 
 def click_payload(row: MessageClick, *, metadata: dict[str, str]) -> ClickWebhook:
     """A Click webhook, and an item of `/messages/outbound/clicks`."""
-    return ClickWebhook(
-        ClickLocation=row.click_location,
-        OriginalLink=row.original_link,
-        MessageStream=row.message_stream,
-        Client=_client(row.client_name, row.client_company, row.client_family),
-        OS=_client(row.os_name, row.os_company, row.os_family),
-        Platform=row.platform,
-        UserAgent=row.user_agent,
-        Geo={"IP": row.ip} if row.ip else {},
-        MessageID=str(row.message_id),
-        ReceivedAt=row.created_at,
-        Tag=row.tag,
-        Recipient=row.recipient,
-        Metadata=metadata,
-    )
+    return ClickWebhook(ClickLocation=row.click_location, OriginalLink=row.original_link, **_reader(row, metadata))
