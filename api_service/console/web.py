@@ -4,6 +4,7 @@ page's server, redirects with a notice, paging, and the headers of the sandboxed
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -14,12 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.console import service
 from api_service.console.rendering import PREFIX, SignInRequired
+from api_service.core.dates import parse_query_date
 from api_service.core.paging import EntityId
 from api_service.deps import AppSettings, Session
+from api_service.errors import PostmarkError
 from api_service.models import Server
 from api_service.servers import service as servers_service
 from api_service.streams import service as streams_service
-from shared.constants import MAX_PAGE_WINDOW, StreamType
+from shared.constants import MAX_PAGE_WINDOW, ErrorCode, StreamType
 
 SESSION_COOKIE = "postgate_console"
 SIGN_IN_COOKIE = "postgate_console_sign_in"
@@ -78,6 +81,17 @@ def safe_next(value: str | None) -> str:
 
 def notice_of(request: Request) -> str | None:
     return NOTICES.get(request.query_params.get("notice", ""))
+
+
+def search_dates(values: dict[str, str]) -> tuple[datetime | None, datetime | None, str | None]:
+    """A search form's `fromdate`/`todate` as the API reads them (`todate` up to the end of its day),
+    and the error to show instead when either is not a date."""
+    try:
+        from_date = parse_query_date(values["fromdate"] or None, error_code=ErrorCode.MESSAGE_QUERY)
+        to_date = parse_query_date(values["todate"] or None, error_code=ErrorCode.MESSAGE_QUERY, end_of_day=True)
+    except PostmarkError as exc:
+        return None, None, exc.message
+    return from_date, to_date, None
 
 
 def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:

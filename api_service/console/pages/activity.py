@@ -11,14 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.console.rendering import PREFIX, render
 from api_service.console.views import Pager, SearchQuery
-from api_service.console.web import PAGE_SIZE, ServerPage, Signed, page_number, server_url
-from api_service.core.dates import parse_query_date
+from api_service.console.web import PAGE_SIZE, ServerPage, Signed, page_number, search_dates, server_url
 from api_service.deps import Session, TransactionalRoute
-from api_service.errors import PostmarkError
 from api_service.messages import service as messages_service
 from api_service.models import Server
 from api_service.streams import service as streams_service
-from shared.constants import ErrorCode, MessageStatus
+from shared.constants import MessageStatus
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
 
@@ -27,13 +25,8 @@ ACTIVITY_KEYS = ("recipient", "subject", "tag", "status", "stream", "fromdate", 
 
 def activity_query(request: Request) -> SearchQuery[messages_service.MessageFilter]:
     values = {k: request.query_params.get(k, "").strip()[:200] for k in ACTIVITY_KEYS}
-    error = None
     status = next((s.value for s in MessageStatus if s.value.lower() == values["status"].lower()), None)
-    try:
-        from_date = parse_query_date(values["fromdate"] or None, error_code=ErrorCode.MESSAGE_QUERY)
-        to_date = parse_query_date(values["todate"] or None, error_code=ErrorCode.MESSAGE_QUERY, end_of_day=True)
-    except PostmarkError as exc:
-        error, from_date, to_date = exc.message, None, None
+    from_date, to_date, error = search_dates(values)
     filters = messages_service.MessageFilter(
         recipient=values["recipient"] or None,
         subject=values["subject"] or None,

@@ -33,17 +33,16 @@ from api_service.console.web import (
     html_preview_headers,
     page_number,
     redirect,
+    search_dates,
     server_url,
 )
-from api_service.core.dates import parse_query_date
 from api_service.core.paging import Page
 from api_service.deps import AppSettings, Session, TransactionalRoute
-from api_service.errors import PostmarkError
 from api_service.inbound import service as inbound_service
 from api_service.inbound.views import details_of
 from api_service.models import InboundMessage, Server
 from api_service.webhooks import service as webhooks_service
-from shared.constants import ErrorCode, InboundStatus
+from shared.constants import InboundStatus
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
 
@@ -79,12 +78,7 @@ def inbound_address(server: Server, settings: Settings) -> str:
 def inbound_query(request: Request) -> SearchQuery[inbound_service.InboundFilter]:
     values = {k: request.query_params.get(k, "").strip()[:200] for k in SEARCH_KEYS}
     status = next((s for s in InboundStatus if s.value.lower() == values["status"].lower()), None)
-    error = None
-    try:
-        from_date = parse_query_date(values["fromdate"] or None, error_code=ErrorCode.MESSAGE_QUERY)
-        to_date = parse_query_date(values["todate"] or None, error_code=ErrorCode.MESSAGE_QUERY, end_of_day=True)
-    except PostmarkError as exc:
-        error, from_date, to_date = exc.message, None, None
+    from_date, to_date, error = search_dates(values)
     filters = inbound_service.InboundFilter(
         recipient=values["recipient"] or None,
         from_email=values["fromemail"] or None,
