@@ -19,6 +19,7 @@ from api_service.models.message_open import MessageOpen
 from api_service.models.message_recipient import MessageRecipient, RecipientStatus
 from api_service.models.message_stream import MessageStream
 from api_service.models.rate_limit_bucket import RateLimitBucket
+from api_service.models.retired_tracking_key import RetiredTrackingKey
 from api_service.models.sender_signature import SenderSignature
 from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
@@ -50,6 +51,7 @@ __all__ = [
     "MessageStream",
     "RateLimitBucket",
     "RecipientStatus",
+    "RetiredTrackingKey",
     "SenderSignature",
     "Server",
     "ServerToken",

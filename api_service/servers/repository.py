@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.listing import page_of
-from api_service.models import Server, ServerToken
+from api_service.models import RetiredTrackingKey, Server, ServerToken
 
 
 async def get_server_by_token_digest(*, session: AsyncSession, digest: str) -> Server | None:
@@ -59,8 +62,18 @@ async def add_server(*, session: AsyncSession, server: Server, token_digest: str
 
 
 async def delete_server(*, session: AsyncSession, server: Server) -> None:
+    # The tracking secret outlives the server: the links of the mail it sent keep opening.
+    retire = insert(RetiredTrackingKey).values(server_id=server.id, tracking_secret=server.tracking_secret, retired_at=datetime.now(UTC))
+    await session.execute(
+        retire.on_conflict_do_update(index_elements=["server_id"], set_={"tracking_secret": retire.excluded.tracking_secret})
+    )
     await session.delete(server)
     await session.flush()
+
+
+async def retired_tracking_secret(*, session: AsyncSession, server_id: int) -> str | None:
+    stmt = select(RetiredTrackingKey.tracking_secret).where(RetiredTrackingKey.server_id == server_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def get_servers(*, session: AsyncSession, ids: set[int]) -> dict[int, Server]:

@@ -257,6 +257,11 @@ async def get_servers(*, session: AsyncSession, ids: set[int]) -> dict[int, Serv
     return await repository.get_servers(session=session, ids=ids)
 
 
+async def retired_tracking_secret(*, session: AsyncSession, server_id: int) -> str | None:
+    """The tracking secret of a deleted server (None for one that exists or never did)."""
+    return await repository.retired_tracking_secret(session=session, server_id=server_id)
+
+
 async def list_servers(*, session: AsyncSession, count: int, offset: int, name: str | None) -> tuple[int, list[Server]]:
     return await repository.list_servers(session=session, count=count, offset=offset, name=name)
 

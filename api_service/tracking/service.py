@@ -40,9 +40,11 @@ MAILED_TOKEN = re.compile(r"unsubscribe\s+([A-Za-z0-9_-]{40,4096})", re.IGNORECA
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """A token that opened: what it says, its server, and its message while that is kept (None
-    once retention or a data removal deleted it: a version 2 token opens without it)."""
+    once retention or a data removal deleted it: a version 2 token opens without it). The server
+    is None once it was deleted: its retired key still opens the token, so a link still redirects
+    and an unsubscribe URL still answers, with nothing recorded and nobody left to suppress for."""
 
-    server: Server
+    server: Server | None
     payload: tokens.Payload
     message: Message | None
 
@@ -66,7 +68,9 @@ async def _resolve_v2(*, session: AsyncSession, token: str) -> Resolved | None:
         return None
     server = (await servers.get_servers(session=session, ids={server_id})).get(server_id)
     if server is None:
-        return None
+        retired = await servers.retired_tracking_secret(session=session, server_id=server_id)
+        payload = tokens.unseal_v2(retired, token) if retired is not None else None
+        return Resolved(server=None, payload=payload, message=None) if payload is not None else None
     payload = tokens.unseal_v2(server.tracking_secret, token)
     if payload is None:
         return None
@@ -100,7 +104,7 @@ async def resolve(*, session: AsyncSession, token: str, kind: tokens.Kind) -> Re
 async def record_open(*, session: AsyncSession, token: str, user_agent: str, ip: str) -> bool:
     """Record an open and queue its webhooks; False for a token that is not ours or records nothing."""
     found = await resolve(session=session, token=token, kind=tokens.Kind.OPEN)
-    if found is None or found.message is None or not found.recordable:
+    if found is None or found.server is None or found.message is None or not found.recordable:
         return False
     message = found.message
     row = await store_open(
@@ -129,7 +133,7 @@ async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip:
     if found is None or found.payload.location is None:
         return None
     message = found.message
-    if message is None or not found.recordable:
+    if found.server is None or message is None or not found.recordable:
         return found.payload.url
     row = await store_click(
         session=session,
@@ -247,7 +251,11 @@ async def unsubscribe_target(*, session: AsyncSession, token: str) -> Unsubscrib
     found = await resolve(session=session, token=token, kind=tokens.Kind.UNSUBSCRIBE)
     if found is None:
         return None
-    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=found.stream)
+    return await _target(session=session, found=found)
+
+
+async def _target(*, session: AsyncSession, found: Resolved) -> UnsubscribeTarget:
+    stream = None if found.server is None else await streams.get_stream(session=session, server_id=found.server.id, stream_id=found.stream)
     return UnsubscribeTarget(recipient=found.payload.recipient, stream_name=stream.name if stream else found.stream)
 
 
@@ -257,6 +265,9 @@ async def unsubscribe(*, session: AsyncSession, token: str) -> UnsubscribeTarget
     found = await resolve(session=session, token=token, kind=tokens.Kind.UNSUBSCRIBE)
     if found is None:
         return None
+    if found.server is None:
+        # The server is gone and sends nothing more: there is no list left to be taken off.
+        return await _target(session=session, found=found)
     message, recipient = found.message, found.payload.recipient
     context = suppressions.MessageContext(message_id=found.payload.message_id)
     if message is not None:
@@ -274,8 +285,7 @@ async def unsubscribe(*, session: AsyncSession, token: str) -> UnsubscribeTarget
         await messages.record_subscription_change(
             session=session, message_id=message.id, recipient=recipient, origin=SuppressionOrigin.RECIPIENT, suppress=True
         )
-    stream = await streams.get_stream(session=session, server_id=found.server.id, stream_id=found.stream)
-    return UnsubscribeTarget(recipient=recipient, stream_name=stream.name if stream else found.stream)
+    return await _target(session=session, found=found)
 
 
 def is_unsubscribe_address(address: str) -> bool:

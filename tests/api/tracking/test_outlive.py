@@ -18,7 +18,7 @@ from api_service.messages import service as messages
 from api_service.models import Message
 from tests.api.conftest import SinkHandler, Worker
 from tests.api.tracking.conftest import CHROME_MAC, read_copy
-from tests.factories import ServerHandle, create_domain, create_server, message
+from tests.factories import ACCOUNT, ServerHandle, create_domain, create_server, message
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -80,6 +80,39 @@ class TestLinksOutliveTheMessage:
         assert [s["EmailAddress"] for s in dump] == ["fan@example.net"]
         refused = await client.post("/email", json=body, headers=server.headers)
         assert refused.json()["ErrorCode"] == 406
+
+    async def test_link_and_unsubscribe_still_answer_after_the_server_is_deleted(
+        self,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        tracking_worker: Worker,
+        sink: tuple[SinkHandler, int],
+        live_api: str,
+    ) -> None:
+        body = message(
+            From="News <news@example.org>", To="fan@example.net", MessageStream="broadcast", HtmlBody=HTML, TrackLinks="HtmlOnly"
+        )
+        assert (await client.post("/email", json=body, headers=server.headers)).status_code == 200
+        assert await tracking_worker.deliver() == 1
+        copy = read_copy(sink[0].received[0].data)
+        [link] = copy.urls(live_api, "c", copy.html)
+        [unsubscribe] = re.findall(r"<(https?://[^>]+)>", str(copy.message["List-Unsubscribe"]))
+
+        deleted = await client.delete(f"/servers/{server.id}", headers=ACCOUNT)
+        assert deleted.status_code == 200, deleted.text
+
+        async with httpx.AsyncClient(headers={"User-Agent": CHROME_MAC}) as browser:
+            followed = await browser.get(link)
+            assert followed.status_code == 302
+            assert followed.headers["location"] == "https://example.com/news"
+            page = await browser.get(unsubscribe)
+            assert page.status_code == 200
+            assert "fan@example.net" in page.text
+            clicked = await browser.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+            assert clicked.status_code == 200
+            # A token of a server that never existed still opens nothing.
+            forged = link.replace(link.rsplit("/", 1)[1], "A" * 80)
+            assert (await browser.get(forged)).status_code == 404
 
 
 class TestLongUrls:
