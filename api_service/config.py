@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     rate_limit_server_burst: int = Field(default=1000, ge=1, description="Requests one server token may make at once, above the rate")
     rate_limit_account_per_second: float = Field(default=20, gt=0, description="Requests a second the account token may make, sustained")
     rate_limit_account_burst: int = Field(default=300, ge=1, description="Requests the account token may make at once")
+    rate_limit_internal_per_second: float = Field(
+        default=5000, gt=0, description="Requests a second on /internal/* (SMTP gateway, MX listener) per credential, sustained"
+    )
+    rate_limit_internal_burst: int = Field(default=50_000, ge=1, description="Requests on /internal/* per credential at once")
     rate_limit_lease_seconds: float = Field(
         default=0.5, ge=0, description="How long an API process may keep tokens it took ahead; 0: one shared round trip per request"
     )

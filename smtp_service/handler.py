@@ -24,7 +24,7 @@ from smtp_service.config import SmtpSettings
 from smtp_service.logs import Throttle
 from smtp_service.protocol import has_smuggled_end, normalise_line_endings, received_header, strip_spam_headers
 from smtp_service.ratelimit import ClientLimits, PerMinute, client_key
-from smtp_service.replies import inbound_reply, recipient_reply, submission_reply
+from smtp_service.replies import bounce_report_reply, inbound_reply, recipient_reply, submission_reply
 
 log = logging.getLogger("postgate.smtp")
 throttle = Throttle(60.0)
@@ -306,11 +306,7 @@ class MxHandler:
         status = await self.api.report_bounce(
             account_token=self.settings.account_token, mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos), raw=raw
         )
-        if status == 200:
-            return "250 2.0.0 Ok: report recorded"
-        if 400 <= status < 500 and status != 401:
-            return "554 5.6.0 Report refused"
-        return TEMPORARY_FAILURE
+        return bounce_report_reply(status)
 
     def _trusted(self, peer_ip: str) -> bool:
         try:

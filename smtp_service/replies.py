@@ -4,7 +4,8 @@
 server is over its rate limit → 451 4.7.1 with the wait, so the client keeps the message and
 retries later. A 5xx, a timeout or a connection error says nothing about the message → 451, so the
 client keeps it and retries. On the MX listener a 401 is the operator's misconfigured
-ACCOUNT_TOKEN, not the sender's fault → 451 too, so no mail is lost while it is fixed.
+ACCOUNT_TOKEN, not the sender's fault, and a 429 the internal routes' own limit → 451 too, so no
+mail is lost while it is fixed.
 """
 
 from __future__ import annotations
@@ -53,7 +54,17 @@ def inbound_reply(outcome: InboundOutcome) -> str:
     if outcome.status in (400, 422):
         text = " ".join(outcome.message.split())[:400] or "Message refused"
         return f"550 5.1.1 {text}"
-    if 400 <= outcome.status < 500 and outcome.status != 401:
+    if 400 <= outcome.status < 500 and outcome.status not in (401, 429):
         text = " ".join(outcome.message.split())[:400] or "Message refused"
         return f"554 5.6.0 {text}"
     return "451 4.3.0 Temporary failure storing the message, please retry"
+
+
+def bounce_report_reply(status: int) -> str:
+    """The DATA reply of the return-path listener: a 401 (misconfigured token) or 429 (the internal
+    routes' limit) is ours, not the reporter's: 451, so the report comes again."""
+    if status == 200:
+        return "250 2.0.0 Ok: report recorded"
+    if 400 <= status < 500 and status not in (401, 429):
+        return "554 5.6.0 Report refused"
+    return "451 4.3.0 Temporary failure storing the report, please retry"

@@ -33,8 +33,6 @@ from api_service.core.gcra import Rate, Taken
 from api_service.core.logs import Throttle
 from api_service.core.wire import send_error
 from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER, ErrorCode
-from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
-from shared.schemas.smtp import SMTP_AUTH_PATH
 
 log = logging.getLogger("postgate.ratelimit")
 
@@ -43,11 +41,14 @@ FAIL_OPEN_SECONDS = 1.0  # after a store failure, let requests through without a
 LEASE_MAX = 100
 LEASE_SHARE = 20  # a lease is at most burst / LEASE_SHARE tokens
 MAX_KEYS = 10_000
-# The gateway's AUTH check is cached on its side, and a bounce report is mail that has already
-# arrived: neither is a client request to limit.
-EXEMPT_PATHS = frozenset({SMTP_AUTH_PATH, BOUNCE_REPORT_PATH})
+# What the gateway and the MX listener call (AUTH checks, SMTP submissions, bounce reports, inbound
+# mail) is limited in a bucket of its own per credential, far above a client's rate: the services'
+# own traffic is never refused in normal use, while a leaked internal or account token cannot
+# turn these routes into an unmetered way in.
+INTERNAL_PREFIX = "/internal/"
 SERVER_HEADER = SERVER_TOKEN_HEADER.lower().encode()
 ACCOUNT_HEADER = ACCOUNT_TOKEN_HEADER.lower().encode()
+AUTHORIZATION_HEADER = b"authorization"
 ROUTE_KEY = "postgate.route"
 
 
@@ -168,6 +169,10 @@ class RateLimits:
     limiter: Limiter
     server: Rate
     account: Rate
+    internal: Rate
+
+    def rate(self, kind: str) -> Rate:
+        return self.server if kind == "server" else self.internal if kind == "internal" else self.account
 
 
 def bucket_key(kind: str, token: bytes) -> str:
@@ -176,6 +181,14 @@ def bucket_key(kind: str, token: bytes) -> str:
 
 
 def token_of(scope: Scope) -> tuple[str, bytes] | None:
+    """The kind of credential a request is limited by, and the credential."""
+    if scope["path"].startswith(INTERNAL_PREFIX):
+        # The credential an internal route checks: the Bearer token, else the account token.
+        found: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == AUTHORIZATION_HEADER or (name == ACCOUNT_HEADER and found is None):
+                found = value
+        return ("internal", found) if found is not None else None
     account: bytes | None = None
     for name, value in scope["headers"]:
         if name == SERVER_HEADER:
@@ -202,7 +215,7 @@ class RateLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limits: RateLimits | None = getattr(scope["app"].state, "rate_limits", None)
@@ -211,7 +224,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         kind, token = found
-        decision = await limits.limiter.check(bucket_key(kind, token), limits.server if kind == "server" else limits.account)
+        decision = await limits.limiter.check(bucket_key(kind, token), limits.rate(kind))
         if decision.allowed:
             await self.app(scope, receive, send)
             return

@@ -36,6 +36,7 @@ def rate_limits(settings: Settings) -> RateLimits | None:
         limiter=Limiter(store=store, lease_seconds=settings.rate_limit_lease_seconds),
         server=Rate(per_second=settings.rate_limit_server_per_second, burst=settings.rate_limit_server_burst),
         account=Rate(per_second=settings.rate_limit_account_per_second, burst=settings.rate_limit_account_burst),
+        internal=Rate(per_second=settings.rate_limit_internal_per_second, burst=settings.rate_limit_internal_burst),
     )
 
 

@@ -71,11 +71,25 @@ class TestRateLimits:
             statuses = [(await limited.post("/email", json=message(), headers=server.headers)).status_code for _ in range(4)]
         assert statuses == [200] * 4
 
-    async def test_the_gateways_auth_check_is_not_limited(self, client: httpx.AsyncClient, make_client: MakeClient) -> None:
+    async def test_internal_routes_have_their_own_bucket_far_above_a_clients(
+        self, client: httpx.AsyncClient, make_client: MakeClient
+    ) -> None:
         server = await sending_server(client)
         async with make_client(rate_limit_server_burst=1, rate_limit_server_per_second=SLOW) as limited:
             statuses = [(await limited.post("/internal/smtp/auth", headers=server.headers | INTERNAL)).status_code for _ in range(3)]
-        assert statuses == [200] * 3
+        assert statuses == [200] * 3  # the server token's own limit does not apply to the gateway's check
+
+    async def test_internal_routes_are_limited_per_credential(self, client: httpx.AsyncClient, make_client: MakeClient) -> None:
+        server = await sending_server(client)
+        report = {"RcptTo": ["nobody@example.net"], "RawMessage": "", "MailFrom": ""}
+        async with make_client(rate_limit_internal_burst=2, rate_limit_internal_per_second=SLOW) as limited:
+            auth = [(await limited.post("/internal/smtp/auth", headers=server.headers | INTERNAL)).status_code for _ in range(3)]
+            reports = [(await limited.post("/internal/bounce-reports", json=report, headers=ACCOUNT)).status_code for _ in range(3)]
+            stranger = await limited.post("/internal/bounce-reports", json=report, headers={"X-Postmark-Account-Token": "guess"})
+        assert auth == [200, 200, 429]
+        assert 429 not in reports[:2]
+        assert reports[2] == 429
+        assert stranger.status_code == 401  # a stranger's guesses fill a bucket of their own
 
 
 class TestMetrics:
