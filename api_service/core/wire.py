@@ -7,6 +7,7 @@ bodies are capped before they are read into memory.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -30,6 +31,13 @@ BODY_LIMITS: dict[str, int] = {
     INBOUND_MESSAGE_PATH: MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024,
     SMTP_BATCH_PATH: SMTP_BATCH_MAX_BYTES,
 }
+# Bodies above one message's limit (batches, bulk requests, up to 50 MB) take a few hundred MB and
+# ~0.4 s of parsing each: a process parses at most LARGE_BODIES_AT_ONCE of them at a time, and the
+# others wait unread (the server stops reading their sockets), so a flood of them can neither
+# multiply the memory nor starve the event loop. Small requests never wait for this.
+LARGE_BODY_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
+LARGE_BODIES_AT_ONCE = 2
+LARGE_BODIES = asyncio.Semaphore(LARGE_BODIES_AT_ONCE)
 # Internal paths whose body is not JSON: the gateway hands raw messages over as they are.
 RAW_BODY_PATHS = frozenset({SMTP_BATCH_PATH})
 DEFAULT_BODY_LIMIT = MAX_MESSAGE_BYTES + 64 * 1024
@@ -165,8 +173,13 @@ class PostmarkWireMiddleware:
                 started = True
             await send(message)
 
+        large = length is None or not length.isdigit() or int(length) > LARGE_BODY_BYTES
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            if large and has_body:
+                async with LARGE_BODIES:
+                    await self.app(scope, limited_receive, tracking_send)
+            else:
+                await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge as exc:
             if not started:
                 await send_error(send, 413, ErrorCode.INVALID_EMAIL_REQUEST, exc.detail)

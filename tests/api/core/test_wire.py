@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from api_service.core import wire
 from api_service.core.wire import is_exempt
 from tests.factories import ACCOUNT, message, sending_server
 
@@ -35,6 +38,28 @@ class TestWireRules:
         response = await client.post("/email", json=["not", "an", "object"], headers=server.headers)
         assert response.status_code == 422
         assert response.json()["ErrorCode"] == 402
+
+
+class TestLargeBodies:
+    async def test_large_bodies_wait_their_turn_unread_while_small_requests_go_on(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        server = await sending_server(client)
+        gate = asyncio.Semaphore(1)
+        monkeypatch.setattr(wire, "LARGE_BODIES", gate)
+        monkeypatch.setattr(wire, "LARGE_BODY_BYTES", 1000)
+        batch = [message(TextBody="x" * 2000)]
+        await gate.acquire()  # another large body is being parsed
+        waiting = asyncio.create_task(client.post("/email/batch", json=batch, headers=server.headers))
+        small = await client.post("/email", json=message(), headers=server.headers)
+        assert small.status_code == 200
+        assert (await client.get("/health")).status_code == 200
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        gate.release()
+        answer = await asyncio.wait_for(waiting, 10)
+        assert answer.status_code == 200
+        assert answer.json()[0]["ErrorCode"] == 0
 
 
 class TestHealthAndDocs:
