@@ -61,10 +61,13 @@ test: $(STAMP) $(JS_STAMP) lint ## Lint, then run the whole test suite against a
 bench: $(STAMP) ## Run the benchmarks in bench/ and write bench/RESULTS.md
 	$(PY) -m bench
 
+bench-attacks: $(STAMP) ## Run issue 22's attacks against one API process; slowest /health and RSS to bench/ATTACKS.md
+	$(PY) -m bench.attacks
+
 lock: | $(UV) ## Re-resolve uv.lock after changing a dependency in pyproject.toml
 	$(UV) lock
 
 migration: $(STAMP) ## New Alembic revision from the models: make migration msg="what changed"
 	$(VENV)/bin/alembic revision --autogenerate -m "$(msg)"
 
-.PHONY: help install run lint fmt test bench lock migration
+.PHONY: help install run lint fmt test bench bench-attacks lock migration

@@ -36,7 +36,7 @@ BODY_LIMITS: dict[str, int] = {
 # others wait unread (the server stops reading their sockets), so a flood of them can neither
 # multiply the memory nor starve the event loop. Small requests never wait for this.
 LARGE_BODY_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
-LARGE_BODIES_AT_ONCE = 2
+LARGE_BODIES_AT_ONCE = 1  # one maximum-size bulk request costs ~250 MB while parsed and stored (bench/ATTACKS.md)
 LARGE_BODIES = asyncio.Semaphore(LARGE_BODIES_AT_ONCE)
 # Internal paths whose body is not JSON: the gateway hands raw messages over as they are.
 RAW_BODY_PATHS = frozenset({SMTP_BATCH_PATH})
