@@ -42,6 +42,7 @@ NOTICES = {
     "webhook-added": "The webhook is added.",
     "webhook-deleted": "The webhook is deleted.",
     "test-queued": "A test event is queued; the delivery worker sends it within seconds. Reload to see its status.",
+    "replay-queued": "The deliveries are queued again with their first payloads; the worker sends them within seconds.",
     "smtp-on": "SMTP is on for this server.",
     "smtp-off": "SMTP is off for this server.",
     "dkim-verified": "The DKIM record is published and matches.",

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,3 +23,10 @@ class Webhook(CreatedAtMixin, Base):
     http_auth_password: Mapped[str] = mapped_column(String(255), default="")
     http_headers: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     triggers: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    secret: Mapped[str | None] = mapped_column(
+        String(128), default=None, doc="This webhook's own signing key once rotated; null: the server's WebhookSecret"
+    )
+    previous_secret: Mapped[str | None] = mapped_column(String(128), default=None, doc="The key before the last rotation")
+    previous_secret_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None, doc="Until when requests are signed with the previous key too"
+    )

@@ -28,6 +28,8 @@ class WebhookDelivery(CreatedAtMixin, Base):
         Index("ix_webhook_deliveries_origin", "server_id", "record_type", "origin_id", postgresql_where=text("origin_id <> ''")),
         # The retention purge: a server's finished (sent or given up) rows by age.
         Index("ix_webhook_deliveries_finished", "server_id", "created_at", postgresql_where=text("status <> 'pending'")),
+        # A webhook's deliveries by time (replays of a time range).
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at", postgresql_where=text("webhook_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -51,6 +53,13 @@ class WebhookDelivery(CreatedAtMixin, Base):
     retry_schedule: Mapped[list[float] | None] = mapped_column(
         JSONB, default=None, doc="Seconds between attempts for this row; null: the worker's WEBHOOK_RETRY_SCHEDULE"
     )
+    webhook_id: Mapped[int | None] = mapped_column(
+        BigInteger,
+        ForeignKey("webhooks.id", ondelete="SET NULL"),
+        default=None,
+        doc="The webhook this POST is for (its signing key); null for the server's legacy hook URLs",
+    )
+    replay_of: Mapped[int | None] = mapped_column(BigInteger, default=None, doc="The delivery this row sends again (a replay)")
     origin_id: Mapped[str] = mapped_column(
         String(64),
         default="",

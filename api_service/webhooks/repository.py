@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import CursorResult, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,6 +57,7 @@ class Outgoing:
     http_headers: list[dict[str, str]] = field(default_factory=list)
     retry_schedule: list[float] | None = None
     origin_id: str = ""
+    webhook_id: int | None = None
 
 
 def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
@@ -70,6 +72,7 @@ def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
         "http_auth_password": item.http_auth_password,
         "http_headers": item.http_headers,
         "origin_id": item.origin_id,
+        "webhook_id": item.webhook_id,
     }
     if item.retry_schedule is not None:  # absent, the column is SQL NULL (the worker's schedule), not JSON null
         row["retry_schedule"] = item.retry_schedule
@@ -83,6 +86,8 @@ async def enqueue(*, session: AsyncSession, rows: list[Outgoing]) -> None:
         await session.execute(insert(WebhookDelivery), [_row(item, now) for item in rows])
 
 
+# The signing key: the webhook's own once rotated, else the server's; the previous one too while
+# its overlap lasts.
 CLAIM = text(
     """
     UPDATE webhook_deliveries AS d
@@ -94,8 +99,12 @@ CLAIM = text(
             ORDER BY next_attempt_at
             LIMIT :limit
             FOR UPDATE SKIP LOCKED)
-    RETURNING d.id, d.url, d.payload, d.http_headers, d.http_auth_username, d.http_auth_password, d.attempts, s.webhook_secret,
-              d.lease_token, d.record_type, d.retry_schedule, d.origin_id
+    RETURNING d.id, d.url, d.payload, d.http_headers, d.http_auth_username, d.http_auth_password, d.attempts,
+              COALESCE((SELECT w.secret FROM webhooks AS w WHERE w.id = d.webhook_id), s.webhook_secret),
+              d.lease_token, d.record_type, d.retry_schedule, d.origin_id,
+              COALESCE((SELECT w.previous_secret FROM webhooks AS w
+                         WHERE w.id = d.webhook_id AND w.previous_secret_until > now()), ''),
+              d.replay_of
     """
 )
 
@@ -116,6 +125,9 @@ class Due:
     record_type: str = ""
     retry_schedule: list[float] | None = None
     origin_id: str = ""
+    previous_secret: str = ""
+    """Set while a rotation's overlap lasts: the request is signed with both keys."""
+    replay_of: int | None = None
 
 
 async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Due]:
@@ -129,6 +141,42 @@ async def record_attempt(*, session: AsyncSession, item: Due, values: dict[str, 
         update(WebhookDelivery).where(WebhookDelivery.id == item.id, WebhookDelivery.lease_token == item.lease_token).values(**values)
     )
     return bool(cast(CursorResult[Any], result).rowcount)
+
+
+async def replay(
+    *, session: AsyncSession, hook: Webhook, delivery_id: int | None, since: datetime | None, until: datetime | None, limit: int
+) -> int:
+    """Queue again, as new pending rows, this webhook's past POSTs: one by id, or those made in
+    [since, until) (at most `limit`); with the webhook's current URL and credentials. How many."""
+    where = "webhook_id = :hook AND replay_of IS NULL"
+    params: dict[str, Any] = {"hook": hook.id, "limit": limit}
+    if delivery_id is not None:
+        where += " AND id = :delivery"
+        params["delivery"] = delivery_id
+    else:
+        where += " AND created_at >= :since AND created_at < :until"
+        params |= {"since": since, "until": until}
+    statement = text(
+        f"""
+        INSERT INTO webhook_deliveries
+               (server_id, record_type, url, http_auth_username, http_auth_password, http_headers, payload,
+                retry_schedule, origin_id, webhook_id, replay_of, status, attempts, last_error, next_attempt_at, created_at)
+        SELECT server_id, record_type, :url, :username, :password, CAST(:headers AS jsonb), payload,
+               retry_schedule, origin_id, webhook_id, id, 'pending', 0, '', now(), now()
+          FROM webhook_deliveries
+         WHERE {where}
+         ORDER BY created_at, id
+         LIMIT :limit
+        """  # noqa: S608 - `where` is built from constants above; values are bound
+    )
+    params |= {
+        "url": hook.url,
+        "username": hook.http_auth_username,
+        "password": hook.http_auth_password,
+        "headers": orjson.dumps(hook.http_headers).decode(),
+    }
+    result = await session.execute(statement, params)
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 async def recent_deliveries(*, session: AsyncSession, server_id: int, url: str, limit: int) -> list[WebhookDelivery]:

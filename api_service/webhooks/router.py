@@ -13,9 +13,17 @@ from api_service.models import Webhook as WebhookRow
 from api_service.servers.deps import CurrentServer
 from api_service.webhooks import service
 from shared.constants import ErrorCode
-from shared.schemas.base import ErrorResponse
+from shared.schemas.base import ErrorResponse, format_timestamp
 from shared.schemas.webhook_payloads import WebhookPayload
-from shared.schemas.webhooks import Webhook, WebhookList, WebhookWrite
+from shared.schemas.webhooks import (
+    Webhook,
+    WebhookList,
+    WebhookReplay,
+    WebhookReplayResult,
+    WebhookSecret,
+    WebhookSecretRotation,
+    WebhookWrite,
+)
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Webhooks"])
 ERRORS = error_responses(
@@ -75,3 +83,24 @@ async def delete_webhook(webhook_id: EntityId, server: CurrentServer, session: S
     hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
     await service.delete_webhook(session=session, hook=hook)
     return ErrorResponse(ErrorCode=ErrorCode.OK, Message=f"Webhook {webhook_id} removed.")
+
+
+@router.post("/webhooks/{webhook_id}/secret", response_model=WebhookSecret, responses=ERRORS)
+async def rotate_webhook_secret(
+    webhook_id: EntityId, server: CurrentServer, session: Session, data: Annotated[WebhookSecretRotation | None, Body()] = None
+) -> WebhookSecret:
+    """Beyond Postmark: a new signing key for this webhook, shown once; the previous key signs too for `OverlapSeconds`."""
+    hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
+    overlap = (data or WebhookSecretRotation()).OverlapSeconds
+    rotated = await service.rotate_secret(session=session, hook=hook, overlap_seconds=overlap, server_secret=server.webhook_secret)
+    return WebhookSecret(ID=hook.id, Secret=rotated.secret, PreviousSecretValidUntil=format_timestamp(rotated.previous_valid_until))
+
+
+@router.post("/webhooks/{webhook_id}/replay", response_model=WebhookReplayResult, responses=ERRORS)
+async def replay_webhook(
+    webhook_id: EntityId, server: CurrentServer, session: Session, data: Annotated[WebhookReplay, Body()]
+) -> WebhookReplayResult:
+    """Beyond Postmark: send this webhook's past deliveries again, with their first payloads: one, or a range of up to 7 days."""
+    hook = await service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
+    count = await service.replay(session=session, hook=hook, delivery_id=data.DeliveryID, since=data.From, until=data.To)
+    return WebhookReplayResult(ID=hook.id, Replayed=count)

@@ -7,8 +7,10 @@ promised for something that was rolled back, nor lost when a process dies.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +42,8 @@ from shared.schemas.webhook_payloads import (
 )
 from shared.schemas.webhooks import WebhookWrite
 
+MAX_SECRET_OVERLAP_SECONDS = 7 * 86400
+MAX_REPLAY = 10_000  # deliveries one replay request queues again
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 TRIGGERS: dict[str, dict[str, bool]] = {
     WebhookTrigger.OPEN: {"Enabled": False, "PostFirstOpenOnly": False},
@@ -62,6 +66,7 @@ def _target(
         http_auth_username=hook.http_auth_username if hook else "",
         http_auth_password=hook.http_auth_password if hook else "",
         http_headers=hook.http_headers if hook else [],
+        webhook_id=hook.id if hook else None,
     )
 
 
@@ -288,6 +293,44 @@ async def deliveries_about(
     return await repository.deliveries_about(
         session=session, server_id=server_id, record_type=record_type, origin_id=origin_id, limit=limit
     )
+
+
+def _invalid(message: str) -> PostmarkError:
+    return PostmarkError(ErrorCode.INVALID_REQUEST_FIELDS, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    secret: str
+    previous_valid_until: datetime
+
+
+async def rotate_secret(*, session: AsyncSession, hook: Webhook, overlap_seconds: int, server_secret: str) -> Rotated:
+    """Give the webhook a new signing key; the one it signed with so far (its own, or the server's)
+    signs too until the overlap ends, so a receiver can switch keys without dropping a request."""
+    if not 0 <= overlap_seconds <= MAX_SECRET_OVERLAP_SECONDS:
+        raise _invalid(f"'OverlapSeconds' must be between 0 and {MAX_SECRET_OVERLAP_SECONDS} (7 days).")
+    until = datetime.now(UTC) + timedelta(seconds=overlap_seconds)
+    hook.previous_secret, hook.previous_secret_until = hook.secret or server_secret, until
+    hook.secret = secrets.token_urlsafe(32)
+    await session.flush()
+    return Rotated(secret=hook.secret, previous_valid_until=until)
+
+
+async def replay(*, session: AsyncSession, hook: Webhook, delivery_id: int | None, since: datetime | None, until: datetime | None) -> int:
+    """Send this webhook's past POSTs again (beyond Postmark): one delivery by id, or every one of a
+    time range of at most 7 days (at most MAX_REPLAY of them). The payloads are the ones first sent."""
+    if delivery_id is None:
+        if since is None or until is None:
+            raise _invalid("Give 'DeliveryID', or both 'From' and 'To' (ISO 8601 with an offset).")
+        if since.tzinfo is None or until.tzinfo is None:
+            raise _invalid("'From' and 'To' need a UTC offset (for example 2026-12-01T00:00:00Z).")
+        if not since < until <= since + timedelta(days=7):
+            raise _invalid("'From' must be before 'To', at most 7 days apart.")
+    count = await repository.replay(session=session, hook=hook, delivery_id=delivery_id, since=since, until=until, limit=MAX_REPLAY)
+    if delivery_id is not None and count == 0:
+        raise _invalid(f"This webhook has no delivery {delivery_id} to replay.")
+    return count
 
 
 async def list_webhooks(*, session: AsyncSession, server_id: int, stream: str | None) -> list[Webhook]:

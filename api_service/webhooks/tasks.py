@@ -2,7 +2,8 @@
 schedule, signed.
 
 Beyond Postmark, every request carries `X-Postgate-Signature: v1=<hex>`, an HMAC-SHA256 of
-`<X-Postgate-Timestamp>.<body>` keyed with the server's webhook secret (see README).
+`<X-Postgate-Timestamp>.<body>` keyed with the webhook's own key once rotated, else the server's webhook
+secret; during a rotation's overlap, with both (`v1=<new>,v1=<previous>`; see README).
 
 A claim's requests are sent concurrently, each under a total deadline (a receiver that trickles
 its answer cannot hold the others up), and the lease outlasts that deadline, so no other worker
@@ -39,8 +40,13 @@ log = logging.getLogger("postgate.webhooks")
 LEASE_MARGIN_SECONDS = 60.0
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    return "v1=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+def signature(secret: str, timestamp: str, body: bytes, previous: str = "") -> str:
+    """`v1=<hex>`; while a key rotation overlaps, `v1=<new>,v1=<previous>` (a receiver accepts any)."""
+    signed = timestamp.encode() + b"." + body
+    found = "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    if previous:
+        found += ",v1=" + hmac.new(previous.encode(), signed, hashlib.sha256).hexdigest()
+    return found
 
 
 def schedule(value: str) -> list[float]:
@@ -177,10 +183,12 @@ async def post(*, client: httpx.AsyncClient, item: repository.Due, attempts_left
         "Content-Type": "application/json",
         "User-Agent": "Postgate-Webhooks",
         "X-Postgate-Timestamp": timestamp,
-        "X-Postgate-Signature": signature(item.secret, timestamp, body),
+        "X-Postgate-Signature": signature(item.secret, timestamp, body, item.previous_secret),
         "X-PM-Retries-Remaining": str(attempts_left),
         "X-PM-Webhook-Trace-Id": f"pg-{item.id}",
     }
+    if item.replay_of is not None:
+        headers["X-Postgate-Replay-Of"] = f"pg-{item.replay_of}"
     auth: httpx.Auth | httpx._client.UseClientDefault = (
         httpx.BasicAuth(item.username, item.password) if item.username else httpx.USE_CLIENT_DEFAULT
     )

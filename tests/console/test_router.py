@@ -500,6 +500,41 @@ class TestWebhooks:
         assert 'value="ftp://nope"' in response.text
         assert (await console.client.get("/webhooks", headers=server.headers)).json()["Webhooks"] == []
 
+    async def test_rotate_the_key_and_replay_a_delivery_and_a_range(self, app: FastAPI, console: Console) -> None:
+        server = await create_server(console.client)
+        hook = (await console.client.post("/webhooks", json={"Url": "https://hooks.example/r"}, headers=server.headers)).json()
+        hook_url = f"/console/servers/{server.id}/webhooks/{hook['ID']}"
+        assert "the server's WebhookSecret" in (await console.get(hook_url)).text
+        rotated = await console.post(f"{hook_url}/secret", {"overlap": "3600"})
+        assert rotated.status_code == 200
+        [secret] = re.findall(r'id="new-webhook-secret">([^<]+)<', rotated.text)
+        page = (await console.get(hook_url)).text
+        assert secret not in page  # shown once
+        assert "this webhook's own key" in page
+        assert (await console.post(f"{hook_url}/secret", {"overlap": "99"})).status_code == 422
+
+        await console.post(f"{hook_url}/test", {"trigger": "Delivery"})
+        posted: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            posted.append(request)
+            return httpx.Response(200)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            assert await send_due(sessionmaker=app.state.sessionmaker, client=http, retry_schedule=[0.0]) == 1
+            assert posted[0].headers["X-Postgate-Signature"].count("v1=") == 2  # new and old key during the overlap
+            [delivery_id] = re.findall(r'name="delivery_id" value="(\d+)"', (await console.get(hook_url)).text)
+            one = await console.post(f"{hook_url}/replay", {"delivery_id": delivery_id})
+            assert one.headers["location"].endswith("notice=replay-queued")
+            assert await send_due(sessionmaker=app.state.sessionmaker, client=http, retry_schedule=[0.0]) == 1
+            assert posted[1].content == posted[0].content
+            assert posted[1].headers["X-Postgate-Replay-Of"] == f"pg-{delivery_id}"
+            ranged = await console.post(f"{hook_url}/replay", {"from": "2000-01-01T00:00", "to": "2000-01-02T00:00"})
+            assert ranged.status_code == 303  # an empty range replays nothing, which is not an error
+            wrong = await console.post(f"{hook_url}/replay", {"from": "2026-01-02T00:00", "to": "2026-01-01T00:00"})
+            assert wrong.status_code == 422
+            assert "&#39;From&#39; must be before &#39;To&#39;" in wrong.text
+
     async def test_delete(self, app: FastAPI, console: Console) -> None:
         server = await create_server(console.client)
         hook = (await console.client.post("/webhooks", json={"Url": "https://hooks.example/x"}, headers=server.headers)).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -146,6 +147,7 @@ async def webhook_page(
     values: dict[str, Any] | None = None,
     error: str | None = None,
     status: int = 200,
+    new_secret: webhooks_service.Rotated | None = None,
 ) -> HTMLResponse:
     hook = await webhooks_service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
     deliveries = await webhooks_service.recent_deliveries(session=session, server_id=server.id, hook=hook)
@@ -163,9 +165,15 @@ async def webhook_page(
             "values": values or webhook_values(hook=hook),
             "error": error,
             "notice": notice_of(request),
+            "new_secret": new_secret,
+            "overlaps": OVERLAPS,
+            "rotating": hook.previous_secret_until is not None and hook.previous_secret_until > datetime.now(UTC),
         },
         status=status,
     )
+
+
+OVERLAPS = {"3600": "1 hour", "86400": "1 day", "604800": "7 days", "0": "none (the old key stops now)"}
 
 
 @router.get("/servers/{server_id}/webhooks/{webhook_id}")
@@ -215,3 +223,57 @@ async def delete_webhook(webhook_id: EntityId, server: ServerPage, session: Sess
     hook = await webhooks_service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
     await webhooks_service.delete_webhook(session=session, hook=hook)
     return redirect(server_url(server, "webhooks"), notice="webhook-deleted")
+
+
+@router.post("/servers/{server_id}/webhooks/{webhook_id}/secret")
+async def rotate_secret(
+    request: Request, webhook_id: EntityId, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    """A new signing key, shown on the page this once (never in a redirect's URL)."""
+    hook = await webhooks_service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
+    overlap = field(form, "overlap", "86400")
+    if overlap not in OVERLAPS:
+        return await webhook_page(
+            request, session, server, identity, webhook_id, error="Choose how long the old key keeps signing.", status=422
+        )
+    rotated = await webhooks_service.rotate_secret(
+        session=session, hook=hook, overlap_seconds=int(overlap), server_secret=server.webhook_secret
+    )
+    return await webhook_page(request, session, server, identity, webhook_id, new_secret=rotated)
+
+
+def _form_time(form: FormData, name: str) -> datetime | None:
+    """A `datetime-local` input, read as UTC (the page says so); None when empty or not a time."""
+    try:
+        return datetime.fromisoformat(field(form, name)).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@router.post("/servers/{server_id}/webhooks/{webhook_id}/replay")
+async def replay(
+    request: Request, webhook_id: EntityId, server: ServerPage, session: Session, identity: Signed, form: CheckedForm
+) -> Response:
+    """Send one delivery again (its row's button), or every delivery of a time range."""
+    hook = await webhooks_service.get_webhook_or_raise(session=session, server_id=server.id, webhook_id=webhook_id)
+    delivery = field(form, "delivery_id")
+
+    async def change() -> int:
+        return await webhooks_service.replay(
+            session=session,
+            hook=hook,
+            delivery_id=int(delivery) if delivery.isdigit() else None,
+            since=_form_time(form, "from"),
+            until=_form_time(form, "to"),
+        )
+
+    async def refused(r: Refused) -> Response:
+        return await webhook_page(request, session, r.server, identity, webhook_id, error=r.message, status=422)
+
+    return await submit(
+        session=session,
+        server=server,
+        change=change,
+        done=lambda count: redirect(server_url(server, f"webhooks/{webhook_id}"), notice="replay-queued"),
+        refused=refused,
+    )
