@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosmtplib
 import dns.asyncresolver
@@ -338,6 +338,14 @@ class TlsRefused(Exception):
         self.detail = detail
 
 
+class PolicyCache(Protocol):
+    """Where MTA-STS policies outlive the process (delivery.tls_tasks.PolicyStore: a table)."""
+
+    async def load(self, domain: str) -> StsPolicy | None: ...
+
+    async def save(self, domain: str, policy: StsPolicy) -> None: ...
+
+
 @dataclass
 class _Cached:
     policy: StsPolicy | None
@@ -357,7 +365,7 @@ class TlsPolicy:
     overrides: dict[str, Override] = field(default_factory=dict)
     timeout: float = 20.0
     sessions: SessionCounter = field(default_factory=SessionCounter)
-    store: Any = None  # an object with async load(domain) / save(domain, policy): the cache's table
+    store: PolicyCache | None = None
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _client: httpx.AsyncClient | None = None
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -635,7 +643,7 @@ def _chain(sslobj: Any) -> list[x509.Certificate]:
     return [x509.load_der_x509_certificate(leaf)] if leaf else []
 
 
-def tls_policy_from_settings(settings: Settings, *, store: Any = None) -> TlsPolicy:
+def tls_policy_from_settings(settings: Settings, *, store: PolicyCache | None = None) -> TlsPolicy:
     """The worker's policy: MTA-STS, DANE and overrides as configured; raises ValueError for a bad override."""
     resolver = dns_resolver(settings.dns_resolver)
     # RFC 6840 §5.7: the AD bit in the query asks a validating resolver to say whether it validated.
