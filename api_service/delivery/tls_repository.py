@@ -75,7 +75,7 @@ async def due_reports(*, session: AsyncSession, before: date, limit: int) -> lis
         .order_by(TlsReportSession.day, TlsReportSession.policy_domain)
         .limit(limit)
     )
-    return [(domain, day) for domain, day in rows.tuples()]
+    return [(domain, day) for domain, day in rows]
 
 
 async def sessions_of(*, session: AsyncSession, domain: str, day: date) -> list[TlsReportSession]:
@@ -119,4 +119,4 @@ async def pending_days(*, session: AsyncSession, since: date) -> list[tuple[str,
         .group_by(TlsReportSession.policy_domain, TlsReportSession.day, TlsReportSession.result_type)
         .order_by(TlsReportSession.day.desc(), TlsReportSession.policy_domain, TlsReportSession.result_type)
     )
-    return [(d, day, r, int(n)) for d, day, r, n in rows.tuples()]
+    return [(d, day, r, int(n)) for d, day, r, n in rows]
