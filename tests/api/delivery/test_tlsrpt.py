@@ -27,6 +27,7 @@ from tests.api.delivery.pki import TestCa
 from tests.api.delivery.test_mx import loopback_address, send
 from tests.api.delivery.test_tls import DOMAIN, Servers, ca, policy, port_25, publish_sts, servers, worker, zone
 from tests.conftest import ACCOUNT_TOKEN
+from tests.console.conftest import signed_in_console
 from tests.factories import ServerHandle
 
 __all__ = ["ca", "port_25", "servers", "worker", "zone"]
@@ -294,6 +295,11 @@ class TestDailyReport:
         assert row["Rua"] == ["mailto:tlsrpt@reports.example.net", "https://rua.example.net/v1/tlsrpt"]
         one = (await client.get(f"/delivery/tls-reports/{row['ID']}", headers=headers)).json()
         assert one["Report"] == report
+
+        console = await signed_in_console(client)
+        page = (await console.get("/console/tls-reports", domain=DOMAIN)).text
+        assert report["report-id"] in page
+        assert "mailto:tlsrpt@reports.example.net" in page
 
     async def test_unknown_report_is_a_postmark_404(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/delivery/tls-reports/999999", headers={"X-Postmark-Account-Token": ACCOUNT_TOKEN})
