@@ -49,6 +49,11 @@ POLICY_PATH = "/.well-known/mta-sts.txt"
 # How long a failed fetch (no cached policy) is not retried for one domain: a broken policy host
 # must not cost a timeout on every delivery to it.
 FETCH_FAILURE_TTL = 300.0
+# A domain without an _mta-sts record is asked again after this long, not on every delivery.
+NO_POLICY_TTL = 60.0
+# Domains whose policy (or its absence) is held in memory; beyond it the oldest half is forgotten
+# (an enforce policy stays in the table, PolicyStore, and is read back when needed).
+CACHE_DOMAINS = 50_000
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -121,7 +126,7 @@ def parse_policy(body: bytes, *, policy_id: str, now: float | None = None) -> St
     if mode is not Mode.NONE and not mx:
         raise PolicyInvalid("a policy in mode enforce or testing must list mx hosts")
     max_age = int(ages[0])
-    return StsPolicy(id=policy_id, mode=mode, mx=mx, max_age=max_age, text=text, expires_at=(now or time.time()) + max_age)
+    return StsPolicy(id=policy_id, mode=mode, mx=mx, max_age=max_age, text=text, expires_at=(time.time() if now is None else now) + max_age)
 
 
 def _valid_pattern(pattern: str) -> bool:
@@ -368,7 +373,7 @@ class TlsPolicy:
     store: PolicyCache | None = None
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _client: httpx.AsyncClient | None = None
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _locks: list[asyncio.Lock] = field(default_factory=lambda: [asyncio.Lock() for _ in range(64)])
 
     def verifying_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.ca_file or None)
@@ -402,8 +407,7 @@ class TlsPolicy:
         override = self.overrides.get(domain)
         if not self.mta_sts:
             return DomainPolicy(domain=domain, override=override)
-        lock = self._locks.setdefault(domain, asyncio.Lock())
-        async with lock:  # one fetch per domain, however many deliveries wait for it
+        async with self._locks[hash(domain) % len(self._locks)]:  # one fetch per domain, however many deliveries wait for it
             cached = await self._sts(domain)
         return DomainPolicy(domain=domain, sts=cached.policy, override=override, fetch_error=cached.error)
 
@@ -412,7 +416,7 @@ class TlsPolicy:
         cached = self._cache.get(domain)
         if cached is None and self.store is not None:
             stored = await self.store.load(domain)
-            cached = self._cache[domain] = _Cached(policy=stored)
+            cached = self._remember(domain, _Cached(policy=stored))
         if cached is not None and cached.policy is not None and cached.policy.expires_at <= now:
             cached = None
         if cached is not None and cached.failed_until > now:
@@ -421,7 +425,9 @@ class TlsPolicy:
         if record_id is None:
             # RFC 8461 §5.1: a cached policy stays in force until it expires even when the record is
             # gone (or a lookup fails): stripping the TXT record must not downgrade the domain.
-            return cached or _Cached(policy=None)
+            if cached is not None and cached.policy is not None:
+                return cached
+            return self._remember(domain, _Cached(policy=None, failed_until=now + NO_POLICY_TTL))
         if cached is not None and cached.policy is not None and cached.policy.id == record_id:
             return cached
         try:
@@ -430,13 +436,19 @@ class TlsPolicy:
             error = ResultType.STS_POLICY_INVALID if isinstance(exc, PolicyInvalid) else ResultType.STS_POLICY_FETCH_ERROR
             log.warning("MTA-STS policy of %s: %s", domain, exc)
             keep = cached.policy if cached is not None else None
-            result = _Cached(policy=keep, failed_until=now + FETCH_FAILURE_TTL, error=None if keep else error)
-            self._cache[domain] = result
-            return result
-        result = self._cache[domain] = _Cached(policy=policy)
+            return self._remember(domain, _Cached(policy=keep, failed_until=now + FETCH_FAILURE_TTL, error=None if keep else error))
+        result = self._remember(domain, _Cached(policy=policy))
         if self.store is not None:
             await self.store.save(domain, policy)
         return result
+
+    def _remember(self, domain: str, cached: _Cached) -> _Cached:
+        if len(self._cache) >= CACHE_DOMAINS:
+            for old in list(self._cache)[: CACHE_DOMAINS // 2]:
+                del self._cache[old]
+        self._cache.pop(domain, None)
+        self._cache[domain] = cached
+        return cached
 
     async def _record_id(self, domain: str) -> str | None:
         try:
@@ -548,7 +560,7 @@ class TlsPolicy:
         return TlsResult(version=version, verified=verified, source=plan.source)
 
     def _plain(self, plan: TlsPlan, ip: str, detail: str) -> TlsResult:
-        self._count(plan, ip, ResultType.STARTTLS_NOT_SUPPORTED if plan.check is not Check.OPPORTUNISTIC else None)
+        self._count(plan, ip, ResultType.STARTTLS_NOT_SUPPORTED)
         if plan.required:
             raise TlsRefused(ResultType.STARTTLS_NOT_SUPPORTED, f"{plan.host}: {detail}; TLS is required")
         if plan.check is not Check.OPPORTUNISTIC:

@@ -381,6 +381,7 @@ class Transport:
             hostname=ip, port=SMTP_PORT, timeout=self.timeout, local_hostname=self.helo, start_tls=False, use_tls=False
         )
         plan = plan or TlsPlan(host=host, check=OPPORTUNISTIC, required=False, source="")
+        attempt.tls = None
         try:
             await self._hello(client, host=host, ip=ip, plan=plan, attempt=attempt)
             await self._transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)

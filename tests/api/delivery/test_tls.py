@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 
 from api_service.config import Settings
+from api_service.delivery.tls_tasks import PolicyStore
 from api_service.delivery.transport import SMTP_PORT, transport_from_settings
 from tests.api.conftest import Worker
 from tests.api.core.dns_server import Zone, dns_server
@@ -245,6 +246,37 @@ class TestMtaSts:
             await worker.deliver()
         assert len(handler.received) == 2
         assert len(asked) == 1
+
+    async def test_an_enforce_policy_outlives_a_restart_and_its_txt_record(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        worker: Worker,
+        zone: tuple[Zone, str],
+        servers: Servers,
+        ca: TestCa,
+    ) -> None:
+        worker.transport.tls.store = PolicyStore(app.state.sessionmaker)
+        ip, handler = servers.mx(ca.issue(MX))
+        mx_record(zone[0], ip)
+        publish_sts(zone[0], servers, policy("enforce", MX))
+        await send(client, server, "ok@example.net")
+        await worker.deliver()
+        assert len(handler.received) == 1
+        # An attacker strips the TXT record and answers for the MX with a certificate of their own.
+        with zone[0].lock:
+            del zone[0].records[f"_mta-sts.{DOMAIN}"]
+            zone[0].records[MX.lower()].clear()
+        rogue_ip, rogue = servers.mx(ca.issue("attacker.example.com"))
+        zone[0].a(MX, rogue_ip)
+        restarted = worker_for(app, settings, zone, ca)
+        restarted.transport.tls.store = PolicyStore(app.state.sessionmaker)
+        await send(client, server, "ok@example.net")
+        await restarted.deliver()
+        assert rogue.mails == []
+        assert (await statuses(app))[-1] == "deferred"
 
     async def test_a_policy_that_is_not_text_plain_is_not_used(
         self, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, zone: tuple[Zone, str], servers: Servers, ca: TestCa
