@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -120,3 +120,8 @@ async def pending_days(*, session: AsyncSession, since: date) -> list[tuple[str,
         .order_by(TlsReportSession.day.desc(), TlsReportSession.policy_domain, TlsReportSession.result_type)
     )
     return [(d, day, r, int(n)) for d, day, r, n in rows]
+
+
+async def purge(*, session: AsyncSession, sessions_before: date, reports_before: date) -> None:
+    await session.execute(delete(TlsReportSession).where(TlsReportSession.day < sessions_before))
+    await session.execute(delete(TlsReport).where(TlsReport.day < reports_before))

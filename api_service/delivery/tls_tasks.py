@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dns.exception
@@ -27,6 +27,7 @@ from api_service.models import TlsReportStatus
 
 log = logging.getLogger("postgate.delivery.tlsrpt")
 REPORTS_PER_STEP = 20
+SESSION_DAYS = 30  # counts older than this are deleted (their reports were sent long ago)
 
 
 @dataclass
@@ -113,6 +114,13 @@ async def send_due_reports(
         due = await tls_repository.due_reports(session=session, before=today, limit=REPORTS_PER_STEP)
     for domain, day in due:
         await send_report(sessionmaker=sessionmaker, transport=transport, settings=settings, helo=helo, domain=domain, day=day)
+    if not due:
+        async with sessionmaker() as session, session.begin():
+            await tls_repository.purge(
+                session=session,
+                sessions_before=today - timedelta(days=SESSION_DAYS),
+                reports_before=today - timedelta(days=settings.retention_days),
+            )
     return len(due)
 
 
