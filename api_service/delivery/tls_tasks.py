@@ -109,7 +109,8 @@ async def send_due_reports(
     """The TLS-RPT step: store the counts, then report each (domain, day) before `today` not yet reported.
     Returns how many reports it handled (0: nothing due)."""
     await store_sessions(sessionmaker=sessionmaker, counter=transport.tls.sessions)
-    today = today or datetime.now(UTC).date()
+    # A day is reported ten minutes after it ends: other workers store their counts every interval.
+    today = today or (datetime.now(UTC) - timedelta(minutes=10)).date()
     async with sessionmaker() as session:
         due = await tls_repository.due_reports(session=session, before=today, limit=REPORTS_PER_STEP)
     for domain, day in due:

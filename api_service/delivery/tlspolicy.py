@@ -271,6 +271,9 @@ class Report:
     type: PolicyType
     strings: tuple[str, ...] = ()
     mx: tuple[str, ...] = ()
+    # The policy itself could not be had (RFC 8460 sts-policy-fetch-error, sts-policy-invalid):
+    # every session under it counts as failed for that reason, whatever its TLS did.
+    failure: ResultType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +318,8 @@ class DomainPolicy:
     def report(self) -> Report:
         if self.sts is not None and self.sts.mode is not Mode.NONE:
             return Report(domain=self.domain, type=PolicyType.STS, strings=tuple(self.sts.lines()), mx=self.sts.mx)
+        if self.fetch_error is not None:
+            return Report(domain=self.domain, type=PolicyType.STS, failure=self.fetch_error)
         return Report(domain=self.domain, type=PolicyType.NONE)
 
 
@@ -461,7 +466,10 @@ class TlsPolicy:
     async def _fetch(self, domain: str, record_id: str) -> StsPolicy:
         url = f"https://mta-sts.{domain}{POLICY_PATH}"
         try:
-            async with asyncio.timeout(self.timeout), self.client.stream("GET", url) as response:
+            # Raw bytes only (no Content-Encoding): the size cap must hold for what is read.
+            async with asyncio.timeout(self.timeout), self.client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
+                if response.headers.get("content-encoding", "identity").lower() != "identity":
+                    raise PolicyInvalid(f"{url} came {response.headers['content-encoding']}-encoded")
                 if response.status_code != 200:
                     raise _FetchFailed(f"{url} answered HTTP {response.status_code}")
                 media = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -589,7 +597,7 @@ class TlsPolicy:
             policy_type=plan.report.type,
             strings=plan.report.strings,
             mx=plan.report.mx,
-            result=result,
+            result=plan.report.failure or result,
             receiving_mx=plan.host,
             receiving_ip=ip,
         )

@@ -290,7 +290,8 @@ class TestMtaSts:
         await worker.deliver()
         assert len(handler.received) == 1  # no valid policy: opportunistic, as before
         counted = worker.transport.tls.sessions.take()
-        assert {k.policy_type.value for k in counted} == {"no-policy-found"}
+        # Reported as a session that failed for the policy's sake (RFC 8460 sts-policy-invalid).
+        assert {(k.policy_type.value, k.result) for k in counted} == {("sts", "sts-policy-invalid")}
 
 
 def tlsa_data(issued: Issued) -> bytes:
