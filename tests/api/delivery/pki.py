@@ -65,8 +65,8 @@ class TestCa:
         Path(self.path).write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self._count = 0
 
-    def issue(self, *names: str, self_signed: bool = False) -> Issued:
-        """A server certificate for `names` (subjectAltName DNS), signed by this CA or by itself."""
+    def issue(self, *names: str, self_signed: bool = False, expired: bool = False) -> Issued:
+        """A server certificate for `names` (subjectAltName DNS), signed by this CA or by itself; valid now or expired yesterday."""
         self._count += 1
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
@@ -78,8 +78,8 @@ class TestCa:
             .issuer_name(issuer)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
+            .not_valid_before(now - dt.timedelta(days=3 if expired else 0, hours=1))
+            .not_valid_after(now + dt.timedelta(days=-1 if expired else 1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -190,6 +190,24 @@ class TestMtaSts:
         assert await statuses(app) == ["deferred"]
         assert "certificate-not-trusted" in (await last_event(client, server, sent))["Details"]["DeliveryMessage"]
 
+    async def test_enforce_with_an_expired_certificate_is_deferred(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        worker: Worker,
+        zone: tuple[Zone, str],
+        servers: Servers,
+        ca: TestCa,
+    ) -> None:
+        ip, handler = servers.mx(ca.issue(MX, expired=True))
+        mx_record(zone[0], ip)
+        publish_sts(zone[0], servers, policy("enforce", MX))
+        sent = await send(client, server, "ok@example.net")
+        await worker.deliver()
+        assert handler.mails == []
+        assert "certificate-expired" in (await last_event(client, server, sent))["Details"]["DeliveryMessage"]
+
     async def test_enforce_without_starttls_is_deferred(
         self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, zone: tuple[Zone, str], servers: Servers
     ) -> None:
