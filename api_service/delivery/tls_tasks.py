@@ -37,8 +37,12 @@ class PolicyStore:
     sessionmaker: async_sessionmaker[AsyncSession]
 
     async def load(self, domain: str) -> StsPolicy | None:
-        async with self.sessionmaker() as session:
-            row = await tls_repository.get_policy(session=session, domain=domain)
+        try:
+            async with self.sessionmaker() as session:
+                row = await tls_repository.get_policy(session=session, domain=domain)
+        except Exception as exc:  # the database is away: DNS and the policy host still answer
+            log.warning("reading the MTA-STS policy of %s failed: %s: %s", domain, type(exc).__name__, exc)
+            return None
         if row is None or row.expires_at <= datetime.now(UTC):
             return None
         return StsPolicy(

@@ -19,7 +19,7 @@ import jsonschema_rs
 import pytest
 from fastapi import FastAPI
 
-from api_service.delivery.tls_tasks import send_due_reports
+from api_service.delivery.tls_tasks import send_due_reports, store_sessions
 from api_service.delivery.tlsrpt import Counted, build_report, mailto_address, parse_rua, policy_key
 from tests.api.conftest import Worker
 from tests.api.core.dns_server import Zone
@@ -300,6 +300,40 @@ class TestDailyReport:
         page = (await console.get("/console/tls-reports", domain=DOMAIN)).text
         assert report["report-id"] in page
         assert "mailto:tlsrpt@reports.example.net" in page
+
+    async def test_a_domain_without_a_tlsrpt_record_gets_no_report(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        worker: Worker,
+        zone: tuple[Zone, str],
+        servers: Servers,
+        ca: TestCa,
+    ) -> None:
+        ip, handler = servers.mx(None)  # no STARTTLS at all
+        zone[0].mx(DOMAIN, (10, "mx.example.net"))
+        zone[0].a("mx.example.net", ip)
+        await send(client, server, "ok@example.net")
+        await worker.deliver()
+        assert len(handler.received) == 1
+        await store_sessions(sessionmaker=app.state.sessionmaker, counter=worker.transport.tls.sessions)
+        console = await signed_in_console(client)
+        page = (await console.get("/console/tls-reports")).text
+        assert "starttls-not-supported: 1" in page  # counted, not reported yet
+
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        await send_due_reports(
+            sessionmaker=app.state.sessionmaker,
+            transport=worker.transport,
+            settings=worker.settings,
+            helo="mx.postgate.test",
+            today=tomorrow,
+        )
+        assert len(handler.received) == 1  # nothing mailed
+        headers = {"X-Postmark-Account-Token": ACCOUNT_TOKEN}
+        [row] = (await client.get("/delivery/tls-reports?count=10&offset=0", headers=headers)).json()["TlsReports"]
+        assert (row["Domain"], row["Status"], row["FailedSessions"]) == (DOMAIN, "no-rua", 1)
 
     async def test_unknown_report_is_a_postmark_404(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/delivery/tls-reports/999999", headers={"X-Postmark-Account-Token": ACCOUNT_TOKEN})
