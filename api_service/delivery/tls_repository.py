@@ -34,6 +34,7 @@ class SessionCount:
     result_type: str
     receiving_mx: str
     receiving_ip: str
+    sending_ip: str
     sessions: int
 
 
@@ -53,6 +54,7 @@ async def add_sessions(*, session: AsyncSession, counts: Sequence[SessionCount])
                 "result_type": c.result_type,
                 "receiving_mx": c.receiving_mx,
                 "receiving_ip": c.receiving_ip,
+                "sending_ip": c.sending_ip,
                 "sessions": c.sessions,
             }
             for c in counts

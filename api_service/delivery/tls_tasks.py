@@ -90,6 +90,7 @@ async def store_sessions(*, sessionmaker: async_sessionmaker[AsyncSession], coun
             result_type=key.result.value if key.result is not None else "",
             receiving_mx=key.receiving_mx,
             receiving_ip=key.receiving_ip,
+            sending_ip=key.sending_ip,
             sessions=n,
         )
         for key, n in taken.items()
@@ -144,6 +145,7 @@ async def send_report(
             result_type=r.result_type,
             receiving_mx=r.receiving_mx,
             receiving_ip=r.receiving_ip,
+            sending_ip=r.sending_ip,
             sessions=r.sessions,
         )
         for r in rows

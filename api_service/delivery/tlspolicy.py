@@ -540,15 +540,17 @@ class TlsPolicy:
         aiosmtplib/OS errors of a failed handshake as they come (the caller falls back)."""
         if plan.check is Check.PLAIN:
             return TlsResult()
+        sockname = client.transport.get_extra_info("sockname") if client.transport is not None else None
+        local = str(sockname[0]) if sockname else ""
         if not client.supports_extension("starttls"):
-            return self._plain(plan, ip, "the server does not offer STARTTLS")
+            return self._plain(plan, ip, local, "the server does not offer STARTTLS")
         try:
             await client.starttls(server_hostname=plan.host, tls_context=self.context(plan))
         except aiosmtplib.SMTPResponseException as exc:
-            return self._plain(plan, ip, f"the server refused STARTTLS ({exc.code} {exc.message})")
+            return self._plain(plan, ip, local, f"the server refused STARTTLS ({exc.code} {exc.message})")
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             result = _handshake_failure(exc)
-            self._count(plan, ip, result)
+            self._count(plan, ip, local, result)
             if plan.required:
                 raise TlsRefused(result, f"TLS handshake with {plan.host} failed: {_reason(exc)}") from exc
             raise
@@ -557,18 +559,18 @@ class TlsPolicy:
         failure = self._verify(plan, sslobj)
         if failure is not None:
             result, detail = failure
-            self._count(plan, ip, result)
+            self._count(plan, ip, local, result)
             if plan.required:  # enforce (or DANE, or an override): defer
                 raise TlsRefused(result, f"{plan.host}: {detail}")
             # MTA-STS testing: the session goes on, unverified; the report says why.
             log.info("TLS policy %s for %s: %s; delivering anyway", plan.source, plan.host, detail)
             return TlsResult(version=version, verified=False, source=plan.source)
-        self._count(plan, ip, None)
+        self._count(plan, ip, local, None)
         verified = plan.check in (Check.PKIX, Check.DANE)
         return TlsResult(version=version, verified=verified, source=plan.source)
 
-    def _plain(self, plan: TlsPlan, ip: str, detail: str) -> TlsResult:
-        self._count(plan, ip, ResultType.STARTTLS_NOT_SUPPORTED)
+    def _plain(self, plan: TlsPlan, ip: str, local: str, detail: str) -> TlsResult:
+        self._count(plan, ip, local, ResultType.STARTTLS_NOT_SUPPORTED)
         if plan.required:
             raise TlsRefused(ResultType.STARTTLS_NOT_SUPPORTED, f"{plan.host}: {detail}; TLS is required")
         if plan.check is not Check.OPPORTUNISTIC:
@@ -589,7 +591,7 @@ class TlsPolicy:
             return (ResultType.VALIDATION_FAILURE, reason) if reason else None
         return None
 
-    def _count(self, plan: TlsPlan, ip: str, result: ResultType | None) -> None:
+    def _count(self, plan: TlsPlan, ip: str, sending_ip: str, result: ResultType | None) -> None:
         if plan.report is None:
             return
         self.sessions.add(
@@ -600,6 +602,7 @@ class TlsPolicy:
             result=plan.report.failure or result,
             receiving_mx=plan.host,
             receiving_ip=ip,
+            sending_ip=sending_ip,
         )
 
     def refused_host(self, policy: DomainPolicy, host: str) -> None:

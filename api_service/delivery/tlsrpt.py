@@ -55,6 +55,7 @@ class SessionKey:
     result: ResultType | None  # None: a successful session
     receiving_mx: str
     receiving_ip: str
+    sending_ip: str
 
 
 @dataclass
@@ -74,6 +75,7 @@ class SessionCounter:
         result: ResultType | None,
         receiving_mx: str,
         receiving_ip: str,
+        sending_ip: str = "",
     ) -> None:
         # A success is counted per policy only: the report names failed sessions, not good ones.
         key = SessionKey(
@@ -85,6 +87,7 @@ class SessionCounter:
             result=result,
             receiving_mx=receiving_mx if result is not None else "",
             receiving_ip=receiving_ip if result is not None else "",
+            sending_ip=sending_ip if result is not None else "",
         )
         with self.lock:
             self.counts[key] += 1
@@ -115,6 +118,7 @@ class Counted:
     receiving_mx: str
     receiving_ip: str
     sessions: int
+    sending_ip: str = ""
 
 
 def policy_key(policy_type: str, strings: tuple[str, ...] | list[str]) -> str:
@@ -144,6 +148,8 @@ def build_report(*, domain: str, day: date, rows: list[Counted], organization: s
             continue
         entry["summary"]["total-failure-session-count"] += row.sessions
         detail: dict[str, Any] = {"result-type": row.result_type}
+        if row.sending_ip:
+            detail["sending-mta-ip"] = row.sending_ip
         if row.receiving_mx:
             detail["receiving-mx-hostname"] = row.receiving_mx
         if row.receiving_ip:

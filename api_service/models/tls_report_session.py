@@ -15,7 +15,14 @@ class TlsReportSession(Base):
     __tablename__ = "tls_report_sessions"
     __table_args__ = (
         UniqueConstraint(
-            "day", "policy_domain", "policy_key", "result_type", "receiving_mx", "receiving_ip", name="uq_tls_report_sessions_key"
+            "day",
+            "policy_domain",
+            "policy_key",
+            "result_type",
+            "receiving_mx",
+            "receiving_ip",
+            "sending_ip",
+            name="uq_tls_report_sessions_key",
         ),
     )
 
@@ -29,4 +36,5 @@ class TlsReportSession(Base):
     result_type: Mapped[str] = mapped_column(String(40), doc="RFC 8460 result type of a failure; empty for successes")
     receiving_mx: Mapped[str] = mapped_column(String(253))
     receiving_ip: Mapped[str] = mapped_column(String(64))
+    sending_ip: Mapped[str] = mapped_column(String(64), doc="Postgate's own address in the failed session")
     sessions: Mapped[int] = mapped_column(BigInteger)

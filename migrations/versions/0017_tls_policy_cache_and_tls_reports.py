@@ -46,10 +46,18 @@ def upgrade() -> None:
         sa.Column("result_type", sa.String(length=40), nullable=False),
         sa.Column("receiving_mx", sa.String(length=253), nullable=False),
         sa.Column("receiving_ip", sa.String(length=64), nullable=False),
+        sa.Column("sending_ip", sa.String(length=64), nullable=False),
         sa.Column("sessions", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tls_report_sessions")),
         sa.UniqueConstraint(
-            "day", "policy_domain", "policy_key", "result_type", "receiving_mx", "receiving_ip", name="uq_tls_report_sessions_key"
+            "day",
+            "policy_domain",
+            "policy_key",
+            "result_type",
+            "receiving_mx",
+            "receiving_ip",
+            "sending_ip",
+            name="uq_tls_report_sessions_key",
         ),
     )
     op.create_index(op.f("ix_tls_report_sessions_day"), "tls_report_sessions", ["day"], unique=False)
