@@ -438,7 +438,7 @@ class TlsPolicy:
         try:
             policy = await self._fetch(domain, record_id)
         except (PolicyInvalid, _FetchFailed) as exc:
-            error = ResultType.STS_POLICY_INVALID if isinstance(exc, PolicyInvalid) else ResultType.STS_POLICY_FETCH_ERROR
+            error = ResultType.STS_POLICY_INVALID if isinstance(exc, PolicyInvalid) else exc.result
             log.warning("MTA-STS policy of %s: %s", domain, exc)
             keep = cached.policy if cached is not None else None
             return self._remember(domain, _Cached(policy=keep, failed_until=now + FETCH_FAILURE_TTL, error=None if keep else error))
@@ -481,7 +481,11 @@ class TlsPolicy:
                     if len(body) > POLICY_MAX_BYTES:
                         raise PolicyInvalid(f"{url} is larger than {POLICY_MAX_BYTES} bytes")
         except (httpx.HTTPError, TimeoutError, ssl.SSLError, OSError) as exc:
-            raise _FetchFailed(f"fetching {url} failed: {type(exc).__name__} {exc}") from None
+            # RFC 8460: a policy host whose certificate does not verify is sts-webpki-invalid.
+            webpki = _handshake_failure(exc) is not ResultType.VALIDATION_FAILURE
+            raise _FetchFailed(
+                f"fetching {url} failed: {_reason(exc)}", ResultType.STS_WEBPKI_INVALID if webpki else ResultType.STS_POLICY_FETCH_ERROR
+            ) from None
         return parse_policy(bytes(body), policy_id=record_id)
 
     # One MX host.
@@ -620,7 +624,9 @@ class TlsPolicy:
 
 
 class _FetchFailed(Exception):
-    pass
+    def __init__(self, detail: str, result: ResultType = ResultType.STS_POLICY_FETCH_ERROR) -> None:
+        super().__init__(detail)
+        self.result = result
 
 
 def _handshake_failure(exc: BaseException) -> ResultType:

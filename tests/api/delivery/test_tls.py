@@ -55,7 +55,7 @@ class Servers:
         self.stops.append(controller.stop)
         return ip, handler
 
-    def policy_host(self, domain: str, body: str, *, content_type: str = "text/plain") -> tuple[str, list[str]]:
+    def policy_host(self, domain: str, body: str, *, content_type: str = "text/plain", self_signed: bool = False) -> tuple[str, list[str]]:
         """https://mta-sts.<domain>/.well-known/mta-sts.txt on 127.x.y.z:443; the list collects the paths asked for."""
         asked: list[str] = []
 
@@ -74,7 +74,8 @@ class Servers:
 
         ip = loopback_address()
         server = ThreadingHTTPServer((ip, 443), Handler)
-        server.socket = self.ca.issue(f"mta-sts.{domain}").server_context().wrap_socket(server.socket, server_side=True)
+        certificate = self.ca.issue(f"mta-sts.{domain}", self_signed=self_signed)
+        server.socket = certificate.server_context().wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.stops.extend([server.server_close, server.shutdown])
         return ip, asked
@@ -295,6 +296,20 @@ class TestMtaSts:
         await restarted.deliver()
         assert rogue.mails == []
         assert (await statuses(app))[-1] == "deferred"
+
+    async def test_a_policy_host_with_an_untrusted_certificate_is_not_believed(
+        self, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, zone: tuple[Zone, str], servers: Servers, ca: TestCa
+    ) -> None:
+        ip, handler = servers.mx(ca.issue("other.example.com"))
+        mx_record(zone[0], ip)
+        host_ip, _ = servers.policy_host(DOMAIN, policy("enforce", MX), self_signed=True)
+        zone[0].txt(f"_mta-sts.{DOMAIN}", "v=STSv1; id=1;")
+        zone[0].a(f"mta-sts.{DOMAIN}", host_ip)
+        await send(client, server, "ok@example.net")
+        await worker.deliver()
+        assert len(handler.received) == 1  # a policy an attacker could serve is no policy: delivered as before
+        counted = worker.transport.tls.sessions.take()
+        assert {(k.policy_type.value, k.result) for k in counted} == {("sts", "sts-webpki-invalid")}
 
     async def test_a_policy_that_is_not_text_plain_is_not_used(
         self, client: httpx.AsyncClient, server: ServerHandle, worker: Worker, zone: tuple[Zone, str], servers: Servers, ca: TestCa
