@@ -22,6 +22,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
+from api_service.core import metrics
+
 
 class PolicyType(StrEnum):
     STS = "sts"
@@ -91,6 +93,7 @@ class SessionCounter:
         )
         with self.lock:
             self.counts[key] += 1
+        metrics.TLS_SESSIONS.labels(policy_type.value, result.value if result is not None else "success").inc()
 
     def take(self) -> Counter[SessionKey]:
         with self.lock:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 
 from api_service.config import Settings
+from api_service.core import metrics
 from api_service.delivery.tls_tasks import PolicyStore
 from api_service.delivery.transport import SMTP_PORT, transport_from_settings
 from tests.api.conftest import Worker
@@ -129,6 +130,11 @@ def mx_record(zone: Zone, ip: str, host: str = MX) -> None:
 async def last_event(client: httpx.AsyncClient, server: ServerHandle, message_id: str) -> dict[str, Any]:
     event: dict[str, Any] = (await details(client, server, message_id))["MessageEvents"][-1]
     return event
+
+
+def untrusted_sessions() -> float:
+    labels = {"policy": "sts", "result": "certificate-not-trusted"}
+    return metrics.WORKER_REGISTRY.get_sample_value("postgate_delivery_tls_sessions_total", labels) or 0.0
 
 
 class TestMtaSts:
@@ -245,7 +251,9 @@ class TestMtaSts:
         mx_record(zone[0], ip)
         publish_sts(zone[0], servers, policy("testing", MX))
         sent = await send(client, server, "ok@example.net")
+        before = untrusted_sessions()
         await worker.deliver()
+        assert untrusted_sessions() == before + 1
         [received] = handler.received
         assert received.tls  # unverified TLS, not plain text
         event = await last_event(client, server, sent)
