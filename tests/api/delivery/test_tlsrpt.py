@@ -345,3 +345,19 @@ class TestDailyReport:
     async def test_account_token_required(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/delivery/tls-reports?count=10&offset=0")
         assert response.status_code == 401
+
+
+@pytest.mark.asyncio
+class TestListing:
+    @pytest.mark.parametrize("domain", ["%00", "a%00b", "%C3%A9", "x" * 253])
+    async def test_any_domain_filter_is_answered(self, client: httpx.AsyncClient, domain: str) -> None:
+        response = await client.get(
+            f"/delivery/tls-reports?count=10&offset=0&domain={domain}", headers={"X-Postmark-Account-Token": ACCOUNT_TOKEN}
+        )
+        assert response.status_code in (200, 422), response.text
+        assert "ErrorCode" in response.json() or response.json()["TotalCount"] == 0
+
+    async def test_count_is_required(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/delivery/tls-reports", headers={"X-Postmark-Account-Token": ACCOUNT_TOKEN})
+        assert response.status_code == 422
+        assert "ErrorCode" in response.json()
