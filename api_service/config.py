@@ -86,7 +86,31 @@ class Settings(BaseSettings):
         default=None,
         description="Unsigned return paths (pgb+<message id>@, before v2) count for messages accepted before this time; unset: never",
     )
-    dns_resolver: str = Field(default="", description="host[:port] of the DNS server for MX and address lookups; empty: the system's")
+    dns_resolver: str = Field(
+        default="",
+        description="host[:port] of the DNS server for MX and address lookups; empty: the system's. DANE needs it to validate DNSSEC",
+    )
+    # TLS of direct delivery (README: Delivery, TLS for direct delivery).
+    delivery_mta_sts: bool = Field(default=True, description="Honour recipient domains' MTA-STS policies (RFC 8461)")
+    delivery_dane: bool = Field(
+        default=True, description="Honour DNSSEC-authenticated TLSA records of MX hosts (DANE, RFC 7672); needs a validating DNS_RESOLVER"
+    )
+    delivery_tls_ca_file: str = Field(
+        default="", description="PEM bundle of the CAs that MX and MTA-STS policy certificates must chain to; empty: the system's"
+    )
+    delivery_tls_require: str = Field(
+        default="", description="Comma-separated destination domains whose MX must offer TLS (any certificate)"
+    )
+    delivery_tls_verify: str = Field(
+        default="", description="Comma-separated destination domains whose MX must offer TLS with a certificate valid for the MX name"
+    )
+    delivery_policy_file: str = Field(default="", description='TOML file of per-destination delivery policies ([tls."<domain>"] tables)')
+    tls_rpt_organization: str = Field(
+        default="", description="organization-name of the TLS-RPT reports sent; HELO_NAME (or the machine's name) when empty"
+    )
+    tls_rpt_interval_seconds: float = Field(
+        default=60, gt=0, description="The worker stores TLS session counts and looks for TLS-RPT reports due this often"
+    )
     worker_poll_seconds: float = 0.5
     bulk_batch_size: int = Field(default=500, ge=1, description="Bulk API entries the worker turns into messages per transaction")
     webhook_retry_schedule: str = Field(

@@ -208,6 +208,7 @@ class ErrorCode(IntEnum):
     SUPPRESSION_NO_BODY = 1409
     SUPPRESSION_TOO_MANY = 1410
     SMTP_DISABLED = 1460
+    TLS_REPORT_NOT_FOUND = 1470  # beyond Postmark: GET /delivery/tls-reports/{id}
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from api_service.console.pages import (
     suppressions,
     template_editor,
     templates,
+    tls_reports,
     webhooks,
 )
 from api_service.console.rendering import PREFIX
@@ -54,6 +55,7 @@ SECTIONS = (
     stats,
     domains,
     senders,
+    tls_reports,
 )
 
 router = APIRouter()

@@ -8,6 +8,7 @@ Host header, TLS SNI and certificate checks are the ordinary ones for that name.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Sequence
 
 import dns.asyncresolver
@@ -72,12 +73,13 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         resolver: dns.asyncresolver.Resolver | None,
         setting: str,
         limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         # No proxy from the environment: a proxy would make the connection, out of the guard's sight.
         super().__init__(trust_env=False, limits=limits)
         # httpx takes no network backend; its pool is built again, as httpx builds it, with ours.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -92,12 +94,14 @@ def guarded_client(
     timeout: float,
     max_redirects: int = 5,
     setting: str = "WEBHOOK_ALLOWED_NETWORKS",
+    ssl_context: ssl.SSLContext | None = None,
+    follow_redirects: bool = True,
 ) -> httpx.AsyncClient:
-    """A client for user-given URLs; redirects are followed, every hop through the guard."""
+    """A client for user-given URLs; redirects are followed (unless told not to), every hop through the guard."""
     return httpx.AsyncClient(
-        transport=GuardedTransport(allowed=allowed, resolver=resolver, setting=setting),
+        transport=GuardedTransport(allowed=allowed, resolver=resolver, setting=setting, ssl_context=ssl_context),
         timeout=timeout,
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         max_redirects=max_redirects,
         trust_env=False,
     )

@@ -82,6 +82,12 @@ DELIVERY_ATTEMPTS = Counter(
     ["result"],
     registry=WORKER_REGISTRY,
 )
+TLS_SESSIONS = Counter(
+    "postgate_delivery_tls_sessions",
+    "Direct-delivery SMTP sessions by TLS policy (sts, tlsa, no-policy-found) and result (success or an RFC 8460 failure type)",
+    ["policy", "result"],
+    registry=WORKER_REGISTRY,
+)
 WEBHOOK_ATTEMPTS = Counter(
     "postgate_webhook_attempts",
     "Webhook POSTs, by outcome: delivered, retry (failed, will be tried again) or failed (given up)",

@@ -266,6 +266,8 @@ async def record_attempts(
             reply = attempt.replies.get(item.email, Reply(451, "4.3.0 No reply for this recipient"))
             text = f"{reply.code} {reply.message}".strip()
             details = {"DeliveryMessage": text, "DestinationServer": attempt.server, "DestinationIP": attempt.ip}
+            if attempt.tls is not None:  # direct delivery: the TLS version, and whether the certificate was checked
+                details.update(attempt.tls.details())
             verdict = classify(reply.code, reply.message)
             observe.delivery_attempt(
                 message_id=message.id, server_id=server.id, recipient=item.email, code=reply.code, outcome=verdict.outcome.value

@@ -21,6 +21,7 @@ import idna
 
 from api_service.config import Settings
 from api_service.core.netguard import AddressRefused, HostNotFound, IPNetwork, LookupFailed, dns_resolver, parse_networks, resolve_public
+from api_service.delivery.tlspolicy import OPPORTUNISTIC, TlsPlan, TlsPolicy, TlsRefused, TlsResult, tls_policy_from_settings
 
 log = logging.getLogger("postgate.delivery")
 
@@ -38,6 +39,7 @@ class Attempt:
     replies: dict[str, Reply]
     server: str = ""
     ip: str = ""
+    tls: TlsResult | None = None  # direct delivery: the TLS of the session that decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,15 +260,6 @@ async def mx_hosts(domain: str, *, resolver: dns.asyncresolver.Resolver) -> list
     return list(dict.fromkeys(hosts))
 
 
-def _opportunistic_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    # Opportunistic TLS (RFC 3207 without DANE/MTA-STS): most MX certificates would not verify for
-    # the name we hold, and refusing them would only push the message back to plain text.
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class Transport:
     def __init__(
         self,
@@ -278,6 +271,7 @@ class Transport:
         resolver: dns.asyncresolver.Resolver | None = None,
         mx_allowed: Sequence[IPNetwork] = (),
         deadline: float | None = None,
+        tls: TlsPolicy | None = None,
     ) -> None:
         self.relay = relay
         self.pool = RelayPool(relay, helo=helo, command_timeout=timeout, size=pool_size) if relay is not None else None
@@ -286,6 +280,8 @@ class Transport:
         self._resolver = resolver
         self.mx_allowed = list(mx_allowed)
         self.deadline = deadline if deadline is not None else 4 * timeout
+        # Without a policy: opportunistic TLS to every MX (no MTA-STS, DANE or overrides).
+        self.tls = tls if tls is not None else TlsPolicy(resolver=lambda: self.resolver, mta_sts=False, dane=False)
 
     @property
     def resolver(self) -> dns.asyncresolver.Resolver:
@@ -337,7 +333,13 @@ class Transport:
         temporary: Reply | None = None
         missing: list[str] = []
         refused: list[str] = []
+        policy = await self.tls.domain(domain)
         for host in hosts:
+            if not policy.permits(host):
+                self.tls.refused_host(policy, host)
+                temporary = Reply(451, f"4.7.5 MX {host} is not listed in the MTA-STS policy of {domain} (mode enforce); will retry")
+                continue
+            plan = await self.tls.plan(policy, host)
             try:
                 addresses = await resolve_public(host, SMTP_PORT, allowed=self.mx_allowed, resolver=self.resolver)
             except HostNotFound:
@@ -352,7 +354,9 @@ class Transport:
                 continue
             for ip in addresses:
                 attempt.server, attempt.ip = host, ip
-                reply = await self._try_address(host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt)
+                reply = await self._try_address(
+                    host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, plan=plan
+                )
                 if reply is None:
                     return None
                 log.info("MX %s [%s] for %s: %s %s; trying the next address", host, ip, domain, reply.code, reply.message)
@@ -367,7 +371,7 @@ class Transport:
         return Reply(550, f"5.4.4 No MX host of {domain} has an address: {', '.join(missing)}")
 
     async def _try_address(
-        self, *, host: str, ip: str, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt, tls: bool = True
+        self, *, host: str, ip: str, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt, plan: TlsPlan | None = None
     ) -> Reply | None:
         """One connection. None: this server decided (replies in `attempt`); a Reply: try the next address.
 
@@ -376,20 +380,32 @@ class Transport:
         client = aiosmtplib.SMTP(
             hostname=ip, port=SMTP_PORT, timeout=self.timeout, local_hostname=self.helo, start_tls=False, use_tls=False
         )
+        plan = plan or TlsPlan(host=host, check=OPPORTUNISTIC, required=False, source="")
+        attempt.tls = None
         try:
-            await self._hello(client, host=host, tls=tls)
+            await self._hello(client, host=host, ip=ip, plan=plan, attempt=attempt)
             await self._transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)
             with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
                 await client.quit()
             return None
+        except TlsRefused as exc:
+            # MTA-STS enforce, DANE or a policy override: never on in clear; the next MX, or later.
+            log.warning("TLS policy refuses %s [%s]: %s", host, ip, exc.detail)
+            return Reply(451, f"4.7.5 {exc.detail} ({exc.result}); will retry")
         except _TlsFailed as exc:
             # Many MTAs (Postfix at security level "may", Exim) retry in plain text after a failed
             # handshake, and so do we: opportunistic TLS protects only against passive listening, an
             # active attacker can strip STARTTLS anyway; refusing would only lose mail to servers
-            # with a broken TLS set-up. Once per address, so this cannot loop.
-            log.warning("STARTTLS with %s [%s] failed (%s); retrying without TLS", host, ip, exc.__cause__)
+            # with a broken TLS set-up. An MTA-STS "testing" policy first falls back to unverified
+            # TLS. Each fallback is weaker than the last, so this cannot loop.
+            fallback = plan.fallback()
+            if fallback is None:
+                return Reply(451, f"4.7.5 TLS handshake with {host} [{ip}] failed ({exc.__cause__}); will retry")
+            log.warning("STARTTLS with %s [%s] failed (%s); retrying with %s", host, ip, exc.__cause__, fallback.check)
             client.close()
-            return await self._try_address(host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, tls=False)
+            return await self._try_address(
+                host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, plan=fallback
+            )
         except aiosmtplib.SMTPResponseException as exc:
             reply = _reply(exc)
             if exc.code >= 500:  # a 5xx greeting, EHLO or MAIL: this server has spoken for everyone
@@ -403,19 +419,16 @@ class Transport:
             if client.is_connected:
                 client.close()
 
-    async def _hello(self, client: aiosmtplib.SMTP, *, host: str, tls: bool) -> None:
-        """Connect, greeting, EHLO (HELO when EHLO is unknown), opportunistic STARTTLS and EHLO again."""
+    async def _hello(self, client: aiosmtplib.SMTP, *, host: str, ip: str, plan: TlsPlan, attempt: Attempt) -> None:
+        """Connect, greeting, EHLO (HELO when EHLO is unknown), STARTTLS as the TLS plan says and EHLO again."""
         await client.connect()
         await self._ehlo(client)
-        if tls and client.supports_extension("starttls"):
-            try:
-                await client.starttls(server_hostname=host, tls_context=_opportunistic_tls())
-            except aiosmtplib.SMTPResponseException as exc:
-                log.info("%s refused STARTTLS (%s %s); going on in plain text", host, exc.code, exc.message)
-            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-                raise _TlsFailed from exc
-            else:
-                await self._ehlo(client)
+        try:
+            attempt.tls = await self.tls.starttls(client, plan, ip=ip)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            raise _TlsFailed from exc
+        if attempt.tls.version:
+            await self._ehlo(client)
 
     @staticmethod
     async def _ehlo(client: aiosmtplib.SMTP) -> None:
@@ -474,4 +487,5 @@ def transport_from_settings(settings: Settings, *, helo: str) -> Transport:
         resolver=dns_resolver(settings.dns_resolver) if settings.dns_resolver.strip() else None,  # None: the system's, when first needed
         mx_allowed=parse_networks(settings.mx_allowed_networks),
         deadline=settings.delivery_deadline_seconds,
+        tls=tls_policy_from_settings(settings),
     )

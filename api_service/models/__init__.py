@@ -18,6 +18,7 @@ from api_service.models.message_event import MessageEvent
 from api_service.models.message_open import MessageOpen
 from api_service.models.message_recipient import MessageRecipient, RecipientStatus
 from api_service.models.message_stream import MessageStream
+from api_service.models.mta_sts_policy import MtaStsPolicy
 from api_service.models.rate_limit_bucket import RateLimitBucket
 from api_service.models.retired_tracking_key import RetiredTrackingKey
 from api_service.models.sender_signature import SenderSignature
@@ -25,6 +26,8 @@ from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
 from api_service.models.suppression import Suppression
 from api_service.models.template import Template
+from api_service.models.tls_report import TlsReport, TlsReportStatus
+from api_service.models.tls_report_session import TlsReportSession
 from api_service.models.webhook import Webhook
 from api_service.models.webhook_delivery import WebhookDelivery, WebhookDeliveryStatus
 
@@ -49,6 +52,7 @@ __all__ = [
     "MessageRecipient",
     "MessageSource",
     "MessageStream",
+    "MtaStsPolicy",
     "RateLimitBucket",
     "RecipientStatus",
     "RetiredTrackingKey",
@@ -57,6 +61,9 @@ __all__ = [
     "ServerToken",
     "Suppression",
     "Template",
+    "TlsReport",
+    "TlsReportSession",
+    "TlsReportStatus",
     "Webhook",
     "WebhookDelivery",
     "WebhookDeliveryStatus",

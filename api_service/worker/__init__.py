@@ -1,7 +1,7 @@
 """The worker process (`python -m api_service.worker`): the background loops of the domains that
 have one — delivery (`delivery.service`), bulk expansion (`bulk.tasks`), webhook sending (`webhooks.tasks`, whose
 attempts at inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys (`domains.tasks`) and data
-removals (`data_removals.tasks`) — polling PostgreSQL.
+removals (`data_removals.tasks`), TLS-RPT reports (`delivery.tls_tasks`) — polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
 leaves leases that expire, and its rows are claimed again.
@@ -27,6 +27,7 @@ from api_service.core.outage import OutageLog, database_unavailable
 from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
+from api_service.delivery.tls_tasks import PolicyStore, send_due_reports
 from api_service.delivery.transport import transport_from_settings
 from api_service.domains.dns import lookup_for
 from api_service.domains.tasks import check_dns
@@ -66,7 +67,9 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     # fallback when a group commit fails.
     engine = create_engine(settings.database_url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     sessionmaker = create_sessionmaker(engine)
-    transport = transport_from_settings(settings, helo=settings.helo_name or socket.getfqdn())
+    helo = settings.helo_name or socket.getfqdn()
+    transport = transport_from_settings(settings, helo=helo)
+    transport.tls.store = PolicyStore(sessionmaker)
     retry = schedule(settings.webhook_retry_schedule)
     dns = lookup_for(settings.dns_resolver)
     pool = asyncio.create_task(metrics.sample_pool_forever(engine, limit=POOL_SIZE + POOL_OVERFLOW))
@@ -111,6 +114,12 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                     idle=settings.retention_interval_seconds,
                 ),
                 _loop(
+                    "tls reports",
+                    lambda: send_due_reports(sessionmaker=sessionmaker, transport=transport, settings=settings, helo=helo),
+                    stop=stop,
+                    idle=settings.tls_rpt_interval_seconds,
+                ),
+                _loop(
                     "dns",
                     lambda: check_dns(sessionmaker=sessionmaker, dns=dns, interval_seconds=settings.dns_check_interval_seconds),
                     stop=stop,
@@ -121,6 +130,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
         pool.cancel()
         if transport.pool is not None:
             transport.pool.close()
+        await transport.tls.aclose()
         await engine.dispose()
 
 

@@ -1,7 +1,8 @@
 """A DNS server of the tests' own on loopback (dnslib over UDP), answering from a dict.
 
 Unknown names get NXDOMAIN, known names without a record of the asked type an empty NOERROR
-answer, names marked `fail` SERVFAIL. Every question is logged in `queries`.
+answer, names marked `fail` SERVFAIL; answers about names marked `secure` carry the AD bit, as a
+validating resolver's do (DANE). Every question is logged in `queries`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from typing import Any
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TLSA, TXT, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -22,6 +23,7 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer
 class Zone(BaseResolver):  # type: ignore[misc]
     records: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     failing: set[str] = field(default_factory=set)
+    secure: set[str] = field(default_factory=set)
     queries: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +54,11 @@ class Zone(BaseResolver):  # type: ignore[misc]
         """The name exists, with neither MX nor address."""
         self._add(name, QTYPE.TXT, TXT("v=spf1 -all"))
 
+    def tlsa(self, name: str, usage: int, selector: int, mtype: int, data: bytes, *, secure: bool = True) -> None:
+        self._add(name, QTYPE.TLSA, TLSA(usage, selector, mtype, data))
+        if secure:
+            self.secure.add(name.lower())
+
     def fail(self, name: str) -> None:
         self.failing.add(name.lower())
 
@@ -69,6 +76,7 @@ class Zone(BaseResolver):  # type: ignore[misc]
             elif name not in self.records:
                 reply.header.rcode = RCODE.NXDOMAIN
             else:
+                reply.header.ad = int(name in self.secure)
                 for record in self.records[name]:
                     if record.rtype == request.q.qtype:
                         reply.add_answer(record)
