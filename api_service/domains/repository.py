@@ -40,6 +40,24 @@ async def signing_keys(*, session: AsyncSession, names: set[str]) -> dict[str, t
     return {name: (selector, key) for name, selector, key in (await session.execute(stmt)).all()}
 
 
+async def sending_domains(*, session: AsyncSession, names: set[str]) -> list[Domain]:
+    """The domains of these names (the From domains of the messages a delivery batch sends)."""
+    if not names:
+        return []
+    return list((await session.execute(select(Domain).where(Domain.name.in_(names)))).scalars().all())
+
+
+async def verified_return_paths(*, session: AsyncSession) -> list[str]:
+    """The verified return-path domains, sorted."""
+    stmt = (
+        select(Domain.return_path_domain)
+        .where(Domain.return_path_verified.is_(True), Domain.return_path_domain != "")
+        .distinct()
+        .order_by(Domain.return_path_domain)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
 async def claim_dns_checks(*, session: AsyncSession, checked_before: datetime, limit: int) -> list[Domain]:
     """Domains whose DKIM key waits to be seen in DNS and that were not looked up since `checked_before`,
     locked (SKIP LOCKED: two workers share the work)."""

@@ -225,5 +225,37 @@ async def signing_keys(*, session: AsyncSession, domains: set[str]) -> dict[str,
     return {name: SigningKey(domain=name, selector=selector, private_pem=pem) for name, (selector, pem) in found.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class SendingDomain:
+    """What delivery needs of a message's From domain: the key that signs its mail and the
+    envelope domain its return paths use (its verified ReturnPathDomain, "" for RETURN_PATH_DOMAIN)."""
+
+    name: str
+    key: SigningKey | None
+    return_path_domain: str
+
+
+def sending_domain(domain: Domain) -> SendingDomain:
+    key = (
+        SigningKey(domain=domain.name, selector=domain.dkim_selector, private_pem=domain.dkim_private_key)
+        if domain.dkim_private_key
+        else None
+    )
+    # SPF aligns (relaxed, RFC 7489 §3.1.2) only when the envelope domain shares the From's organisational
+    # domain; clean_return_path keeps ReturnPathDomain a subdomain of the domain, so a verified one does.
+    return_path = domain.return_path_domain if domain.return_path_verified else ""
+    return SendingDomain(name=domain.name, key=key, return_path_domain=return_path)
+
+
+async def sending_domains(*, session: AsyncSession, domains: set[str]) -> dict[str, SendingDomain]:
+    """The signing key and return-path domain of each of these domains that Postgate knows."""
+    return {d.name: sending_domain(d) for d in await repository.sending_domains(session=session, names=domains)}
+
+
+async def verified_return_paths(*, session: AsyncSession) -> list[str]:
+    """Every verified ReturnPathDomain: the MX listener takes reports mailed to them."""
+    return await repository.verified_return_paths(session=session)
+
+
 async def list_domains(*, session: AsyncSession, count: int, offset: int) -> tuple[int, list[Domain]]:
     return await repository.list_domains(session=session, count=count, offset=offset)
