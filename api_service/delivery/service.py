@@ -86,8 +86,12 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
         async def copy_for(message: Message, server: Server, alone: str, recipient: str) -> bytes:
             data = None if alone else shared.get(message.id)
             if data is None:
+                sender = senders.get(domain_of(message.from_email))
                 context = Personalisation(
-                    secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=envelope_domain(message)
+                    secret=server.tracking_secret,
+                    # The From domain's own verified tracking host, so links in its mail show its name.
+                    base_url=(sender.tracking_base_url if sender is not None else "") or settings.tracking_url,
+                    return_path_domain=envelope_domain(message),
                 )
                 # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
                 data = await cpu_bound(len(message.raw_mime), prepare, message, recipient, senders, context)

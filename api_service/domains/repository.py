@@ -58,6 +58,11 @@ async def verified_return_paths(*, session: AsyncSession) -> list[str]:
     return list((await session.execute(stmt)).scalars().all())
 
 
+async def is_verified_tracking_domain(*, session: AsyncSession, host: str) -> bool:
+    stmt = select(Domain.id).where(Domain.tracking_domain == host, Domain.tracking_verified.is_(True)).limit(1)
+    return (await session.execute(stmt)).first() is not None
+
+
 async def claim_dns_checks(*, session: AsyncSession, checked_before: datetime, limit: int) -> list[Domain]:
     """Domains whose DKIM key waits to be seen in DNS and that were not looked up since `checked_before`,
     locked (SKIP LOCKED: two workers share the work)."""

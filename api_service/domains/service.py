@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.cache import TtlCache
 from api_service.domains import repository, spf
 from api_service.domains.dkim import generate_key
 from api_service.domains.dns import DnsLookup
@@ -33,6 +34,15 @@ def clean_return_path(value: str | None, *, domain: str) -> str:
     return value
 
 
+def clean_tracking_domain(value: str | None, *, domain: str, return_path: str) -> str:
+    value = (value or "").strip().lower().rstrip(".")
+    if value and (not valid_domain_name(value) or not value.endswith("." + domain) or len(value) > 255):
+        raise PostmarkError(ErrorCode.DOMAIN_INVALID_FIELDS, f"TrackingDomain must be a subdomain of {domain}.")
+    if value and value == return_path:  # one name cannot be a CNAME of two hosts
+        raise PostmarkError(ErrorCode.DOMAIN_INVALID_FIELDS, "TrackingDomain must differ from ReturnPathDomain.")
+    return value
+
+
 async def create_domain(*, session: AsyncSession, data: DomainCreate, auto_confirm: bool) -> Domain:
     name = (data.Name or "").strip().lower().rstrip(".")
     if not name:
@@ -43,10 +53,14 @@ async def create_domain(*, session: AsyncSession, data: DomainCreate, auto_confi
         raise PostmarkError(ErrorCode.DOMAIN_NAME_INVALID, f"'{data.Name}' is not a valid domain name.")
     if await repository.get_domain_by_name(session=session, name=name) is not None:
         raise PostmarkError(ErrorCode.DOMAIN_EXISTS, "This domain already exists.")
+    return_path = clean_return_path(data.ReturnPathDomain, domain=name)
+    tracking = clean_tracking_domain(data.TrackingDomain, domain=name, return_path=return_path)
     key = await asyncio.to_thread(generate_key)  # RSA key generation would block the loop for ~0.1 s
     domain = Domain(
         name=name,
-        return_path_domain=clean_return_path(data.ReturnPathDomain, domain=name),
+        return_path_domain=return_path,
+        tracking_domain=tracking,
+        tracking_verified=False,
         dkim_selector=key.selector,
         dkim_private_key=key.private_pem,
         dkim_public_key=key.public_b64,
@@ -71,6 +85,13 @@ async def edit_domain(*, session: AsyncSession, domain_id: int, data: DomainEdit
         return_path = clean_return_path(data.ReturnPathDomain, domain=domain.name)
         if return_path != domain.return_path_domain:
             domain.return_path_domain, domain.return_path_verified = return_path, False
+    if data.TrackingDomain is not None:
+        tracking = clean_tracking_domain(data.TrackingDomain, domain=domain.name, return_path=domain.return_path_domain)
+        if tracking != domain.tracking_domain:
+            domain.tracking_domain, domain.tracking_verified = tracking, False
+            TRACKING_HOSTS.clear()
+    elif domain.tracking_domain and domain.tracking_domain == domain.return_path_domain:
+        raise PostmarkError(ErrorCode.DOMAIN_INVALID_FIELDS, "ReturnPathDomain must differ from TrackingDomain.")
     await session.flush()
     return domain
 
@@ -79,6 +100,7 @@ async def delete_domain(*, session: AsyncSession, domain_id: int) -> str:
     domain = await get_domain_or_raise(session=session, domain_id=domain_id)
     name = domain.name
     await repository.delete_domain(session=session, domain=domain)
+    TRACKING_HOSTS.clear()
     return name
 
 
@@ -190,6 +212,35 @@ async def return_path_reaches(host: str, *, dns: DnsLookup, target: str) -> bool
     return bool(exchanges) and bool(exchanges & ({target} | set(await dns.mx(target))))
 
 
+async def verify_tracking_domain(*, session: AsyncSession, domain_id: int, dns: DnsLookup, target: str) -> Domain:
+    """The tracking domain is a CNAME of `target` (the host of TRACKING_BASE_URL): its open and click
+    URLs then reach Postgate, and the domain's mail uses it."""
+    domain = await get_domain_or_raise(session=session, domain_id=domain_id)
+    target = target.rstrip(".").lower()
+    domain.tracking_verified = bool(domain.tracking_domain) and bool(target) and await dns.cname(domain.tracking_domain) == target
+    TRACKING_HOSTS.clear()
+    await session.flush()
+    return domain
+
+
+# Asked by the TLS proxy for every new name it sees (Caddy's on-demand `ask`): anyone can make it
+# ask, so answers are remembered a minute, per process (a change made through another process
+# shows after at most that long; one made here clears it).
+TRACKING_HOSTS: TtlCache[bool] = TtlCache(60.0)
+
+
+async def is_tracking_host(*, session: AsyncSession, host: str) -> bool:
+    """Whether `host` is a verified tracking domain."""
+    host = host.strip().lower().rstrip(".")
+    if not host or len(host) > 253 or not valid_domain_name(host):
+        return False
+    known = TRACKING_HOSTS.get(host)
+    if known is None:
+        known = await repository.is_verified_tracking_domain(session=session, host=host)
+        TRACKING_HOSTS.put(host, known)
+    return known
+
+
 async def verify_spf(*, session: AsyncSession, domain_id: int, dns: DnsLookup, wanted: str) -> Domain:
     """SPFVerified: the domain publishes one SPF record with the mechanisms of `wanted` (SPF_TEXT_VALUE)."""
     domain = await get_domain_or_raise(session=session, domain_id=domain_id)
@@ -233,6 +284,8 @@ class SendingDomain:
     name: str
     key: SigningKey | None
     return_path_domain: str
+    tracking_base_url: str = ""
+    """`https://<TrackingDomain>` once verified, "" for TRACKING_BASE_URL."""
 
 
 def sending_domain(domain: Domain) -> SendingDomain:
@@ -244,7 +297,8 @@ def sending_domain(domain: Domain) -> SendingDomain:
     # SPF aligns (relaxed, RFC 7489 §3.1.2) only when the envelope domain shares the From's organisational
     # domain; clean_return_path keeps ReturnPathDomain a subdomain of the domain, so a verified one does.
     return_path = domain.return_path_domain if domain.return_path_verified else ""
-    return SendingDomain(name=domain.name, key=key, return_path_domain=return_path)
+    tracking = f"https://{domain.tracking_domain}" if domain.tracking_verified and domain.tracking_domain else ""
+    return SendingDomain(name=domain.name, key=key, return_path_domain=return_path, tracking_base_url=tracking)
 
 
 async def sending_domains(*, session: AsyncSession, domains: set[str]) -> dict[str, SendingDomain]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from api_service.config import Settings
 from api_service.domains.service import dkim_host, dkim_value, safe_to_remove_revoked_key, update_status
@@ -32,3 +33,8 @@ def dns_details(domain: Domain | None, *, settings: Settings, now: datetime) -> 
         ReturnPathDomainVerified=domain.return_path_verified,
         ReturnPathDomainCNAMEValue=settings.return_path_domain,
     )
+
+
+def tracking_cname_value(settings: Settings) -> str:
+    """The host a TrackingDomain is a CNAME of: that of TRACKING_BASE_URL."""
+    return (urlsplit(settings.tracking_url).hostname or "").lower()

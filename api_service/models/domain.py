@@ -34,3 +34,7 @@ class Domain(CreatedAtMixin, Base):
     dkim_revoked_public_key: Mapped[str] = mapped_column(Text, default="")
     dkim_revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     dkim_checked_at: Mapped[datetime | None] = mapped_column(default=None, doc="Last DNS look-up by the worker")
+    tracking_domain: Mapped[str] = mapped_column(
+        String(255), default="", doc="Host of the open and click URLs of this domain's mail once verified (a CNAME of the tracking host)"
+    )
+    tracking_verified: Mapped[bool] = mapped_column(default=False)

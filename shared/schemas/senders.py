@@ -82,16 +82,21 @@ class DomainCreate(WireModel):
 
     Name: str | None = None
     ReturnPathDomain: str | None = None
+    TrackingDomain: str | None = Field(
+        default=None,
+        description="Beyond Postmark: a subdomain serving this domain's open and click URLs (a CNAME of TrackingDomainCNAMEValue)",
+    )
 
     model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"Name": "example.com"}]}}
 
 
 class DomainEdit(WireModel):
-    """A domain's return-path domain (a subdomain of it)."""
+    """A domain's return-path domain and tracking domain (subdomains of it; "" removes one)."""
 
     model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"ReturnPathDomain": "pm-bounces.example.com"}]}}
 
     ReturnPathDomain: str | None = None
+    TrackingDomain: str | None = Field(default=None, description="Beyond Postmark: see DomainCreate")
 
 
 class DomainSummary(WireResponse):
@@ -106,6 +111,11 @@ class DomainSummary(WireResponse):
 class DomainDetails(DnsDetails):
     ID: int
     Name: str
+    TrackingDomain: str = Field(default="", description="Beyond Postmark: the host of this domain's open and click URLs once verified")
+    TrackingDomainVerified: bool = Field(
+        default=False, description="Beyond Postmark: TrackingDomain is a CNAME of TrackingDomainCNAMEValue"
+    )
+    TrackingDomainCNAMEValue: str = Field(default="", description="Beyond Postmark: the tracking host (of TRACKING_BASE_URL)")
 
 
 class DomainList(WireResponse):

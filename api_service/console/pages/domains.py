@@ -14,6 +14,7 @@ from api_service.core.paging import EntityId
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.domains import service as domains_service
 from api_service.domains.dns import lookup_for
+from api_service.domains.views import tracking_cname_value
 from api_service.models import Domain
 from shared.schemas.senders import DomainCreate
 
@@ -84,6 +85,8 @@ async def domain(request: Request, domain_id: EntityId, session: Session, settin
         )
     if row.return_path_domain:
         records.append(("Return path", "CNAME", row.return_path_domain, settings.return_path_domain, row.return_path_verified))
+    if row.tracking_domain:
+        records.append(("Tracking", "CNAME", row.tracking_domain, tracking_cname_value(settings), row.tracking_verified))
     return render(
         request,
         "domain.html",
