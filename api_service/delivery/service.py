@@ -252,7 +252,14 @@ def sign(mime: bytes, message: Message, senders: dict[str, domains.SendingDomain
     if key is None:
         return mime
     try:
-        return dkim.sign(mime, domain=key.domain, selector=key.selector, private_pem=key.private_pem)
+        return dkim.sign(
+            mime,
+            domain=key.domain,
+            selector=key.selector,
+            private_pem=key.private_pem,
+            ed25519_selector=key.ed25519_selector,
+            ed25519_key=key.ed25519_key,
+        )
     except Exception:  # a message dkimpy cannot sign is still delivered, unsigned
         log.exception("DKIM signing failed for %s", message.id)
         return mime

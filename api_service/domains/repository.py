@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.listing import page_of
@@ -69,7 +69,12 @@ async def claim_dns_checks(*, session: AsyncSession, checked_before: datetime, l
     stmt = (
         select(Domain)
         .where(
-            or_(Domain.dkim_pending_selector != "", Domain.dkim_verified.is_(False)),
+            or_(
+                Domain.dkim_pending_selector != "",
+                Domain.dkim_verified.is_(False),
+                Domain.dkim_ed25519_pending_selector != "",
+                and_(Domain.dkim_ed25519_selector != "", Domain.dkim_ed25519_verified.is_(False)),
+            ),
             or_(Domain.dkim_checked_at.is_(None), Domain.dkim_checked_at < checked_before),
         )
         .order_by(Domain.dkim_checked_at.asc().nulls_first(), Domain.id)

@@ -13,7 +13,7 @@ from api_service.core.paging import EntityId, Paging
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.domains import service
 from api_service.domains.deps import Dns
-from api_service.domains.views import dns_details, tracking_cname_value
+from api_service.domains.views import dns_details, ed25519_details, tracking_cname_value
 from api_service.models import Domain
 from api_service.servers.deps import AccountAuth
 from shared.constants import ErrorCode
@@ -30,13 +30,15 @@ ERRORS = error_responses(
 
 
 def details(domain: Domain, settings: Settings) -> DomainDetails:
-    dns = dns_details(domain, settings=settings, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    dns = dns_details(domain, settings=settings, now=now)
     return DomainDetails(
         ID=domain.id,
         Name=domain.name,
         TrackingDomain=domain.tracking_domain,
         TrackingDomainVerified=domain.tracking_verified,
         TrackingDomainCNAMEValue=tracking_cname_value(settings),
+        **ed25519_details(domain, now=now),
         **dns.model_dump(),
     )
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.cache import TtlCache
 from api_service.domains import repository, spf
-from api_service.domains.dkim import generate_key
+from api_service.domains.dkim import generate_ed25519_key, generate_key
 from api_service.domains.dns import DnsLookup
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Domain
@@ -69,6 +69,8 @@ async def create_domain(*, session: AsyncSession, data: DomainCreate, auto_confi
         return_path_verified=False,
         confirmed=auto_confirm,
     )
+    if data.DKIMEd25519:
+        _add_ed25519_key(domain)
     return await repository.add_domain(session=session, domain=domain)
 
 
@@ -92,6 +94,11 @@ async def edit_domain(*, session: AsyncSession, domain_id: int, data: DomainEdit
             TRACKING_HOSTS.clear()
     elif domain.tracking_domain and domain.tracking_domain == domain.return_path_domain:
         raise PostmarkError(ErrorCode.DOMAIN_INVALID_FIELDS, "ReturnPathDomain must differ from TrackingDomain.")
+    if data.DKIMEd25519 is True and not domain.dkim_ed25519_selector:
+        _add_ed25519_key(domain)
+        domain.dkim_checked_at = None  # the worker looks for it at its next round
+    elif data.DKIMEd25519 is False and domain.dkim_ed25519_selector:
+        _drop_ed25519_key(domain, now=datetime.now(UTC))
     await session.flush()
     return domain
 
@@ -125,8 +132,78 @@ def published_key(records: list[str]) -> str:
     return ""
 
 
+def dkim_ed25519_value(public_key: str) -> str:
+    return f"k=ed25519;p={public_key}" if public_key else ""
+
+
 def update_status(domain: Domain) -> DkimUpdateStatus:
-    return DkimUpdateStatus.PENDING if domain.dkim_pending_selector else DkimUpdateStatus.REGULAR
+    pending = domain.dkim_pending_selector or domain.dkim_ed25519_pending_selector
+    return DkimUpdateStatus.PENDING if pending else DkimUpdateStatus.REGULAR
+
+
+def _selectors(domain: Domain) -> set[str]:
+    return {
+        domain.dkim_selector,
+        domain.dkim_revoked_selector,
+        domain.dkim_ed25519_selector,
+        domain.dkim_ed25519_pending_selector,
+        domain.dkim_ed25519_revoked_selector,
+    } - {""}
+
+
+def _add_ed25519_key(domain: Domain) -> None:
+    """Give the domain an Ed25519 key: it signs once its record is seen in DNS (a signature whose key
+    receivers cannot find would only be a failing signature beside the RSA one)."""
+    key = generate_ed25519_key(taken=_selectors(domain))
+    domain.dkim_ed25519_selector, domain.dkim_ed25519_private_key, domain.dkim_ed25519_public_key = (
+        key.selector,
+        key.private_pem,
+        key.public_b64,
+    )
+    domain.dkim_ed25519_verified = False
+
+
+def _drop_ed25519_key(domain: Domain, *, now: datetime) -> None:
+    """Stop signing with Ed25519: its key is revoked (its record may go after the grace period)."""
+    if domain.dkim_ed25519_verified:
+        domain.dkim_ed25519_revoked_selector, domain.dkim_ed25519_revoked_public_key = (
+            domain.dkim_ed25519_selector,
+            domain.dkim_ed25519_public_key,
+        )
+        domain.dkim_ed25519_revoked_at = now
+    domain.dkim_ed25519_selector = domain.dkim_ed25519_private_key = domain.dkim_ed25519_public_key = ""
+    domain.dkim_ed25519_pending_selector = domain.dkim_ed25519_pending_private_key = domain.dkim_ed25519_pending_public_key = ""
+    domain.dkim_ed25519_verified = False
+
+
+def safe_to_remove_revoked_ed25519_key(domain: Domain, *, now: datetime) -> bool:
+    revoked_at = domain.dkim_ed25519_revoked_at
+    return bool(domain.dkim_ed25519_revoked_selector) and revoked_at is not None and revoked_at + REVOKED_KEY_GRACE <= now
+
+
+def _promote_pending_ed25519_key(domain: Domain, *, now: datetime) -> None:
+    domain.dkim_ed25519_revoked_selector, domain.dkim_ed25519_revoked_public_key = (
+        domain.dkim_ed25519_selector,
+        domain.dkim_ed25519_public_key,
+    )
+    domain.dkim_ed25519_revoked_at = now
+    domain.dkim_ed25519_selector, domain.dkim_ed25519_private_key, domain.dkim_ed25519_public_key = (
+        domain.dkim_ed25519_pending_selector,
+        domain.dkim_ed25519_pending_private_key,
+        domain.dkim_ed25519_pending_public_key,
+    )
+    domain.dkim_ed25519_pending_selector = domain.dkim_ed25519_pending_private_key = domain.dkim_ed25519_pending_public_key = ""
+    domain.dkim_ed25519_verified = True
+
+
+async def _check_ed25519(*, domain: Domain, dns: DnsLookup, now: datetime) -> None:
+    if domain.dkim_ed25519_pending_selector:
+        records = await dns.txt(dkim_host(domain.dkim_ed25519_pending_selector, domain.name))
+        if published_key(records) == domain.dkim_ed25519_pending_public_key:
+            _promote_pending_ed25519_key(domain, now=now)
+    if domain.dkim_ed25519_selector and not domain.dkim_ed25519_verified:
+        records = await dns.txt(dkim_host(domain.dkim_ed25519_selector, domain.name))
+        domain.dkim_ed25519_verified = published_key(records) == domain.dkim_ed25519_public_key
 
 
 def safe_to_remove_revoked_key(domain: Domain, *, now: datetime) -> bool:
@@ -157,6 +234,7 @@ async def check_dkim(*, domain: Domain, dns: DnsLookup, now: datetime) -> None:
         records = await dns.txt(dkim_host(domain.dkim_selector, domain.name))
         if published_key(records) == domain.dkim_public_key:
             domain.dkim_verified = domain.confirmed = True
+    await _check_ed25519(domain=domain, dns=dns, now=now)
     domain.dkim_checked_at = now
 
 
@@ -171,7 +249,7 @@ async def verify_dkim(*, session: AsyncSession, domain_id: int, dns: DnsLookup) 
 async def rotate_dkim(*, session: AsyncSession, domain_id: int) -> Domain:
     """Make a new key; it waits in DKIMPending* until DNS publishes it, and the current key signs until then."""
     domain = await get_domain_or_raise(session=session, domain_id=domain_id, for_update=True)
-    if domain.dkim_pending_selector:
+    if domain.dkim_pending_selector or domain.dkim_ed25519_pending_selector:
         raise PostmarkError(
             ErrorCode.DKIM_RENEWAL_SCHEDULED,
             f"A new DKIM key for {domain.name} is already waiting: publish DKIMPendingHost, then verify it with PUT /domains/{domain.id}/verifyDkim.",
@@ -182,6 +260,13 @@ async def rotate_dkim(*, session: AsyncSession, domain_id: int) -> Domain:
         key.private_pem,
         key.public_b64,
     )
+    if domain.dkim_ed25519_selector:  # rotated together: one DNS change publishes both new keys
+        ed = generate_ed25519_key(taken=_selectors(domain))
+        domain.dkim_ed25519_pending_selector, domain.dkim_ed25519_pending_private_key, domain.dkim_ed25519_pending_public_key = (
+            ed.selector,
+            ed.private_pem,
+            ed.public_b64,
+        )
     domain.dkim_checked_at = None  # the worker looks for it at its next round
     await session.flush()
     return domain
@@ -268,6 +353,9 @@ class SigningKey:
     domain: str
     selector: str
     private_pem: str
+    ed25519_selector: str = ""
+    ed25519_key: str = ""
+    """The Ed25519 key signing beside the RSA one (once seen in DNS), "" without one."""
 
 
 async def signing_keys(*, session: AsyncSession, domains: set[str]) -> dict[str, SigningKey]:
@@ -289,11 +377,16 @@ class SendingDomain:
 
 
 def sending_domain(domain: Domain) -> SendingDomain:
-    key = (
-        SigningKey(domain=domain.name, selector=domain.dkim_selector, private_pem=domain.dkim_private_key)
-        if domain.dkim_private_key
-        else None
-    )
+    key = None
+    if domain.dkim_private_key:
+        ed25519 = domain.dkim_ed25519_verified and bool(domain.dkim_ed25519_private_key)
+        key = SigningKey(
+            domain=domain.name,
+            selector=domain.dkim_selector,
+            private_pem=domain.dkim_private_key,
+            ed25519_selector=domain.dkim_ed25519_selector if ed25519 else "",
+            ed25519_key=domain.dkim_ed25519_private_key if ed25519 else "",
+        )
     # SPF aligns (relaxed, RFC 7489 §3.1.2) only when the envelope domain shares the From's organisational
     # domain; clean_return_path keeps ReturnPathDomain a subdomain of the domain, so a verified one does.
     return_path = domain.return_path_domain if domain.return_path_verified else ""

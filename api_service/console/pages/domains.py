@@ -83,6 +83,26 @@ async def domain(request: Request, domain_id: EntityId, session: Session, settin
                 False,
             ),
         )
+    if row.dkim_ed25519_selector:
+        records.append(
+            (
+                "DKIM (Ed25519)",
+                "TXT",
+                f"{row.dkim_ed25519_selector}._domainkey.{row.name}",
+                f"k=ed25519;p={row.dkim_ed25519_public_key}",
+                row.dkim_ed25519_verified,
+            )
+        )
+    if row.dkim_ed25519_pending_selector:
+        records.append(
+            (
+                "DKIM (Ed25519, new key)",
+                "TXT",
+                f"{row.dkim_ed25519_pending_selector}._domainkey.{row.name}",
+                f"k=ed25519;p={row.dkim_ed25519_pending_public_key}",
+                False,
+            )
+        )
     if row.return_path_domain:
         records.append(("Return path", "CNAME", row.return_path_domain, settings.return_path_domain, row.return_path_verified))
     if row.tracking_domain:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+from collections.abc import Callable
 from pathlib import Path
 
 import dkim as dkimpy
@@ -34,7 +35,7 @@ BROADCAST = {
 }
 
 
-def published(resolver: str):  # type: ignore[no-untyped-def]
+def published(resolver: str) -> Callable[..., bytes]:
     """dkimpy's DNS function, answered by the test's DNS server (the record as published there)."""
     host, port = resolver.split(":")
     ask = dns.resolver.Resolver(configure=False)
