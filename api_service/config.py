@@ -142,6 +142,10 @@ class Settings(BaseSettings):
         default="v=spf1 a mx ~all",
         description="The SPF record domains are asked to publish (SPFTextValue); verifyspf looks for its mechanisms",
     )
+    bulk_sender_checks: bool = Field(
+        default=True,
+        description="Warn in the response Message of a Broadcasts send whose From domain has no DMARC record (looked up through DNS_RESOLVER, cached) or no aligned return path",
+    )
     dns_check_interval_seconds: float = Field(
         default=600, description="The worker re-checks an unverified or rotating DKIM key in DNS this often per domain"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ARRAY, Text, bindparam, cast, func, select, text, update
@@ -32,6 +32,8 @@ class SendLookups:
     domains: set[str]
     """Confirmed domains: every address on them may send."""
     suppressed: set[tuple[str, str]]
+    aligned: set[str] = field(default_factory=set)
+    """Domains whose mail leaves with the envelope sender on their verified return path (SPF aligned)."""
 
 
 LOOKUPS = text(
@@ -43,6 +45,7 @@ LOOKUPS = text(
          FROM sender_signatures WHERE email = ANY(:emails) AND confirmed) AS signatures,
       (SELECT coalesce(array_agg(email), '{}') FROM sender_signatures WHERE email = ANY(:emails) AND NOT confirmed) AS unconfirmed,
       (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND confirmed) AS domains,
+      (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND return_path_verified) AS aligned,
       (SELECT coalesce(json_agg(json_build_array(message_stream, email)), '[]')
          FROM suppressions WHERE server_id = :server_id AND email = ANY(:recipients)) AS suppressed
     """
@@ -60,7 +63,7 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
             LOOKUPS, {"server_id": server_id, "emails": list(emails), "domains": list(domains), "recipients": list(recipients)}
         )
     ).one()
-    streams_json, signatures_json, unconfirmed, domain_names, suppressed_json = row
+    streams_json, signatures_json, unconfirmed, domain_names, aligned, suppressed_json = row
     streams = json.loads(streams_json) if isinstance(streams_json, str) else streams_json
     signatures = json.loads(signatures_json) if isinstance(signatures_json, str) else signatures_json
     suppressed = json.loads(suppressed_json) if isinstance(suppressed_json, str) else suppressed_json
@@ -69,6 +72,7 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
         reply_tos=dict(signatures),
         unconfirmed=set(unconfirmed),
         domains=set(domain_names),
+        aligned=set(aligned),
         suppressed={(stream, email) for stream, email in suppressed},
     )
 
