@@ -15,6 +15,7 @@ from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.domains import service as domains
 from api_service.errors import PostmarkError
 from api_service.servers.deps import AccountAuth, CurrentServer
+from api_service.streams.service import ComplaintLine
 from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode
 from shared.schemas.base import format_timestamp
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, RETURN_PATH_DOMAINS_PATH, BounceReport, BounceReportResult, ReturnPathDomains
@@ -138,8 +139,14 @@ async def bounce_report(session: Session, settings: AppSettings, report: Annotat
     """Record the bounces or complaint in a report mailed to a return-path address (the return-path
     listener calls this with the account token; the listener itself takes no AUTH)."""
     loops = [entry for entry in settings.feedback_loop_senders.split(",") if entry.strip()]
+    line = ComplaintLine(rate=settings.complaint_pause_rate, min_sent=settings.complaint_pause_min_sent)
     matched = await service.record_report(
-        session=session, report=report, feedback_loops=loops, keys=settings.verp_keys, legacy_before=settings.verp_legacy_before
+        session=session,
+        report=report,
+        feedback_loops=loops,
+        keys=settings.verp_keys,
+        legacy_before=settings.verp_legacy_before,
+        complaint_line=line,
     )
     return BounceReportResult(Matched=matched)
 

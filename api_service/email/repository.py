@@ -18,6 +18,8 @@ class StreamInfo:
     stream_type: str
     archived: bool
     unsubscribe_handling: str = "None"
+    paused_reason: str | None = None
+    """Why the stream is paused (it refuses new mail), None when it is not."""
 
 
 @dataclass(slots=True)
@@ -39,7 +41,7 @@ class SendLookups:
 LOOKUPS = text(
     """
     SELECT
-      (SELECT coalesce(json_object_agg(stream_id, json_build_array(stream_type, archived_at IS NOT NULL, unsubscribe_handling)), '{}')
+      (SELECT coalesce(json_object_agg(stream_id, json_build_array(stream_type, archived_at IS NOT NULL, unsubscribe_handling, CASE WHEN paused_at IS NOT NULL THEN paused_reason END)), '{}')
          FROM message_streams WHERE server_id = :server_id) AS streams,
       (SELECT coalesce(json_object_agg(email, reply_to_email), '{}')
          FROM sender_signatures WHERE email = ANY(:emails) AND confirmed) AS signatures,
@@ -68,7 +70,7 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
     signatures = json.loads(signatures_json) if isinstance(signatures_json, str) else signatures_json
     suppressed = json.loads(suppressed_json) if isinstance(suppressed_json, str) else suppressed_json
     return SendLookups(
-        streams={k: StreamInfo(stream_type=v[0], archived=v[1], unsubscribe_handling=v[2]) for k, v in streams.items()},
+        streams={k: StreamInfo(stream_type=v[0], archived=v[1], unsubscribe_handling=v[2], paused_reason=v[3]) for k, v in streams.items()},
         reply_tos=dict(signatures),
         unconfirmed=set(unconfirmed),
         domains=set(domain_names),

@@ -198,6 +198,14 @@ def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups)
         )
     elif stream.stream_type == StreamType.INBOUND:
         problems.append(PostmarkError(ErrorCode.STREAM_NOT_SENDABLE, "Sending is not supported on the supplied 'MessageStream'."))
+    elif stream.paused_reason is not None:
+        problems.append(
+            PostmarkError(
+                ErrorCode.STREAM_NOT_SENDABLE,
+                f"The 'MessageStream' {message.message_stream} is paused: {stream.paused_reason}. "
+                f'Resume it with PATCH /message-streams/{message.message_stream} {{"Paused": false}}.',
+            )
+        )
     if message.sender is not None:
         email = message.sender.email.lower()
         if email not in lookups.reply_tos and domain_of(email) not in lookups.domains:
