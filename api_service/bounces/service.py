@@ -32,6 +32,7 @@ from api_service.tracking import service as tracking
 from api_service.webhooks import service as webhooks_service
 from shared.constants import BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
 from shared.schemas.bounce_reports import BounceReport
+from shared.schemas.webhook_payloads import StreamPausedWebhook
 
 log = logging.getLogger("postgate.bounces")
 
@@ -262,13 +263,26 @@ async def _record_complaint(
 
 async def check_complaint_rate(*, session: AsyncSession, server_id: int, stream: str, line: streams.ComplaintLine) -> bool:
     """After a complaint: pause the stream when its complaint rate passed the line (see
-    `streams.pause_for_complaints`); True when it was paused now. Complaints are rare, so the two
-    counts are taken at each one rather than kept."""
+    `streams.pause_for_complaints`) and tell its webhooks that take SpamComplaint (RecordType
+    StreamPaused); True when it was paused now. Complaints are rare, so the two counts are taken at
+    each one rather than kept."""
     since = datetime.now(UTC) - timedelta(days=line.days)
     complaints, sent = await repository.complaint_counts(session=session, server_id=server_id, stream=stream, since=since)
-    return await streams.pause_for_complaints(
+    paused = await streams.pause_for_complaints(
         session=session, server_id=server_id, stream_id=stream, complaints=complaints, sent=sent, line=line
     )
+    if paused is None or paused.paused_at is None:
+        return False
+    payload = StreamPausedWebhook(
+        ServerID=server_id,
+        MessageStream=stream,
+        PausedAt=paused.paused_at,
+        Reason=paused.paused_reason,
+        SpamComplaints=complaints,
+        Recipients=sent,
+    )
+    await webhooks_service.stream_paused(session=session, server_id=server_id, payload=payload)
+    return True
 
 
 async def _record_failure(*, session: AsyncSession, message: Message, failed: FailedRecipient, dump: Dump) -> int:

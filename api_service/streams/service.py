@@ -269,16 +269,16 @@ def complaint_reason(*, complaints: int, sent: int, line: ComplaintLine) -> str 
 
 async def pause_for_complaints(
     *, session: AsyncSession, server_id: int, stream_id: str, complaints: int, sent: int, line: ComplaintLine
-) -> bool:
+) -> MessageStream | None:
     """Pause the stream when its complaint rate passes the line (unless its PauseOnComplaints is off,
-    or it is paused already); True when it was paused now."""
+    or it is paused already); the stream when it was paused now, else None."""
     reason = complaint_reason(complaints=complaints, sent=sent, line=line)
     if reason is None:
-        return False
+        return None
     stream = await repository.get_stream(session=session, server_id=server_id, stream_id=stream_id, for_update=True)
     if stream is None or not stream.pause_on_complaints or stream.paused_at is not None:
-        return False
+        return None
     stream.paused_at, stream.paused_reason = datetime.now(UTC), reason
     await session.flush()
     log.warning("server %s: message stream %r paused: %s", server_id, stream_id, reason)
-    return True
+    return stream

@@ -13,7 +13,7 @@ import pytest
 from api_service.bounces.verp import return_path
 from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH
 from tests.api.bounces.test_complaints import arf
-from tests.api.conftest import MakeApp, OtherApp
+from tests.api.conftest import MakeApp, OtherApp, Receiver, Worker
 from tests.conftest import ACCOUNT_TOKEN
 from tests.factories import ACCOUNT, ServerHandle, create_domain, create_server, message
 
@@ -41,9 +41,13 @@ async def complain(app: OtherApp, message_id: str, recipient: str) -> None:
     assert response.json()["Matched"] == 1, response.text
 
 
-async def test_complaints_past_the_line_pause_the_stream_until_resumed(other_app: MakeApp, caplog: pytest.LogCaptureFixture) -> None:
+async def test_complaints_past_the_line_pause_the_stream_until_resumed(
+    other_app: MakeApp, caplog: pytest.LogCaptureFixture, receiver: Receiver, worker: Worker
+) -> None:
     app = await other_app(complaint_pause_min_sent=4)
     server = await setup(app)
+    hook = {"Url": receiver.url, "MessageStream": "broadcast", "Triggers": {"SpamComplaint": {"Enabled": True}}}
+    assert (await app.client.post("/webhooks", json=hook, headers=server.headers)).status_code == 200
     sent = [str((await send(app, server, f"r{n}@example.net"))["MessageID"]) for n in range(3)]
     await complain(app, sent[0], "r0@example.net")  # 1 of 3: fewer recipients than the minimum, no pause
     assert (await send(app, server, "r3@example.net"))["ErrorCode"] == 0
@@ -53,6 +57,11 @@ async def test_complaints_past_the_line_pause_the_stream_until_resumed(other_app
     stream = (await app.client.get("/message-streams/broadcast", headers=server.headers)).json()
     assert stream["PausedAt"] is not None
     assert stream["PausedReason"].startswith("Spam complaint rate 50.00% (2 of 4 recipients in the last 7 days) is above 0.30%")
+    await worker.hooks()
+    paused = [h.json for h in receiver.hooks if h.json["RecordType"] == "StreamPaused"]
+    assert len(paused) == 1
+    assert (paused[0]["MessageStream"], paused[0]["SpamComplaints"], paused[0]["Recipients"]) == ("broadcast", 2, 4)
+    assert paused[0]["Reason"] == stream["PausedReason"]
     refused = await app.client.post("/email", json=message(To="r4@example.net", **NEWS), headers=server.headers)
     assert (refused.status_code, refused.json()["ErrorCode"]) == (422, 1236)
     assert "is paused: Spam complaint rate" in refused.json()["Message"]
