@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.listing import page_of
@@ -63,20 +63,23 @@ async def is_verified_tracking_domain(*, session: AsyncSession, host: str) -> bo
     return (await session.execute(stmt)).first() is not None
 
 
-async def claim_dns_checks(*, session: AsyncSession, checked_before: datetime, limit: int) -> list[Domain]:
-    """Domains whose DKIM key waits to be seen in DNS and that were not looked up since `checked_before`,
-    locked (SKIP LOCKED: two workers share the work)."""
+async def claim_dns_checks(*, session: AsyncSession, checked_before: datetime, limit: int, cnames: bool = False) -> list[Domain]:
+    """Domains whose DKIM key (or, with `cnames`, return-path or tracking domain) waits to be seen in
+    DNS and that were not looked up since `checked_before`, locked (SKIP LOCKED: two workers share the work)."""
+    waiting: list[ColumnElement[bool]] = [
+        Domain.dkim_pending_selector != "",
+        Domain.dkim_verified.is_(False),
+        Domain.dkim_ed25519_pending_selector != "",
+        and_(Domain.dkim_ed25519_selector != "", Domain.dkim_ed25519_verified.is_(False)),
+    ]
+    if cnames:
+        waiting += [
+            and_(Domain.return_path_domain != "", Domain.return_path_verified.is_(False)),
+            and_(Domain.tracking_domain != "", Domain.tracking_verified.is_(False)),
+        ]
     stmt = (
         select(Domain)
-        .where(
-            or_(
-                Domain.dkim_pending_selector != "",
-                Domain.dkim_verified.is_(False),
-                Domain.dkim_ed25519_pending_selector != "",
-                and_(Domain.dkim_ed25519_selector != "", Domain.dkim_ed25519_verified.is_(False)),
-            ),
-            or_(Domain.dkim_checked_at.is_(None), Domain.dkim_checked_at < checked_before),
-        )
+        .where(or_(*waiting), or_(Domain.dkim_checked_at.is_(None), Domain.dkim_checked_at < checked_before))
         .order_by(Domain.dkim_checked_at.asc().nulls_first(), Domain.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

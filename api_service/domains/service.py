@@ -334,12 +334,37 @@ async def verify_spf(*, session: AsyncSession, domain_id: int, dns: DnsLookup, w
     return domain
 
 
-async def check_due(*, session: AsyncSession, dns: DnsLookup, checked_before: datetime, limit: int) -> int:
-    """The worker's round: re-check the DNS of domains with a pending key or an unverified one,
-    each at most once per interval; returns how many were checked."""
-    domains = await repository.claim_dns_checks(session=session, checked_before=checked_before, limit=limit)
+@dataclass(frozen=True, slots=True)
+class CnameTargets:
+    """What a ReturnPathDomain (RETURN_PATH_DOMAIN) and a TrackingDomain (the host of TRACKING_BASE_URL) point at."""
+
+    return_path: str
+    tracking: str
+
+
+async def check_records(*, domain: Domain, dns: DnsLookup, now: datetime, targets: CnameTargets | None) -> None:
+    """The worker's look-ups of one domain: its DKIM keys, and (given `targets`) a return-path or
+    tracking domain not verified yet, which is verified as soon as DNS has it, as a DKIM key is."""
+    await check_dkim(domain=domain, dns=dns, now=now)
+    if targets is None:
+        return
+    if domain.return_path_domain and not domain.return_path_verified:
+        domain.return_path_verified = await return_path_reaches(domain.return_path_domain, dns=dns, target=targets.return_path)
+    if domain.tracking_domain and not domain.tracking_verified and targets.tracking:
+        domain.tracking_verified = await dns.cname(domain.tracking_domain) == targets.tracking.rstrip(".").lower()
+        if domain.tracking_verified:
+            TRACKING_HOSTS.clear()
+
+
+async def check_due(
+    *, session: AsyncSession, dns: DnsLookup, checked_before: datetime, limit: int, targets: CnameTargets | None = None
+) -> int:
+    """The worker's round: re-check the DNS of domains with a pending key or an unverified one (or,
+    given `targets`, an unverified return-path or tracking domain), each at most once per interval;
+    returns how many were checked."""
+    domains = await repository.claim_dns_checks(session=session, checked_before=checked_before, limit=limit, cnames=targets is not None)
     now = datetime.now(UTC)
-    await asyncio.gather(*(check_dkim(domain=d, dns=dns, now=now) for d in domains))
+    await asyncio.gather(*(check_records(domain=d, dns=dns, now=now, targets=targets) for d in domains))
     await session.flush()
     return len(domains)
 

@@ -10,6 +10,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from api_service.domains.dns import lookup_for
+from api_service.domains.service import CnameTargets
+from api_service.domains.tasks import check_dns
 from tests.api.conftest import MakeApp, OtherApp, SinkHandler, Worker
 from tests.api.core.dns_server import Zone, dns_server
 from tests.api.tracking.conftest import read_copy
@@ -111,3 +114,17 @@ async def test_mail_of_the_domain_is_tracked_on_its_own_host(
     followed = await dns_app.client.get(link)
     assert (followed.status_code, followed.headers["location"]) == (302, "https://example.com/news")
     assert (await dns_app.client.get(pixel)).headers["content-type"] == "image/gif"
+
+
+async def test_the_worker_verifies_return_path_and_tracking_domains_once_published(dns_app: OtherApp, zone: tuple[Zone, str]) -> None:
+    body = {"Name": "example.org", "ReturnPathDomain": "pm.example.org", "TrackingDomain": "links.example.org"}
+    created = (await dns_app.client.post("/domains", json=body, headers=ACCOUNT)).json()
+    targets = CnameTargets(return_path="bounces.postgate.example", tracking=TRACKING_HOST)
+    sessionmaker, dns = dns_app.app.state.sessionmaker, lookup_for(zone[1])
+    assert await check_dns(sessionmaker=sessionmaker, dns=dns, interval_seconds=0, targets=targets) == 1
+    zone[0].cname("pm.example.org", "bounces.postgate.example")
+    zone[0].cname("links.example.org", TRACKING_HOST)
+    assert await check_dns(sessionmaker=sessionmaker, dns=dns, interval_seconds=0, targets=targets) == 1
+    got = (await dns_app.client.get(f"/domains/{created['ID']}", headers=ACCOUNT)).json()
+    assert (got["ReturnPathDomainVerified"], got["TrackingDomainVerified"]) == (True, True)
+    assert await check(dns_app.client, "links.example.org") == 200
