@@ -25,7 +25,7 @@ from api_service.errors import InactiveRecipients, PostmarkError
 from api_service.mail.addresses import domain_of
 from api_service.servers.cache import ServerSnapshot
 from api_service.servers.deps import SendingServer
-from shared.constants import MAX_BATCH_MESSAGES, ErrorCode
+from shared.constants import DEFAULT_MESSAGE_STREAM, MAX_BATCH_MESSAGES, ErrorCode
 from shared.schemas.base import ErrorResponse, format_timestamp
 from shared.schemas.email import EmailRequest, SendResult
 from shared.schemas.templates import TemplatedBatchRequest, TemplatedEmailRequest
@@ -113,7 +113,12 @@ async def prefetch_dmarc(request: Request, items: Sequence[OutgoingMessage | Pos
     if not settings.bulk_sender_checks:
         return False
     dns = lookup_for(settings.dns_resolver)
-    senders = {domain_of(i.sender.email) for i in items if isinstance(i, OutgoingMessage) and i.sender is not None}
+    # The default stream is always Transactional: its mail is not held to the bulk rules.
+    senders = {
+        domain_of(i.sender.email)
+        for i in items
+        if isinstance(i, OutgoingMessage) and i.sender is not None and i.message_stream != DEFAULT_MESSAGE_STREAM
+    }
     await asyncio.gather(*(guardrails.DMARC.prefetch(domain, dns=dns) for domain in senders))
     return True
 
