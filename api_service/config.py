@@ -166,6 +166,19 @@ class Settings(BaseSettings):
         default="v=spf1 a mx ~all",
         description="The SPF record domains are asked to publish (SPFTextValue); verifyspf looks for its mechanisms",
     )
+    bulk_sender_checks: bool = Field(
+        default=True,
+        description="Warn in the response Message of a Broadcasts send whose From domain has no DMARC record (looked up through DNS_RESOLVER, cached) or no aligned return path",
+    )
+    complaint_pause_rate: float = Field(
+        default=0.003,
+        ge=0,
+        le=1,
+        description="A stream whose spam complaints over the last 7 days pass this share of its recipients is paused (Google's 0.3 % line)",
+    )
+    complaint_pause_min_sent: int = Field(
+        default=1000, ge=1, description="Recipients a stream must have had in those 7 days before its complaint rate can pause it"
+    )
     dns_check_interval_seconds: float = Field(
         default=600, description="The worker re-checks an unverified or rotating DKIM key in DNS this often per domain"
     )

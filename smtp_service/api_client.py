@@ -10,7 +10,7 @@ from enum import Enum
 
 import httpx
 from shared.constants import ACCOUNT_TOKEN_HEADER, SERVER_TOKEN_HEADER, ErrorCode
-from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport
+from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, RETURN_PATH_DOMAINS_PATH, BounceReport, ReturnPathDomains
 from shared.schemas.inbound_smtp import (
     INBOUND_MESSAGE_PATH,
     INBOUND_RECIPIENT_PATH,
@@ -163,6 +163,18 @@ class ApiClient:
         except httpx.HTTPError:
             return 0
         return response.status_code
+
+    async def return_path_domains(self, *, account_token: str) -> list[str] | None:
+        """The domains whose mail is a report (RETURN_PATH_DOMAIN and the verified ReturnPathDomains);
+        None when the API gave no answer."""
+        try:
+            response = await self._client.get(RETURN_PATH_DOMAINS_PATH, headers={ACCOUNT_TOKEN_HEADER: account_token})
+            if response.status_code != 200:
+                self._refused(response)
+                return None
+            return [domain.lower() for domain in ReturnPathDomains.model_validate_json(response.content).Domains]
+        except (httpx.HTTPError, ValueError):
+            return None
 
     async def submit(self, *, token: str, mail_from: str, rcpt_tos: list[str], raw: bytes) -> SubmitOutcome:
         submission = SmtpSubmission(MailFrom=mail_from, RcptTo=rcpt_tos, RawMessage=base64.b64encode(raw).decode("ascii"))

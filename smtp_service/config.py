@@ -59,7 +59,9 @@ class SmtpSettings(BaseSettings):
         default="",
         description="Comma-separated IPs or CIDRs of the spam filter hop(s) in front of the MX listener; only their X-Spam-* headers are kept",
     )
-    smtp_inbound_cache_seconds: float = Field(default=30.0, description="How long the listener remembers which recipients the API accepts")
+    smtp_inbound_cache_seconds: float = Field(
+        default=30.0, description="How long the listener remembers which recipients the API accepts, and which domains are return paths"
+    )
     smtp_inbound_ip_connections_per_minute: int = Field(
         default=60, ge=0, description="Connections to the MX listener per client IP (IPv6: per /64) a minute, then 421 4.7.0 (0: no limit)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -34,6 +35,7 @@ DISABLED = "535 5.7.8 SMTP API access is not enabled for this server: turn on Sm
 UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 TOO_MANY = "421 4.7.0 Too many failed authentication attempts, closing connection"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please retry"
+DOMAINS_RETRY_SECONDS = 5.0
 
 
 class IpThrottle:
@@ -207,8 +209,8 @@ class GatewayHandler:
 
 
 class MxHandler:
-    """The MX listener (SMTP_INBOUND_PORT), no AUTH: reports mailed to the return path go to the
-    bounce intake; mail for an inbound address (`<InboundHash>[+hash]@INBOUND_DOMAIN`, any address at
+    """The MX listener (SMTP_INBOUND_PORT), no AUTH: reports mailed to a return path (at
+    RETURN_PATH_DOMAIN or at a sending domain's verified ReturnPathDomain) go to the bounce intake; mail for an inbound address (`<InboundHash>[+hash]@INBOUND_DOMAIN`, any address at
     a server's InboundDomain) is stored by the API; everything else is refused (no open relay).
 
     Anyone may connect, so each client IP (IPv6: /64) gets so many connections (421 4.7.0 beyond),
@@ -226,6 +228,9 @@ class MxHandler:
                 bytes=settings.smtp_inbound_ip_bytes_per_minute,
             )
         )
+        self._domains = frozenset({settings.return_path_domain.lower()})
+        self._domains_until = 0.0
+        self._domains_lock = asyncio.Lock()
 
     def admit(self, peer_ip: str) -> str | None:
         """The reply refusing a new connection from `peer_ip`, None to greet it."""
@@ -245,15 +250,31 @@ class MxHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    def _is_return_path(self, address: str) -> bool:
-        return address.rpartition("@")[2].lower() == self.settings.return_path_domain.lower()
+    async def return_path_domains(self) -> frozenset[str]:
+        """RETURN_PATH_DOMAIN and the verified ReturnPathDomains of the sending domains, asked of the
+        API at most once per SMTP_INBOUND_CACHE_SECONDS; the last answer (at least RETURN_PATH_DOMAIN)
+        while the API is away."""
+        if time.monotonic() < self._domains_until:
+            return self._domains
+        async with self._domains_lock:  # one question at a time; the others take its answer
+            now = time.monotonic()
+            if now < self._domains_until:
+                return self._domains
+            found = await self.api.return_path_domains(account_token=self.settings.account_token)
+            if found is not None:
+                self._domains = frozenset(found) | {self.settings.return_path_domain.lower()}
+            # Asked again after a failure too, but not at every RCPT while the API is away.
+            wait = self.settings.smtp_inbound_cache_seconds
+            self._domains_until = now + (wait if found is not None else min(wait, DOMAINS_RETRY_SECONDS))
+        return self._domains
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
         local, at, domain = address.rpartition("@")
         if not at or not local or not domain or any(c in address for c in "\r\n\x00 "):
             return "553 5.1.3 Recipient address is not valid"
-        return_path = self._is_return_path(address)
-        if envelope.rcpt_tos and self._is_return_path(envelope.rcpt_tos[0]) != return_path:
+        return_path = domain.lower() in await self.return_path_domains()
+        state: Any = envelope
+        if envelope.rcpt_tos and state.postgate_return_path != return_path:
             # One DATA reply answers for every recipient: reports and inbound mail are stored by
             # different endpoints, so a 452 has the client send the rest in a new transaction.
             return "452 4.5.3 Too many recipients: send mail for this domain in its own transaction"
@@ -264,6 +285,7 @@ class MxHandler:
             reply = recipient_reply(outcome, domain=domain)
             if not reply.startswith("250"):
                 return reply
+        state.postgate_return_path = return_path  # DATA goes where the first recipient decided
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
@@ -279,7 +301,7 @@ class MxHandler:
         if wait:
             return _limited(peer_ip, f"451 4.7.1 Too much mail from your address, try again in {wait} seconds")
         raw = normalise_line_endings(data)
-        if envelope.rcpt_tos and self._is_return_path(envelope.rcpt_tos[0]):
+        if envelope.rcpt_tos and getattr(envelope, "postgate_return_path", False):
             return await self._report(envelope, raw)
         if has_smuggled_end(data):
             return "550 5.5.2 Message refused: a '.' line next to a bare CR or LF (SMTP smuggling)"

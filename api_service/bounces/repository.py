@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from api_service.core.listing import page_rows
-from api_service.models import Bounce, BounceDump, Suppression
+from api_service.models import Bounce, BounceDump, Message, Suppression
+from shared.constants import BounceType
 
 
 @dataclass(slots=True)
@@ -183,3 +184,21 @@ async def delete_expired_dumps(*, session: AsyncSession, server_id: int, days: i
     params = {"server_id": server_id, "days": days, "limit": limit}
     result = cast(CursorResult[Any], await session.execute(DELETE_EXPIRED_DUMPS, params))
     return int(result.rowcount)
+
+
+async def complaint_counts(*, session: AsyncSession, server_id: int, stream: str, since: datetime) -> tuple[int, int]:
+    """(spam complaints, recipients of the messages sent) on a server's stream since `since`."""
+    complaints = select(func.count()).where(
+        Bounce.server_id == server_id,
+        Bounce.message_stream == stream,
+        Bounce.type == BounceType.SPAM_COMPLAINT,
+        Bounce.bounced_at >= since,
+    )
+    sent = select(func.coalesce(func.sum(func.cardinality(Message.recipients)), 0)).where(
+        Message.server_id == server_id,
+        Message.message_stream == stream,
+        Message.created_at >= since,
+        Message.sandboxed.is_(False),
+    )
+    row = (await session.execute(select(complaints.scalar_subquery(), sent.scalar_subquery()))).one()
+    return int(row[0]), int(row[1])

@@ -12,11 +12,13 @@ from api_service.core.dates import parse_query_date
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, SearchPaging
 from api_service.deps import AppSettings, Session, TransactionalRoute
+from api_service.domains import service as domains
 from api_service.errors import PostmarkError
 from api_service.servers.deps import AccountAuth, CurrentServer
+from api_service.streams.service import ComplaintLine
 from shared.constants import BOUNCE_TYPE_BY_NAME, BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode
 from shared.schemas.base import format_timestamp
-from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, BounceReport, BounceReportResult
+from shared.schemas.bounce_reports import BOUNCE_REPORT_PATH, RETURN_PATH_DOMAINS_PATH, BounceReport, BounceReportResult, ReturnPathDomains
 from shared.schemas.bounces import Bounce, BounceActivation, BounceCount, BounceDump, BounceList, DeliveryStats
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Bounces"])
@@ -137,7 +139,21 @@ async def bounce_report(session: Session, settings: AppSettings, report: Annotat
     """Record the bounces or complaint in a report mailed to a return-path address (the return-path
     listener calls this with the account token; the listener itself takes no AUTH)."""
     loops = [entry for entry in settings.feedback_loop_senders.split(",") if entry.strip()]
+    line = ComplaintLine(rate=settings.complaint_pause_rate, min_sent=settings.complaint_pause_min_sent)
     matched = await service.record_report(
-        session=session, report=report, feedback_loops=loops, keys=settings.verp_keys, legacy_before=settings.verp_legacy_before
+        session=session,
+        report=report,
+        feedback_loops=loops,
+        keys=settings.verp_keys,
+        legacy_before=settings.verp_legacy_before,
+        complaint_line=line,
     )
     return BounceReportResult(Matched=matched)
+
+
+@router.get(RETURN_PATH_DOMAINS_PATH, response_model=ReturnPathDomains, include_in_schema=False, dependencies=[AccountAuth])
+async def return_path_domains(session: Session, settings: AppSettings) -> ReturnPathDomains:
+    """The domains the return-path listener takes reports for: RETURN_PATH_DOMAIN and every verified
+    ReturnPathDomain (mail from those domains goes out with its return path there)."""
+    verified = await domains.verified_return_paths(session=session)
+    return ReturnPathDomains(Domains=list(dict.fromkeys([settings.return_path_domain.lower(), *verified])))

@@ -8,7 +8,7 @@ import binascii
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,11 +26,13 @@ from api_service.messages import service as messages
 from api_service.messages.scrub import scrub_address, scrub_text
 from api_service.models import Bounce, Message
 from api_service.servers import repository as servers_repository
+from api_service.streams import service as streams
 from api_service.suppressions import service as suppressions
 from api_service.tracking import service as tracking
 from api_service.webhooks import service as webhooks_service
 from shared.constants import BOUNCE_TYPES, DEFAULT_MESSAGE_STREAM, BounceType, ErrorCode, SuppressionOrigin, SuppressionReason
 from shared.schemas.bounce_reports import BounceReport
+from shared.schemas.webhook_payloads import StreamPausedWebhook
 
 log = logging.getLogger("postgate.bounces")
 
@@ -179,6 +181,7 @@ async def record_report(
     feedback_loops: list[str],
     keys: list[str],
     legacy_before: datetime | None = None,
+    complaint_line: streams.ComplaintLine | None = None,
 ) -> int:
     """A DSN or complaint mailed to a VERP return path becomes bounces on the message it names; a
     mail to the List-Unsubscribe mailto: address unsubscribes its recipient.
@@ -211,6 +214,7 @@ async def record_report(
                 dump=dump,
                 mail_from=report.MailFrom,
                 feedback_loops=feedback_loops,
+                line=complaint_line,
             )
             continue
         own = [p for p in paths if p.message_id == message.id]
@@ -225,7 +229,15 @@ async def record_report(
 
 
 async def _record_complaint(
-    *, session: AsyncSession, message: Message, parsed: ParsedReport, raw: bytes, dump: Dump, mail_from: str, feedback_loops: list[str]
+    *,
+    session: AsyncSession,
+    message: Message,
+    parsed: ParsedReport,
+    raw: bytes,
+    dump: Dump,
+    mail_from: str,
+    feedback_loops: list[str],
+    line: streams.ComplaintLine | None,
 ) -> int:
     known = {r.lower() for r in message.recipients}
     email = parsed.complainant or (message.recipients[0] if len(message.recipients) == 1 else None)
@@ -244,7 +256,33 @@ async def _record_complaint(
         dump=dump,
         content=raw.decode("utf-8", "replace"),
     )
+    if line is not None:
+        await check_complaint_rate(session=session, server_id=message.server_id, stream=message.message_stream, line=line)
     return 1
+
+
+async def check_complaint_rate(*, session: AsyncSession, server_id: int, stream: str, line: streams.ComplaintLine) -> bool:
+    """After a complaint: pause the stream when its complaint rate passed the line (see
+    `streams.pause_for_complaints`) and tell its webhooks that take SpamComplaint (RecordType
+    StreamPaused); True when it was paused now. Complaints are rare, so the two counts are taken at
+    each one rather than kept."""
+    since = datetime.now(UTC) - timedelta(days=line.days)
+    complaints, sent = await repository.complaint_counts(session=session, server_id=server_id, stream=stream, since=since)
+    paused = await streams.pause_for_complaints(
+        session=session, server_id=server_id, stream_id=stream, complaints=complaints, sent=sent, line=line
+    )
+    if paused is None or paused.paused_at is None:
+        return False
+    payload = StreamPausedWebhook(
+        ServerID=server_id,
+        MessageStream=stream,
+        PausedAt=paused.paused_at,
+        Reason=paused.paused_reason,
+        SpamComplaints=complaints,
+        Recipients=sent,
+    )
+    await webhooks_service.stream_paused(session=session, server_id=server_id, payload=payload)
+    return True
 
 
 async def _record_failure(*, session: AsyncSession, message: Message, failed: FailedRecipient, dump: Dump) -> int:

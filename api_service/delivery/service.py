@@ -65,7 +65,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
         async with sessionmaker() as session:
             loaded = await messages.get_messages(session=session, ids={c.message_id for c in claimed})
             servers = await servers_service.get_servers(session=session, ids={m.server_id for m in loaded.values()})
-            keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
+            senders = await domains.sending_domains(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
         # One recipient per SMTP transaction: the return path is signed for its recipient (bounces.verp),
         # so a DSN counts only for the recipient it was sent about. A message whose copies do not
         # differ per recipient is still signed once: that copy serves each of its groups and is dropped
@@ -79,14 +79,22 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
         limit = asyncio.Semaphore(settings.delivery_concurrency)
         outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
 
+        def envelope_domain(message: Message) -> str:
+            sender = senders.get(domain_of(message.from_email))
+            return (sender.return_path_domain if sender is not None else "") or settings.return_path_domain
+
         async def copy_for(message: Message, server: Server, alone: str, recipient: str) -> bytes:
             data = None if alone else shared.get(message.id)
             if data is None:
+                sender = senders.get(domain_of(message.from_email))
                 context = Personalisation(
-                    secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+                    secret=server.tracking_secret,
+                    # The From domain's own verified tracking host, so links in its mail show its name.
+                    base_url=(sender.tracking_base_url if sender is not None else "") or settings.tracking_url,
+                    return_path_domain=envelope_domain(message),
                 )
                 # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
-                data = await cpu_bound(len(message.raw_mime), prepare, message, recipient, keys, context)
+                data = await cpu_bound(len(message.raw_mime), prepare, message, recipient, senders, context)
                 if not alone:
                     shared[message.id] = data
             return data
@@ -103,8 +111,10 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
                         attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
                     else:
                         attempt = await transport.send(
+                            # On the From's own verified return-path domain when it has one: SPF then
+                            # passes for a domain aligned with the From (DMARC), not only for Postgate's.
                             sender=return_path(
-                                message_id=message_id, recipient=recipient, domain=settings.return_path_domain, secret=settings.verp_key
+                                message_id=message_id, recipient=recipient, domain=envelope_domain(message), secret=settings.verp_key
                             ),
                             domain=domain,
                             recipients=[i.email for i in items],
@@ -231,17 +241,25 @@ class HookCache(dict[tuple[int, str], bool]):
     """Within one batch: does a server's stream have any webhook at all? (Most have none.)"""
 
 
-def prepare(message: Message, recipient: str, keys: dict[str, domains.SigningKey], context: Personalisation) -> bytes:
+def prepare(message: Message, recipient: str, senders: dict[str, domains.SendingDomain], context: Personalisation) -> bytes:
     """The bytes to send to `recipient`: personalised (when its copy differs), then DKIM-signed."""
-    return sign(personalise(message.raw_mime, message=message, recipient=recipient, context=context), message, keys)
+    return sign(personalise(message.raw_mime, message=message, recipient=recipient, context=context), message, senders)
 
 
-def sign(mime: bytes, message: Message, keys: dict[str, domains.SigningKey]) -> bytes:
-    key = keys.get(domain_of(message.from_email))
+def sign(mime: bytes, message: Message, senders: dict[str, domains.SendingDomain]) -> bytes:
+    sender = senders.get(domain_of(message.from_email))
+    key = sender.key if sender is not None else None
     if key is None:
         return mime
     try:
-        return dkim.sign(mime, domain=key.domain, selector=key.selector, private_pem=key.private_pem)
+        return dkim.sign(
+            mime,
+            domain=key.domain,
+            selector=key.selector,
+            private_pem=key.private_pem,
+            ed25519_selector=key.ed25519_selector,
+            ed25519_key=key.ed25519_key,
+        )
     except Exception:  # a message dkimpy cannot sign is still delivered, unsigned
         log.exception("DKIM signing failed for %s", message.id)
         return mime

@@ -13,7 +13,7 @@ from api_service.core.paging import EntityId, Paging
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.domains import service
 from api_service.domains.deps import Dns
-from api_service.domains.views import dns_details
+from api_service.domains.views import dns_details, ed25519_details, tracking_cname_value
 from api_service.models import Domain
 from api_service.servers.deps import AccountAuth
 from shared.constants import ErrorCode
@@ -22,7 +22,7 @@ from shared.schemas.senders import DomainCreate, DomainDetails, DomainEdit, Doma
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Domains"], dependencies=[AccountAuth])
 ERRORS = error_responses(
-    invalid="ErrorCodes 505 a new DKIM key already waits, 511 invalid ReturnPathDomain, 512 exists, 514 Name required, "
+    invalid="ErrorCodes 505 a new DKIM key already waits, 511 invalid ReturnPathDomain or TrackingDomain, 512 exists, 514 Name required, "
     "515 Name too long, 516 Name invalid",
     not_found="ErrorCode 510: no such domain",
     account=True,
@@ -30,8 +30,17 @@ ERRORS = error_responses(
 
 
 def details(domain: Domain, settings: Settings) -> DomainDetails:
-    dns = dns_details(domain, settings=settings, now=datetime.now(UTC))
-    return DomainDetails(ID=domain.id, Name=domain.name, **dns.model_dump())
+    now = datetime.now(UTC)
+    dns = dns_details(domain, settings=settings, now=now)
+    return DomainDetails(
+        ID=domain.id,
+        Name=domain.name,
+        TrackingDomain=domain.tracking_domain,
+        TrackingDomainVerified=domain.tracking_verified,
+        TrackingDomainCNAMEValue=tracking_cname_value(settings),
+        **ed25519_details(domain, now=now),
+        **dns.model_dump(),
+    )
 
 
 @router.get("/domains", response_model=DomainList, responses=ERRORS)
@@ -69,7 +78,7 @@ async def get_domain(domain_id: EntityId, session: Session, settings: AppSetting
 
 @router.put("/domains/{domain_id}", response_model=DomainDetails, responses=ERRORS)
 async def edit_domain(domain_id: EntityId, session: Session, settings: AppSettings, data: Annotated[DomainEdit, Body()]) -> DomainDetails:
-    """Change a domain's return-path domain (it must be verified again)."""
+    """Change a domain's return-path domain or tracking domain (it must be verified again)."""
     return details(await service.edit_domain(session=session, domain_id=domain_id, data=data), settings)
 
 
@@ -86,6 +95,14 @@ async def verify_return_path(domain_id: EntityId, session: Session, settings: Ap
     that is it or one of its MX hosts; ReturnPathDomainVerified tells the result."""
     domain = await service.verify_return_path(session=session, domain_id=domain_id, dns=dns, target=settings.return_path_domain)
     return details(domain, settings)
+
+
+@router.put("/domains/{domain_id}/verifytrackingdomain", response_model=DomainDetails, responses=ERRORS)
+async def verify_tracking_domain(domain_id: EntityId, session: Session, settings: AppSettings, dns: Dns) -> DomainDetails:
+    """Beyond Postmark: check that TrackingDomain is a CNAME of TrackingDomainCNAMEValue (the host of
+    TRACKING_BASE_URL); once TrackingDomainVerified, the domain's mail has its open and click URLs there."""
+    target = tracking_cname_value(settings)
+    return details(await service.verify_tracking_domain(session=session, domain_id=domain_id, dns=dns, target=target), settings)
 
 
 @router.post("/domains/{domain_id}/verifyspf", response_model=DomainDetails, responses=ERRORS)

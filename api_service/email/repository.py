@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ARRAY, Text, bindparam, cast, func, select, text, update
@@ -18,6 +18,8 @@ class StreamInfo:
     stream_type: str
     archived: bool
     unsubscribe_handling: str = "None"
+    paused_reason: str | None = None
+    """Why the stream is paused (it refuses new mail), None when it is not."""
 
 
 @dataclass(slots=True)
@@ -32,17 +34,20 @@ class SendLookups:
     domains: set[str]
     """Confirmed domains: every address on them may send."""
     suppressed: set[tuple[str, str]]
+    aligned: set[str] = field(default_factory=set)
+    """Domains whose mail leaves with the envelope sender on their verified return path (SPF aligned)."""
 
 
 LOOKUPS = text(
     """
     SELECT
-      (SELECT coalesce(json_object_agg(stream_id, json_build_array(stream_type, archived_at IS NOT NULL, unsubscribe_handling)), '{}')
+      (SELECT coalesce(json_object_agg(stream_id, json_build_array(stream_type, archived_at IS NOT NULL, unsubscribe_handling, CASE WHEN paused_at IS NOT NULL THEN paused_reason END)), '{}')
          FROM message_streams WHERE server_id = :server_id) AS streams,
       (SELECT coalesce(json_object_agg(email, reply_to_email), '{}')
          FROM sender_signatures WHERE email = ANY(:emails) AND confirmed) AS signatures,
       (SELECT coalesce(array_agg(email), '{}') FROM sender_signatures WHERE email = ANY(:emails) AND NOT confirmed) AS unconfirmed,
       (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND confirmed) AS domains,
+      (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND return_path_verified) AS aligned,
       (SELECT coalesce(json_agg(json_build_array(message_stream, email)), '[]')
          FROM suppressions WHERE server_id = :server_id AND email = ANY(:recipients)) AS suppressed
     """
@@ -60,15 +65,16 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
             LOOKUPS, {"server_id": server_id, "emails": list(emails), "domains": list(domains), "recipients": list(recipients)}
         )
     ).one()
-    streams_json, signatures_json, unconfirmed, domain_names, suppressed_json = row
+    streams_json, signatures_json, unconfirmed, domain_names, aligned, suppressed_json = row
     streams = json.loads(streams_json) if isinstance(streams_json, str) else streams_json
     signatures = json.loads(signatures_json) if isinstance(signatures_json, str) else signatures_json
     suppressed = json.loads(suppressed_json) if isinstance(suppressed_json, str) else suppressed_json
     return SendLookups(
-        streams={k: StreamInfo(stream_type=v[0], archived=v[1], unsubscribe_handling=v[2]) for k, v in streams.items()},
+        streams={k: StreamInfo(stream_type=v[0], archived=v[1], unsubscribe_handling=v[2], paused_reason=v[3]) for k, v in streams.items()},
         reply_tos=dict(signatures),
         unconfirmed=set(unconfirmed),
         domains=set(domain_names),
+        aligned=set(aligned),
         suppressed={(stream, email) for stream, email in suppressed},
     )
 

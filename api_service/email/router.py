@@ -3,6 +3,7 @@ entry point to intake. The templated routes differ only in how a message is read
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,14 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
 from api_service.deps import AppSettings, Session, TransactionalRoute
+from api_service.domains import guardrails
+from api_service.domains.dns import lookup_for
 from api_service.email import intake, service
 from api_service.email.from_json import from_json, from_templated_json
 from api_service.email.intake import Intake, Send, Sent
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InactiveRecipients, PostmarkError
+from api_service.mail.addresses import domain_of
 from api_service.servers.cache import ServerSnapshot
 from api_service.servers.deps import SendingServer
-from shared.constants import MAX_BATCH_MESSAGES, ErrorCode
+from shared.constants import DEFAULT_MESSAGE_STREAM, MAX_BATCH_MESSAGES, ErrorCode
 from shared.schemas.base import ErrorResponse, format_timestamp
 from shared.schemas.email import EmailRequest, SendResult
 from shared.schemas.templates import TemplatedBatchRequest, TemplatedEmailRequest
@@ -72,10 +76,15 @@ def test_result(request: EmailRequest) -> SendResult:
     )
 
 
-def send_result(request: EmailRequest, outcome: service.Accepted) -> SendResult:
+def send_result(request: EmailRequest, outcome: service.Accepted, *, checks: bool = False) -> SendResult:
     message = "OK"
     if outcome.inactive:
         message = f"Message OK, but will not deliver to these inactive addresses: {', '.join(outcome.inactive)}."
+    if checks and outcome.bulk_domain:
+        dmarc = guardrails.DMARC.known(outcome.bulk_domain)
+        warnings = guardrails.bulk_warnings(domain=outcome.bulk_domain, aligned=outcome.aligned, dmarc=dmarc)
+        if warnings:  # still sent: the sender learns what Gmail and Yahoo will hold against it
+            message = " ".join([message.rstrip(".") + ".", *(f"Warning: {w}." for w in warnings)])
     return SendResult(
         ErrorCode=0,
         Message=message,
@@ -95,6 +104,23 @@ def batch_error(error: PostmarkError) -> SendResult:
 
 def dump(results: list[SendResult]) -> list[dict[str, Any]]:
     return [r.model_dump(exclude_none=True) for r in results]
+
+
+async def prefetch_dmarc(request: Request, items: Sequence[OutgoingMessage | PostmarkError]) -> bool:
+    """Whether the bulk-sender checks are on; if so, have the DMARC records of these senders' domains
+    looked up (a short wait for a domain not yet known, see `domains.guardrails`)."""
+    settings: Settings = request.app.state.settings
+    if not settings.bulk_sender_checks:
+        return False
+    dns = lookup_for(settings.dns_resolver)
+    # The default stream is always Transactional: its mail is not held to the bulk rules.
+    senders = {
+        domain_of(i.sender.email)
+        for i in items
+        if isinstance(i, OutgoingMessage) and i.sender is not None and i.message_stream != DEFAULT_MESSAGE_STREAM
+    }
+    await asyncio.gather(*(guardrails.DMARC.prefetch(domain, dns=dns) for domain in senders))
+    return True
 
 
 def intake_of(request: Request) -> Intake:
@@ -123,12 +149,13 @@ async def send_one(
     item = read(message)
     if isinstance(item, PostmarkError):
         raise item
+    checks = await prefetch_dmarc(request, [item])
 
     def respond(outcomes: list[intake.Outcome]) -> dict[str, Any]:
         [outcome] = outcomes
         if isinstance(outcome, PostmarkError):
             raise outcome
-        return send_result(message, outcome).model_dump(exclude_none=True)
+        return send_result(message, outcome, checks=checks).model_dump(exclude_none=True)
 
     # Shares a transaction with the concurrent sends of this process; returns after its COMMIT.
     sent = await intake_of(request).send(
@@ -164,9 +191,15 @@ async def send_many(
                 results.append(batch_error(exc))
         return dump(results)
 
+    items = [read(m) for m in messages]
+    checks = await prefetch_dmarc(request, items)
+
     def respond(outcomes: list[intake.Outcome]) -> list[dict[str, Any]]:
         return dump(
-            [batch_error(o) if isinstance(o, PostmarkError) else send_result(m, o) for m, o in zip(messages, outcomes, strict=True)]
+            [
+                batch_error(o) if isinstance(o, PostmarkError) else send_result(m, o, checks=checks)
+                for m, o in zip(messages, outcomes, strict=True)
+            ]
         )
 
     # In the request's transaction, committed before the response leaves (TransactionalRoute).
@@ -174,7 +207,7 @@ async def send_many(
         session=session,
         send=Send(
             server=server,
-            items=[read(m) for m in messages],
+            items=items,
             policy=service.Policy.REJECT,
             idempotency=await idempotency_of(request, key=idempotency_key, endpoint=endpoint),
             respond=respond,

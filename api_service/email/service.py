@@ -83,6 +83,10 @@ class Accepted:
     queued: int
     inactive: list[str] = field(default_factory=list)
     refused: int = 0
+    bulk_domain: str = ""
+    """The From domain, when the message went on a Broadcasts stream (the bulk rules' guard rails)."""
+    aligned: bool = True
+    """Its return path is on the From domain (a verified ReturnPathDomain): SPF aligns for DMARC."""
 
 
 # --- idempotency ------------------------------------------------------------------------------
@@ -194,6 +198,14 @@ def _account_problems(message: OutgoingMessage, lookups: repository.SendLookups)
         )
     elif stream.stream_type == StreamType.INBOUND:
         problems.append(PostmarkError(ErrorCode.STREAM_NOT_SENDABLE, "Sending is not supported on the supplied 'MessageStream'."))
+    elif stream.paused_reason is not None:
+        problems.append(
+            PostmarkError(
+                ErrorCode.STREAM_NOT_SENDABLE,
+                f"The 'MessageStream' {message.message_stream} is paused: {stream.paused_reason}. "
+                f'Resume it with PATCH /message-streams/{message.message_stream} {{"Paused": false}}.',
+            )
+        )
     if message.sender is not None:
         email = message.sender.email.lower()
         if email not in lookups.reply_tos and domain_of(email) not in lookups.domains:
@@ -366,7 +378,17 @@ def _accept_one(
     stored.messages.append(row)
     stored.recipients.extend(messages.queue_rows(active, message_id=message_id, kinds=message.kinds(), at=now))
     stored.bounces.extend((row, recipient, reason) for recipient, reason in refused.items())
-    return Accepted(message_id=message_id, submitted_at=now, queued=len(active), inactive=inactive, refused=len(refused))
+    bulk = info is not None and info.stream_type == StreamType.BROADCASTS and message.sender is not None
+    bulk_domain = domain_of(message.sender.email) if bulk and message.sender is not None else ""
+    return Accepted(
+        message_id=message_id,
+        submitted_at=now,
+        queued=len(active),
+        inactive=inactive,
+        refused=len(refused),
+        bulk_domain=bulk_domain,
+        aligned=bulk_domain in lookups.aligned if bulk_domain else True,
+    )
 
 
 async def forget_address(*, session: AsyncSession, email: str, placeholder: str, limit: int) -> int:

@@ -22,3 +22,8 @@ class MessageStream(CreatedAtMixin, Base):
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime | None] = mapped_column(default=None)
     unsubscribe_handling: Mapped[str] = mapped_column(String(10), default="None", doc="None, Postmark or Custom")
+    pause_on_complaints: Mapped[bool] = mapped_column(
+        default=True, doc="Paused when its 7-day spam complaint rate passes COMPLAINT_PAUSE_RATE"
+    )
+    paused_at: Mapped[datetime | None] = mapped_column(default=None, doc="Refuses new mail while set")
+    paused_reason: Mapped[str] = mapped_column(Text, default="")

@@ -44,6 +44,9 @@ def to_wire(stream: StreamRow) -> MessageStream:
         ArchivedAt=format_timestamp(stream.archived_at) if stream.archived_at else None,
         ExpectedPurgeDate=format_timestamp(purge) if purge else None,
         SubscriptionManagementConfiguration=SubscriptionManagement(UnsubscribeHandlingType=stream.unsubscribe_handling),
+        PauseOnComplaints=stream.pause_on_complaints,
+        PausedAt=format_timestamp(stream.paused_at) if stream.paused_at else None,
+        PausedReason=stream.paused_reason,
     )
 
 

@@ -8,7 +8,9 @@ service calls this one); only its router takes the authenticated server from `se
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +20,8 @@ from api_service.models import MessageStream
 from api_service.streams import repository
 from shared.constants import ErrorCode, StreamType, UnsubscribeHandlingType
 from shared.schemas.streams import StreamCreate, StreamEdit, SubscriptionConfig
+
+log = logging.getLogger("postgate.streams")
 
 MAX_STREAMS = 10
 MAX_NAME = 100
@@ -200,6 +204,12 @@ async def edit_stream(*, session: AsyncSession, server_id: int, stream_id: str, 
     handling = _handling(data.SubscriptionManagementConfiguration, StreamType(stream.stream_type))
     if handling is not None:
         stream.unsubscribe_handling = handling.value
+    if data.PauseOnComplaints is not None:
+        stream.pause_on_complaints = data.PauseOnComplaints
+    if data.Paused is False:
+        stream.paused_at, stream.paused_reason = None, ""
+    elif data.Paused and stream.paused_at is None:
+        stream.paused_at, stream.paused_reason = datetime.now(UTC), "Paused by request"
     stream.updated_at = datetime.now(UTC)
     await session.flush()
     return stream
@@ -231,4 +241,44 @@ async def unarchive_stream(*, session: AsyncSession, server_id: int, stream_id: 
         stream.archived_at = None
         stream.updated_at = datetime.now(UTC)
         await session.flush()
+    return stream
+
+
+# --- paused on spam complaints ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintLine:
+    """When a stream's complaints pause it: COMPLAINT_PAUSE_RATE of its recipients over the last
+    `days`, once it had COMPLAINT_PAUSE_MIN_SENT (a handful of messages says nothing about a rate)."""
+
+    rate: float
+    min_sent: int
+    days: int = 7
+
+
+def complaint_reason(*, complaints: int, sent: int, line: ComplaintLine) -> str | None:
+    """Why a stream with these counts is paused, or None when it is not."""
+    if sent < line.min_sent or complaints <= line.rate * sent:
+        return None
+    return (
+        f"Spam complaint rate {complaints / sent:.2%} ({complaints} of {sent} recipients in the last {line.days} days) "
+        f"is above {line.rate:.2%}; mailbox providers block senders past that line"
+    )
+
+
+async def pause_for_complaints(
+    *, session: AsyncSession, server_id: int, stream_id: str, complaints: int, sent: int, line: ComplaintLine
+) -> MessageStream | None:
+    """Pause the stream when its complaint rate passes the line (unless its PauseOnComplaints is off,
+    or it is paused already); the stream when it was paused now, else None."""
+    reason = complaint_reason(complaints=complaints, sent=sent, line=line)
+    if reason is None:
+        return None
+    stream = await repository.get_stream(session=session, server_id=server_id, stream_id=stream_id, for_update=True)
+    if stream is None or not stream.pause_on_complaints or stream.paused_at is not None:
+        return None
+    stream.paused_at, stream.paused_reason = datetime.now(UTC), reason
+    await session.flush()
+    log.warning("server %s: message stream %r paused: %s", server_id, stream_id, reason)
     return stream

@@ -13,22 +13,25 @@ import html
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api_service.core.dates import parse_query_date
 from api_service.core.errors import error_responses
 from api_service.core.paging import SearchPaging
 from api_service.deps import Session, TransactionalRoute
+from api_service.domains import service as domains
 from api_service.servers.deps import CurrentServer
 from api_service.tracking import service
 from api_service.tracking.copies import CLICK_SEGMENT, OPEN_SEGMENT, UNSUBSCRIBE_SEGMENT
 from shared.constants import DEFAULT_MESSAGE_STREAM, TRACKING_PATH_PREFIX, ErrorCode
+from shared.schemas.base import ErrorResponse
 from shared.schemas.tracking import ClickEvent, ClickList, OpenEvent, OpenList
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Messages"])
 public_router = APIRouter(route_class=TransactionalRoute, include_in_schema=False)
 ERRORS = error_responses(invalid="ErrorCode 700: invalid query (dates, count + offset > 10000)", not_found="ErrorCode 701: no such message")
 
+TRACKING_DOMAIN_CHECK_PATH = "/tracking/domain-check"
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0", "Pragma": "no-cache", "Expires": "0"}
 PAGE_HEADERS = NO_STORE | {"X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
@@ -191,3 +194,12 @@ async def unsubscribe(token: str, session: Session) -> Response:
         "Unsubscribed",
         f"<p><strong>{html.escape(target.recipient)}</strong> will get no more <strong>{html.escape(target.stream_name)}</strong>.</p>",
     )
+
+
+@public_router.get(TRACKING_DOMAIN_CHECK_PATH, response_model=ErrorResponse)
+async def tracking_domain_check(session: Session, domain: Annotated[str, Query(max_length=300)] = "") -> Response:
+    """For the TLS proxy's on-demand certificates (Caddy's `ask`): 200 when `domain` is a verified
+    TrackingDomain, 404 otherwise, so no certificate is asked for a name Postgate does not serve."""
+    if await domains.is_tracking_host(session=session, host=domain):
+        return JSONResponse({"ErrorCode": int(ErrorCode.OK), "Message": "OK"})
+    return JSONResponse({"ErrorCode": int(ErrorCode.DOMAIN_NOT_FOUND), "Message": "Not a verified tracking domain."}, status_code=404)

@@ -37,6 +37,7 @@ from shared.schemas.webhook_payloads import (
     DeliveryWebhook,
     OutboxPayload,
     SpamComplaintWebhook,
+    StreamPausedWebhook,
     SubscriptionChangeWebhook,
     WebhookPayload,
 )
@@ -87,6 +88,30 @@ async def bounce_recorded(
         payload = payloads.bounce_payload(bounce, metadata=metadata, include_content=server.include_bounce_content_in_hook, dump=dump)
         rows.append(_target(server_id=server.id, record_type=trigger, url=server.bounce_hook_url, payload=payload))
     await repository.enqueue(session=session, rows=rows)
+
+
+async def stream_paused(*, session: AsyncSession, server_id: int, payload: StreamPausedWebhook) -> int:
+    """Tell the paused stream's webhooks that take SpamComplaint (beyond Postmark: RecordType
+    StreamPaused); returns how many were queued."""
+    rows = [
+        _outgoing(server_id=server_id, record_type=payload.RecordType, url=hook.url, payload=payload, hook=hook)
+        for hook in await repository.stream_webhooks(session=session, server_id=server_id, stream=payload.MessageStream)
+        if hook.triggers.get(WebhookTrigger.SPAM_COMPLAINT, {}).get("Enabled")
+    ]
+    await repository.enqueue(session=session, rows=rows)
+    return len(rows)
+
+
+def _outgoing(*, server_id: int, record_type: str, url: str, payload: OutboxPayload, hook: Webhook) -> repository.Outgoing:
+    return repository.Outgoing(
+        server_id=server_id,
+        record_type=record_type,
+        url=url,
+        payload=payload,
+        http_auth_username=hook.http_auth_username,
+        http_auth_password=hook.http_auth_password,
+        http_headers=hook.http_headers,
+    )
 
 
 async def enqueue_post(

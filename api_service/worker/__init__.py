@@ -30,7 +30,9 @@ from api_service.delivery.service import deliver_batch
 from api_service.delivery.tls_tasks import PolicyStore, send_due_reports
 from api_service.delivery.transport import transport_from_settings
 from api_service.domains.dns import lookup_for
+from api_service.domains.service import CnameTargets
 from api_service.domains.tasks import check_dns
+from api_service.domains.views import tracking_cname_value
 from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
 from api_service.retention.tasks import purge_due
 from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due, webhook_client
@@ -121,7 +123,12 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                 ),
                 _loop(
                     "dns",
-                    lambda: check_dns(sessionmaker=sessionmaker, dns=dns, interval_seconds=settings.dns_check_interval_seconds),
+                    lambda: check_dns(
+                        sessionmaker=sessionmaker,
+                        dns=dns,
+                        interval_seconds=settings.dns_check_interval_seconds,
+                        targets=CnameTargets(return_path=settings.return_path_domain, tracking=tracking_cname_value(settings)),
+                    ),
                     stop=stop,
                     idle=min(60.0, settings.dns_check_interval_seconds),
                 ),

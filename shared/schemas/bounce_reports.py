@@ -9,6 +9,7 @@ from shared.schemas.base import WireModel, WireResponse
 from shared.schemas.smtp import EnvelopeAddress
 
 BOUNCE_REPORT_PATH = "/internal/bounce-reports"
+RETURN_PATH_DOMAINS_PATH = "/internal/bounce-reports/domains"
 
 
 class BounceReport(WireModel):
@@ -23,3 +24,9 @@ class BounceReport(WireModel):
 
 class BounceReportResult(WireResponse):
     Matched: int = Field(description="Bounces or complaints recorded")
+
+
+class ReturnPathDomains(WireResponse):
+    """The domains whose mail the return-path listener takes as reports."""
+
+    Domains: list[str] = Field(description="RETURN_PATH_DOMAIN first, then every verified ReturnPathDomain")

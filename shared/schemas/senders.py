@@ -82,16 +82,23 @@ class DomainCreate(WireModel):
 
     Name: str | None = None
     ReturnPathDomain: str | None = None
+    TrackingDomain: str | None = Field(
+        default=None,
+        description="Beyond Postmark: a subdomain serving this domain's open and click URLs (a CNAME of TrackingDomainCNAMEValue)",
+    )
+    DKIMEd25519: bool | None = Field(default=None, description="Beyond Postmark: also sign with an Ed25519 key (RFC 8463)")
 
     model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"Name": "example.com"}]}}
 
 
 class DomainEdit(WireModel):
-    """A domain's return-path domain (a subdomain of it)."""
+    """A domain's return-path domain and tracking domain (subdomains of it; "" removes one)."""
 
     model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"ReturnPathDomain": "pm-bounces.example.com"}]}}
 
     ReturnPathDomain: str | None = None
+    TrackingDomain: str | None = Field(default=None, description="Beyond Postmark: see DomainCreate")
+    DKIMEd25519: bool | None = Field(default=None, description="Beyond Postmark: true adds an Ed25519 key, false revokes it")
 
 
 class DomainSummary(WireResponse):
@@ -106,6 +113,20 @@ class DomainSummary(WireResponse):
 class DomainDetails(DnsDetails):
     ID: int
     Name: str
+    TrackingDomain: str = Field(default="", description="Beyond Postmark: the host of this domain's open and click URLs once verified")
+    TrackingDomainVerified: bool = Field(
+        default=False, description="Beyond Postmark: TrackingDomain is a CNAME of TrackingDomainCNAMEValue"
+    )
+    TrackingDomainCNAMEValue: str = Field(default="", description="Beyond Postmark: the tracking host (of TRACKING_BASE_URL)")
+    DKIMEd25519: bool = Field(default=False, description="Beyond Postmark: the domain has an Ed25519 key (RFC 8463)")
+    DKIMEd25519Verified: bool = Field(default=False, description="Beyond Postmark: its record was seen in DNS; it signs beside the RSA key")
+    DKIMEd25519Host: str = ""
+    DKIMEd25519TextValue: str = ""
+    DKIMEd25519PendingHost: str = ""
+    DKIMEd25519PendingTextValue: str = ""
+    DKIMEd25519RevokedHost: str = ""
+    DKIMEd25519RevokedTextValue: str = ""
+    SafeToRemoveRevokedEd25519KeyFromDNS: bool = False
 
 
 class DomainList(WireResponse):

@@ -41,6 +41,10 @@ class StreamEdit(WireModel):
     Name: str | None = None
     Description: str | None = None
     SubscriptionManagementConfiguration: SubscriptionConfig | None = None
+    PauseOnComplaints: bool | None = Field(
+        default=None, description="Beyond Postmark: pause the stream when its complaint rate passes the line"
+    )
+    Paused: bool | None = Field(default=None, description="Beyond Postmark: false resumes a paused stream, true pauses it")
 
     model_config = WireModel.model_config | {"json_schema_extra": {"examples": [{"Name": "Renamed", "Description": "Edited"}]}}
 
@@ -62,6 +66,9 @@ class MessageStream(WireResponse):
     ArchivedAt: str | None
     ExpectedPurgeDate: str | None
     SubscriptionManagementConfiguration: SubscriptionManagement
+    PauseOnComplaints: bool = Field(default=True, description="Beyond Postmark: paused when its spam complaint rate passes the line")
+    PausedAt: str | None = Field(default=None, description="Beyond Postmark: since when it refuses new mail")
+    PausedReason: str = Field(default="", description="Beyond Postmark: why it is paused")
 
 
 class MessageStreamList(WireResponse):

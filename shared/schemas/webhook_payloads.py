@@ -133,6 +133,19 @@ class ClickWebhook(WireResponse):
     Metadata: dict[str, str]
 
 
+class StreamPausedWebhook(WireResponse):
+    """Beyond Postmark: a stream was paused because its spam complaint rate passed the line (sent to the
+    stream's webhooks that take SpamComplaint)."""
+
+    RecordType: Literal["StreamPaused"] = "StreamPaused"
+    ServerID: int
+    MessageStream: str
+    PausedAt: Timestamp
+    Reason: str
+    SpamComplaints: int
+    Recipients: int
+
+
 WebhookPayload = Annotated[
     BounceWebhook | SpamComplaintWebhook | DeliveryWebhook | SubscriptionChangeWebhook | OpenWebhook | ClickWebhook,
     Field(discriminator="RecordType"),
@@ -142,7 +155,14 @@ WebhookPayload = Annotated[
 WEBHOOK_PAYLOAD: TypeAdapter[WebhookPayload] = TypeAdapter(WebhookPayload)
 
 OutboxPayload = (
-    BounceWebhook | SpamComplaintWebhook | DeliveryWebhook | SubscriptionChangeWebhook | OpenWebhook | ClickWebhook | InboundMessage
+    BounceWebhook
+    | SpamComplaintWebhook
+    | DeliveryWebhook
+    | SubscriptionChangeWebhook
+    | OpenWebhook
+    | ClickWebhook
+    | InboundMessage
+    | StreamPausedWebhook
 )
 """What the webhook outbox POSTs: an event webhook or an inbound message."""
 

@@ -14,6 +14,7 @@ from api_service.core.paging import EntityId
 from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.domains import service as domains_service
 from api_service.domains.dns import lookup_for
+from api_service.domains.views import tracking_cname_value
 from api_service.models import Domain
 from shared.schemas.senders import DomainCreate
 
@@ -82,8 +83,30 @@ async def domain(request: Request, domain_id: EntityId, session: Session, settin
                 False,
             ),
         )
+    if row.dkim_ed25519_selector:
+        records.append(
+            (
+                "DKIM (Ed25519)",
+                "TXT",
+                f"{row.dkim_ed25519_selector}._domainkey.{row.name}",
+                f"k=ed25519;p={row.dkim_ed25519_public_key}",
+                row.dkim_ed25519_verified,
+            )
+        )
+    if row.dkim_ed25519_pending_selector:
+        records.append(
+            (
+                "DKIM (Ed25519, new key)",
+                "TXT",
+                f"{row.dkim_ed25519_pending_selector}._domainkey.{row.name}",
+                f"k=ed25519;p={row.dkim_ed25519_pending_public_key}",
+                False,
+            )
+        )
     if row.return_path_domain:
         records.append(("Return path", "CNAME", row.return_path_domain, settings.return_path_domain, row.return_path_verified))
+    if row.tracking_domain:
+        records.append(("Tracking", "CNAME", row.tracking_domain, tracking_cname_value(settings), row.tracking_verified))
     return render(
         request,
         "domain.html",
