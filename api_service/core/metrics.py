@@ -95,6 +95,20 @@ RETENTION_DELETED = Counter(
     registry=WORKER_REGISTRY,
 )
 
+SENDER_HEALTH = Gauge(
+    "postgate_sender_health",
+    "Last verdict of each sender-health check, by subject (a domain or a source IP) and check: 0 pass, 1 warn, 2 fail",
+    ["subject", "check"],
+    multiprocess_mode="max",
+    registry=WORKER_REGISTRY,
+)
+DMARC_REPORTS = Counter(
+    "postgate_dmarc_reports_received",
+    "DMARC and TLS reports received on the inbound listener, by kind (aggregate, failure, tls) and outcome (stored, duplicate, unknown_domain, invalid)",
+    ["kind", "outcome"],
+    registry=API_REGISTRY,
+)
+
 # --- both ---------------------------------------------------------------------------------------
 DB_POOL = Gauge(
     "postgate_db_pool_connections",
@@ -104,6 +118,7 @@ DB_POOL = Gauge(
     registry=API_REGISTRY,
 )
 WORKER_REGISTRY.register(DB_POOL)
+API_REGISTRY.register(SENDER_HEALTH)  # on-demand checks (verifyDmarc) set it in the API process
 
 
 def render(registry: CollectorRegistry = API_REGISTRY) -> bytes:

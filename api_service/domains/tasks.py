@@ -1,5 +1,6 @@
-"""The worker's DNS round: a rotated DKIM key replaces the old one, and a new domain becomes
-usable, as soon as DNS publishes them, without anyone calling verifyDkim."""
+"""The worker's DNS rounds: a rotated DKIM key replaces the old one, and a new domain becomes
+usable, as soon as DNS publishes them, without anyone calling verifyDkim; and sender health is
+re-checked every SENDER_HEALTH_INTERVAL_SECONDS."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api_service.domains import service
+from api_service.domains import health_service, service
 from api_service.domains.dns import DnsLookup
+from api_service.domains.health import HealthConfig
 
 BATCH = 10
 
@@ -18,3 +20,10 @@ async def check_dns(*, sessionmaker: async_sessionmaker[AsyncSession], dns: DnsL
     async with sessionmaker() as session, session.begin():
         checked_before = datetime.now(UTC) - timedelta(seconds=interval_seconds)
         return await service.check_due(session=session, dns=dns, checked_before=checked_before, limit=BATCH)
+
+
+async def check_health(
+    *, sessionmaker: async_sessionmaker[AsyncSession], dns: DnsLookup, config: HealthConfig, interval_seconds: float
+) -> int:
+    """Re-check the sender health of the domains and source IPs due; returns how many were checked."""
+    return await health_service.check_due(sessionmaker=sessionmaker, dns=dns, config=config, interval_seconds=interval_seconds)

@@ -8,6 +8,7 @@ from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
 from api_service.models.data_removal import DataRemoval
+from api_service.models.dmarc_report import DmarcReport, DmarcReportRow, TlsReport
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
 from api_service.models.inbound_message import InboundMessage
@@ -19,6 +20,7 @@ from api_service.models.message_open import MessageOpen
 from api_service.models.message_recipient import MessageRecipient, RecipientStatus
 from api_service.models.message_stream import MessageStream
 from api_service.models.rate_limit_bucket import RateLimitBucket
+from api_service.models.sender_health import DomainHealth, SourceIpHealth
 from api_service.models.sender_signature import SenderSignature
 from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
@@ -37,7 +39,10 @@ __all__ = [
     "ConsoleSignInFailure",
     "ConsoleUser",
     "DataRemoval",
+    "DmarcReport",
+    "DmarcReportRow",
     "Domain",
+    "DomainHealth",
     "IdempotencyKey",
     "InboundMessage",
     "InboundRule",
@@ -53,8 +58,10 @@ __all__ = [
     "SenderSignature",
     "Server",
     "ServerToken",
+    "SourceIpHealth",
     "Suppression",
     "Template",
+    "TlsReport",
     "Webhook",
     "WebhookDelivery",
     "WebhookDeliveryStatus",

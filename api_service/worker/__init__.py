@@ -29,7 +29,8 @@ from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import transport_from_settings
 from api_service.domains.dns import lookup_for
-from api_service.domains.tasks import check_dns
+from api_service.domains.health_service import health_config
+from api_service.domains.tasks import check_dns, check_health
 from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
 from api_service.retention.tasks import purge_due
 from api_service.webhooks.tasks import OutcomeHandler, schedule, send_due, webhook_client
@@ -69,6 +70,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     transport = transport_from_settings(settings, helo=settings.helo_name or socket.getfqdn())
     retry = schedule(settings.webhook_retry_schedule)
     dns = lookup_for(settings.dns_resolver)
+    health = health_config(settings, helo=settings.helo_name or socket.getfqdn())
     pool = asyncio.create_task(metrics.sample_pool_forever(engine, limit=POOL_SIZE + POOL_OVERFLOW))
     try:
         async with webhook_client(settings) as client:
@@ -115,6 +117,14 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                     lambda: check_dns(sessionmaker=sessionmaker, dns=dns, interval_seconds=settings.dns_check_interval_seconds),
                     stop=stop,
                     idle=min(60.0, settings.dns_check_interval_seconds),
+                ),
+                _loop(
+                    "sender health",
+                    lambda: check_health(
+                        sessionmaker=sessionmaker, dns=dns, config=health, interval_seconds=settings.sender_health_interval_seconds
+                    ),
+                    stop=stop,
+                    idle=min(60.0, settings.sender_health_interval_seconds),
                 ),
             )
     finally:
