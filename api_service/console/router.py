@@ -22,6 +22,7 @@ from api_service.console.pages import (
     inbound,
     inbound_rules,
     messages,
+    sender_health,
     senders,
     servers,
     settings,
@@ -54,6 +55,7 @@ SECTIONS = (
     stats,
     domains,
     senders,
+    sender_health,
 )
 
 router = APIRouter()

@@ -37,6 +37,12 @@ async def save_domain_health(
     )
 
 
+async def all_domain_health(*, session: AsyncSession, limit: int) -> list[tuple[Domain, DomainHealth | None]]:
+    """Every domain (by name) with its stored verdicts, if any."""
+    stmt = select(Domain, DomainHealth).outerjoin(DomainHealth, DomainHealth.domain_id == Domain.id).order_by(Domain.name).limit(limit)
+    return [(domain, row) for domain, row in (await session.execute(stmt)).all()]
+
+
 async def update_domain_health(
     *, session: AsyncSession, domain_id: int, checked_at: datetime, checks: list[dict[str, Any]], report_addresses: list[str]
 ) -> None:

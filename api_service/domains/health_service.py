@@ -128,6 +128,15 @@ async def get_health(*, session: AsyncSession, domain_id: int, dns: DnsLookup, c
     )
 
 
+async def overview(*, session: AsyncSession, config: health.HealthConfig, limit: int = 500) -> tuple[list[HealthView], list[IpView]]:
+    """The stored verdicts of every domain (none yet: CheckedAt None), and of the source IPs; no DNS."""
+    rows = await health_repository.all_domain_health(session=session, limit=limit)
+    views = [
+        HealthView(domain=d, checked_at=h.checked_at if h and h.checks else None, checks=h.checks if h else [], ips=[]) for d, h in rows
+    ]
+    return views, await _ip_views(session=session, config=config)
+
+
 async def check_due(
     *, sessionmaker: async_sessionmaker[AsyncSession], dns: DnsLookup, config: health.HealthConfig, interval_seconds: float
 ) -> int:

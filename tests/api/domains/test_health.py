@@ -3,6 +3,7 @@ and the API (`PUT /domains/{id}/verifyDmarc`, `GET /domains/{id}/health`) and th
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from api_service.domains.tasks import check_health
 from shared.constants import HealthStatus
 from tests.api.conftest import MakeApp, OtherApp
 from tests.api.core.dns_server import Zone, dns_server
+from tests.console.conftest import signed_in_console
 from tests.factories import ACCOUNT, create_domain
 
 IP = "192.0.2.10"
@@ -239,3 +241,32 @@ class TestWorkerRound:
         assert checks["dmarc"]["Status"] == "pass"
         auth = checks["dmarc_report_authorization"]
         assert (auth["Status"], auth["Host"], auth["Record"]) == ("warn", "example.org._report._dmarc.elsewhere.example", "v=DMARC1")
+
+
+@pytest.mark.asyncio
+class TestConsolePage:
+    async def test_page_lists_each_failing_record_with_the_fix_and_checks_on_demand(
+        self, health_app: OtherApp, zone: tuple[Zone, str]
+    ) -> None:
+        created = await create_domain(health_app.client, "example.org")
+        health_app.client.headers.pop("Accept", None)
+        console = await signed_in_console(health_app.client)
+        page = await console.get("/console/health")
+        assert page.status_code == 200
+        assert "Not checked yet" in page.text
+        checked = await console.post(f"/console/health/{created['ID']}/check")
+        assert checked.status_code == 303
+        assert checked.headers["location"].endswith(f"#domain-{created['ID']}")
+        page = await console.get("/console/health")
+        assert "_dmarc.example.org" in page.text
+        assert "v=DMARC1; p=none; rua=mailto:dmarc@in.postgate.example" in page.text
+        assert html.escape(created["DKIMTextValue"]) in page.text
+        assert f"ip4:{IP}" in page.text
+        assert HELO in page.text
+
+    async def test_check_needs_the_csrf_token(self, health_app: OtherApp) -> None:
+        created = await create_domain(health_app.client, "example.org")
+        health_app.client.headers.pop("Accept", None)
+        await signed_in_console(health_app.client)
+        refused = await health_app.client.post(f"/console/health/{created['ID']}/check", data={})
+        assert refused.status_code in (400, 403)

@@ -1,0 +1,42 @@
+"""Sender health: every domain's and source IP's checks with the fix, and a check on demand."""
+
+from __future__ import annotations
+
+import socket
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api_service.console.rendering import PREFIX, render
+from api_service.console.web import CheckedForm, Signed, notice_of, redirect
+from api_service.core.paging import EntityId
+from api_service.deps import AppSettings, Session, TransactionalRoute
+from api_service.domains import health_service
+from api_service.domains.dns import lookup_for
+
+router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
+
+
+@router.get("/health")
+async def sender_health(request: Request, session: Session, settings: AppSettings, identity: Signed) -> HTMLResponse:
+    config = health_service.health_config(settings, helo=settings.helo_name or socket.getfqdn())
+    domains, ips = await health_service.overview(session=session, config=config)
+    return render(
+        request,
+        "sender_health.html",
+        {
+            "identity": identity,
+            "section": "health",
+            "domains": domains,
+            "ips": ips,
+            "interval_hours": settings.sender_health_interval_seconds / 3600,
+            "notice": notice_of(request),
+        },
+    )
+
+
+@router.post("/health/{domain_id}/check")
+async def check_now(domain_id: EntityId, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm) -> Response:
+    config = health_service.health_config(settings, helo=settings.helo_name or socket.getfqdn())
+    await health_service.check_domain(session=session, domain_id=domain_id, dns=lookup_for(settings.dns_resolver), config=config)
+    return redirect(f"{PREFIX}/health#domain-{domain_id}", notice="health-checked")
