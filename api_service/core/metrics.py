@@ -90,7 +90,7 @@ WEBHOOK_ATTEMPTS = Counter(
 )
 RETENTION_DELETED = Counter(
     "postgate_retention_deleted_rows",
-    "Rows the retention purge deleted, by kind (messages, bounces, webhook_requests, bulk_requests, inbound_messages, idempotency_keys)",
+    "Rows the retention purge deleted, by kind (messages, bounces, webhook_requests, bulk_requests, inbound_messages, idempotency_keys, dmarc_reports)",
     ["kind"],
     registry=WORKER_REGISTRY,
 )

@@ -167,3 +167,8 @@ async def check_due(
             await health_repository.save_ip_health(session=session, ip=ip, checked_at=now, checks=[c.to_json() for c in checks])
             _export(ip, checks)
     return len(facts) + len(ips)
+
+
+async def is_report_address(*, session: AsyncSession, address: str) -> bool:
+    """Whether a domain's DMARC or TLS-RPT record (as last checked) names this report address."""
+    return bool(await health_repository.domains_for_report_address(session=session, address=address))

@@ -1,4 +1,5 @@
-"""Sender health: every domain's and source IP's checks with the fix, and a check on demand."""
+"""Sender health: every domain's and source IP's checks with the fix, a check on demand, and the DMARC
+and TLS reports received for a domain."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from api_service.console.rendering import PREFIX, render
 from api_service.console.web import CheckedForm, Signed, notice_of, redirect
 from api_service.core.paging import EntityId
 from api_service.deps import AppSettings, Session, TransactionalRoute
+from api_service.dmarc import service as dmarc_service
 from api_service.domains import health_service
 from api_service.domains.dns import lookup_for
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
+REPORT_DAYS = 30
 
 
 @router.get("/health")
@@ -40,3 +43,15 @@ async def check_now(domain_id: EntityId, session: Session, settings: AppSettings
     config = health_service.health_config(settings, helo=settings.helo_name or socket.getfqdn())
     await health_service.check_domain(session=session, domain_id=domain_id, dns=lookup_for(settings.dns_resolver), config=config)
     return redirect(f"{PREFIX}/health#domain-{domain_id}", notice="health-checked")
+
+
+@router.get("/domains/{domain_id}/reports")
+async def domain_reports(request: Request, domain_id: EntityId, session: Session, settings: AppSettings, identity: Signed) -> HTMLResponse:
+    """The DMARC sources and failure reports and the TLS reports of a domain, last 30 days."""
+    dmarc = await dmarc_service.summary(session=session, domain_id=domain_id, days=REPORT_DAYS, source_ips=settings.source_ip_list)
+    tls = await dmarc_service.tls_summary(session=session, domain_id=domain_id, days=REPORT_DAYS)
+    return render(
+        request,
+        "domain_reports.html",
+        {"identity": identity, "section": "health", "dmarc": dmarc, "tls": tls, "report_address": settings.dmarc_report_mailbox},
+    )
