@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,3 +116,13 @@ async def purge_expired(*, session: AsyncSession, before: datetime, limit: int) 
         result = await session.execute(delete(model).where(model.id.in_(ids.scalar_subquery())))
         deleted += int(getattr(result, "rowcount", 0) or 0)
     return deleted
+
+
+async def ips_without_ptr(*, session: AsyncSession, limit: int) -> list[str]:
+    """Source IPs whose PTR was not looked up at receipt (the time budget ran out)."""
+    stmt = select(DmarcReportRow.source_ip).where(DmarcReportRow.ptr.is_(None), DmarcReportRow.source_ip != "").distinct().limit(limit)
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def set_ptr(*, session: AsyncSession, ip: str, ptr: str) -> None:
+    await session.execute(update(DmarcReportRow).where(DmarcReportRow.source_ip == ip, DmarcReportRow.ptr.is_(None)).values(ptr=ptr))

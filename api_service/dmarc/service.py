@@ -9,7 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api_service.config import Settings
 from api_service.core import metrics
@@ -349,3 +349,16 @@ async def tls_summary(*, session: AsyncSession, domain_id: int, days: int) -> Tl
 async def purge_expired(*, session: AsyncSession, days: int, limit: int) -> int:
     """Delete one batch of reports received more than `days` days ago."""
     return await repository.purge_expired(session=session, before=datetime.now(UTC) - timedelta(days=days), limit=limit)
+
+
+async def fill_ptrs(*, sessionmaker: async_sessionmaker[AsyncSession], dns: DnsLookup, limit: int = PTR_LIMIT) -> int:
+    """Look up the PTR of source IPs stored without one, outside any transaction; returns how many."""
+    async with sessionmaker() as session:
+        ips = await repository.ips_without_ptr(session=session, limit=limit)
+    if not ips:
+        return 0
+    found = await _ptrs(ips, dns=dns)
+    async with sessionmaker() as session, session.begin():
+        for ip, ptr in found.items():
+            await repository.set_ptr(session=session, ip=ip, ptr=ptr)
+    return len(found)

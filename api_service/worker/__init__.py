@@ -1,6 +1,7 @@
 """The worker process (`python -m api_service.worker`): the background loops of the domains that
 have one — delivery (`delivery.service`), bulk expansion (`bulk.tasks`), webhook sending (`webhooks.tasks`, whose
-attempts at inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys (`domains.tasks`) and data
+attempts at inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys and sender health (`domains.tasks`),
+the PTR names of DMARC report sources (`dmarc.tasks`) and data
 removals (`data_removals.tasks`) — polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
@@ -28,6 +29,7 @@ from api_service.data_removals.tasks import process_due
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.transport import transport_from_settings
+from api_service.dmarc.tasks import fill_ptrs
 from api_service.domains.dns import lookup_for
 from api_service.domains.health_service import health_config
 from api_service.domains.tasks import check_dns, check_health
@@ -126,6 +128,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                     stop=stop,
                     idle=min(60.0, settings.sender_health_interval_seconds),
                 ),
+                _loop("report PTRs", lambda: fill_ptrs(sessionmaker=sessionmaker, dns=dns), stop=stop, idle=60.0),
             )
     finally:
         pool.cancel()

@@ -13,7 +13,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import update
 
-from api_service.models import DmarcReport, TlsReport
+from api_service.dmarc.tasks import fill_ptrs
+from api_service.domains.dns import lookup_for
+from api_service.models import DmarcReport, DmarcReportRow, TlsReport
 from api_service.retention.tasks import purge_due
 from shared.schemas.inbound_smtp import INBOUND_MESSAGE_PATH, INBOUND_RECIPIENT_PATH
 from tests.api.conftest import MakeApp, OtherApp
@@ -175,3 +177,17 @@ class TestShownAndExpired:
         assert await purge_due(sessionmaker=sessionmaker, settings=reports_app.settings) >= 2
         async with sessionmaker() as session:
             assert (await session.execute(DmarcReport.__table__.select())).first() is None
+
+
+class TestPtrBackfill:
+    async def test_the_worker_fills_ptrs_missed_at_receipt(self, reports_app: OtherApp, zone: tuple[Zone, str]) -> None:
+        domain = await create_domain(reports_app.client, "example.org")
+        await deliver(reports_app.client, three_sources())
+        sessionmaker = reports_app.app.state.sessionmaker
+        async with sessionmaker() as session, session.begin():
+            await session.execute(update(DmarcReportRow).values(ptr=None))  # as when the time budget ran out
+        zone[0].ptr(SPOOFER, "dyn-9.isp.example")
+        assert await fill_ptrs(sessionmaker=sessionmaker, dns=lookup_for(zone[1])) == 3
+        assert await fill_ptrs(sessionmaker=sessionmaker, dns=lookup_for(zone[1])) == 0
+        sources = {s["IP"]: s["PTR"] for s in (await get(reports_app.client, f"/domains/{domain['ID']}/dmarc"))["Sources"]}
+        assert sources == {OURS: "mta1.postgate.example", FORWARDER: "forward.lists.example", SPOOFER: "dyn-9.isp.example"}
