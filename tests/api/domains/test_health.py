@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import update
 
 from api_service.core import metrics
 from api_service.domains import health
@@ -16,11 +18,12 @@ from api_service.domains.dns import lookup_for
 from api_service.domains.health_service import health_config
 from api_service.domains.spf_check import check_host
 from api_service.domains.tasks import check_health
-from shared.constants import HealthStatus
+from api_service.models import Bounce, MessageRecipient, RecipientStatus
+from shared.constants import BounceType, HealthStatus
 from tests.api.conftest import MakeApp, OtherApp
 from tests.api.core.dns_server import Zone, dns_server
 from tests.console.conftest import signed_in_console
-from tests.factories import ACCOUNT, create_domain
+from tests.factories import ACCOUNT, create_domain, create_server, message
 
 IP = "192.0.2.10"
 HELO = "mta1.postgate.example"
@@ -270,3 +273,41 @@ class TestConsolePage:
         await signed_in_console(health_app.client)
         refused = await health_app.client.post(f"/console/health/{created['ID']}/check", data={})
         assert refused.status_code in (400, 403)
+
+
+@pytest.mark.asyncio
+class TestRatesFromTheDatabase:
+    async def test_hard_bounces_and_complaints_of_the_last_week_count(self, other_app: MakeApp, zone: tuple[Zone, str]) -> None:
+        app = await other_app(dns_resolver=zone[1], sender_auto_confirm=True, source_ips="")
+        domain = await create_domain(app.client, "example.org")
+        server = await create_server(app.client)
+        to = ", ".join(f"r{i}@example.net" for i in range(20))
+        sent = await app.client.post("/email", json=message(From="news@example.org", To=to), headers=server.headers)
+        assert sent.status_code == 200, sent.text
+        other = await app.client.post("/email", json=message(From="x@other.example", To="r@example.net"), headers=server.headers)
+        assert other.status_code in (200, 422)
+        async with app.app.state.sessionmaker() as session, session.begin():
+            await session.execute(update(MessageRecipient).values(status=RecipientStatus.DELIVERED))
+            old = datetime.now(UTC) - timedelta(days=8)
+            for kind, when in (
+                (BounceType.HARD_BOUNCE, None),
+                (BounceType.SPAM_COMPLAINT, None),
+                (BounceType.SPAM_COMPLAINT, old),
+                (BounceType.TRANSIENT, None),
+            ):
+                row = Bounce(
+                    server_id=server.id,
+                    message_stream="outbound",
+                    type=kind,
+                    type_code=1,
+                    email="r1@example.net",
+                    from_email="news@example.org",
+                )
+                if when is not None:
+                    row.bounced_at = when
+                session.add(row)
+        checks = by_name((await app.client.put(f"/domains/{domain['ID']}/verifyDmarc", headers=ACCOUNT)).json())
+        assert checks["bounce_rate"]["Status"] == "fail"
+        assert "1 hard bounces of 20 recipients" in checks["bounce_rate"]["Why"]
+        assert checks["complaint_rate"]["Status"] == "fail"
+        assert "1 spam complaints of 20 recipients" in checks["complaint_rate"]["Why"]
