@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -153,3 +155,62 @@ class TestProperties:
         except parsing.ReportError:
             return
         raise AssertionError("a truncated report parsed")
+
+
+failure_details = st.fixed_dictionaries(
+    {
+        "result-type": st.sampled_from(["starttls-not-supported", "certificate-expired", "validation-failure", "sts-policy-invalid"]),
+        "sending-mta-ip": ips,
+        "receiving-mx-hostname": st.from_regex(r"mx[0-9]\.[a-z]{1,8}\.example", fullmatch=True),
+        "failed-session-count": st.integers(min_value=0, max_value=10**9),
+    }
+)
+tls_policies = st.fixed_dictionaries(
+    {
+        "policy": st.fixed_dictionaries(
+            {
+                "policy-type": st.sampled_from(["sts", "tlsa", "no-policy-found"]),
+                "policy-domain": st.from_regex(r"[a-z]{1,10}\.example", fullmatch=True),
+            }
+        ),
+        "summary": st.fixed_dictionaries(
+            {
+                "total-successful-session-count": st.integers(min_value=0, max_value=10**9),
+                "total-failure-session-count": st.integers(min_value=0, max_value=10**9),
+            }
+        ),
+        "failure-details": st.lists(failure_details, max_size=4),
+    }
+)
+
+
+class TestTlsProperties:
+    @settings(max_examples=60, deadline=None)
+    @given(policies=st.lists(tls_policies, min_size=1, max_size=4), org=texts, report_id=texts, gz=st.booleans())
+    def test_generated_tls_reports_parse_back(self, policies: list[dict[str, Any]], org: str, report_id: str, gz: bool) -> None:
+        body = {
+            "organization-name": org,
+            "date-range": {"start-datetime": "2026-12-01T00:00:00Z", "end-datetime": "2026-12-01T23:59:59Z"},
+            "contact-info": "tls@receiver.example",
+            "report-id": report_id,
+            "policies": policies,
+        }
+        data = json.dumps(body).encode()
+        [report] = parsing.reports_in(
+            report_mail(
+                gzipped(data) if gz else data,
+                content_type="application/tlsrpt+gzip" if gz else "application/tlsrpt+json",
+                filename="r.json",
+            )
+        )
+        assert isinstance(report, parsing.TlsReport)
+        assert (report.org_name, report.report_id) == (org[:255], report_id[:255])
+        for got, want in zip(report.policies, policies, strict=True):
+            assert (got.policy_type, got.policy_domain) == (want["policy"]["policy-type"], want["policy"]["policy-domain"])
+            assert (got.successes, got.failures) == (
+                want["summary"]["total-successful-session-count"],
+                want["summary"]["total-failure-session-count"],
+            )
+            assert [(f.result_type, f.failed_session_count) for f in got.failure_details] == [
+                (d["result-type"], d["failed-session-count"]) for d in want["failure-details"]
+            ]
