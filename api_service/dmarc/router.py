@@ -22,7 +22,12 @@ Days = Annotated[int, Query(ge=1, le=366, description="The last N days of report
 async def dmarc_summary(domain_id: EntityId, session: Session, settings: AppSettings, days: Days = 30) -> DmarcSummary:
     """Beyond Postmark: the DMARC aggregate reports received for the domain, per source IP (with PTR, volume,
     aligned SPF/DKIM and DMARC passes, and whether the source is Postgate's), and its latest failure reports."""
-    return await service.summary(session=session, domain_id=domain_id, days=days, source_ips=settings.source_ip_list)
+    return await service.summary(
+        session=session,
+        domain_id=domain_id,
+        days=days,
+        ours=service.our_networks(source_ips=settings.source_ip_list, spf_text_value=settings.spf_text_value),
+    )
 
 
 @router.get("/domains/{domain_id}/tlsreports", response_model=TlsReportList, responses=ERRORS)

@@ -6,8 +6,9 @@ per-domain summary, and retention."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -258,13 +259,24 @@ async def _store_tls(*, session: AsyncSession, report: parsing.TlsReport) -> lis
 # --- what is shown ---------------------------------------------------------------------------------------
 
 
-def classify(*, ip: str, ours: set[str], dmarc_pass: int, spf_aligned: int) -> str:
+def our_networks(*, source_ips: list[str], spf_text_value: str) -> list[IPv4Network | IPv6Network]:
+    """Where Postgate's mail leaves from: SOURCE_IPS, and the ip4:/ip6: networks of SPF_TEXT_VALUE
+    (the record the operator asks domains to publish names them when mail goes through a relay)."""
+    networks = [ip_network(ip) for ip in source_ips]
+    for term in spf_text_value.split()[1:]:
+        name, _, value = term.lstrip("+").partition(":")
+        if name.lower() in ("ip4", "ip6"):
+            with contextlib.suppress(ValueError):
+                networks.append(ip_network(value, strict=False))
+    return networks
+
+
+def classify(*, ip: str, ours: list[IPv4Network | IPv6Network], dmarc_pass: int, spf_aligned: int) -> str:
     """postgate, forwarded, authorized or unauthenticated (see DmarcSource.Classification)."""
-    try:
-        if str(ip_address(ip)) in ours:
+    with contextlib.suppress(ValueError):
+        address = ip_address(ip)
+        if any(address.version == n.version and address in n for n in ours):
             return "postgate"
-    except ValueError:
-        pass
     if dmarc_pass == 0:
         return "unauthenticated"
     return "authorized" if spf_aligned else "forwarded"
@@ -274,12 +286,11 @@ def _rate(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 2) if whole else 0.0
 
 
-async def summary(*, session: AsyncSession, domain_id: int, days: int, source_ips: list[str]) -> DmarcSummary:
+async def summary(*, session: AsyncSession, domain_id: int, days: int, ours: list[IPv4Network | IPv6Network]) -> DmarcSummary:
     """The domain's aggregate reports of the last `days` days, per source, and its latest failure reports."""
     domain = await domains_service.get_domain_or_raise(session=session, domain_id=domain_id)
     since = datetime.now(UTC) - timedelta(days=days)
     figures = await repository.source_figures(session=session, domain_id=domain.id, since=since, limit=SOURCES_SHOWN)
-    ours = set(source_ips)
     sources = [
         DmarcSource(
             IP=f.ip,

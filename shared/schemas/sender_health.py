@@ -14,7 +14,7 @@ class HealthCheck(WireResponse):
     """One check: its verdict, why, and what to change (the record to publish, when a record fixes it)."""
 
     Name: str = Field(
-        description="dkim, spf, spf_envelope, dmarc, dmarc_alignment, dmarc_reports, bounce_rate, complaint_rate, ptr, helo, dnsbl:<zone>"
+        description="dkim, spf, spf_envelope, dmarc, dmarc_alignment, dmarc_reports, dmarc_report_authorization, bounce_rate, complaint_rate; per IP: ptr, helo, dnsbl:<zone> (source_ips when SOURCE_IPS is empty)"
     )
     Status: HealthStatus
     Why: str
@@ -54,7 +54,7 @@ class DmarcSource(WireResponse):
     SPFAligned: int
     DKIMAligned: int
     Classification: str = Field(
-        description="postgate (one of SOURCE_IPS), forwarded (not ours, DKIM still aligned), authorized (not ours, aligned SPF: "
+        description="postgate (one of SOURCE_IPS or of the ip4:/ip6: networks of SPF_TEXT_VALUE), forwarded (not ours, DKIM still aligned), authorized (not ours, aligned SPF: "
         "another service the domain allows), unauthenticated (fails DMARC: an unconfigured service or a spoofer)"
     )
     Disposition: dict[str, int] = Field(description="Messages by what the receiver did: none, quarantine, reject")

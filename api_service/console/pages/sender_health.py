@@ -48,7 +48,12 @@ async def check_now(domain_id: EntityId, session: Session, settings: AppSettings
 @router.get("/domains/{domain_id}/reports")
 async def domain_reports(request: Request, domain_id: EntityId, session: Session, settings: AppSettings, identity: Signed) -> HTMLResponse:
     """The DMARC sources and failure reports and the TLS reports of a domain, last 30 days."""
-    dmarc = await dmarc_service.summary(session=session, domain_id=domain_id, days=REPORT_DAYS, source_ips=settings.source_ip_list)
+    dmarc = await dmarc_service.summary(
+        session=session,
+        domain_id=domain_id,
+        days=REPORT_DAYS,
+        ours=dmarc_service.our_networks(source_ips=settings.source_ip_list, spf_text_value=settings.spf_text_value),
+    )
     tls = await dmarc_service.tls_summary(session=session, domain_id=domain_id, days=REPORT_DAYS)
     return render(
         request,

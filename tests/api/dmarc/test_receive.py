@@ -191,3 +191,17 @@ class TestPtrBackfill:
         assert await fill_ptrs(sessionmaker=sessionmaker, dns=lookup_for(zone[1])) == 0
         sources = {s["IP"]: s["PTR"] for s in (await get(reports_app.client, f"/domains/{domain['ID']}/dmarc"))["Sources"]}
         assert sources == {OURS: "mta1.postgate.example", FORWARDER: "forward.lists.example", SPOOFER: "dyn-9.isp.example"}
+
+
+class TestClassification:
+    async def test_without_source_ips_the_spf_text_value_networks_are_postgates(self, other_app: MakeApp, zone: tuple[Zone, str]) -> None:
+        app = await other_app(
+            dns_resolver=zone[1],
+            inbound_domain="in.postgate.example",
+            source_ips="",
+            spf_text_value="v=spf1 ip4:192.0.2.0/28 include:relay.example ~all",
+        )
+        domain = await create_domain(app.client, "example.org")
+        await deliver(app.client, three_sources())
+        sources = {s["IP"]: s["Classification"] for s in (await get(app.client, f"/domains/{domain['ID']}/dmarc"))["Sources"]}
+        assert sources == {OURS: "postgate", FORWARDER: "forwarded", SPOOFER: "unauthenticated"}
