@@ -94,7 +94,7 @@ class Rates:
 @dataclass(frozen=True, slots=True)
 class DomainReport:
     checks: list[Check]
-    report_addresses: list[str] = field(default_factory=list)
+    report_addresses: list[str] | None = field(default_factory=list)  # None: DNS failed, keep the known ones
 
 
 # --- DMARC records (pure) -------------------------------------------------------------------------
@@ -386,30 +386,53 @@ def rate_checks(rates: Rates) -> list[Check]:
     return checks
 
 
+class DnsUnavailable(Exception):
+    """A look-up failed (SERVFAIL, timeout): the record's presence is unknown."""
+
+
 async def find_dmarc(domain: str, *, dns: DnsLookup) -> tuple[str, list[str]]:
     """The DMARC records that apply to `domain`: its own, else the nearest parent's (the tree walk of
-    DMARCbis, which needs no public suffix list); stops above the two last labels."""
+    DMARCbis, which needs no public suffix list); stops above the two last labels. Raises
+    DnsUnavailable when a look-up failed rather than found nothing."""
     labels = domain.split(".")
     for start in range(len(labels) - 1):
         name = ".".join(labels[start:])
-        records = dmarc_records(await dns.txt(f"_dmarc.{name}"))
+        answer = await dns.query(f"_dmarc.{name}", "TXT")
+        if answer.failed:
+            raise DnsUnavailable(f"_dmarc.{name}")
+        records = dmarc_records(answer.records)
         if records:
             return name, records
     return domain, []
 
 
+async def _dmarc_or_unknown(domain: str, *, dns: DnsLookup) -> tuple[str, list[str]] | str:
+    try:
+        return await find_dmarc(domain, dns=dns)
+    except DnsUnavailable as exc:
+        return str(exc)
+
+
 async def check_domain(*, facts: DomainFacts, config: HealthConfig, rates: Rates, dns: DnsLookup) -> DomainReport:
     """Every check of one domain, and the report addresses its DMARC and TLS-RPT records name."""
     envelope = facts.return_path_domain if facts.return_path_domain and facts.return_path_verified else config.return_path_domain
-    (found_at, dmarc), dkim_records, tls_records = await asyncio.gather(
-        find_dmarc(facts.name, dns=dns), dns.txt(facts.dkim_host), dns.txt(f"_smtp._tls.{facts.name}")
+    found, dkim_records, tls_records = await asyncio.gather(
+        _dmarc_or_unknown(facts.name, dns=dns), dns.txt(facts.dkim_host), dns.txt(f"_smtp._tls.{facts.name}")
     )
     spf_own, spf_envelope = await asyncio.gather(
         spf_health(name="spf", domain=facts.name, config=config, dns=dns, fixable=True),
         spf_health(name="spf_envelope", domain=envelope, config=config, dns=dns, fixable=envelope != config.return_path_domain),
     )
     checks = [dkim_check(facts=facts, published_key=published_key(dkim_records)), spf_own, spf_envelope]
-    checks += dmarc_checks(domain=facts.name, found_at=found_at, records=dmarc, config=config, envelope_domain=envelope)
+    dmarc: list[str] = []
+    found_at = facts.name
+    if isinstance(found, str):  # a DNS failure is not a missing record: no alarm until DNS answers
+        checks.append(
+            Check("dmarc", WARN, f"{found} could not be looked up (SERVFAIL or timeout); DMARC is unknown.", fix="Check again later.")
+        )
+    else:
+        found_at, dmarc = found
+        checks += dmarc_checks(domain=facts.name, found_at=found_at, records=dmarc, config=config, envelope_domain=envelope)
     addresses: list[str] = []
     if len(dmarc) == 1:
         tags = dmarc_tags(dmarc[0])
@@ -425,7 +448,7 @@ async def check_domain(*, facts: DomainFacts, config: HealthConfig, rates: Rates
         if record.strip().lower().startswith("v=tlsrptv1"):
             addresses += mailto_addresses(dmarc_tags(record).get("rua", ""))
     checks += rate_checks(rates)
-    return DomainReport(checks=checks, report_addresses=sorted(set(addresses)))
+    return DomainReport(checks=checks, report_addresses=None if isinstance(found, str) else sorted(set(addresses)))
 
 
 # --- the source IPs' checks ----------------------------------------------------------------------------

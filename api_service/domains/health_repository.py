@@ -21,10 +21,12 @@ async def get_domain_health(*, session: AsyncSession, domain_id: int) -> DomainH
 
 
 async def save_domain_health(
-    *, session: AsyncSession, domain_id: int, checked_at: datetime, checks: list[dict[str, Any]], report_addresses: list[str]
+    *, session: AsyncSession, domain_id: int, checked_at: datetime, checks: list[dict[str, Any]], report_addresses: list[str] | None
 ) -> None:
-    values = {"domain_id": domain_id, "checked_at": checked_at, "checks": checks, "report_addresses": report_addresses}
+    """Insert or replace a domain's verdicts; `report_addresses` None keeps the stored ones (DNS failed)."""
+    values = {"domain_id": domain_id, "checked_at": checked_at, "checks": checks, "report_addresses": report_addresses or []}
     stmt = insert(DomainHealth).values(values)
+    keep = {} if report_addresses is not None else {"report_addresses": DomainHealth.report_addresses}
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[DomainHealth.domain_id],
@@ -32,7 +34,8 @@ async def save_domain_health(
                 "checked_at": stmt.excluded.checked_at,
                 "checks": stmt.excluded.checks,
                 "report_addresses": stmt.excluded.report_addresses,
-            },
+            }
+            | keep,
         )
     )
 
@@ -44,14 +47,14 @@ async def all_domain_health(*, session: AsyncSession, limit: int) -> list[tuple[
 
 
 async def update_domain_health(
-    *, session: AsyncSession, domain_id: int, checked_at: datetime, checks: list[dict[str, Any]], report_addresses: list[str]
+    *, session: AsyncSession, domain_id: int, checked_at: datetime, checks: list[dict[str, Any]], report_addresses: list[str] | None
 ) -> None:
-    """Store a worker's verdicts on the row its claim made (gone, with the domain, if it was deleted meanwhile)."""
-    await session.execute(
-        update(DomainHealth)
-        .where(DomainHealth.domain_id == domain_id)
-        .values(checked_at=checked_at, checks=checks, report_addresses=report_addresses)
-    )
+    """Store a worker's verdicts on the row its claim made (gone, with the domain, if it was deleted meanwhile);
+    `report_addresses` None keeps the stored ones."""
+    values: dict[str, Any] = {"checked_at": checked_at, "checks": checks}
+    if report_addresses is not None:
+        values["report_addresses"] = report_addresses
+    await session.execute(update(DomainHealth).where(DomainHealth.domain_id == domain_id).values(values))
 
 
 async def ip_health(*, session: AsyncSession, ips: list[str]) -> dict[str, SourceIpHealth]:

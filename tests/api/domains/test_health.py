@@ -20,6 +20,7 @@ from api_service.domains.spf_check import check_host
 from api_service.domains.tasks import check_health
 from api_service.models import Bounce, MessageRecipient, RecipientStatus
 from shared.constants import BounceType, HealthStatus
+from shared.schemas.inbound_smtp import INBOUND_RECIPIENT_PATH
 from tests.api.conftest import MakeApp, OtherApp
 from tests.api.core.dns_server import Zone, dns_server
 from tests.console.conftest import signed_in_console
@@ -311,3 +312,23 @@ class TestRatesFromTheDatabase:
         assert "1 hard bounces of 20 recipients" in checks["bounce_rate"]["Why"]
         assert checks["complaint_rate"]["Status"] == "fail"
         assert "1 spam complaints of 20 recipients" in checks["complaint_rate"]["Why"]
+
+
+@pytest.mark.asyncio
+class TestDnsFailures:
+    async def test_a_failing_dmarc_lookup_warns_instead_of_failing(self, health_app: OtherApp, zone: tuple[Zone, str]) -> None:
+        created = await create_domain(health_app.client, "example.org")
+        zone[0].fail("_dmarc.example.org")
+        checks = by_name((await health_app.client.put(f"/domains/{created['ID']}/verifyDmarc", headers=ACCOUNT)).json())
+        assert checks["dmarc"]["Status"] == "warn"
+        assert "could not be looked up" in checks["dmarc"]["Why"]
+        assert "dmarc_alignment" not in checks
+
+    async def test_a_failing_lookup_keeps_the_known_report_addresses(self, health_app: OtherApp, zone: tuple[Zone, str]) -> None:
+        created = await create_domain(health_app.client, "example.org")
+        zone[0].txt("_dmarc.example.org", "v=DMARC1; p=reject; rua=mailto:reports@example.org")
+        await health_app.client.put(f"/domains/{created['ID']}/verifyDmarc", headers=ACCOUNT)
+        zone[0].fail("_dmarc.example.org")
+        await health_app.client.put(f"/domains/{created['ID']}/verifyDmarc", headers=ACCOUNT)
+        check = await health_app.client.post(INBOUND_RECIPIENT_PATH, json={"Address": "reports@example.org"}, headers=ACCOUNT)
+        assert check.json()["Accepted"] is True
