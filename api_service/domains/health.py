@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from typing import Any
 
 import dns.reversename
 
@@ -42,6 +43,19 @@ class Check:
     host: str = ""
     type: str = ""
     record: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Check:
+        """A check as stored (`to_json`)."""
+        return cls(
+            name=str(data.get("Name", "")),
+            status=HealthStatus(data.get("Status", HealthStatus.WARN)),
+            why=str(data.get("Why", "")),
+            fix=str(data.get("Fix", "")),
+            host=str(data.get("Host", "")),
+            type=str(data.get("Type", "")),
+            record=str(data.get("Record", "")),
+        )
 
     def to_json(self) -> dict[str, str]:
         return {

@@ -39,7 +39,11 @@ def health_config(settings: Settings, *, helo: str) -> health.HealthConfig:
 class IpView:
     ip: str
     checked_at: datetime | None
-    checks: list[dict[str, Any]]
+    checks: list[health.Check]
+
+    @property
+    def status(self) -> HealthStatus:
+        return health.worst([c.status for c in self.checks])
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +52,16 @@ class HealthView:
 
     domain: Domain
     checked_at: datetime | None
-    checks: list[dict[str, Any]]
+    checks: list[health.Check]
     ips: list[IpView]
 
     @property
     def status(self) -> HealthStatus:
-        statuses = [HealthStatus(c["Status"]) for c in self.checks] + [HealthStatus(c["Status"]) for ip in self.ips for c in ip.checks]
-        return health.worst(statuses)
+        return health.worst([c.status for c in self.checks] + [ip.status for ip in self.ips if ip.checks])
+
+
+def _stored(checks: list[dict[str, Any]]) -> list[health.Check]:
+    return [health.Check.from_json(c) for c in checks]
 
 
 def _facts(domain: Domain) -> health.DomainFacts:
@@ -95,23 +102,26 @@ async def check_domain(*, session: AsyncSession, domain_id: int, dns: DnsLookup,
     report, ips = await asyncio.gather(
         health.check_domain(facts=_facts(domain), config=config, rates=rates, dns=dns), _ip_checks(config=config, dns=dns)
     )
-    checks = [c.to_json() for c in report.checks]
     await health_repository.save_domain_health(
-        session=session, domain_id=domain.id, checked_at=now, checks=checks, report_addresses=report.report_addresses
+        session=session,
+        domain_id=domain.id,
+        checked_at=now,
+        checks=[c.to_json() for c in report.checks],
+        report_addresses=report.report_addresses,
     )
     for ip, ip_checks in ips.items():
         await health_repository.save_ip_health(session=session, ip=ip, checked_at=now, checks=[c.to_json() for c in ip_checks])
         _export(ip, ip_checks)
     _export(domain.name, report.checks)
-    return HealthView(domain=domain, checked_at=now, checks=checks, ips=await _ip_views(session=session, config=config))
+    return HealthView(domain=domain, checked_at=now, checks=report.checks, ips=await _ip_views(session=session, config=config))
 
 
 async def _ip_views(*, session: AsyncSession, config: health.HealthConfig) -> list[IpView]:
     if not config.source_ips:
-        return [IpView(ip="", checked_at=None, checks=[c.to_json() for c in health.no_source_ips_checks(config)])]
+        return [IpView(ip="", checked_at=None, checks=health.no_source_ips_checks(config))]
     stored = await health_repository.ip_health(session=session, ips=config.source_ips)
     return [
-        IpView(ip=ip, checked_at=row.checked_at if row else None, checks=row.checks if row else [])
+        IpView(ip=ip, checked_at=row.checked_at if row else None, checks=_stored(row.checks) if row else [])
         for ip in config.source_ips
         for row in [stored.get(ip)]
     ]
@@ -124,7 +134,7 @@ async def get_health(*, session: AsyncSession, domain_id: int, dns: DnsLookup, c
     if stored is None or not stored.checks:
         return await check_domain(session=session, domain_id=domain_id, dns=dns, config=config)
     return HealthView(
-        domain=domain, checked_at=stored.checked_at, checks=stored.checks, ips=await _ip_views(session=session, config=config)
+        domain=domain, checked_at=stored.checked_at, checks=_stored(stored.checks), ips=await _ip_views(session=session, config=config)
     )
 
 
@@ -132,7 +142,8 @@ async def overview(*, session: AsyncSession, config: health.HealthConfig, limit:
     """The stored verdicts of every domain (none yet: CheckedAt None), and of the source IPs; no DNS."""
     rows = await health_repository.all_domain_health(session=session, limit=limit)
     views = [
-        HealthView(domain=d, checked_at=h.checked_at if h and h.checks else None, checks=h.checks if h else [], ips=[]) for d, h in rows
+        HealthView(domain=d, checked_at=h.checked_at if h and h.checks else None, checks=_stored(h.checks) if h else [], ips=[])
+        for d, h in rows
     ]
     return views, await _ip_views(session=session, config=config)
 

@@ -15,6 +15,7 @@ from api_service.deps import AppSettings, Session, TransactionalRoute
 from api_service.dmarc import service as dmarc_service
 from api_service.domains import health_service
 from api_service.domains.dns import lookup_for
+from api_service.domains.health_views import health_details, ip_details
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
 REPORT_DAYS = 30
@@ -23,15 +24,15 @@ REPORT_DAYS = 30
 @router.get("/health")
 async def sender_health(request: Request, session: Session, settings: AppSettings, identity: Signed) -> HTMLResponse:
     config = health_service.health_config(settings, helo=settings.helo_name or socket.getfqdn())
-    domains, ips = await health_service.overview(session=session, config=config)
+    views, ips = await health_service.overview(session=session, config=config)
     return render(
         request,
         "sender_health.html",
         {
             "identity": identity,
             "section": "health",
-            "domains": domains,
-            "ips": ips,
+            "domains": [health_details(v) for v in views],
+            "ips": [ip_details(ip) for ip in ips],
             "interval_hours": settings.sender_health_interval_seconds / 3600,
             "notice": notice_of(request),
         },
