@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from ipaddress import ip_address
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -182,6 +183,24 @@ class Settings(BaseSettings):
     dns_check_interval_seconds: float = Field(
         default=600, description="The worker re-checks an unverified or rotating DKIM key in DNS this often per domain"
     )
+    # Sender health and the DMARC / TLS reports received (README: Sender health, DMARC and TLS reports).
+    source_ips: str = Field(
+        default="",
+        description="Comma-separated public IPs mail leaves from; their PTR, HELO and blocklists are checked, and SPF must cover them",
+    )
+    dnsbl_zones: str = Field(
+        default="zen.spamhaus.org,b.barracudacentral.org,bl.spamcop.net",
+        description="Comma-separated DNS blocklists each source IP is looked up in",
+    )
+    sender_health_interval_seconds: float = Field(
+        default=3600, gt=0, description="The worker re-checks each domain's and IP's sender health this often"
+    )
+    dmarc_report_address: str = Field(
+        default="", description="Where DMARC aggregate and failure reports are received; dmarc@INBOUND_DOMAIN when empty"
+    )
+    tls_report_address: str = Field(
+        default="", description="Where SMTP TLS reports (RFC 8460) are received; tls-rpt@INBOUND_DOMAIN when empty"
+    )
     data_removal_batch_size: int = Field(default=200, ge=1, description="Rows a data removal deletes or scrubs per table per step")
     # Operations: rate limits, metrics and logs (README: Operating Postgate).
     rate_limit_enabled: bool = Field(default=True, description="Per-token request limits; false turns them off")
@@ -241,6 +260,30 @@ class Settings(BaseSettings):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @field_validator("source_ips")
+    @classmethod
+    def _source_ips(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                ip_address(item.strip())  # a ValueError names the bad one
+        return value
+
+    @property
+    def source_ip_list(self) -> list[str]:
+        return [str(ip_address(item.strip())) for item in self.source_ips.split(",") if item.strip()]
+
+    @property
+    def dnsbl_zone_list(self) -> list[str]:
+        return [zone.strip().lower().strip(".") for zone in self.dnsbl_zones.split(",") if zone.strip()]
+
+    @property
+    def dmarc_report_mailbox(self) -> str:
+        return (self.dmarc_report_address.strip() or f"dmarc@{self.inbound_domain}").lower()
+
+    @property
+    def tls_report_mailbox(self) -> str:
+        return (self.tls_report_address.strip() or f"tls-rpt@{self.inbound_domain}").lower()
 
     @field_validator("dns_resolver")
     @classmethod

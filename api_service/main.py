@@ -18,6 +18,7 @@ from api_service.core.wire import PostmarkWireMiddleware
 from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.tls_router import router as tls_reports_router
+from api_service.dmarc.router import router as dmarc_router
 from api_service.domains.router import router as domains_router
 from api_service.email.intake import Intake
 from api_service.email.router import router as email_router
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         senders_router,
         sender_confirmation_router,
         domains_router,
+        dmarc_router,
         messages_router,
         bounces_router,
         smtp_gateway_router,

@@ -539,3 +539,11 @@ class TemplateType(StrEnum):
 
     STANDARD = "Standard"
     LAYOUT = "Layout"
+
+
+class HealthStatus(StrEnum):
+    """The verdict of one sender-health check (`GET /domains/{id}/health`)."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    WARN = "warn"
+    FAIL = "fail"

@@ -22,6 +22,7 @@ from api_service.console.pages import (
     inbound,
     inbound_rules,
     messages,
+    sender_health,
     senders,
     servers,
     settings,
@@ -56,6 +57,7 @@ SECTIONS = (
     domains,
     senders,
     tls_reports,
+    sender_health,
 )
 
 router = APIRouter()

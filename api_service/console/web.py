@@ -32,6 +32,7 @@ RAW_SHOWN_BYTES = 256 * 1024
 # middleware caps the whole request body before it is read.
 FORM_FIELD_BYTES = 32 * 1024 * 1024
 NOTICES = {
+    "health-checked": "Checked now: the verdicts below are fresh.",
     "signed-out": "You are signed out.",
     "server-deleted": "The server is deleted.",
     "saved": "Saved.",

@@ -96,9 +96,23 @@ WEBHOOK_ATTEMPTS = Counter(
 )
 RETENTION_DELETED = Counter(
     "postgate_retention_deleted_rows",
-    "Rows the retention purge deleted, by kind (messages, bounces, webhook_requests, bulk_requests, inbound_messages, idempotency_keys)",
+    "Rows the retention purge deleted, by kind (messages, bounces, webhook_requests, bulk_requests, inbound_messages, idempotency_keys, dmarc_reports)",
     ["kind"],
     registry=WORKER_REGISTRY,
+)
+
+SENDER_HEALTH = Gauge(
+    "postgate_sender_health",
+    "Last verdict of each sender-health check, by subject (a domain or a source IP) and check: 0 pass, 1 warn, 2 fail",
+    ["subject", "check"],
+    multiprocess_mode="max",
+    registry=WORKER_REGISTRY,
+)
+DMARC_REPORTS = Counter(
+    "postgate_dmarc_reports_received",
+    "DMARC and TLS reports received on the inbound listener, by kind (aggregate, failure, tls) and outcome (stored, duplicate, unknown_domain, invalid)",
+    ["kind", "outcome"],
+    registry=API_REGISTRY,
 )
 
 # --- both ---------------------------------------------------------------------------------------
@@ -110,6 +124,7 @@ DB_POOL = Gauge(
     registry=API_REGISTRY,
 )
 WORKER_REGISTRY.register(DB_POOL)
+API_REGISTRY.register(SENDER_HEALTH)  # on-demand checks (verifyDmarc) set it in the API process
 
 
 def render(registry: CollectorRegistry = API_REGISTRY) -> bytes:

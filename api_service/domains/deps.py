@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 from fastapi import Depends
 
 from api_service.deps import AppSettings
 from api_service.domains.dns import DnsLookup, lookup_for
+from api_service.domains.health import HealthConfig
+from api_service.domains.health_service import health_config
 
 
 def get_dns(settings: AppSettings) -> DnsLookup:
@@ -15,3 +18,10 @@ def get_dns(settings: AppSettings) -> DnsLookup:
 
 
 Dns = Annotated[DnsLookup, Depends(get_dns)]
+
+
+def get_health_config(settings: AppSettings) -> HealthConfig:
+    return health_config(settings, helo=settings.helo_name or socket.getfqdn())
+
+
+Health = Annotated[HealthConfig, Depends(get_health_config)]

@@ -95,3 +95,12 @@ def sign(raw: bytes, *, domain: str, selector: str, private_pem: str, ed25519_se
             )
         )
     return signature + raw
+
+
+def published_key(records: list[str]) -> str:
+    """The p= value of the first DKIM key record among a name's TXT records ("" when none)."""
+    for record in records:
+        fields = dict(part.strip().split("=", 1) for part in record.split(";") if "=" in part)
+        if "p" in fields:
+            return "".join(fields["p"].split())
+    return ""

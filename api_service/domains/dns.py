@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import dns.asyncresolver
 import dns.exception
+import dns.resolver
+import dns.reversename
 
 from api_service.core.netguard import dns_resolver
 
@@ -21,6 +23,18 @@ class DnsLookup(Protocol):
     async def txt(self, name: str) -> list[str]: ...
     async def cname(self, name: str) -> str | None: ...
     async def mx(self, name: str) -> list[str]: ...
+    async def addresses(self, name: str) -> list[str]: ...
+    async def ptr(self, ip: str) -> list[str]: ...
+    async def query(self, name: str, rdtype: str) -> DnsAnswer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    """What a look-up found: the records as text, or `failed` (SERVFAIL, timeout, refused) when the
+    name could not be asked at all. NXDOMAIN and an empty answer are no records, not a failure."""
+
+    records: list[str]
+    failed: bool = False
 
 
 def _host(value: object) -> str:
@@ -49,6 +63,28 @@ class ResolverLookup:
     async def mx(self, name: str) -> list[str]:
         """The MX hosts of a name, lower-cased, without the final dot (a null MX gives none)."""
         return [host for record in await self._answer(name, "MX") if (host := _host(record.exchange))]
+
+    async def addresses(self, name: str) -> list[str]:
+        """The IPv4 then IPv6 addresses of a name."""
+        return [str(r.address) for r in await self._answer(name, "A")] + [str(r.address) for r in await self._answer(name, "AAAA")]
+
+    async def ptr(self, ip: str) -> list[str]:
+        """The reverse DNS names of an address, lower-cased, without the final dot."""
+        try:
+            name = dns.reversename.from_address(ip).to_text()
+        except (dns.exception.SyntaxError, ValueError):
+            return []
+        return [_host(record.target) for record in await self._answer(name, "PTR")]
+
+    async def query(self, name: str, rdtype: str) -> DnsAnswer:
+        """A look-up that tells a failure from an answer without records (a blocklist query needs it)."""
+        try:
+            answer = await self.resolver.resolve(name, rdtype, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return DnsAnswer(records=[])
+        except dns.exception.DNSException:
+            return DnsAnswer(records=[], failed=True)
+        return DnsAnswer(records=[record.to_text().strip('"') for record in answer])
 
 
 @lru_cache(maxsize=8)

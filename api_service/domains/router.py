@@ -11,13 +11,15 @@ from api_service.config import Settings
 from api_service.core.errors import error_responses
 from api_service.core.paging import EntityId, Paging
 from api_service.deps import AppSettings, Session, TransactionalRoute
-from api_service.domains import service
-from api_service.domains.deps import Dns
+from api_service.domains import health_service, service
+from api_service.domains.deps import Dns, Health
+from api_service.domains.health_views import health_details
 from api_service.domains.views import dns_details, ed25519_details, tracking_cname_value
 from api_service.models import Domain
 from api_service.servers.deps import AccountAuth
 from shared.constants import ErrorCode
 from shared.schemas.base import ErrorResponse
+from shared.schemas.sender_health import DomainHealth
 from shared.schemas.senders import DomainCreate, DomainDetails, DomainEdit, DomainList, DomainSummary
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Domains"], dependencies=[AccountAuth])
@@ -109,6 +111,19 @@ async def verify_tracking_domain(domain_id: EntityId, session: Session, settings
 async def verify_spf(domain_id: EntityId, session: Session, settings: AppSettings, dns: Dns) -> DomainDetails:
     """Check that the domain publishes one SPF record with the mechanisms of SPFTextValue; SPFVerified tells the result."""
     return details(await service.verify_spf(session=session, domain_id=domain_id, dns=dns, wanted=settings.spf_text_value), settings)
+
+
+@router.put("/domains/{domain_id}/verifydmarc", response_model=DomainHealth, responses=ERRORS)
+async def verify_dmarc(domain_id: EntityId, session: Session, dns: Dns, config: Health) -> DomainHealth:
+    """Beyond Postmark: run the sender-health checks now (DKIM, SPF for SOURCE_IPS, DMARC policy, alignment and
+    reports, bounce and complaint rates, each source IP's PTR, HELO and blocklists); each failing check names the fix."""
+    return health_details(await health_service.check_domain(session=session, domain_id=domain_id, dns=dns, config=config))
+
+
+@router.get("/domains/{domain_id}/health", response_model=DomainHealth, responses=ERRORS)
+async def get_health(domain_id: EntityId, session: Session, dns: Dns, config: Health) -> DomainHealth:
+    """Beyond Postmark: the last sender-health verdicts (the worker re-checks every SENDER_HEALTH_INTERVAL_SECONDS)."""
+    return health_details(await health_service.get_health(session=session, domain_id=domain_id, dns=dns, config=config))
 
 
 @router.post("/domains/{domain_id}/rotatedkim", response_model=DomainDetails, responses=ERRORS)

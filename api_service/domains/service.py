@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.core.cache import TtlCache
 from api_service.domains import repository, spf
-from api_service.domains.dkim import generate_ed25519_key, generate_key
+from api_service.domains.dkim import generate_ed25519_key, generate_key, published_key
 from api_service.domains.dns import DnsLookup
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Domain
@@ -122,14 +122,6 @@ def dkim_host(selector: str, domain: str) -> str:
 
 def dkim_value(public_key: str) -> str:
     return f"k=rsa;p={public_key}" if public_key else ""
-
-
-def published_key(records: list[str]) -> str:
-    for record in records:
-        fields = dict(part.strip().split("=", 1) for part in record.split(";") if "=" in part)
-        if "p" in fields:
-            return "".join(fields["p"].split())
-    return ""
 
 
 def dkim_ed25519_value(public_key: str) -> str:

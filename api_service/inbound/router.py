@@ -147,7 +147,7 @@ async def check_recipient(
 ) -> InboundRecipientVerdict:
     """Whether the inbound listener may accept mail for an address (its RCPT TO check)."""
     verdict = await service.resolve_recipient(session=session, settings=settings, address=query.Address)
-    return InboundRecipientVerdict(Accepted=verdict.server is not None, DomainAccepted=verdict.domain_accepted)
+    return InboundRecipientVerdict(Accepted=verdict.server is not None or verdict.report, DomainAccepted=verdict.domain_accepted)
 
 
 @router.post(INBOUND_MESSAGE_PATH, response_model=InboundDeliveryResult, include_in_schema=False, dependencies=[AccountAuth])
@@ -155,4 +155,4 @@ async def receive(session: Session, settings: AppSettings, delivery: Annotated[I
     """Store a message the inbound listener received; committed before this answers (then the
     listener says 250)."""
     stored = await service.receive(session=session, settings=settings, delivery=delivery)
-    return InboundDeliveryResult(MessageIDs=[str(m.id) for m in stored])
+    return InboundDeliveryResult(MessageIDs=stored.ids)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.bounces import service as bounces_service
 from api_service.config import Settings
 from api_service.core.paging import Page
+from api_service.dmarc import service as dmarc_service
 from api_service.errors import InvalidEmailRequest, NotFound, PostmarkError
 from api_service.inbound import repository
 from api_service.inbound.parsing import for_recipients, parse_for_recipients, parse_inbound, spam_score, split_mailbox_hash
@@ -55,14 +56,18 @@ class RecipientVerdict:
 
     server: Server | None
     domain_accepted: bool
+    report: bool = False  # a DMARC or TLS report address: Postgate reads the mail itself
 
 
 async def resolve_recipient(*, session: AsyncSession, settings: Settings, address: str) -> RecipientVerdict:
-    """`<InboundHash>[+MailboxHash]@INBOUND_DOMAIN`, or any address at a server's InboundDomain."""
+    """`<InboundHash>[+MailboxHash]@INBOUND_DOMAIN`, or any address at a server's InboundDomain; or a
+    report address (DMARC_REPORT_ADDRESS, TLS_REPORT_ADDRESS, a domain's rua)."""
     local, at, domain = address.strip().rpartition("@")
     domain = domain.lower().rstrip(".")
     if not at or not local or not domain:
         return RecipientVerdict(server=None, domain_accepted=False)
+    if await dmarc_service.is_report_address(session=session, settings=settings, address=address):
+        return RecipientVerdict(server=None, domain_accepted=True, report=True)
     if domain == settings.inbound_domain.lower():
         inbound_hash = split_mailbox_hash(f"{local}@{domain}")[0].rpartition("@")[0]
         server = await repository.server_by_inbound_hash(session=session, inbound_hash=inbound_hash)
@@ -74,26 +79,49 @@ async def resolve_recipient(*, session: AsyncSession, settings: Settings, addres
 # --- receiving ------------------------------------------------------------------------------------------
 
 
-async def receive(*, session: AsyncSession, settings: Settings, delivery: InboundDelivery) -> list[InboundMessage]:
+@dataclass(frozen=True, slots=True)
+class Received:
+    messages: list[InboundMessage]
+    reports: list[str]  # ids of the DMARC and TLS reports stored (see dmarc.service.receive)
+
+    @property
+    def ids(self) -> list[str]:
+        return [str(m.id) for m in self.messages] + self.reports
+
+
+async def receive(*, session: AsyncSession, settings: Settings, delivery: InboundDelivery) -> Received:
     """Store a received message once for each server that receives at one of its recipients, and
-    queue its POST; a recipient nobody receives at (any more) is skipped. Raises when none is left."""
+    queue its POST; a recipient nobody receives at (any more) is skipped. Mail to a report address
+    is read as DMARC or TLS reports, at once. Raises when no recipient is left."""
     try:
         raw = base64.b64decode(delivery.RawMessage, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidEmailRequest("RawMessage is not valid Base64.") from None
-    targets = await _recipients_by_server(session=session, settings=settings, rcpt_to=delivery.RcptTo)
+    report_rcpts = [r for r in delivery.RcptTo if await dmarc_service.is_report_address(session=session, settings=settings, address=r)]
+    others = [r for r in delivery.RcptTo if r not in report_rcpts]
+    reports: list[str] = []
+    if report_rcpts:
+        try:
+            reports = await dmarc_service.receive(session=session, settings=settings, raw=raw)
+        except InvalidEmailRequest:
+            if not others:  # only a report address: refused (550); otherwise the other recipients still get it
+                raise
+    targets = await _recipients_by_server(session=session, settings=settings, rcpt_to=others)
     if not targets:
+        if reports:
+            return Received(messages=[], reports=reports)
         raise InvalidEmailRequest("No recipient of this message is an inbound address.")
     # Parsed once (a second or so for 10 MB of hostile MIME, so not on the event loop), then
     # addressed to each server's recipients.
     include_raw = any(server.raw_email_enabled for server, _ in targets)
     parsed = await asyncio.to_thread(parse_for_recipients, raw, message_stream=INBOUND_MESSAGE_STREAM, include_raw=include_raw)
-    return [
+    messages = [
         await _store(
             session=session, settings=settings, server=server, recipients=recipients, mail_from=delivery.MailFrom, raw=raw, parsed=parsed
         )
         for server, recipients in targets
     ]
+    return Received(messages=messages, reports=reports)
 
 
 async def _recipients_by_server(*, session: AsyncSession, settings: Settings, rcpt_to: list[str]) -> list[tuple[Server, list[str]]]:

@@ -8,6 +8,7 @@ from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
 from api_service.models.data_removal import DataRemoval
+from api_service.models.dmarc_report import DmarcReport, DmarcReportRow, ReceivedTlsReport
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
 from api_service.models.inbound_message import InboundMessage
@@ -21,6 +22,7 @@ from api_service.models.message_stream import MessageStream
 from api_service.models.mta_sts_policy import MtaStsPolicy
 from api_service.models.rate_limit_bucket import RateLimitBucket
 from api_service.models.retired_tracking_key import RetiredTrackingKey
+from api_service.models.sender_health import DomainHealth, SourceIpHealth
 from api_service.models.sender_signature import SenderSignature
 from api_service.models.server import Server
 from api_service.models.server_token import ServerToken
@@ -41,7 +43,10 @@ __all__ = [
     "ConsoleSignInFailure",
     "ConsoleUser",
     "DataRemoval",
+    "DmarcReport",
+    "DmarcReportRow",
     "Domain",
+    "DomainHealth",
     "IdempotencyKey",
     "InboundMessage",
     "InboundRule",
@@ -54,11 +59,13 @@ __all__ = [
     "MessageStream",
     "MtaStsPolicy",
     "RateLimitBucket",
+    "ReceivedTlsReport",
     "RecipientStatus",
     "RetiredTrackingKey",
     "SenderSignature",
     "Server",
     "ServerToken",
+    "SourceIpHealth",
     "Suppression",
     "Template",
     "TlsReport",

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import service as bounces
 from api_service.bulk import service as bulk
+from api_service.dmarc import service as dmarc
 from api_service.email import service as email
 from api_service.inbound import service as inbound
 from api_service.messages import service as messages
@@ -48,6 +49,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("inbound_messages", inbound.purge_expired),
 )
 IDEMPOTENCY_KEYS = "idempotency_keys"
+# DMARC and TLS reports belong to domains, which are the account's, not a server's: kept RETENTION_DAYS.
+REPORTS = "dmarc_reports"
 
 
 async def retention_days(*, session: AsyncSession, default_days: int) -> dict[int, int]:
@@ -64,3 +67,8 @@ async def purge_batch(*, session: AsyncSession, kind: Kind, server_id: int, days
 async def purge_idempotency_keys(*, session: AsyncSession, limit: int) -> int:
     await repository.bound_lock_waits(session=session, milliseconds=LOCK_WAIT_MS)
     return await email.purge_idempotency_keys(session=session, limit=limit)
+
+
+async def purge_reports(*, session: AsyncSession, days: int, limit: int) -> int:
+    await repository.bound_lock_waits(session=session, milliseconds=LOCK_WAIT_MS)
+    return await dmarc.purge_expired(session=session, days=days, limit=limit)

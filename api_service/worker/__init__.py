@@ -1,7 +1,8 @@
 """The worker process (`python -m api_service.worker`): the background loops of the domains that
 have one — delivery (`delivery.service`), bulk expansion (`bulk.tasks`), webhook sending (`webhooks.tasks`, whose
-attempts at inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys (`domains.tasks`) and data
-removals (`data_removals.tasks`), TLS-RPT reports (`delivery.tls_tasks`) — polling PostgreSQL.
+attempts at inbound POSTs are reported to `inbound.service`), DNS checks of DKIM keys and sender health (`domains.tasks`),
+the PTR names of DMARC report sources (`dmarc.tasks`), data removals (`data_removals.tasks`) and TLS-RPT reports
+(`delivery.tls_tasks`) — polling PostgreSQL.
 
 Several workers, on one machine or many, share the queues through SKIP LOCKED; a worker that dies
 leaves leases that expire, and its rows are claimed again.
@@ -29,9 +30,11 @@ from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.service import deliver_batch
 from api_service.delivery.tls_tasks import PolicyStore, send_due_reports
 from api_service.delivery.transport import transport_from_settings
+from api_service.dmarc.tasks import fill_ptrs
 from api_service.domains.dns import lookup_for
+from api_service.domains.health_service import health_config
 from api_service.domains.service import CnameTargets
-from api_service.domains.tasks import check_dns
+from api_service.domains.tasks import check_dns, check_health
 from api_service.domains.views import tracking_cname_value
 from api_service.inbound.service import INBOUND_RECORD_TYPE, record_hook_outcome
 from api_service.retention.tasks import purge_due
@@ -74,6 +77,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
     transport.tls.store = PolicyStore(sessionmaker)
     retry = schedule(settings.webhook_retry_schedule)
     dns = lookup_for(settings.dns_resolver)
+    health = health_config(settings, helo=settings.helo_name or socket.getfqdn())
     pool = asyncio.create_task(metrics.sample_pool_forever(engine, limit=POOL_SIZE + POOL_OVERFLOW))
     try:
         async with webhook_client(settings) as client:
@@ -132,6 +136,15 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
                     stop=stop,
                     idle=min(60.0, settings.dns_check_interval_seconds),
                 ),
+                _loop(
+                    "sender health",
+                    lambda: check_health(
+                        sessionmaker=sessionmaker, dns=dns, config=health, interval_seconds=settings.sender_health_interval_seconds
+                    ),
+                    stop=stop,
+                    idle=min(60.0, settings.sender_health_interval_seconds),
+                ),
+                _loop("report PTRs", lambda: fill_ptrs(sessionmaker=sessionmaker, dns=dns), stop=stop, idle=60.0),
             )
     finally:
         pool.cancel()

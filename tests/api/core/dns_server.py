@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, ip_address
 from typing import Any
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TLSA, TXT, A
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TLSA, TXT, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -46,6 +46,11 @@ class Zone(BaseResolver):  # type: ignore[misc]
         for text in texts:
             # One string per 255 bytes, as a DNS provider splits a long DKIM key.
             self._add(name, QTYPE.TXT, TXT([text[i : i + 255] for i in range(0, len(text), 255)]))
+
+    def ptr(self, ip: str, *names: str) -> None:
+        """Reverse DNS of an address (in-addr.arpa / ip6.arpa)."""
+        for name in names:
+            self._add(ip_address(ip).reverse_pointer, QTYPE.PTR, PTR(name))
 
     def cname(self, name: str, target: str) -> None:
         self._add(name, QTYPE.CNAME, CNAME(target))
