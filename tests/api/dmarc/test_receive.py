@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from api_service.dmarc.tasks import fill_ptrs
 from api_service.domains.dns import lookup_for
-from api_service.models import DmarcReport, DmarcReportRow, TlsReport
+from api_service.models import DmarcReport, DmarcReportRow, ReceivedTlsReport
 from api_service.retention.tasks import purge_due
 from shared.schemas.inbound_smtp import INBOUND_MESSAGE_PATH, INBOUND_RECIPIENT_PATH
 from tests.api.conftest import MakeApp, OtherApp
@@ -173,7 +173,7 @@ class TestShownAndExpired:
         async with sessionmaker() as session, session.begin():
             old = datetime.now(UTC) - timedelta(days=reports_app.settings.retention_days + 1)
             await session.execute(update(DmarcReport).values(created_at=old))
-            await session.execute(update(TlsReport).values(created_at=old))
+            await session.execute(update(ReceivedTlsReport).values(created_at=old))
         assert await purge_due(sessionmaker=sessionmaker, settings=reports_app.settings) >= 2
         async with sessionmaker() as session:
             assert (await session.execute(DmarcReport.__table__.select())).first() is None
