@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=300, description="A claimed row returns to the queue if its worker is silent this long")
     delivery_concurrency: int = Field(default=20, description="Messages a worker delivers at once")
     delivery_batch_size: int = 100
+    delivery_policy_file: str = Field(
+        default="",
+        description="TOML file of destination limits, source IP pools and warm-up (README: Direct delivery); read again when it changes",
+    )
+    source_ips: str = Field(default="", description="Comma-separated ip[=helo] the worker binds outgoing connections to (the default pool)")
     delivery_timeout_seconds: float = 60
     delivery_deadline_seconds: float = Field(
         default=240, description="Longest one delivery may take over all MX hosts and addresses; keep it below the lease"

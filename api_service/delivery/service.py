@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections import Counter, defaultdict, deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,9 +26,10 @@ from api_service.config import Settings
 from api_service.core import observe
 from api_service.core.groupcommit import GroupCommit
 from api_service.core.offload import cpu_bound
-from api_service.delivery import queue
+from api_service.delivery import queue, shaping
+from api_service.delivery.policy import Policy, PolicySource
 from api_service.delivery.queue import Claimed
-from api_service.delivery.transport import Attempt, Reply, Transport
+from api_service.delivery.transport import Attempt, Channel, Reply, Transport
 from api_service.domains import dkim
 from api_service.domains import service as domains
 from api_service.mail.addresses import domain_of
@@ -48,95 +50,310 @@ def retry_delay(*, attempts: int, first: float) -> float:
     return float(first * 2 ** max(0, attempts - 1) * random.uniform(0.9, 1.1))  # noqa: S311 - jitter, not security
 
 
+_policies: dict[tuple[str, str], PolicySource] = {}
+
+
+def policy_of(settings: Settings) -> Policy:
+    """The delivery policy in force (DELIVERY_POLICY_FILE, read again when it changes)."""
+    key = (settings.delivery_policy_file, settings.source_ips)
+    source = _policies.get(key)
+    if source is None:
+        source = _policies[key] = PolicySource(settings.delivery_policy_file, source_ips=settings.source_ips)
+    return source.current()
+
+
+def slot_lease_seconds(settings: Settings) -> float:
+    """How long a dead worker's connection slots keep their destination's room (at most a minute)."""
+    return max(1.0, min(settings.delivery_lease_seconds, 60.0))
+
+
+Group = tuple[tuple[uuid.UUID, str, str], list[Claimed]]
+REQUEUE_SECONDS = 1.0
+
+
 async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], transport: Transport, settings: Settings) -> int:
-    """Claim due recipients and deliver them, a recipient group (one message, one domain) per SMTP
-    transaction; returns how many were claimed.
+    """Claim what the destinations have room for and deliver it; returns how many recipients were claimed.
+
+    The claim takes due recipients destination by destination, as many as each one's rate buckets
+    and free connection slots allow (shared by every worker in PostgreSQL), so a throttled
+    destination never holds up another. Each destination's recipients go out over its lanes: a
+    lane is one connection (reused from the last batch when one is idle) that carries message
+    after message, one recipient per transaction.
 
     Each group's outcome is recorded as soon as its SMTP transaction ends, in a short transaction
-    shared with the groups that ended meanwhile (group commit, see `recorder`), and the claim's leases are extended while sends are in flight, so a worker that dies
-    leaves for the next one only what it had not finished: a kill -9 sends again at most the
-    groups in flight at that instant, and a relay slower than the lease is not sent to twice.
+    shared with the groups that ended meanwhile (group commit, see `recorder`), and the claim's
+    leases are extended while sends are in flight, so a worker that dies leaves for the next one
+    only what it had not finished: a kill -9 sends again at most the groups in flight at that
+    instant, and a relay slower than the lease is not sent to twice.
     """
+    policy = policy_of(settings)
+    slot_lease = slot_lease_seconds(settings)
+    lease = settings.delivery_lease_seconds
+    await transport.close_channels(transport.expire_idle(policy.idle_seconds))
     async with sessionmaker() as session, session.begin():
-        claimed = await queue.claim_due(session=session, limit=settings.delivery_batch_size, lease_seconds=settings.delivery_lease_seconds)
+        await queue.keep_slots(session=session, holder=transport.holder, keep=transport.slots(), lease_seconds=slot_lease)
+        # More than a batch: rows another worker claims meanwhile are made up for from the rest.
+        candidates = await queue.open_candidates(session=session, limit=2 * settings.delivery_batch_size + 10, holder=transport.holder)
+    if not candidates:
+        # Nothing to send anywhere: an idle connection would only wait for its timeout.
+        await transport.close_channels(transport.expire_idle(0.0))
+        return 0
+    relay = transport.relay is not None
+    # A domain seen for the first time (or last resolved in the other mode) is looked up now.
+    unknown = sorted({c.domain for c in candidates if c.destination is None or c.destination.startswith("relay:") != relay})
+    resolved = dict(zip(unknown, await asyncio.gather(*(transport.destination_of(d, policy=policy) for d in unknown)), strict=True))
+    wanted, quotas = queue.by_destination(
+        [dataclasses.replace(c, destination=None) if c.domain in resolved else c for c in candidates],
+        resolved,
+        limit=settings.delivery_batch_size,
+    )
+    async with sessionmaker() as session, session.begin():
+        await queue.save_domains(session=session, destinations=resolved)
+        admitted = await queue.admit(
+            session=session,
+            wanted=wanted,
+            quotas=quotas,
+            policy=policy,
+            holder=transport.holder,
+            idle=transport.idle_counts(),
+            lease_seconds=lease,
+            slot_lease_seconds=slot_lease,
+            max_lanes=settings.delivery_concurrency,
+        )
+    lanes: list[tuple[queue.Admitted, list[Channel]]] = []
+    surplus: list[Channel] = []
+    for entry in admitted:
+        channels = transport.take_idle(entry.destination, entry.reuse)
+        surplus += transport.take_idle(entry.destination, entry.close)
+        channels += [Channel(destination=entry.destination, slot=slot) for slot in entry.new_slots]
+        if entry.items and channels:
+            lanes.append((entry, channels))
+        else:
+            surplus += channels
+    if surplus:  # the destination allows fewer connections now: close ours beyond them
+        await transport.close_channels(surplus)
+        async with sessionmaker() as session, session.begin():
+            await queue.release_slots(session=session, ids=[c.slot for c in surplus])
+    claimed = [item for entry, _ in lanes for item in entry.items]
     if not claimed:
         return 0
-    async with heartbeat(sessionmaker=sessionmaker, items=claimed, lease_seconds=settings.delivery_lease_seconds):
-        async with sessionmaker() as session:
-            loaded = await messages.get_messages(session=session, ids={c.message_id for c in claimed})
-            servers = await servers_service.get_servers(session=session, ids={m.server_id for m in loaded.values()})
-            keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in loaded.values()})
+    for _, channels in lanes:
+        transport.busy.update(channels)
+    batch = Batch(settings=settings, policy=policy, transport=transport, sessionmaker=sessionmaker)
+    try:
+        async with heartbeat(sessionmaker=sessionmaker, items=claimed, lease_seconds=lease, slots=transport.slots, slot_lease=slot_lease):
+            await batch.load(claimed)
+            try:
+                await asyncio.gather(*(batch.destination(entry, channels) for entry, channels in lanes))
+            finally:
+                await batch.outcomes.close()
+    finally:
+        # A destination whose queue this batch emptied has no use for its connections: they close
+        # now rather than after the idle timeout.
+        drained = len(candidates) <= settings.delivery_batch_size
+        closed: list[uuid.UUID] = []
+        for entry, channels in lanes:
+            done = drained and len(entry.items) >= len(wanted.get(entry.destination, ()))
+            for channel in channels:
+                transport.busy.discard(channel)
+                if channel.open and not done:
+                    transport.put_idle(channel)
+                else:
+                    await channel.quit()
+                    closed.append(channel.slot)
+        await batch.finish(closed_slots=closed)
+    return len(claimed)
+
+
+class Batch:
+    """One claim's sends: the messages and keys they need, the lanes per destination, and what the
+    destinations answered (learning, and recipients put back without spending an attempt)."""
+
+    def __init__(self, *, settings: Settings, policy: Policy, transport: Transport, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings, self.policy, self.transport, self.sessionmaker = settings, policy, transport, sessionmaker
+        self.outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
+        self.limit = asyncio.Semaphore(settings.delivery_concurrency)
+        self.feedback: dict[str, queue.Feedback] = defaultdict(queue.Feedback)
+        self.requeue: dict[str, list[tuple[Claimed, str]]] = defaultdict(list)
+        self.loaded: dict[uuid.UUID, Message] = {}
+        self.servers: dict[int, Server] = {}
+        self.keys: dict[str, domains.SigningKey] = {}
+        self.shared: dict[uuid.UUID, bytes] = {}
+        self.sharers: Counter[uuid.UUID] = Counter()
+
+    async def load(self, claimed: list[Claimed]) -> None:
+        async with self.sessionmaker() as session:
+            self.loaded = await messages.get_messages(session=session, ids={c.message_id for c in claimed})
+            self.servers = await servers_service.get_servers(session=session, ids={m.server_id for m in self.loaded.values()})
+            self.keys = await domains.signing_keys(session=session, domains={domain_of(m.from_email) for m in self.loaded.values()})
         # One recipient per SMTP transaction: the return path is signed for its recipient (bounces.verp),
         # so a DSN counts only for the recipient it was sent about. A message whose copies do not
         # differ per recipient is still signed once: that copy serves each of its groups and is dropped
         # with the last of them; a personalised copy is made for its one send and released once sent,
         # so a batch holds at most one per send in flight, not one per recipient.
+        self.sharers = Counter(c.message_id for c in claimed if (m := self.loaded.get(c.message_id)) is not None and not per_recipient(m))
+
+    async def copy_for(self, message: Message, server: Server, alone: str, recipient: str) -> bytes:
+        data = None if alone else self.shared.get(message.id)
+        if data is None:
+            settings = self.settings
+            context = Personalisation(
+                secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
+            )
+            # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
+            data = await cpu_bound(len(message.raw_mime), prepare, message, recipient, self.keys, context)
+            if not alone:
+                self.shared[message.id] = data
+        return data
+
+    def _release(self, message_id: uuid.UUID, alone: str) -> None:
+        if not alone:
+            self.sharers[message_id] -= 1
+            if self.sharers[message_id] <= 0:
+                self.shared.pop(message_id, None)
+
+    async def destination(self, entry: queue.Admitted, channels: list[Channel]) -> None:
+        """The destination's recipients over its lanes; what no lane could send goes back to the queue."""
         groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
-        for item in claimed:
+        for item in entry.items:
             groups[(item.message_id, domain_of(item.email), item.email)].append(item)
-        shared: dict[uuid.UUID, bytes] = {}
-        sharers = Counter(mid for (mid, _, _) in groups if (m := loaded.get(mid)) is not None and not per_recipient(m))
-        limit = asyncio.Semaphore(settings.delivery_concurrency)
-        outcomes = recorder(sessionmaker=sessionmaker, settings=settings)
+        work: deque[Group] = deque(groups.items())
+        returned: set[tuple[uuid.UUID, str, str]] = set()
+        await asyncio.gather(*(self.lane(entry, channel, work, returned) for channel in channels))
+        for (message_id, _, _), items in work:  # every lane was refused: these wait, without spending an attempt
+            if (message := self.loaded.get(message_id)) is not None and not per_recipient(message):
+                self._release(message_id, "")
+            self.requeue[entry.destination] += [(item, "421 4.4.5 The destination refused the connection; waiting") for item in items]
 
-        async def copy_for(message: Message, server: Server, alone: str, recipient: str) -> bytes:
-            data = None if alone else shared.get(message.id)
-            if data is None:
-                context = Personalisation(
-                    secret=server.tracking_secret, base_url=settings.tracking_url, return_path_domain=settings.return_path_domain
-                )
-                # Off the loop for a big message: DKIM over 10 MB takes a third of a second.
-                data = await cpu_bound(len(message.raw_mime), prepare, message, recipient, keys, context)
-                if not alone:
-                    shared[message.id] = data
-            return data
-
-        async def one(message_id: uuid.UUID, domain: str, recipient: str, items: list[Claimed]) -> None:
-            message = loaded.get(message_id)
+    async def lane(self, entry: queue.Admitted, channel: Channel, work: deque[Group], returned: set[tuple[uuid.UUID, str, str]]) -> None:
+        """One connection's worth of the destination's work, group after group, until none is left or
+        the destination pushes back."""
+        feedback = self.feedback[entry.destination]
+        settings = self.settings
+        while work:
+            key, items = work.popleft()
+            message_id, domain, recipient = key
+            message = self.loaded.get(message_id)
             if message is None:  # deleted with its server meanwhile (its rows went with it)
-                return
-            server = servers[message.server_id]
+                continue
+            server = self.servers[message.server_id]
             alone = recipient if per_recipient(message) else ""
-            async with limit:
+            async with self.limit:
                 try:
                     if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
                         attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
                     else:
-                        attempt = await transport.send(
+                        attempt = await self.transport.send(
                             sender=return_path(
                                 message_id=message_id, recipient=recipient, domain=settings.return_path_domain, secret=settings.verp_key
                             ),
                             domain=domain,
                             recipients=[i.email for i in items],
-                            data=await copy_for(message, server, alone, items[0].email),
+                            data=await self.copy_for(message, server, alone, items[0].email),
+                            channel=channel,
+                            per_connection=entry.limits.messages_per_connection,
                         )
                 finally:
+                    self._release(message_id, alone)
+                refused = _refused(attempt)
+                if refused is not None and key not in returned:
+                    # The connection itself was refused (too many of them): nothing was tried for
+                    # the recipients; another lane takes them, and this one closes.
+                    feedback.throttled.add(refused)
+                    feedback.throttle_replies += 1
+                    feedback.last_reply = _text(attempt.greeting)
+                    returned.add(key)
                     if not alone:
-                        sharers[message_id] -= 1
-                        if sharers[message_id] <= 0:
-                            shared.pop(message_id, None)
+                        self.sharers[message_id] += 1
+                    work.appendleft((key, items))
+                    channel.drop()
+                    return
+                pushed_back = self._pushed_back(entry, message, items, attempt, feedback)
+                rest = [i for i in items if i not in pushed_back]
+                feedback.delivered += sum(1 for i in rest if 200 <= attempt.replies.get(i.email, Reply(451, "")).code < 300)
                 # Still inside the limit: a group counts as in flight until its outcome is
                 # recorded, which is what bounds the mail sent twice after a crash.
-                await outcomes.write(Outcomes(message=message, server=server, items=items, attempt=attempt))
+                if rest:
+                    await self.outcomes.write(Outcomes(message=message, server=server, items=rest, attempt=attempt))
+                if pushed_back:
+                    await channel.quit()
+                    return
 
+    def _pushed_back(
+        self, entry: queue.Admitted, message: Message, items: list[Claimed], attempt: Attempt, feedback: queue.Feedback
+    ) -> list[Claimed]:
+        """Recipients whose reply is the destination throttling us: they wait for it, without spending
+        an attempt (unless the message is past the retry horizon: then the reply is recorded)."""
+        horizon = message.created_at + timedelta(seconds=self.settings.delivery_retry_horizon_seconds)
+        back = []
+        for item in items:
+            reply = attempt.replies.get(item.email)
+            if reply is None:
+                continue
+            kind = shaping.throttle_of(reply.code, reply.message)
+            if kind is None and reply == attempt.greeting:
+                kind = shaping.throttle_of(reply.code, reply.message, greeting=True)
+            if kind is None:
+                continue
+            feedback.throttled.add(kind)
+            feedback.throttle_replies += 1
+            feedback.last_reply = _text(reply)
+            hint = shaping.retry_hint(reply.message)
+            if hint is not None:
+                feedback.hint = max(feedback.hint or 0.0, hint)
+            if datetime.now(UTC) < horizon:
+                back.append(item)
+                self.requeue[entry.destination].append((item, _text(reply)))
+        return back
+
+    async def finish(self, *, closed_slots: list[uuid.UUID]) -> None:
+        """Release the slots of closed connections, learn from the replies, put back what waits."""
+        now = datetime.now(UTC)
         try:
-            await asyncio.gather(*(one(mid, domain, recipient, items) for (mid, domain, recipient), items in groups.items()))
-        finally:
-            await outcomes.close()
-    return len(claimed)
+            async with self.sessionmaker() as session, session.begin():
+                await queue.release_slots(session=session, ids=closed_slots)
+                for key in sorted(set(self.feedback) | set(self.requeue)):
+                    feedback = self.feedback.get(key, queue.Feedback())
+                    until = await queue.learn(session=session, key=key, feedback=feedback, policy=self.policy, now=now)
+                    if self.requeue.get(key):
+                        at = until if until is not None and until > now else now + timedelta(seconds=REQUEUE_SECONDS)
+                        await queue.requeue(session=session, items=self.requeue[key], at=at)
+        except Exception:  # what was not put back returns when its lease expires (one attempt spent)
+            log.exception("recording what the destinations answered failed")
+
+
+def _refused(attempt: Attempt) -> shaping.Throttle | None:
+    """A throttling greeting, with no server deciding for any recipient (all replies temporary)."""
+    if attempt.greeting is None or any(not 400 <= r.code < 500 for r in attempt.replies.values()):
+        return None
+    return shaping.throttle_of(attempt.greeting.code, attempt.greeting.message, greeting=True)
+
+
+def _text(reply: Reply | None) -> str:
+    return "" if reply is None else f"{reply.code} {reply.message}".strip()
 
 
 @asynccontextmanager
-async def heartbeat(*, sessionmaker: async_sessionmaker[AsyncSession], items: list[Claimed], lease_seconds: float) -> AsyncIterator[None]:
-    """While the block runs, extend the lease of the claimed rows not yet recorded, every third of
-    the lease, so that no other worker takes over a send that is still in flight."""
+async def heartbeat(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    items: list[Claimed],
+    lease_seconds: float,
+    slots: Callable[[], list[uuid.UUID]] | None = None,
+    slot_lease: float = 60.0,
+) -> AsyncIterator[None]:
+    """While the block runs, extend the lease of the claimed rows not yet recorded (and of this
+    worker's connection slots), every third of the shorter lease, so that no other worker takes
+    over a send that is still in flight, or a connection that is still open."""
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(lease_seconds / 3)
+            await asyncio.sleep(min(lease_seconds, slot_lease) / 3)
             try:
                 async with sessionmaker() as session, session.begin():
                     await queue.extend_leases(session=session, items=items, lease_seconds=lease_seconds)
+                    if slots is not None:
+                        await queue.extend_slots(session=session, ids=slots(), lease_seconds=slot_lease)
             except Exception as exc:  # the database is away: the leases may lapse, fencing keeps that safe
                 log.warning("extending delivery leases failed: %s: %s", type(exc).__name__, exc)
 

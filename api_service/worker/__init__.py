@@ -119,8 +119,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
             )
     finally:
         pool.cancel()
-        if transport.pool is not None:
-            transport.pool.close()
+        transport.close()
         await engine.dispose()
 
 
