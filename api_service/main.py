@@ -17,6 +17,7 @@ from api_service.core.ratelimit import RateLimitMiddleware
 from api_service.core.wire import PostmarkWireMiddleware
 from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
+from api_service.delivery.router import router as delivery_router
 from api_service.domains.router import router as domains_router
 from api_service.email.intake import Intake
 from api_service.email.router import router as email_router
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data_removals_router,
         operations_router,
         bulk_router,
+        delivery_router,
     ):
         app.include_router(router)
     install_console(app)

@@ -29,8 +29,8 @@ class Limits:
 
     connections: int = 3
     messages_per_connection: int = 100
-    per_second: float | None = 10.0
-    per_minute: float | None = None
+    per_second: float | None = None
+    per_minute: float | None = 600.0
     per_hour: float | None = None
 
 

@@ -21,7 +21,7 @@ from api_service.delivery import repository, shaping
 from api_service.delivery.policy import Limits, Policy
 from api_service.delivery.repository import Candidate, Claimed
 from api_service.messages import service as messages
-from api_service.models import RecipientStatus
+from api_service.models import DeliveryDestination, RecipientStatus
 from shared.constants import MessageEventType
 
 __all__ = ["Candidate", "Claimed", "Delivered"]
@@ -245,3 +245,11 @@ async def learn(*, session: AsyncSession, key: str, feedback: Feedback, policy: 
         last_reply=feedback.last_reply,
     )
     return new.suspended_until
+
+
+async def list_destinations(*, session: AsyncSession) -> list[tuple[DeliveryDestination, int, int]]:
+    return await repository.list_destinations(session=session)
+
+
+async def queued_by_destination(*, session: AsyncSession) -> dict[str, int]:
+    return await repository.queued_by_destination(session=session)

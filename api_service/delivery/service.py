@@ -40,6 +40,7 @@ from api_service.tracking.personalise import Personalisation, per_recipient, per
 from api_service.webhooks import service as webhooks
 from api_service.webhooks.payloads import delivery_payload
 from shared.constants import BounceType, DeliveryType, WebhookTrigger
+from shared.schemas.delivery import DeliveryDestination
 
 log = logging.getLogger("postgate.delivery")
 SANDBOX_REPLY = Reply(250, "Sandboxed: accepted, not delivered")
@@ -554,3 +555,46 @@ async def _not_delivered(
         session=session, message=message, bounce_type=bounce_type or BounceType.UNKNOWN, email=item.email, details=text
     )
     await queue.record_bounced_event(session=session, item=item, details={"Summary": text, "BounceID": str(bounce.id), **details})
+
+
+async def destinations(*, session: AsyncSession, settings: Settings) -> list[DeliveryDestination]:
+    """Every destination the workers have met: its configured limits, the live ones, its state."""
+    policy = policy_of(settings)
+    now = datetime.now(UTC)
+    queued = await queue.queued_by_destination(session=session)
+    found = []
+    for row, open_slots, domain_count in await queue.list_destinations(session=session):
+        limits = policy.limits(row.key)
+        if row.suspended_until is not None and row.suspended_until > now:
+            state = "suspended"
+        elif row.paused_until is not None and row.paused_until > now:
+            state = "paused"
+        elif open_slots >= row.connections:
+            state = "full"
+        elif row.connections < limits.connections or row.rate_factor < 1.0:
+            state = "throttled"
+        else:
+            state = "open"
+        found.append(
+            DeliveryDestination(
+                Destination=row.key,
+                State=state,
+                Connections=min(row.connections, limits.connections),
+                MaxConnections=limits.connections,
+                OpenConnections=open_slots,
+                MessagesPerConnection=limits.messages_per_connection,
+                PerSecond=limits.per_second,
+                PerMinute=limits.per_minute,
+                PerHour=limits.per_hour,
+                RateFactor=row.rate_factor,
+                SuspendedUntil=row.suspended_until,
+                PausedUntil=row.paused_until,
+                ThrottledAt=row.throttled_at,
+                Delivered=row.delivered,
+                Throttled=row.throttled,
+                Queued=queued.get(row.key, 0),
+                Domains=domain_count,
+                LastReply=row.last_reply,
+            )
+        )
+    return found
