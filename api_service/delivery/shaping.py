@@ -28,7 +28,7 @@ class Throttle(StrEnum):
 # Replies that mean "you send too much", not "this message or recipient has a problem": Gmail's
 # 421 4.7.28 and 4.7.0 "unusual rate", Outlook's 4.7.500/4.7.650 "server busy", Yahoo's 421 4.7.0
 # [TSS04], SES's 454 Throttling failure, Postfix's and Exim's "too many connections".
-_CONNECTIONS = re.compile(r"too many (?:concurrent |simultaneous |open )?(?:connections|sessions)|connection (?:limit|rate)", re.I)
+_CONNECTIONS = re.compile(r"too many (?:[\w-]+ ){0,3}(?:connections|sessions)|connection (?:limit|rate)", re.I)
 _RATE = re.compile(
     r"\b4\.7\.(?:28|500|650)\b|\[TS[S0-9]\d+\]|throttl|rate (?:limit|exceeded)|sending rate|too many (?:messages|mails|emails|"
     r"recipients|deliveries)|unusual rate|try again later.*(?:rate|volume)|limit exceeded|quota exceeded|exceeded .*limit",

@@ -196,5 +196,8 @@ class TestLearning:
             assert destination["SuspendedUntil"] is not None
             assert destination["Queued"] == 2
             assert "4.7.28" in destination["LastReply"]
+            scraped = (await client.get("/metrics")).text
+            assert 'postgate_delivery_destination_suspended{destination="mx:mx.example.net"} 1.0' in scraped
+            assert 'postgate_delivery_destination_queued{destination="mx:mx.example.net"} 2.0' in scraped
         finally:
             worker.transport.close()
