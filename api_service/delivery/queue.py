@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -253,3 +253,12 @@ async def list_destinations(*, session: AsyncSession) -> list[tuple[DeliveryDest
 
 async def queued_by_destination(*, session: AsyncSession) -> dict[str, int]:
     return await repository.queued_by_destination(session=session)
+
+
+async def take_warmup(*, session: AsyncSession, source_ip: str, provider: str, day: date, want: int, allowance: int) -> int:
+    """Up to `want` messages of a source IP's warm-up allowance for a provider today, shared by every worker."""
+    return await repository.take_warmup(session=session, source_ip=source_ip, provider=provider, day=day, want=want, allowance=allowance)
+
+
+async def give_back_warmup(*, session: AsyncSession, source_ip: str, provider: str, day: date, count: int) -> None:
+    await repository.give_back_warmup(session=session, source_ip=source_ip, provider=provider, day=day, count=count)

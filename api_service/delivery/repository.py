@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, CursorResult, Text, Uuid, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.models import DeliveryDestination, DeliveryDomain, DeliverySlot, MessageRecipient, RecipientStatus
+from api_service.models import DeliveryDestination, DeliveryDomain, DeliveryIpDay, DeliverySlot, MessageRecipient, RecipientStatus
 
 # Two branches, each served by its own partial index (ix_message_recipients_due and
 # ix_message_recipients_leased): `due OR expired` in one WHERE would scan the whole table, delivered
@@ -420,3 +420,35 @@ async def save_learning(
             updated_at=func.now(),
         )
     )
+
+
+async def take_warmup(*, session: AsyncSession, source_ip: str, provider: str, day: date, want: int, allowance: int) -> int:
+    """Count up to `want` more sends against the day's `allowance`; how many were granted."""
+    await session.execute(
+        pg_insert(DeliveryIpDay)
+        .values(source_ip=source_ip, provider=provider, day=day, sent=0)
+        .on_conflict_do_nothing(index_elements=[DeliveryIpDay.source_ip, DeliveryIpDay.provider, DeliveryIpDay.day])
+    )
+    key = (DeliveryIpDay.source_ip == source_ip, DeliveryIpDay.provider == provider, DeliveryIpDay.day == day)
+    sent = (await session.execute(select(DeliveryIpDay.sent).where(*key).with_for_update())).scalar_one()
+    granted = max(0, min(want, allowance - sent))
+    if granted:
+        await session.execute(update(DeliveryIpDay).where(*key).values(sent=DeliveryIpDay.sent + granted))
+    return granted
+
+
+async def give_back_warmup(*, session: AsyncSession, source_ip: str, provider: str, day: date, count: int) -> None:
+    await session.execute(
+        update(DeliveryIpDay)
+        .where(DeliveryIpDay.source_ip == source_ip, DeliveryIpDay.provider == provider, DeliveryIpDay.day == day)
+        .values(sent=func.greatest(0, DeliveryIpDay.sent - count))
+    )
+
+
+async def warmup_counts(*, session: AsyncSession, day: date) -> list[tuple[str, str, int]]:
+    rows = await session.execute(
+        select(DeliveryIpDay.source_ip, DeliveryIpDay.provider, DeliveryIpDay.sent)
+        .where(DeliveryIpDay.day == day)
+        .order_by(DeliveryIpDay.source_ip, DeliveryIpDay.provider)
+    )
+    return [(r[0], r[1], int(r[2])) for r in rows.all()]

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,7 +27,7 @@ from api_service.core import observe
 from api_service.core.groupcommit import GroupCommit
 from api_service.core.offload import cpu_bound
 from api_service.delivery import queue, shaping
-from api_service.delivery.policy import Policy, PolicySource
+from api_service.delivery.policy import Policy, PolicySource, SourceIp
 from api_service.delivery.queue import Claimed
 from api_service.delivery.transport import Attempt, Channel, Reply, Transport
 from api_service.domains import dkim
@@ -70,6 +70,8 @@ def slot_lease_seconds(settings: Settings) -> float:
 
 Group = tuple[tuple[uuid.UUID, str, str], list[Claimed]]
 REQUEUE_SECONDS = 1.0
+WARMUP_CHUNK = 10  # warm-up allowance a lane takes from the shared count at once
+WARMUP_WAITING = "450 4.7.0 Every source IP of the pool has sent its warm-up allowance for {destination} today; waiting for tomorrow"
 
 
 async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], transport: Transport, settings: Settings) -> int:
@@ -181,6 +183,12 @@ class Batch:
         self.keys: dict[str, domains.SigningKey] = {}
         self.shared: dict[uuid.UUID, bytes] = {}
         self.sharers: Counter[uuid.UUID] = Counter()
+        self.bad_ips: dict[str, set[str]] = defaultdict(set)
+        self.warm: dict[tuple[str, str], int] = {}
+        self.warm_day: dict[tuple[str, str], date] = {}
+        self.warm_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.spent: set[tuple[str, str]] = set()
+        self.waiting: list[tuple[Claimed, str, datetime]] = []
 
     async def load(self, claimed: list[Claimed]) -> None:
         async with self.sessionmaker() as session:
@@ -218,7 +226,14 @@ class Batch:
         groups: dict[tuple[uuid.UUID, str, str], list[Claimed]] = defaultdict(list)
         for item in entry.items:
             groups[(item.message_id, domain_of(item.email), item.email)].append(item)
-        work: deque[Group] = deque(groups.items())
+
+        def pool_of(group: Group) -> tuple[str, ...]:
+            message = self.loaded.get(group[0][0])
+            if message is None:
+                return ()
+            return tuple(ip.address for ip in self.policy.pool_for(server_id=message.server_id, stream=message.message_stream))
+
+        work: deque[Group] = deque(sorted(groups.items(), key=pool_of))
         returned: set[tuple[uuid.UUID, str, str]] = set()
         await asyncio.gather(*(self.lane(entry, channel, work, returned) for channel in channels))
         for (message_id, _, _), items in work:  # every lane was refused: these wait, without spending an attempt
@@ -242,20 +257,25 @@ class Batch:
             async with self.limit:
                 try:
                     if message.sandboxed or server.delivery_type == DeliveryType.SANDBOX:
-                        attempt = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
+                        attempt: Attempt | None = Attempt(replies={i.email: SANDBOX_REPLY for i in items}, server="sandbox")
                     else:
-                        attempt = await self.transport.send(
+                        attempt = await self._from_pool(
+                            entry,
+                            channel,
+                            message,
                             sender=return_path(
                                 message_id=message_id, recipient=recipient, domain=settings.return_path_domain, secret=settings.verp_key
                             ),
                             domain=domain,
                             recipients=[i.email for i in items],
                             data=await self.copy_for(message, server, alone, items[0].email),
-                            channel=channel,
-                            per_connection=entry.limits.messages_per_connection,
                         )
                 finally:
                     self._release(message_id, alone)
+                if attempt is None:  # warm-up: every IP of the pool has sent its allowance for today
+                    tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+                    self.waiting += [(item, WARMUP_WAITING.format(destination=entry.destination), tomorrow) for item in items]
+                    continue
                 refused = _refused(attempt)
                 if refused is not None and key not in returned:
                     # The connection itself was refused (too many of them): nothing was tried for
@@ -279,6 +299,77 @@ class Batch:
                 if pushed_back:
                     await channel.quit()
                     return
+
+    async def _from_pool(
+        self, entry: queue.Admitted, channel: Channel, message: Message, *, sender: str, domain: str, recipients: list[str], data: bytes
+    ) -> Attempt | None:
+        """Send from an IP of the message's pool (the channel's own while it is usable): an IP the
+        destination refuses or lists is left for the rest of the batch and the next one tried; an
+        IP in warm-up sends only its allowance of the day. None: no IP has allowance left today."""
+
+        async def send() -> Attempt:
+            return await self.transport.send(
+                sender=sender,
+                domain=domain,
+                recipients=recipients,
+                data=data,
+                channel=channel,
+                per_connection=entry.limits.messages_per_connection,
+            )
+
+        pool = self.policy.pool_for(server_id=message.server_id, stream=message.message_stream)
+        if not pool:
+            if channel.source is not None:
+                await channel.quit()
+                channel.source = None
+            return await send()
+        bad = self.bad_ips[entry.destination]
+        order = sorted(pool, key=lambda ip: (ip != channel.source, ip.address in bad))
+        last: Attempt | None = None
+        for ip in order:
+            if ip.address in bad and last is not None:
+                continue
+            if not await self._warm(ip, entry.destination):
+                continue
+            if channel.source != ip:
+                await channel.quit()
+                channel.source = ip
+            attempt = await send()
+            if not shaping.ip_refused(attempt.greeting, list(attempt.replies.values())):
+                return attempt
+            log.warning(
+                "%s refused source IP %s: %s; trying another of its pool",
+                entry.destination,
+                ip.address,
+                _text(attempt.greeting or next(iter(attempt.replies.values()), None)),
+            )
+            bad.add(ip.address)
+            await channel.quit()
+            last = attempt
+        return last
+
+    async def _warm(self, ip: SourceIp, destination: str) -> bool:
+        """One message of `ip`'s warm-up allowance for `destination` today (taken from the shared
+        count a few at a time); True when the IP is not in warm-up."""
+        today = datetime.now(UTC).date()
+        allowance = self.policy.allowance(ip=ip, provider=destination, today=today)
+        if allowance is None:
+            return True
+        key = (ip.address, destination)
+        async with self.warm_locks[key]:  # the lanes of a destination share what one of them took
+            if self.warm.get(key, 0) <= 0 and key not in self.spent:
+                async with self.sessionmaker() as session, session.begin():
+                    taken = await queue.take_warmup(
+                        session=session, source_ip=ip.address, provider=destination, day=today, want=WARMUP_CHUNK, allowance=allowance
+                    )
+                self.warm[key] = self.warm.get(key, 0) + taken
+                self.warm_day[key] = today
+                if not taken:
+                    self.spent.add(key)
+            if self.warm.get(key, 0) <= 0:
+                return False
+            self.warm[key] -= 1
+            return True
 
     def _pushed_back(
         self, entry: queue.Admitted, message: Message, items: list[Claimed], attempt: Attempt, feedback: queue.Feedback
@@ -319,6 +410,13 @@ class Batch:
                     if self.requeue.get(key):
                         at = until if until is not None and until > now else now + timedelta(seconds=REQUEUE_SECONDS)
                         await queue.requeue(session=session, items=self.requeue[key], at=at)
+                for at in sorted({at for _, _, at in self.waiting}):
+                    await queue.requeue(session=session, items=[(i, text) for i, text, when in self.waiting if when == at], at=at)
+                for (address, provider), left in sorted(self.warm.items()):
+                    if left > 0:  # taken ahead and not sent: back to the day's allowance
+                        await queue.give_back_warmup(
+                            session=session, source_ip=address, provider=provider, day=self.warm_day[(address, provider)], count=left
+                        )
         except Exception:  # what was not put back returns when its lease expires (one attempt spent)
             log.exception("recording what the destinations answered failed")
 

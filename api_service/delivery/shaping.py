@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from api_service.core.gcra import MICROSECONDS, Rate, take
 from api_service.delivery.policy import Learning, Limits
+from api_service.delivery.transport import Reply
 
 
 class Throttle(StrEnum):
@@ -166,3 +167,18 @@ def admit(*, want: int, limits: Limits, factor: float, buckets: Buckets, now_us:
         for rate, tat in zip(bucket_rates, tats, strict=True)
     ]
     return Admission(granted=granted, buckets=Buckets(second=new[0], minute=new[1], hour=new[2]))
+
+
+# A reply about the sending IP itself: on a blocklist, or of poor reputation. Another IP of the pool may do.
+_LISTED = re.compile(
+    r"\b(?:block|black|deny)\s?list|\blisted\b|spamhaus|spamcop|barracuda|\b(?:RBL|DNSBL)\b|poor reputation|"
+    r"(?:client|sending|your) (?:host|IP)(?: address)? .{0,40}(?:blocked|banned|rejected)",
+    re.I,
+)
+
+
+def ip_refused(greeting: Reply | None, replies: list[Reply]) -> bool:
+    """The destination refused the source IP: a 5xx greeting, or a reply naming a blocklist."""
+    if greeting is not None and greeting.code >= 500:
+        return True
+    return any(r.code >= 400 and _LISTED.search(r.message) for r in ([greeting] if greeting else []) + replies)

@@ -633,8 +633,7 @@ class Transport:
             try:
                 await self._hello(client, host=host, tls=tls)
             except aiosmtplib.SMTPResponseException as exc:
-                if 400 <= exc.code < 500:
-                    attempt.greeting = _reply(exc)
+                attempt.greeting = _reply(exc)
                 raise
             await self._transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)
             if channel is not None and client.is_connected:

@@ -26,6 +26,7 @@ class LimitedMx:
     max_per_connection: int = 0  # 0: no limit
     delay: float = 0.0  # seconds before each reply to DATA
     throttle_mail: str = ""  # when set, the reply to MAIL (e.g. "421 4.7.28 rate limited")
+    refuse_peers: dict[str, str] = field(default_factory=dict)  # client address → greeting that refuses it
     open: int = 0
     peak: int = 0
     accepted: int = 0
@@ -46,6 +47,11 @@ class LimitedMx:
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername")[0])
+        if peer in self.refuse_peers:
+            self.refused += 1
+            writer.write(self.refuse_peers[peer].encode() + b"\r\n")
+            await self._close(writer)
+            return
         if self.open >= self.max_connections:
             self.refused += 1
             writer.write(b"421 4.7.0 mx.test Too many concurrent connections from your IP, try again later\r\n")

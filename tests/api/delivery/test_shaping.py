@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -201,3 +202,71 @@ class TestLearning:
             assert 'postgate_delivery_destination_queued{destination="mx:mx.example.net"} 2.0' in scraped
         finally:
             worker.transport.close()
+
+
+class TestSourceIps:
+    async def test_connections_leave_from_the_pool_with_each_ip_helo_and_a_listed_ip_fails_over(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        zone: tuple[Zone, str],  # noqa: F811 - the fixture
+        mx: list[LimitedMx],
+        tmp_path: Path,
+    ) -> None:
+        listed, good = loopback_address(), loopback_address()
+        policy = tmp_path / "policy.toml"
+        policy.write_text(
+            f"""
+            [pools.transactional]
+            ips = [{{ address = "{listed}", helo = "mta1.postgate.test" }}, {{ address = "{good}", helo = "mta2.postgate.test" }}]
+            [pool_for]
+            default = "transactional"
+            """
+        )
+        target = await limited(mx, zone, "example.net", max_connections=5)
+        target.refuse_peers[listed] = f"554 5.7.1 Service unavailable; Client host [{listed}] blocked using zen.spamhaus.org"
+        recipients = [f"r{n}@example.net" for n in range(10)]
+        await queue(client, server, recipients)
+        worker = worker_for(app, settings, zone, policy)
+        await run_until([worker], lambda: len(target.received) >= 10 and target.open == 0, seconds=30)
+        assert sorted(r for d in target.received for r in d.rcpt_tos) == sorted(recipients)
+        assert {d.peer for d in target.received} == {good}
+        assert target.helos == {"mta2.postgate.test"}
+        assert (await statuses(app)) == Counter({"delivered": 10})
+
+    async def test_warmup_allowance_holds_and_the_rest_waits(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        zone: tuple[Zone, str],  # noqa: F811 - the fixture
+        mx: list[LimitedMx],
+        tmp_path: Path,
+    ) -> None:
+        new_ip = loopback_address()
+        policy = tmp_path / "policy.toml"
+        policy.write_text(
+            f"""
+            [pools.new]
+            ips = [{{ address = "{new_ip}", helo = "mta.postgate.test", warmup_since = {datetime.now(UTC).date().isoformat()} }}]
+            [pool_for]
+            default = "new"
+            [warmup]
+            default = [7, 14]
+            """
+        )
+        target = await limited(mx, zone, "example.net", max_connections=5)
+        await queue(client, server, [f"r{n}@example.net" for n in range(20)])
+        worker = worker_for(app, settings, zone, policy)
+        await run_until([worker], lambda: False, seconds=3)
+        assert len(target.received) == 7
+        assert {d.peer for d in target.received} == {new_ip}
+        counts = await statuses(app)
+        assert counts == Counter({"delivered": 7, "deferred": 13})
+        async with app.state.sessionmaker() as session:
+            waiting = (await session.execute(select(MessageRecipient).where(MessageRecipient.status == "deferred"))).scalars().all()
+        assert all(r.attempts == 0 and "warm-up allowance" in r.last_response for r in waiting)
+        assert all(r.next_attempt_at is not None and r.next_attempt_at.date() > datetime.now(UTC).date() for r in waiting)
