@@ -262,3 +262,7 @@ async def take_warmup(*, session: AsyncSession, source_ip: str, provider: str, d
 
 async def give_back_warmup(*, session: AsyncSession, source_ip: str, provider: str, day: date, count: int) -> None:
     await repository.give_back_warmup(session=session, source_ip=source_ip, provider=provider, day=day, count=count)
+
+
+async def warmup_counts(*, session: AsyncSession, day: date) -> list[tuple[str, str, int]]:
+    return await repository.warmup_counts(session=session, day=day)

@@ -40,7 +40,7 @@ from api_service.tracking.personalise import Personalisation, per_recipient, per
 from api_service.webhooks import service as webhooks
 from api_service.webhooks.payloads import delivery_payload
 from shared.constants import BounceType, DeliveryType, WebhookTrigger
-from shared.schemas.delivery import DeliveryDestination
+from shared.schemas.delivery import DeliveryDestination, SourceIpInfo, WarmupUse
 
 log = logging.getLogger("postgate.delivery")
 SANDBOX_REPLY = Reply(250, "Sandboxed: accepted, not delivered")
@@ -695,4 +695,31 @@ async def destinations(*, session: AsyncSession, settings: Settings) -> list[Del
                 LastReply=row.last_reply,
             )
         )
+    return found
+
+
+async def source_ips(*, session: AsyncSession, settings: Settings) -> list[SourceIpInfo]:
+    """The pools' IPs: HELO, warm-up day, and what each sent to each destination today against its allowance."""
+    policy = policy_of(settings)
+    today = datetime.now(UTC).date()
+    used = await queue.warmup_counts(session=session, day=today)
+    found = []
+    for pool, ips in sorted(policy.pools.items()):
+        for ip in ips:
+            found.append(
+                SourceIpInfo(
+                    Address=ip.address,
+                    Pool=pool,
+                    Helo=ip.helo or settings.helo_name,
+                    WarmupSince=ip.warmup_since.isoformat() if ip.warmup_since else None,
+                    WarmupDay=(today - ip.warmup_since).days + 1 if ip.warmup_since else None,
+                    Today=[
+                        WarmupUse(
+                            Destination=provider, SentToday=sent, AllowanceToday=policy.allowance(ip=ip, provider=provider, today=today)
+                        )
+                        for address, provider, sent in used
+                        if address == ip.address
+                    ],
+                )
+            )
     return found

@@ -33,3 +33,27 @@ class DeliveryDestination(BaseModel):
 class DeliveryDestinationList(BaseModel):
     TotalCount: int
     Destinations: list[DeliveryDestination]
+
+
+class WarmupUse(BaseModel):
+    """What a source IP sent to one provider today, and its warm-up allowance (None: no cap)."""
+
+    Destination: str
+    SentToday: int
+    AllowanceToday: int | None
+
+
+class SourceIpInfo(BaseModel):
+    """One source IP of a pool: its HELO name and, while warming up, its day and use."""
+
+    Address: str
+    Pool: str
+    Helo: str
+    WarmupSince: str | None
+    WarmupDay: int | None
+    Today: list[WarmupUse]
+
+
+class SourceIpList(BaseModel):
+    TotalCount: int
+    SourceIps: list[SourceIpInfo]

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from api_service.config import Settings
 from api_service.delivery.transport import SMTP_PORT, transport_from_settings
+from api_service.deps import get_settings_dep
 from api_service.models import MessageRecipient
 from tests.api.conftest import Worker
 from tests.api.core.dns_server import Zone
@@ -270,3 +271,10 @@ class TestSourceIps:
             waiting = (await session.execute(select(MessageRecipient).where(MessageRecipient.status == "deferred"))).scalars().all()
         assert all(r.attempts == 0 and "warm-up allowance" in r.last_response for r in waiting)
         assert all(r.next_attempt_at is not None and r.next_attempt_at.date() > datetime.now(UTC).date() for r in waiting)
+        app.dependency_overrides[get_settings_dep] = lambda: worker.settings  # the API reads the same policy file
+        response = await client.get("/delivery/source-ips", headers={"X-Postmark-Account-Token": settings.account_token})
+        del app.dependency_overrides[get_settings_dep]
+        assert response.status_code == 200, response.text
+        [ip] = response.json()["SourceIps"]
+        assert (ip["Address"], ip["Pool"], ip["Helo"], ip["WarmupDay"]) == (new_ip, "new", "mta.postgate.test", 1)
+        assert ip["Today"] == [{"Destination": "mx:mx.example.net", "SentToday": 7, "AllowanceToday": 7}]
