@@ -236,10 +236,21 @@ class Batch:
         work: deque[Group] = deque(sorted(groups.items(), key=pool_of))
         returned: set[tuple[uuid.UUID, str, str]] = set()
         await asyncio.gather(*(self.lane(entry, channel, work, returned) for channel in channels))
+        refused = Reply(421, "4.4.5 The destination refused the connection; waiting")
         for (message_id, _, _), items in work:  # every lane was refused: these wait, without spending an attempt
-            if (message := self.loaded.get(message_id)) is not None and not per_recipient(message):
+            message = self.loaded.get(message_id)
+            if message is None:
+                continue
+            if not per_recipient(message):
                 self._release(message_id, "")
-            self.requeue[entry.destination] += [(item, "421 4.4.5 The destination refused the connection; waiting") for item in items]
+            if self._past_horizon(message):  # waited long enough: recorded, and soft-bounced, as any temporary failure
+                attempt = Attempt(replies={i.email: refused for i in items})
+                await self.outcomes.write(Outcomes(message=message, server=self.servers[message.server_id], items=items, attempt=attempt))
+            else:
+                self.requeue[entry.destination] += [(item, _text(refused)) for item in items]
+
+    def _past_horizon(self, message: Message) -> bool:
+        return datetime.now(UTC) >= message.created_at + timedelta(seconds=self.settings.delivery_retry_horizon_seconds)
 
     async def lane(self, entry: queue.Admitted, channel: Channel, work: deque[Group], returned: set[tuple[uuid.UUID, str, str]]) -> None:
         """One connection's worth of the destination's work, group after group, until none is left or
@@ -273,9 +284,13 @@ class Batch:
                 finally:
                     self._release(message_id, alone)
                 if attempt is None:  # warm-up: every IP of the pool has sent its allowance for today
-                    tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-                    self.waiting += [(item, WARMUP_WAITING.format(destination=entry.destination), tomorrow) for item in items]
-                    continue
+                    waiting = WARMUP_WAITING.format(destination=entry.destination)
+                    if not self._past_horizon(message):
+                        tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+                        self.waiting += [(item, waiting, tomorrow) for item in items]
+                        continue
+                    code, _, text = waiting.partition(" ")
+                    attempt = Attempt(replies={i.email: Reply(int(code), text) for i in items})
                 refused = _refused(attempt)
                 if refused is not None and key not in returned:
                     # The connection itself was refused (too many of them): nothing was tried for
@@ -376,7 +391,6 @@ class Batch:
     ) -> list[Claimed]:
         """Recipients whose reply is the destination throttling us: they wait for it, without spending
         an attempt (unless the message is past the retry horizon: then the reply is recorded)."""
-        horizon = message.created_at + timedelta(seconds=self.settings.delivery_retry_horizon_seconds)
         back = []
         for item in items:
             reply = attempt.replies.get(item.email)
@@ -393,7 +407,7 @@ class Batch:
             hint = shaping.retry_hint(reply.message)
             if hint is not None:
                 feedback.hint = max(feedback.hint or 0.0, hint)
-            if datetime.now(UTC) < horizon:
+            if not self._past_horizon(message):
                 back.append(item)
                 self.requeue[entry.destination].append((item, _text(reply)))
         return back
