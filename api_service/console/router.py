@@ -18,6 +18,7 @@ from api_service.console.pages import (
     activity,
     auth,
     bounces,
+    delivery,
     domains,
     inbound,
     inbound_rules,
@@ -54,6 +55,7 @@ SECTIONS = (
     stats,
     domains,
     senders,
+    delivery,
 )
 
 router = APIRouter()
