@@ -151,7 +151,9 @@ CANDIDATES = text(
            SELECT r.id, lower(reverse(split_part(reverse(r.email), '@', 1))), r.lease_until FROM message_recipients r
             WHERE r.status = 'sending' AND r.lease_until < now()),
          open_ AS (
-           SELECT d.id, d.domain, d.at, dd.destination FROM due d LEFT JOIN delivery_domains dd ON dd.domain = d.domain
+           -- A mapping a day old is looked up again (NULL: the worker resolves the domain's MX).
+           SELECT d.id, d.domain, d.at, CASE WHEN dd.resolved_at > now() - interval '1 day' THEN dd.destination END AS destination
+             FROM due d LEFT JOIN delivery_domains dd ON dd.domain = d.domain
             WHERE dd.destination IS NULL OR NOT dd.destination = ANY(:closed)),
          ranked AS (
            SELECT id, domain, destination, at, row_number() OVER (PARTITION BY coalesce(destination, domain) ORDER BY at) AS turn
@@ -324,7 +326,7 @@ REQUEUE = text(
     """
     UPDATE message_recipients AS r
        SET status = 'deferred', attempts = greatest(0, r.attempts - 1), next_attempt_at = :at, lease_until = NULL,
-           lease_token = NULL, last_response = left(u.response, 2000)
+           lease_token = NULL, last_response = CASE WHEN u.response = '' THEN r.last_response ELSE left(u.response, 2000) END
       FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[]), CAST(:responses AS text[])) AS u(id, token, response)
      WHERE r.id = u.id AND r.lease_token = u.token AND r.status = 'sending'
     """

@@ -125,6 +125,7 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
         )
     lanes: list[tuple[queue.Admitted, list[Channel]]] = []
     surplus: list[Channel] = []
+    stranded: list[Claimed] = []
     for entry in admitted:
         channels = transport.take_idle(entry.destination, entry.reuse)
         surplus += transport.take_idle(entry.destination, entry.close)
@@ -133,10 +134,12 @@ async def deliver_batch(*, sessionmaker: async_sessionmaker[AsyncSession], trans
             lanes.append((entry, channels))
         else:
             surplus += channels
-    if surplus:  # the destination allows fewer connections now: close ours beyond them
+            stranded += entry.items  # no connection to carry them (not expected): straight back
+    if surplus or stranded:  # the destination allows fewer connections now: close ours beyond them
         await transport.close_channels(surplus)
         async with sessionmaker() as session, session.begin():
             await queue.release_slots(session=session, ids=[c.slot for c in surplus])
+            await queue.requeue(session=session, items=[(i, "") for i in stranded], at=datetime.now(UTC))
     claimed = [item for entry, _ in lanes for item in entry.items]
     if not claimed:
         return 0
