@@ -140,7 +140,7 @@ async def _run(database_url: str, quick: bool) -> list[Row]:
                 await _queue(client, token, domain, per_destination)
             total = 3 * per_destination
             seconds = await _deliver(
-                settings, workers=workers, done=lambda: sum(len(s.received) for s in servers.values()) >= total, timeout=600
+                settings, workers=workers, done=lambda: sum(len(s.received) for s in servers.values()) >= total, limit_seconds=600
             )
             delivered = sum(len(s.received) for s in servers.values())
             used = ", ".join(f"{d.split('.')[0]}: {s.accepted} conns ({s.refused} refused, peak {s.peak})" for d, s in servers.items())
