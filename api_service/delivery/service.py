@@ -69,7 +69,7 @@ def slot_lease_seconds(settings: Settings) -> float:
 
 
 Group = tuple[tuple[uuid.UUID, str, str], list[Claimed]]
-REQUEUE_SECONDS = 1.0
+REQUEUE_SECONDS = 0.0  # a refused connection's recipients are due again at once: suspension bounds the rounds
 WARMUP_CHUNK = 10  # warm-up allowance a lane takes from the shared count at once
 WARMUP_WAITING = "450 4.7.0 Every source IP of the pool has sent its warm-up allowance for {destination} today; waiting for tomorrow"
 

@@ -544,6 +544,8 @@ class Transport:
         except aiosmtplib.SMTPResponseException as exc:  # MAIL refused: on a connection already in use, this decides
             if exc.code == 421 or not client.is_connected:
                 channel.drop()
+            if exc.code == 421 and not attempt.replies:
+                return False  # the server closes this connection (it carried enough): a new one
             for rcpt in recipients:
                 attempt.replies.setdefault(rcpt.address, _reply(exc))
             return True
@@ -656,6 +658,8 @@ class Transport:
             )
         except aiosmtplib.SMTPResponseException as exc:
             reply = _reply(exc)
+            if exc.code == 421 and attempt.greeting is None:
+                attempt.greeting = reply  # a new connection turned away before any transaction: a connection limit
             if exc.code >= 500:  # a 5xx greeting, EHLO or MAIL: this server has spoken for everyone
                 for rcpt in recipients:
                     attempt.replies.setdefault(rcpt.address, reply)

@@ -278,3 +278,28 @@ class TestSourceIps:
         [ip] = response.json()["SourceIps"]
         assert (ip["Address"], ip["Pool"], ip["Helo"], ip["WarmupDay"]) == (new_ip, "new", "mta.postgate.test", 1)
         assert ip["Today"] == [{"Destination": "mx:mx.example.net", "SentToday": 7, "AllowanceToday": 7}]
+
+
+class TestConnectionReuse:
+    async def test_a_server_that_ends_a_connection_after_n_messages_gets_a_new_one_without_failing_anyone(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        zone: tuple[Zone, str],  # noqa: F811 - the fixture
+        mx: list[LimitedMx],
+        tmp_path: Path,
+    ) -> None:
+        policy = tmp_path / "policy.toml"
+        policy.write_text('[destinations."mx:mx.example.net"]\nconnections = 1\nmessages_per_connection = 1000\n')
+        target = await limited(mx, zone, "example.net", max_connections=1, max_per_connection=10)
+        recipients = [f"r{n}@example.net" for n in range(30)]
+        await queue(client, server, recipients)
+        worker = worker_for(app, settings, zone, policy)
+        await run_until([worker], lambda: len(target.received) >= 30 and target.open == 0, seconds=30)
+        assert sorted(r for d in target.received for r in d.rcpt_tos) == sorted(recipients)
+        assert target.per_connection[:3] == [10, 10, 10]
+        async with app.state.sessionmaker() as session:
+            rows = (await session.execute(select(MessageRecipient.status, MessageRecipient.attempts))).all()
+        assert set(rows) == {("delivered", 1)}
