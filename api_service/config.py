@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=300, description="A claimed row returns to the queue if its worker is silent this long")
     delivery_concurrency: int = Field(default=20, description="Messages a worker delivers at once")
     delivery_batch_size: int = 100
+    delivery_policy_file: str = Field(
+        default="",
+        description="TOML file of destination limits, source IP pools, warm-up and [tls] overrides (README: Direct delivery); read again when it changes",
+    )
+    source_ips: str = Field(
+        default="",
+        description="Comma-separated ip[=helo] the worker binds outgoing connections to (the default pool); sender health checks their PTR, HELO and blocklists",
+    )
     delivery_timeout_seconds: float = 60
     delivery_deadline_seconds: float = Field(
         default=240, description="Longest one delivery may take over all MX hosts and addresses; keep it below the lease"
@@ -105,7 +113,6 @@ class Settings(BaseSettings):
     delivery_tls_verify: str = Field(
         default="", description="Comma-separated destination domains whose MX must offer TLS with a certificate valid for the MX name"
     )
-    delivery_policy_file: str = Field(default="", description='TOML file of per-destination delivery policies ([tls."<domain>"] tables)')
     tls_rpt_organization: str = Field(
         default="", description="organization-name of the TLS-RPT reports sent; HELO_NAME (or the machine's name) when empty"
     )
@@ -184,10 +191,6 @@ class Settings(BaseSettings):
         default=600, description="The worker re-checks an unverified or rotating DKIM key in DNS this often per domain"
     )
     # Sender health and the DMARC / TLS reports received (README: Sender health, DMARC and TLS reports).
-    source_ips: str = Field(
-        default="",
-        description="Comma-separated public IPs mail leaves from; their PTR, HELO and blocklists are checked, and SPF must cover them",
-    )
     dnsbl_zones: str = Field(
         default="zen.spamhaus.org,b.barracudacentral.org,bl.spamcop.net",
         description="Comma-separated DNS blocklists each source IP is looked up in",
@@ -266,12 +269,13 @@ class Settings(BaseSettings):
     def _source_ips(cls, value: str) -> str:
         for item in value.split(","):
             if item.strip():
-                ip_address(item.strip())  # a ValueError names the bad one
+                ip_address(item.partition("=")[0].strip())  # a ValueError names the bad one
         return value
 
     @property
     def source_ip_list(self) -> list[str]:
-        return [str(ip_address(item.strip())) for item in self.source_ips.split(",") if item.strip()]
+        """The addresses of SOURCE_IPS (each `ip` or `ip=helo`)."""
+        return [str(ip_address(item.partition("=")[0].strip())) for item in self.source_ips.split(",") if item.strip()]
 
     @property
     def dnsbl_zone_list(self) -> list[str]:

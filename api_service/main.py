@@ -17,6 +17,7 @@ from api_service.core.ratelimit import RateLimitMiddleware
 from api_service.core.wire import PostmarkWireMiddleware
 from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
+from api_service.delivery.router import router as delivery_router
 from api_service.delivery.tls_router import router as tls_reports_router
 from api_service.dmarc.router import router as dmarc_router
 from api_service.domains.router import router as domains_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operations_router,
         bulk_router,
         tls_reports_router,
+        delivery_router,
     ):
         app.include_router(router)
     install_console(app)

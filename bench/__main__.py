@@ -19,10 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from api_service.devtools.embedded_db import drop_database, ensure_database, migrate, start_embedded, with_database
-from bench import delivery, report, rest, retention, smtp
+from bench import delivery, report, rest, retention, shaping, smtp
 from bench.rest import Row
 
-RUNNERS: dict[str, Callable[..., list[Row]]] = {"rest": rest.run, "smtp": smtp.run, "delivery": delivery.run, "retention": retention.run}
+RUNNERS: dict[str, Callable[..., list[Row]]] = {
+    "rest": rest.run,
+    "smtp": smtp.run,
+    "delivery": delivery.run,
+    "shaping": shaping.run,
+    "retention": retention.run,
+}
 
 
 def fresh_database(base: str) -> str:

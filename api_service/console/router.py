@@ -18,6 +18,7 @@ from api_service.console.pages import (
     activity,
     auth,
     bounces,
+    delivery,
     domains,
     inbound,
     inbound_rules,
@@ -58,6 +59,7 @@ SECTIONS = (
     senders,
     tls_reports,
     sender_health,
+    delivery,
 )
 
 router = APIRouter()

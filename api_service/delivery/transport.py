@@ -7,6 +7,8 @@ import contextlib
 import logging
 import random
 import ssl
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import idna
 
 from api_service.config import Settings
 from api_service.core.netguard import AddressRefused, HostNotFound, IPNetwork, LookupFailed, dns_resolver, parse_networks, resolve_public
+from api_service.delivery.policy import Policy, SourceIp, destination_key, relay_key
 from api_service.delivery.tlspolicy import OPPORTUNISTIC, TlsPlan, TlsPolicy, TlsRefused, TlsResult, tls_policy_from_settings
 
 log = logging.getLogger("postgate.delivery")
@@ -39,7 +42,51 @@ class Attempt:
     replies: dict[str, Reply]
     server: str = ""
     ip: str = ""
+    # A 4xx the server gave before any transaction (greeting, EHLO): it refused the connection
+    # itself, which tells the shaper about the destination, not about the recipients.
     tls: TlsResult | None = None  # direct delivery: the TLS of the session that decided
+    greeting: Reply | None = None
+
+
+@dataclass(eq=False)
+class Channel:
+    """One connection slot of a destination, held by one lane of the worker: the open SMTP
+    connection (when there is one) and what it has carried. Reused from message to message (RSET
+    between) until it has carried the destination's messages per connection, or sat idle."""
+
+    destination: str
+    slot: uuid.UUID
+    source: SourceIp | None = None
+    client: aiosmtplib.SMTP | None = None
+    server: str = ""
+    ip: str = ""
+    tls: TlsResult | None = None  # the TLS of the open connection (direct delivery)
+    on_connection: int = 0  # transactions on the open connection
+    connections: int = 0  # connections this channel opened
+    idle_since: float = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    def keep(self, client: aiosmtplib.SMTP, *, server: str, ip: str) -> None:
+        self.client, self.server, self.ip = client, server, ip
+        self.on_connection = 0
+        self.connections += 1
+
+    def drop(self) -> None:
+        if self.client is not None and self.client.is_connected:
+            self.client.close()
+        self.client = None
+        self.on_connection = 0
+
+    async def quit(self) -> None:
+        """Say goodbye (QUIT) and close: the connection has carried its share."""
+        client = self.client
+        if client is not None and client.is_connected:
+            with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
+                await client.quit()
+        self.drop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +120,26 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> Reply:
 
 
 async def open_connection(
-    *, host: str, port: int, helo: str, command_timeout: float, username: str | None, password: str | None, starttls: bool | None
+    *,
+    host: str,
+    port: int,
+    helo: str,
+    command_timeout: float,
+    username: str | None,
+    password: str | None,
+    starttls: bool | None,
+    source: SourceIp | None = None,
 ) -> aiosmtplib.SMTP:
     """Connected, greeted, TLS as asked (`None`: opportunistic, when offered) and logged in."""
-    client = aiosmtplib.SMTP(hostname=host, port=port, timeout=command_timeout, local_hostname=helo, start_tls=False, use_tls=False)
+    client = aiosmtplib.SMTP(
+        hostname=host,
+        port=port,
+        timeout=command_timeout,
+        local_hostname=(source.helo if source is not None and source.helo else helo),
+        start_tls=False,
+        use_tls=False,
+        source_address=(source.address, 0) if source is not None else None,
+    )
     try:
         await client.connect()
         await client.ehlo()
@@ -129,6 +192,8 @@ async def recipients_and_data(
 
 def connection_failed(attempt: Attempt, recipients: list[str], host: str, port: int, exc: BaseException) -> None:
     temporary = Reply(451, f"4.4.1 Connection problem with {host}:{port}: {type(exc).__name__} {exc}".strip())
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and 400 <= exc.code < 500 and not attempt.replies:
+        temporary = attempt.greeting = _reply(exc)  # the relay refused the connection itself (a 421 limit)
     for rcpt in recipients:
         attempt.replies.setdefault(rcpt, temporary)
 
@@ -282,6 +347,12 @@ class Transport:
         self.deadline = deadline if deadline is not None else 4 * timeout
         # Without a policy: opportunistic TLS to every MX (no MTA-STS, DANE or overrides).
         self.tls = tls if tls is not None else TlsPolicy(resolver=lambda: self.resolver, mta_sts=False, dane=False)
+        # This worker's connections: `holder` names its slots in delivery_slots; idle channels wait
+        # here for the next batch to the same destination, busy ones are with a lane.
+        self.holder = uuid.uuid4()
+        self.idle: dict[str, list[Channel]] = defaultdict(list)
+        self.busy: set[Channel] = set()
+        self._destinations: dict[str, tuple[float, str]] = {}
 
     @property
     def resolver(self) -> dns.asyncresolver.Resolver:
@@ -289,21 +360,144 @@ class Transport:
             self._resolver = dns_resolver("")
         return self._resolver
 
-    async def send(self, *, sender: str, domain: str, recipients: list[str], data: bytes) -> Attempt:
-        """Deliver to the relay, or to `domain`'s MX; every recipient gets a reply in the Attempt."""
+    # --- destinations and the channels to them ---------------------------------------------------
+
+    async def destination_of(self, domain: str, *, policy: Policy) -> str:
+        """The destination key of a recipient domain: the relay, its MX hosts' provider, or its MX
+        host set (looked up, and remembered for a few minutes); `domain:<name>` when the lookup
+        fails (the send will say why)."""
+        if self.relay is not None:
+            return relay_key(self.relay.host, self.relay.port)
+        cached = self._destinations.get(domain)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            hosts = await mx_hosts(ascii_domain(domain), resolver=self.resolver)
+            key = destination_key(hosts=hosts, policy=policy)
+        except (NoRoute, idna.IDNAError, UnicodeError):
+            key = f"domain:{domain}"[:200]
+        if len(self._destinations) > 100_000:
+            self._destinations.clear()
+        self._destinations[domain] = (time.monotonic() + 300.0, key)
+        return key
+
+    def idle_counts(self) -> dict[str, int]:
+        return {key: len(channels) for key, channels in self.idle.items() if channels}
+
+    def take_idle(self, destination: str, count: int) -> list[Channel]:
+        channels = self.idle.get(destination, [])
+        taken, self.idle[destination] = channels[:count], channels[count:]
+        return taken
+
+    def put_idle(self, channel: Channel) -> None:
+        channel.idle_since = time.monotonic()
+        self.idle[channel.destination].append(channel)
+
+    def expire_idle(self, seconds: float) -> list[Channel]:
+        """Close the channels idle for longer than `seconds` (or whose server hung up); returned so
+        that their slots are released."""
+        now, expired = time.monotonic(), []
+        for key, channels in list(self.idle.items()):
+            keep = []
+            for channel in channels:
+                if now - channel.idle_since >= seconds or not channel.open:
+                    channel.drop()
+                    expired.append(channel)
+                else:
+                    keep.append(channel)
+            if keep:
+                self.idle[key] = keep
+            else:
+                del self.idle[key]
+        return expired
+
+    def slots(self) -> list[uuid.UUID]:
+        """The slots this worker's channels hold, idle and busy."""
+        return [c.slot for channels in self.idle.values() for c in channels] + [c.slot for c in self.busy]
+
+    async def close_channels(self, channels: list[Channel]) -> None:
+        for channel in channels:
+            await channel.quit()
+
+    def close(self) -> None:
+        """Close every connection (the worker is stopping)."""
+        for channels in self.idle.values():
+            for channel in channels:
+                channel.drop()
+        self.idle.clear()
+        for channel in self.busy:
+            channel.drop()
         if self.pool is not None:
-            return await self.pool.send(sender=sender, recipients=recipients, data=data)
+            self.pool.close()
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    async def send(
+        self, *, sender: str, domain: str, recipients: list[str], data: bytes, channel: Channel | None = None, per_connection: int = 0
+    ) -> Attempt:
+        """Deliver to the relay, or to `domain`'s MX; every recipient gets a reply in the Attempt.
+        With a `channel`, on its open connection when it has one (and has carried fewer than
+        `per_connection` messages), else on a new one that it keeps."""
+        if channel is not None and channel.open and per_connection and channel.on_connection >= per_connection:
+            await channel.quit()
+        if self.relay is not None:
+            if channel is None:
+                pool = self.pool or RelayPool(self.relay, helo=self.helo, command_timeout=self.timeout)
+                self.pool = pool
+                return await pool.send(sender=sender, recipients=recipients, data=data)
+            return await self._send_relay(channel, self.relay, sender=sender, recipients=recipients, data=data)
         attempt = Attempt(replies={})
         try:
             async with asyncio.timeout(self.deadline):
-                await self._send_mx(sender=sender, domain=domain, recipients=recipients, data=data, attempt=attempt)
+                await self._send_mx(sender=sender, domain=domain, recipients=recipients, data=data, attempt=attempt, channel=channel)
         except TimeoutError:
+            if channel is not None:
+                channel.drop()
             late = Reply(451, f"4.4.7 Delivery to {domain} took longer than {self.deadline:g} s; will retry")
             for rcpt in recipients:
                 attempt.replies.setdefault(rcpt, late)
         return attempt
 
-    async def _send_mx(self, *, sender: str, domain: str, recipients: list[str], data: bytes, attempt: Attempt) -> None:
+    async def _send_relay(self, channel: Channel, r: Relay, *, sender: str, recipients: list[str], data: bytes) -> Attempt:
+        attempt = Attempt(replies={}, server=r.host)
+        for reused in (True, False):
+            client = channel.client if reused else None
+            if reused and (client is None or not channel.open):
+                continue
+            attempt = Attempt(replies={}, server=r.host)
+            try:
+                if client is not None:
+                    await client.rset()
+                else:
+                    client = await open_connection(
+                        host=r.host,
+                        port=r.port,
+                        helo=self.helo,
+                        command_timeout=self.timeout,
+                        username=r.username,
+                        password=r.password,
+                        starttls=r.starttls,
+                        source=channel.source,
+                    )
+                    peer = client.transport.get_extra_info("peername") if client.transport else None
+                    channel.keep(client, server=r.host, ip=str(peer[0]) if peer else "")
+                attempt.ip = channel.ip
+                await transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+                channel.drop()
+                if reused and not attempt.replies:
+                    continue  # the relay closed an idle connection: try once on a new one
+                connection_failed(attempt, recipients, r.host, r.port, exc)
+                return attempt
+            channel.on_connection += 1
+            if not client.is_connected:
+                channel.drop()
+            return attempt
+        return attempt
+
+    async def _send_mx(
+        self, *, sender: str, domain: str, recipients: list[str], data: bytes, attempt: Attempt, channel: Channel | None = None
+    ) -> None:
         todo: list[Recipient] = []
         for address in recipients:
             try:
@@ -311,6 +505,13 @@ class Transport:
             except ValueError as exc:
                 attempt.replies[address] = Reply(553, f"5.1.3 {exc}")
         if not todo:
+            return
+        client = channel.client if channel is not None and channel.open else None
+        if (
+            channel is not None
+            and client is not None
+            and await self._send_reused(channel, client, sender=sender, recipients=todo, data=data, attempt=attempt)
+        ):
             return
         failure: Reply | None
         try:
@@ -321,13 +522,48 @@ class Transport:
         except NoRoute as exc:
             hosts, failure = [], exc.reply
         else:
-            failure = await self._deliver_to_hosts(hosts, domain=target, sender=sender, recipients=todo, data=data, attempt=attempt)
+            failure = await self._deliver_to_hosts(
+                hosts, domain=target, sender=sender, recipients=todo, data=data, attempt=attempt, channel=channel
+            )
         if failure is not None:
             for rcpt in todo:
                 attempt.replies.setdefault(rcpt.address, failure)
 
+    async def _send_reused(
+        self, channel: Channel, client: aiosmtplib.SMTP, *, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt
+    ) -> bool:
+        """A transaction on the channel's open connection, RSET first; False when the connection
+        turns out to be gone before MAIL was accepted (then a new one is opened)."""
+        attempt.server, attempt.ip, attempt.tls = channel.server, channel.ip, channel.tls
+        try:
+            await client.rset()
+            await self._transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)
+        except aiosmtplib.SMTPResponseException as exc:  # MAIL refused: on a connection already in use, this decides
+            if exc.code == 421 or not client.is_connected:
+                channel.drop()
+            if exc.code == 421 and not attempt.replies:
+                return False  # the server closes this connection (it carried enough): a new one
+            for rcpt in recipients:
+                attempt.replies.setdefault(rcpt.address, _reply(exc))
+            return True
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            channel.drop()
+            return False
+        channel.on_connection += 1
+        if not client.is_connected:
+            channel.drop()
+        return True
+
     async def _deliver_to_hosts(
-        self, hosts: list[str], *, domain: str, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt
+        self,
+        hosts: list[str],
+        *,
+        domain: str,
+        sender: str,
+        recipients: list[Recipient],
+        data: bytes,
+        attempt: Attempt,
+        channel: Channel | None = None,
     ) -> Reply | None:
         """Each host in turn, each of its addresses in turn, until one decides (None); else the reply for all."""
         temporary: Reply | None = None
@@ -355,7 +591,7 @@ class Transport:
             for ip in addresses:
                 attempt.server, attempt.ip = host, ip
                 reply = await self._try_address(
-                    host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, plan=plan
+                    host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, plan=plan, channel=channel
                 )
                 if reply is None:
                     return None
@@ -371,22 +607,50 @@ class Transport:
         return Reply(550, f"5.4.4 No MX host of {domain} has an address: {', '.join(missing)}")
 
     async def _try_address(
-        self, *, host: str, ip: str, sender: str, recipients: list[Recipient], data: bytes, attempt: Attempt, plan: TlsPlan | None = None
+        self,
+        *,
+        host: str,
+        ip: str,
+        sender: str,
+        recipients: list[Recipient],
+        data: bytes,
+        attempt: Attempt,
+        plan: TlsPlan | None = None,
+        channel: Channel | None = None,
     ) -> Reply | None:
         """One connection. None: this server decided (replies in `attempt`); a Reply: try the next address.
 
         A connection failure, a timeout or a 4xx before MAIL was accepted moves on; a 5xx decides.
+        With a channel, the connection is kept open in it for the next message.
         """
+        source = channel.source if channel is not None else None
         client = aiosmtplib.SMTP(
-            hostname=ip, port=SMTP_PORT, timeout=self.timeout, local_hostname=self.helo, start_tls=False, use_tls=False
+            hostname=ip,
+            port=SMTP_PORT,
+            timeout=self.timeout,
+            local_hostname=(source.helo if source is not None and source.helo else self.helo),
+            start_tls=False,
+            use_tls=False,
+            source_address=(source.address, 0) if source is not None else None,
         )
         plan = plan or TlsPlan(host=host, check=OPPORTUNISTIC, required=False, source="")
         attempt.tls = None
+        kept = False
         try:
-            await self._hello(client, host=host, ip=ip, plan=plan, attempt=attempt)
+            try:
+                await self._hello(client, host=host, ip=ip, plan=plan, attempt=attempt)
+            except aiosmtplib.SMTPResponseException as exc:
+                attempt.greeting = _reply(exc)
+                raise
             await self._transaction(client, sender=sender, recipients=recipients, data=data, attempt=attempt)
-            with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
-                await client.quit()
+            if channel is not None and client.is_connected:
+                channel.keep(client, server=host, ip=ip)
+                channel.tls = attempt.tls
+                channel.on_connection = 1
+                kept = True
+            else:
+                with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
+                    await client.quit()
             return None
         except TlsRefused as exc:
             # MTA-STS enforce, DANE or a policy override: never on in clear; the next MX, or later.
@@ -404,10 +668,12 @@ class Transport:
             log.warning("STARTTLS with %s [%s] failed (%s); retrying with %s", host, ip, exc.__cause__, fallback.check)
             client.close()
             return await self._try_address(
-                host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, plan=fallback
+                host=host, ip=ip, sender=sender, recipients=recipients, data=data, attempt=attempt, plan=fallback, channel=channel
             )
         except aiosmtplib.SMTPResponseException as exc:
             reply = _reply(exc)
+            if exc.code == 421 and attempt.greeting is None:
+                attempt.greeting = reply  # a new connection turned away before any transaction: a connection limit
             if exc.code >= 500:  # a 5xx greeting, EHLO or MAIL: this server has spoken for everyone
                 for rcpt in recipients:
                     attempt.replies.setdefault(rcpt.address, reply)
@@ -416,11 +682,12 @@ class Transport:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return Reply(451, f"4.4.1 Connection problem with {host} [{ip}]:{SMTP_PORT}: {type(exc).__name__} {exc}".strip())
         finally:
-            if client.is_connected:
+            if not kept and client.is_connected:
                 client.close()
 
     async def _hello(self, client: aiosmtplib.SMTP, *, host: str, ip: str, plan: TlsPlan, attempt: Attempt) -> None:
-        """Connect, greeting, EHLO (HELO when EHLO is unknown), STARTTLS as the TLS plan says and EHLO again."""
+        """Connect, greeting, EHLO (HELO when EHLO is unknown), STARTTLS as the TLS plan says
+        (`delivery.tlspolicy`: opportunistic, MTA-STS, DANE or an override) and EHLO again."""
         await client.connect()
         await self._ehlo(client)
         try:

@@ -8,6 +8,10 @@ from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
 from api_service.models.console_user import ConsoleUser
 from api_service.models.data_removal import DataRemoval
+from api_service.models.delivery_destination import DeliveryDestination
+from api_service.models.delivery_domain import DeliveryDomain
+from api_service.models.delivery_ip_day import DeliveryIpDay
+from api_service.models.delivery_slot import DeliverySlot
 from api_service.models.dmarc_report import DmarcReport, DmarcReportRow, ReceivedTlsReport
 from api_service.models.domain import Domain
 from api_service.models.idempotency_key import IdempotencyKey
@@ -43,6 +47,10 @@ __all__ = [
     "ConsoleSignInFailure",
     "ConsoleUser",
     "DataRemoval",
+    "DeliveryDestination",
+    "DeliveryDomain",
+    "DeliveryIpDay",
+    "DeliverySlot",
     "DmarcReport",
     "DmarcReportRow",
     "Domain",

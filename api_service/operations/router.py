@@ -18,6 +18,6 @@ async def get_metrics(request: Request, session: Session, settings: AppSettings)
     if not metrics.authorized(request.headers.get("authorization"), settings.metrics_token):
         raise InvalidToken("Request does not contain a valid metrics token. Send the header 'Authorization: Bearer <METRICS_TOKEN>'.")
     body = await service.scrape(
-        session=session, engine=request.app.state.engine, pool_limit=settings.db_pool_size + settings.db_max_overflow
+        session=session, engine=request.app.state.engine, pool_limit=settings.db_pool_size + settings.db_max_overflow, settings=settings
     )
     return Response(body, media_type=metrics.CONTENT_TYPE)

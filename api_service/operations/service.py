@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -18,8 +18,10 @@ from api_service.core import metrics
 from api_service.core.gcra import Rate
 from api_service.core.logs import Throttle
 from api_service.core.ratelimit import Limiter, RateLimits
+from api_service.delivery import service as delivery
 from api_service.operations import repository
 from api_service.operations.stores import PostgresStore, RedisStore
+from shared.schemas.delivery import DeliveryDestination
 
 log = logging.getLogger("postgate.operations")
 FIGURE_CAP = 100_000  # counts stop here: a scrape stays cheap however long the queue
@@ -95,16 +97,51 @@ class _FiguresCollector(Collector):
         )
 
 
-async def scrape(*, session: AsyncSession, engine: AsyncEngine, pool_limit: int) -> bytes:
+async def scrape(*, session: AsyncSession, engine: AsyncEngine, pool_limit: int, settings: Settings | None = None) -> bytes:
     """Exposition text: this process' (or all API processes') counters, then the deployment's
     figures from PostgreSQL; without the database, the counters and `postgate_database_up 0`."""
     metrics.sample_pool(engine, limit=pool_limit)
+    destinations: list[DeliveryDestination] = []
     try:
         figures: repository.Figures | None = await repository.figures(session=session, cap=FIGURE_CAP)
+        if settings is not None:
+            destinations = (await delivery.destinations(session=session, settings=settings))[:DESTINATION_CAP]
     except Exception as exc:  # a scrape during an outage still answers, and says the database is down
         await session.rollback()
         throttle.log(log, logging.WARNING, "figures", "reading the deployment figures failed: %s", type(exc).__name__)
         figures = None
     registry = CollectorRegistry()
     registry.register(_FiguresCollector(figures))
+    registry.register(_DestinationsCollector(destinations))
     return metrics.render() + generate_latest(registry)
+
+
+DESTINATION_CAP = 500  # series per metric: the busiest destinations are the big providers, a handful
+
+
+class _DestinationsCollector(Collector):
+    """Each delivery destination's live limits and state (see `GET /delivery/destinations`)."""
+
+    def __init__(self, destinations: list[DeliveryDestination]) -> None:
+        self.destinations = destinations
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if not self.destinations:
+            return
+        families: dict[str, tuple[str, Callable[[DeliveryDestination], float]]] = {
+            "connections": ("Parallel connections a destination allows now (learned, at most its policy's)", lambda d: d.Connections),
+            "open_connections": ("Connections open to a destination, over every worker", lambda d: d.OpenConnections),
+            "queued": ("Recipients queued or deferred for a destination", lambda d: d.Queued),
+            "rate_factor": ("Share of a destination's configured rates allowed now (learned)", lambda d: d.RateFactor),
+            "suspended": (
+                "1 while a destination is suspended (backing off after throttling replies)",
+                lambda d: float(d.State == "suspended"),
+            ),
+            "delivered": ("Recipients a destination accepted since it was first met", lambda d: d.Delivered),
+            "throttled": ("Throttling replies (421, 4.7.x) a destination gave since it was first met", lambda d: d.Throttled),
+        }
+        for name, (text, value) in families.items():
+            family = GaugeMetricFamily(f"postgate_delivery_destination_{name}", text, labels=["destination"])
+            for d in self.destinations:
+                family.add_metric([d.Destination], float(value(d)))
+            yield family

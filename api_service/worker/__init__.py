@@ -148,8 +148,7 @@ async def run(settings: Settings, *, stop: asyncio.Event) -> None:
             )
     finally:
         pool.cancel()
-        if transport.pool is not None:
-            transport.pool.close()
+        transport.close()
         await transport.tls.aclose()
         await engine.dispose()
 

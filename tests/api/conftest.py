@@ -160,6 +160,7 @@ async def worker(app: FastAPI, settings: Settings, sink: tuple[SinkHandler, int]
     )
     transport = Transport(relay=parse_relay(worker_settings.outbound_relay), helo=socket.gethostname(), timeout=5)
     yield Worker(app=app, settings=worker_settings, transport=transport)
+    transport.close()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from api_service.config import Settings
 from api_service.console import cli
 from api_service.console import service as console_service
 from api_service.domains.dns import ResolverLookup
-from api_service.models import ConsoleSession, WebhookDelivery
+from api_service.models import ConsoleSession, DeliveryDestination, WebhookDelivery
 from api_service.servers.service import get_server_or_raise
 from api_service.tracking import tokens
 from api_service.webhooks.tasks import send_due
@@ -651,6 +651,22 @@ class TestDomainsAndSenders:
         assert (await console.client.get("/senders?count=10&offset=0", headers=ACCOUNT)).json()["TotalCount"] == 0
 
 
+class TestDelivery:
+    async def test_delivery_page_shows_each_destination_with_its_learned_limits(self, app: FastAPI, console: Console) -> None:
+        assert "Nothing delivered yet." in (await console.get("/console/delivery")).text
+        async with app.state.sessionmaker() as session, session.begin():
+            session.add(
+                DeliveryDestination(
+                    key="google", connections=4, rate_factor=0.5, delivered=12, throttled=3, last_reply="421 4.7.28 slow down"
+                )
+            )
+        page = (await console.get("/console/delivery")).text
+        assert "google" in page
+        assert "4 of 10" in page  # learned, of the built-in cap
+        assert "421 4.7.28 slow down" in page
+        assert "throttled" in page
+
+
 class TestErrorsAndHeaders:
     async def test_every_page_sends_the_security_headers(self, console: Console) -> None:
         server = await sending_server(console.client)
@@ -670,7 +686,7 @@ class TestErrorsAndHeaders:
                 "stats",
             )
         ]
-        pages += ["/console/servers", "/console/domains", "/console/senders", "/console/sign-in", "/console/nope"]
+        pages += ["/console/servers", "/console/domains", "/console/senders", "/console/delivery", "/console/sign-in", "/console/nope"]
         pages += [f"/console/servers/{server.id}/messages/{message_id}"]
         for path in pages:
             response = await console.get(path)

@@ -182,7 +182,9 @@ def mx_settings(settings: Settings, resolver: str, *, allowed: str = "127.0.0.0/
 @pytest_asyncio.fixture
 async def worker(app: FastAPI, settings: Settings, zone: tuple[Zone, str]) -> AsyncIterator[Worker]:
     worker_settings = mx_settings(settings, zone[1])
-    yield Worker(app=app, settings=worker_settings, transport=transport_from_settings(worker_settings, helo="postgate.test"))
+    transport = transport_from_settings(worker_settings, helo="postgate.test")
+    yield Worker(app=app, settings=worker_settings, transport=transport)
+    transport.close()
 
 
 async def send(client: httpx.AsyncClient, server: ServerHandle, to: str) -> str:
