@@ -185,8 +185,9 @@ class TestGroupedSends:
         assert responses[0].status_code == 500
         assert responses[0].json()["ErrorCode"] == 101
         assert {r.status_code for r in responses} <= {200, 500}
-        refused = [r for r in responses if r.status_code == 500]
-        assert len(refused) > 1  # the refused message's neighbours in its transaction are refused with it
+        # Its neighbours in the refused transaction get 500 with it; how many shared it depends on
+        # timing (on a loaded machine it may have committed alone), so what is asserted is the
+        # promise: every 200 is stored, nothing answered 500 is.
         rows = await stored(engine, server)
         assert sorted(rows) == sorted(r.json()["MessageID"] for r in responses if r.status_code == 200)
 
