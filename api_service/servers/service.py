@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Server
-from api_service.servers import repository
+from api_service.servers import repository, token_service
 from api_service.servers.cache import SERVER_SNAPSHOTS, ServerSnapshot
 from api_service.servers.tokens import new_token, token_digest
 from api_service.streams import service as streams
@@ -217,18 +217,10 @@ async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit
     return server
 
 
-async def get_server_by_token(*, session: AsyncSession, token: str) -> Server | None:
-    """The server whose API token this is (its current row, never a cached snapshot)."""
-    if not token:
-        return None
-    return await repository.get_server_by_token_digest(session=session, digest=token_digest(token))
-
-
 async def get_servers_by_tokens(*, session: AsyncSession, tokens: list[str]) -> list[Server | None]:
-    """The server of each token, in order (None: no such token); one query for all of them."""
-    digests = [token_digest(token) for token in tokens]
-    found = await repository.get_servers_by_token_digests(session=session, digests=set(digests))
-    return [found.get(digest) for digest in digests]
+    """The server of each token that may use SMTP (scope full or send, unexpired), in order (None:
+    no such token); one query for all of them."""
+    return await token_service.servers_for_smtp(session=session, tokens=tokens)
 
 
 async def get_server_or_raise(*, session: AsyncSession, server_id: int) -> Server:
