@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api_service.audit.http import record_request
 from api_service.bounces.router import router as bounces_router
 from api_service.bulk.router import router as bulk_router
 from api_service.config import Settings, get_settings
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.audit_hook = record_request
     install_error_handlers(app)
     # Innermost first: the route tap and the rate limit see paths the wire middleware normalised.
     app.add_middleware(RouteTap)

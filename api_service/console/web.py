@@ -137,6 +137,7 @@ async def signed_in(request: Request, session: Session, settings: AppSettings) -
     if identity is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target if request.method == "GET" else f"{PREFIX}/servers")
+    request.state.console_user = identity.username  # for the audit log
     return identity
 
 

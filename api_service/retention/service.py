@@ -14,6 +14,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.audit import service as audit
 from api_service.bounces import service as bounces
 from api_service.bulk import service as bulk
 from api_service.email import service as email
@@ -48,6 +49,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("inbound_messages", inbound.purge_expired),
 )
 IDEMPOTENCY_KEYS = "idempotency_keys"
+AUDIT_EVENTS = "audit_events"
 
 
 async def retention_days(*, session: AsyncSession, default_days: int) -> dict[int, int]:
@@ -64,3 +66,8 @@ async def purge_batch(*, session: AsyncSession, kind: Kind, server_id: int, days
 async def purge_idempotency_keys(*, session: AsyncSession, limit: int) -> int:
     await repository.bound_lock_waits(session=session, milliseconds=LOCK_WAIT_MS)
     return await email.purge_idempotency_keys(session=session, limit=limit)
+
+
+async def purge_audit_events(*, session: AsyncSession, days: int, limit: int) -> int:
+    """One batch of audit events older than AUDIT_RETENTION_DAYS (the audit log's own retention)."""
+    return await audit.purge(session=session, days=days, limit=limit)

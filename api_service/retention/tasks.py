@@ -57,6 +57,9 @@ async def purge_due(*, sessionmaker: async_sessionmaker[AsyncSession], settings:
         for kind in service.KINDS:
             deleted += await _one_batch(sessionmaker, kind.name, _server_batch(kind=kind, server_id=server_id, days=days, limit=limit))
     deleted += await _one_batch(sessionmaker, service.IDEMPOTENCY_KEYS, lambda s: service.purge_idempotency_keys(session=s, limit=limit))
+    deleted += await _one_batch(
+        sessionmaker, service.AUDIT_EVENTS, lambda s: service.purge_audit_events(session=s, days=settings.audit_retention_days, limit=limit)
+    )
     if deleted:
         log.info("retention: deleted %d expired rows", deleted)
     return deleted

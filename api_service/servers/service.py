@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.audit import service as audit
 from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Server
@@ -210,11 +211,25 @@ async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit
     if "name" in changes:
         await _check_name_free(session=session, name=changes["name"], server_id=server.id)
     await _check_inbound_domain_free(session=session, domain=changes.get("inbound_domain", ""), server_id=server.id)
+    wire = {column: field for field, column in EDITABLE.items()}
+    before = {wire[column]: _plain(getattr(server, column)) for column in changes}
     for column, value in changes.items():
         setattr(server, column, value)
     await session.flush()
     SERVER_SNAPSHOTS.clear()
+    audit.note_change(
+        session=session,
+        target_type="server",
+        target_id=server.id,
+        server_id=server.id,
+        before=before,
+        after={wire[column]: _plain(value) for column, value in changes.items()},
+    )
     return server
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
 
 
 async def get_servers_by_tokens(*, session: AsyncSession, tokens: list[str]) -> list[Server | None]:

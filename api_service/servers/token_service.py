@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from api_service.audit import service as audit
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import AccountToken, Server, ServerToken
 from api_service.servers import repository
@@ -69,6 +70,16 @@ class CreatedToken:
 
     row: ServerToken | AccountToken
     token: str
+
+
+def described(row: ServerToken | AccountToken) -> dict[str, Any]:
+    """What the audit log keeps of a token: never the token, only its name, scope, expiry and last characters."""
+    return {
+        "Name": row.name,
+        "Scope": str(row.scope),
+        "ExpiresAt": row.expires_at.isoformat() if row.expires_at else None,
+        "Ends": row.hint,
+    }
 
 
 def scope_allows(scope: TokenScope, *, method: str, path: str) -> bool:
@@ -134,6 +145,14 @@ async def create_server_token(
     token = new_token()
     row = ServerToken(server_id=server_id, name=name, token_sha256=token_digest(token), hint=token[-4:], scope=scope, expires_at=expires_at)
     await repository.add_server_token(session=session, token=row)
+    audit.note_change(
+        session=session,
+        action="server-token.create",
+        target_type="server-token",
+        target_id=row.id,
+        server_id=server_id,
+        after=described(row),
+    )
     return CreatedToken(row=row, token=token)
 
 
@@ -150,6 +169,14 @@ async def revoke_server_token(*, session: AsyncSession, server_id: int, name: st
         raise NotFound(ErrorCode.SERVER_QUERY, f"Server {server_id} has no token named {name.strip()!r}.")
     await repository.delete_server_token(session=session, token_id=row.id)
     SERVER_SNAPSHOTS.clear()
+    audit.note_change(
+        session=session,
+        action="server-token.revoke",
+        target_type="server-token",
+        target_id=row.id,
+        server_id=server_id,
+        before=described(row),
+    )
     return row
 
 
@@ -216,6 +243,7 @@ async def create_account_token(
     token = new_token()
     row = AccountToken(name=name, token_sha256=token_digest(token), hint=token[-4:], scope=scope, expires_at=expires_at)
     await repository.add_account_token(session=session, token=row)
+    audit.note_change(session=session, action="account-token.create", target_type="account-token", target_id=row.id, after=described(row))
     return CreatedToken(row=row, token=token)
 
 
@@ -228,6 +256,7 @@ async def revoke_account_token(*, session: AsyncSession, name: str) -> AccountTo
     if row is None:
         raise NotFound(ErrorCode.SERVER_QUERY, f"There is no account token named {name.strip()!r}.")
     await repository.delete_account_token(session=session, token_id=row.id)
+    audit.note_change(session=session, action="account-token.revoke", target_type="account-token", target_id=row.id, before=described(row))
     return row
 
 
