@@ -180,19 +180,19 @@ async def revoke_server_token(*, session: AsyncSession, server_id: int, name: st
     return row
 
 
-_TOUCHED: dict[tuple[str, int], float] = {}
+_TOUCHED: dict[str, float] = {}  # token digest → when this process last wrote its use
 
 
-def _due(kind: str, token_id: int, last_used_at: datetime | None) -> bool:
+def _due(row: ServerToken | AccountToken) -> bool:
     """Write a last use at most once a minute per token: per process here, across processes by the
     row's own time (and the UPDATE's condition)."""
     now = time.monotonic()
-    if now - _TOUCHED.get((kind, token_id), -TOUCH_EVERY_SECONDS) < TOUCH_EVERY_SECONDS:
+    if now - _TOUCHED.get(row.token_sha256, -TOUCH_EVERY_SECONDS) < TOUCH_EVERY_SECONDS:
         return False
-    _TOUCHED[(kind, token_id)] = now
+    _TOUCHED[row.token_sha256] = now
     if len(_TOUCHED) > 10_000:
         _TOUCHED.clear()
-    return last_used_at is None or (datetime.now(UTC) - last_used_at).total_seconds() >= TOUCH_EVERY_SECONDS
+    return row.last_used_at is None or (datetime.now(UTC) - row.last_used_at).total_seconds() >= TOUCH_EVERY_SECONDS
 
 
 def _use(row: ServerToken) -> TokenUse:
@@ -207,7 +207,7 @@ async def authenticate_server(*, session: AsyncSession, token: str, ip: str | No
     if found is None:
         return None
     server, row = found
-    if _due("server", row.id, row.last_used_at):
+    if _due(row):
         await repository.touch_server_tokens(session=session, ids=[row.id], ip=ip)
     return server, _use(row)
 
@@ -217,7 +217,7 @@ async def servers_for_smtp(*, session: AsyncSession, tokens: list[str]) -> list[
     digests = [token_digest(token) for token in tokens]
     found = await repository.get_servers_by_token_digests(session=session, digests=set(digests))
     usable = {d: pair for d, pair in found.items() if pair[1].scope in (TokenScope.FULL, TokenScope.SEND)}
-    due = sorted({row.id for _, row in usable.values() if _due("server", row.id, row.last_used_at)})
+    due = sorted({row.id for _, row in usable.values() if _due(row)})
     if due:
         await repository.touch_server_tokens(session=session, ids=due, ip=None)
     return [usable[d][0] if d in usable else None for d in digests]
@@ -269,7 +269,7 @@ async def authenticate_account(*, session: AsyncSession, token: str, configured:
     row = await repository.get_account_token_by_digest(session=session, digest=token_digest(token))
     if row is None:
         return None
-    if _due("account", row.id, row.last_used_at):
+    if _due(row):
         await repository.touch_account_token(session=session, token_id=row.id, ip=ip)
     return TokenUse(kind="account", id=row.id, name=row.name, scope=row.scope)
 
