@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.console.pages import (
     activity,
+    audit,
     auth,
     bounces,
     domains,
@@ -30,6 +31,7 @@ from api_service.console.pages import (
     suppressions,
     template_editor,
     templates,
+    tokens,
     webhooks,
 )
 from api_service.console.rendering import PREFIX
@@ -54,6 +56,8 @@ SECTIONS = (
     stats,
     domains,
     senders,
+    tokens,
+    audit,
 )
 
 router = APIRouter()

@@ -53,6 +53,7 @@ NOTICES = {
     "stream-added": "The stream is created; send to it with its ID as MessageStream.",
     "stream-archived": "The stream is archived: mail sent to it is refused until it is unarchived.",
     "stream-unarchived": "The stream is active again.",
+    "token-revoked": "The token is revoked: it stops working at once.",
 }
 
 
