@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.audit import service as audit
@@ -229,6 +230,9 @@ def main(
         return 1
     except PostmarkError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, DBAPIError) as exc:  # no database there, or not migrated: say so, no traceback
+        print(f"{PROG}: cannot use the database of DATABASE_URL: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     if args.command in ("create-user", "set-password"):
         done = "created" if args.command == "create-user" else "has a new password"
