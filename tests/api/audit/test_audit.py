@@ -11,7 +11,9 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from api_service.audit import service as audit
+from api_service.config import Settings
 from api_service.models import AuditEvent
+from api_service.retention.tasks import purge_due
 from tests.factories import ACCOUNT, message, sending_server
 
 pytestmark = pytest.mark.asyncio
@@ -79,13 +81,26 @@ class TestAppendOnly:
         assert await events(app) == []
 
 
+class TestRetention:
+    async def test_the_retention_job_keeps_audit_retention_days(self, app: FastAPI, settings: Settings) -> None:
+        async with app.state.sessionmaker() as session, session.begin():
+            session.add(AuditEvent(actor="shell:root", action="old", occurred_at=datetime.now(UTC) - timedelta(days=400)))
+            session.add(AuditEvent(actor="shell:root", action="recent", occurred_at=datetime.now(UTC) - timedelta(days=300)))
+        assert settings.audit_retention_days == 365
+        await purge_due(sessionmaker=app.state.sessionmaker, settings=settings)
+        assert [e.action for e in await events(app)] == ["recent"]
+
+
 class TestExport:
     async def test_csv_and_jsonl(self, app: FastAPI, client: httpx.AsyncClient) -> None:
-        await client.post("/servers", json={"Name": "=cmd|' /C calc'!A0"}, headers=ACCOUNT)
+        await client.post("/servers", json={"Name": "Shop"}, headers=ACCOUNT)
+        async with app.state.sessionmaker() as session, session.begin():
+            await audit.record(session=session, actor="=HYPERLINK(1)", action="x")
         async with app.state.sessionmaker() as session:
             jsonl = [line async for line in audit.export(session=session, fmt="jsonl")]
             rows = [line async for line in audit.export(session=session, fmt="csv")]
-        assert len(jsonl) == 1
+        assert len(jsonl) == 2
         assert '"actor": "account-token:ACCOUNT_TOKEN"' in jsonl[0]
         assert rows[0].startswith("id,occurred_at,actor,action,target_type")
-        assert "'=cmd" not in rows[1]  # JSON cells start with {, only plain cells are guarded
+        assert '"{""Name"": ""Shop""}"' in rows[1]
+        assert ",'=HYPERLINK(1),x," in rows[2]  # a spreadsheet would run it
