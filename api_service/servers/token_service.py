@@ -9,6 +9,7 @@ asks the API at every AUTH and for every message, so it needs no telling.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -277,27 +278,43 @@ async def authenticate_account(*, session: AsyncSession, token: str, configured:
 # --- revocation across processes --------------------------------------------------------------
 
 
+LISTEN_RETRY_SECONDS = 5.0
+
+
+def _heard(*_: object) -> None:
+    SERVER_SNAPSHOTS.clear()
+
+
+async def _listen(engine: AsyncEngine) -> None:
+    """Hold one connection listening for revocations; after losing it (a database restart), listen
+    again on a new one. While not listening, the cache's one-second life bounds staleness."""
+    while True:
+        try:
+            async with engine.connect() as connection:
+                raw: Any = (await connection.get_raw_connection()).driver_connection
+                lost = asyncio.Event()
+                raw.add_termination_listener(lambda *_, lost=lost: lost.set())
+                await raw.add_listener(repository.REVOKED_CHANNEL, _heard)
+                SERVER_SNAPSHOTS.clear()  # whatever was revoked while no one listened
+                try:
+                    await lost.wait()
+                finally:
+                    with suppress(Exception):
+                        await raw.remove_listener(repository.REVOKED_CHANNEL, _heard)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database is away: try again later
+            log.warning("token revocations: not listening; cached look-ups expire within a second instead", exc_info=True)
+        await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+
 @asynccontextmanager
 async def revocations_heard(engine: AsyncEngine) -> AsyncIterator[None]:
-    """Listen (on one connection held for the process' life) for revocations announced by any
-    process, and drop the cached look-ups at once. Without it (the listen fails) the cache's
-    one-second life is the bound."""
+    """For the process' life, drop the cached token look-ups as soon as any process announces a revocation."""
+    task = asyncio.create_task(_listen(engine), name="token-revocations")
     try:
-        connection = await engine.connect()
-        raw: Any = (await connection.get_raw_connection()).driver_connection
-    except Exception:  # the database is down at start: the one-second cache still bounds staleness
-        log.warning("token revocations: cannot listen; cached look-ups expire within a second instead", exc_info=True)
-        yield
-        return
-
-    def heard(*_: object) -> None:
-        SERVER_SNAPSHOTS.clear()
-
-    try:
-        await raw.add_listener(repository.REVOKED_CHANNEL, heard)
         yield
     finally:
-        with suppress(Exception):
-            await raw.remove_listener(repository.REVOKED_CHANNEL, heard)
-        with suppress(Exception):
-            await connection.close()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

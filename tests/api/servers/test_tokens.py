@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
+from api_service.db import create_engine, create_sessionmaker
 from api_service.errors import PostmarkError
 from api_service.models import AccountToken, ServerToken
 from api_service.servers import token_service
+from api_service.servers.cache import SERVER_SNAPSHOTS, ServerSnapshot
 from shared.constants import TokenScope
 from tests.factories import ACCOUNT, ServerHandle, message, sending_server
 
@@ -110,3 +115,18 @@ class TestAccountTokens:
         async with app.state.sessionmaker() as session:
             used = (await session.execute(select(AccountToken).where(AccountToken.name == "monitoring"))).scalar_one()
         assert used.last_used_at is not None
+
+
+class TestRevocationAcrossProcesses:
+    async def test_a_revocation_announced_elsewhere_empties_this_process_cache(self, app: FastAPI, database_url: str) -> None:
+        SERVER_SNAPSHOTS._entries["digest"] = (time.monotonic() + 3600, ServerSnapshot(1, False, "None", "Live", False))
+        other = create_engine(database_url, pool_size=1, max_overflow=0)  # as another API process or the CLI would
+        try:
+            async with create_sessionmaker(other)() as session, session.begin():
+                await session.execute(text("SELECT pg_notify('postgate_token_revoked', '')"))
+        finally:
+            await other.dispose()
+        deadline = time.monotonic() + 5
+        while SERVER_SNAPSHOTS.get("digest") is not None:
+            assert time.monotonic() < deadline, "the announcement was not heard"
+            await asyncio.sleep(0.02)
