@@ -226,6 +226,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=45, ge=1, le=3650, description="Days messages, bounces and webhook history are kept, for servers without RetentionDays"
     )
+    audit_retention_days: int = Field(
+        default=365, ge=1, le=36500, description="Days audit-log events are kept (the audit log's own retention)"
+    )
     retention_batch_size: int = Field(default=1000, ge=1, le=5000, description="Rows the purge deletes per table per transaction")
     retention_interval_seconds: float = Field(
         default=300, gt=0, description="The worker looks for expired rows this often once none are left"

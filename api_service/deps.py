@@ -29,6 +29,12 @@ async def get_session(request: Request) -> AsyncSession:
     return session
 
 
+CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The audit log's recorder (`audit.http.record_request`, set by main): called with the request, its
+# session and the response before the commit, so that a change and its record commit together.
+AuditHook = Callable[[Request, AsyncSession, Response], Coroutine[Any, Any, None]]
+
+
 class TransactionalRoute(APIRoute):
     """Commit exactly once, after the endpoint returned and before the response is sent.
 
@@ -42,6 +48,9 @@ class TransactionalRoute(APIRoute):
         async def commit_then_respond(request: Request) -> Response:
             try:
                 response = await handler(request)
+                audit = getattr(request.app.state, "audit_hook", None)
+                if audit is not None and request.method in CHANGING:
+                    await audit(request, await get_session(request), response)
                 session: AsyncSession | None = getattr(request.state, "db_session", None)
                 if session is not None:
                     used = session.in_transaction()

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api_service.audit.http import record_request
 from api_service.bounces.router import router as bounces_router
 from api_service.bulk.router import router as bulk_router
 from api_service.config import Settings, get_settings
@@ -30,6 +31,7 @@ from api_service.operations import service as operations
 from api_service.operations.router import router as operations_router
 from api_service.senders.confirmation import router as sender_confirmation_router
 from api_service.senders.router import router as senders_router
+from api_service.servers import token_service
 from api_service.servers.router import router as servers_router
 from api_service.smtp_gateway.router import router as smtp_gateway_router
 from api_service.stats.router import router as stats_router
@@ -69,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             window_seconds=settings.email_group_window_ms / 1000,
         )
         try:
-            async with operations.running(engine=engine, settings=settings) as rate_limits:
+            async with operations.running(engine=engine, settings=settings) as rate_limits, token_service.revocations_heard(engine):
                 app.state.rate_limits = rate_limits
                 yield
         finally:
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.audit_hook = record_request
     install_error_handlers(app)
     # Innermost first: the route tap and the rate limit see paths the wire middleware normalised.
     app.add_middleware(RouteTap)

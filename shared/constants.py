@@ -202,13 +202,14 @@ class ErrorCode(IntEnum):
     WEBHOOK_STREAM_CANNOT_CHANGE = 1357
     WEBHOOK_HEADER_INVALID = 1358
     WEBHOOK_VALUE_INVALID = 1361
+    TOKEN_SCOPE_FORBIDDEN = 1470  # Postgate's own: the token's scope (send or read) does not allow this request
     SUPPRESSION_QUERY_INVALID = 1400  # Postmark's "invalid count"; its code for a bad query value of /dump
     SUPPRESSION_REASON_INVALID = 1404
     SUPPRESSION_ORIGIN_INVALID = 1405
     SUPPRESSION_NO_BODY = 1409
     SUPPRESSION_TOO_MANY = 1410
     SMTP_DISABLED = 1460
-    TLS_REPORT_NOT_FOUND = 1470  # beyond Postmark: GET /delivery/tls-reports/{id}
+    TLS_REPORT_NOT_FOUND = 1471  # beyond Postmark: GET /delivery/tls-reports/{id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,6 +451,15 @@ class StreamType(StrEnum):
     TRANSACTIONAL = "Transactional"
     INBOUND = "Inbound"
     BROADCASTS = "Broadcasts"
+
+
+class TokenScope(StrEnum):
+    """What an API token may do (beyond Postmark): everything, only send (the /email endpoints and
+    SMTP), or only read (GET)."""
+
+    FULL = "full"
+    SEND = "send"
+    READ = "read"
 
 
 class TrackLinks(StrEnum):

@@ -115,3 +115,7 @@ async def clear_failures(*, session: AsyncSession, username: str, client_ip: str
     await session.execute(
         delete(ConsoleSignInFailure).where(ConsoleSignInFailure.username == username, ConsoleSignInFailure.client_ip == client_ip)
     )
+
+
+async def list_users(*, session: AsyncSession) -> list[ConsoleUser]:
+    return list((await session.execute(select(ConsoleUser).order_by(ConsoleUser.username))).scalars())

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.console.pages import (
     activity,
+    audit,
     auth,
     bounces,
     delivery,
@@ -33,6 +34,7 @@ from api_service.console.pages import (
     template_editor,
     templates,
     tls_reports,
+    tokens,
     webhooks,
 )
 from api_service.console.rendering import PREFIX
@@ -60,6 +62,8 @@ SECTIONS = (
     tls_reports,
     sender_health,
     delivery,
+    tokens,
+    audit,
 )
 
 router = APIRouter()

@@ -213,3 +213,8 @@ async def current_identity(*, session: AsyncSession, settings: Settings, token: 
 async def sign_out(*, session: AsyncSession, token: str | None) -> None:
     if token:
         await repository.delete_session(session=session, token_sha256=sha256(token))
+
+
+async def list_users(*, session: AsyncSession) -> list[ConsoleUser]:
+    """The named console users (not `admin`, which is the account token's)."""
+    return await repository.list_users(session=session)

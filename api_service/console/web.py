@@ -55,6 +55,7 @@ NOTICES = {
     "stream-added": "The stream is created; send to it with its ID as MessageStream.",
     "stream-archived": "The stream is archived: mail sent to it is refused until it is unarchived.",
     "stream-unarchived": "The stream is active again.",
+    "token-revoked": "The token is revoked: it stops working at once.",
 }
 
 
@@ -139,6 +140,7 @@ async def signed_in(request: Request, session: Session, settings: AppSettings) -
     if identity is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target if request.method == "GET" else f"{PREFIX}/servers")
+    request.state.console_user = identity.username  # for the audit log
     return identity
 
 

@@ -15,7 +15,7 @@ from api_service.models import TlsReport
 from api_service.servers.deps import AccountAuth
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Delivery"], dependencies=[AccountAuth])
-ERRORS = error_responses(invalid="ErrorCode 403: a bad count or offset", not_found="ErrorCode 1470: no such report", account=True)
+ERRORS = error_responses(invalid="ErrorCode 403: a bad count or offset", not_found="ErrorCode 1471: no such report", account=True)
 
 
 def summary(report: TlsReport) -> TlsReportSummary:

@@ -48,6 +48,10 @@ def main() -> None:
         from api_service.importer.cli import main as import_main
 
         sys.exit(import_main(sys.argv[2:]))
+    if sys.argv[1:]:  # a command: administration, or usage and a non-zero exit; only a bare `postgate` runs the services
+        from api_service.console.cli import main as admin_main
+
+        sys.exit(admin_main(sys.argv[1:]))
     env = dict(os.environ)
     embedded: Any = None
     if env.get("DATABASE_URL"):

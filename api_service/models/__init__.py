@@ -1,5 +1,7 @@
 """All ORM models, imported in one place for Alembic."""
 
+from api_service.models.account_token import AccountToken
+from api_service.models.audit_event import AuditEvent
 from api_service.models.base import Base
 from api_service.models.bounce import Bounce
 from api_service.models.bounce_dump import BounceDump
@@ -38,6 +40,8 @@ from api_service.models.webhook import Webhook
 from api_service.models.webhook_delivery import WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
+    "AccountToken",
+    "AuditEvent",
     "Base",
     "Bounce",
     "BounceDump",

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.audit import service as audit
 from api_service.bounces import service as bounces
 from api_service.bulk import service as bulk
 from api_service.dmarc import service as dmarc
@@ -51,6 +52,7 @@ KINDS: tuple[Kind, ...] = (
 IDEMPOTENCY_KEYS = "idempotency_keys"
 # DMARC and TLS reports belong to domains, which are the account's, not a server's: kept RETENTION_DAYS.
 REPORTS = "dmarc_reports"
+AUDIT_EVENTS = "audit_events"
 
 
 async def retention_days(*, session: AsyncSession, default_days: int) -> dict[int, int]:
@@ -72,3 +74,8 @@ async def purge_idempotency_keys(*, session: AsyncSession, limit: int) -> int:
 async def purge_reports(*, session: AsyncSession, days: int, limit: int) -> int:
     await repository.bound_lock_waits(session=session, milliseconds=LOCK_WAIT_MS)
     return await dmarc.purge_expired(session=session, days=days, limit=limit)
+
+
+async def purge_audit_events(*, session: AsyncSession, days: int, limit: int) -> int:
+    """One batch of audit events older than AUDIT_RETENTION_DAYS (the audit log's own retention)."""
+    return await audit.purge(session=session, days=days, limit=limit)

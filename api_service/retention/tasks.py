@@ -60,6 +60,9 @@ async def purge_due(*, sessionmaker: async_sessionmaker[AsyncSession], settings:
     deleted += await _one_batch(
         sessionmaker, service.REPORTS, lambda s: service.purge_reports(session=s, days=settings.retention_days, limit=limit)
     )
+    deleted += await _one_batch(
+        sessionmaker, service.AUDIT_EVENTS, lambda s: service.purge_audit_events(session=s, days=settings.audit_retention_days, limit=limit)
+    )
     if deleted:
         log.info("retention: deleted %d expired rows", deleted)
     return deleted

@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.audit import service as audit
 from api_service.core.netguard import UrlGuard
 from api_service.errors import NotFound, PostmarkError
 from api_service.models import Server
-from api_service.servers import repository
+from api_service.servers import repository, token_service
 from api_service.servers.cache import SERVER_SNAPSHOTS, ServerSnapshot
 from api_service.servers.tokens import new_token, token_digest
 from api_service.streams import service as streams
@@ -210,25 +211,31 @@ async def edit_server(*, session: AsyncSession, server: Server, data: ServerEdit
     if "name" in changes:
         await _check_name_free(session=session, name=changes["name"], server_id=server.id)
     await _check_inbound_domain_free(session=session, domain=changes.get("inbound_domain", ""), server_id=server.id)
+    wire = {column: field for field, column in EDITABLE.items()}
+    before = {wire[column]: _plain(getattr(server, column)) for column in changes}
     for column, value in changes.items():
         setattr(server, column, value)
     await session.flush()
     SERVER_SNAPSHOTS.clear()
+    audit.note_change(
+        session=session,
+        target_type="server",
+        target_id=server.id,
+        server_id=server.id,
+        before=before,
+        after={wire[column]: _plain(value) for column, value in changes.items()},
+    )
     return server
 
 
-async def get_server_by_token(*, session: AsyncSession, token: str) -> Server | None:
-    """The server whose API token this is (its current row, never a cached snapshot)."""
-    if not token:
-        return None
-    return await repository.get_server_by_token_digest(session=session, digest=token_digest(token))
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
 
 
 async def get_servers_by_tokens(*, session: AsyncSession, tokens: list[str]) -> list[Server | None]:
-    """The server of each token, in order (None: no such token); one query for all of them."""
-    digests = [token_digest(token) for token in tokens]
-    found = await repository.get_servers_by_token_digests(session=session, digests=set(digests))
-    return [found.get(digest) for digest in digests]
+    """The server of each token that may use SMTP (scope full or send, unexpired), in order (None:
+    no such token); one query for all of them."""
+    return await token_service.servers_for_smtp(session=session, tokens=tokens)
 
 
 async def get_server_or_raise(*, session: AsyncSession, server_id: int) -> Server:

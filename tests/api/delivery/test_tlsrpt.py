@@ -340,7 +340,7 @@ class TestDailyReport:
     async def test_unknown_report_is_a_postmark_404(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/delivery/tls-reports/999999", headers={"X-Postmark-Account-Token": ACCOUNT_TOKEN})
         assert response.status_code == 404
-        assert response.json()["ErrorCode"] == 1470
+        assert response.json()["ErrorCode"] == 1471
 
     async def test_account_token_required(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/delivery/tls-reports?count=10&offset=0")
