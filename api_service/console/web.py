@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.console import service
+from api_service.console.access import Capability, Identity, Pending, capability_of
 from api_service.console.rendering import PREFIX, SignInRequired
 from api_service.core.dates import parse_query_date
 from api_service.core.paging import EntityId
@@ -132,19 +133,67 @@ async def sendable_streams(session: AsyncSession, server: Server) -> list[Any]:
 # --- dependencies ------------------------------------------------------------------------------
 
 
-async def signed_in(request: Request, session: Session, settings: AppSettings) -> service.Identity:
-    identity = await service.current_identity(session=session, settings=settings, token=request.cookies.get(SESSION_COOKIE))
-    if identity is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(target if request.method == "GET" else f"{PREFIX}/servers")
+async def session_identity(request: Request, session: Session, settings: AppSettings) -> Identity | None:
+    """The session's identity, also while it waits for a second factor (None: not signed in)."""
+    return await service.current_identity(session=session, settings=settings, token=request.cookies.get(SESSION_COOKIE))
+
+
+SessionIdentity = Annotated[Identity | None, Depends(session_identity)]
+
+
+def _sign_in_target(request: Request) -> str:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return target if request.method == "GET" else f"{PREFIX}/servers"
+
+
+async def signed_in(request: Request, identity: SessionIdentity) -> Identity:
+    if identity is None or identity.pending is Pending.SECOND_FACTOR:
+        raise SignInRequired(_sign_in_target(request))
     return identity
 
 
-Signed = Annotated[service.Identity, Depends(signed_in)]
+Signed = Annotated[Identity, Depends(signed_in)]
 
 
-async def checked_form(request: Request, identity: Signed) -> FormData:
-    """The posted form, after its CSRF token matched the session's."""
+class TwoFactorEnrolmentRequired(SignInRequired):
+    """The account requires 2FA and this user has none yet: the enrolment page before anything else."""
+
+
+async def authorize(request: Request, identity: SessionIdentity) -> None:
+    """The one authorisation check of the console, run before every console route: the route's
+    capability (`access.RULES`) for the signed-in user and the page's server. A route without a
+    rule is refused; a server the user has no role on is not found; a known server they may not
+    change is forbidden (403)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", "")
+    capability = capability_of(request.method, path[len(PREFIX) :]) if path.startswith(PREFIX) else None
+    if capability is None:
+        raise StarletteHTTPException(403, "This page has no access rule.")
+    if capability is Capability.PUBLIC:
+        return
+    if identity is None:
+        raise SignInRequired(_sign_in_target(request))
+    if capability is Capability.SECOND_FACTOR:
+        if identity.pending is not Pending.SECOND_FACTOR:
+            raise SignInRequired(f"{PREFIX}/servers")
+        return
+    if identity.pending is Pending.SECOND_FACTOR:
+        raise SignInRequired(_sign_in_target(request))
+    if identity.pending is Pending.ENROL and capability is not Capability.SET_UP_TWO_FACTOR:
+        raise TwoFactorEnrolmentRequired(f"{PREFIX}/account/two-factor")
+    raw_server = request.path_params.get("server_id")
+    server_id = int(raw_server) if isinstance(raw_server, str) and raw_server.isdigit() and len(raw_server) < 19 else None
+    if identity.can(capability, server_id):
+        return
+    if server_id is not None and not identity.can_see_server(server_id):
+        raise StarletteHTTPException(404)
+    raise StarletteHTTPException(403, "Your role does not allow this. Ask an Owner of this Postgate for access.")
+
+
+async def checked_form(request: Request, identity: SessionIdentity) -> FormData:
+    """The posted form, after its CSRF token matched the session's (`authorize` has checked the rest)."""
+    if identity is None:
+        raise SignInRequired(f"{PREFIX}/servers")
     form = await request.form(max_part_size=FORM_FIELD_BYTES)
     given = field(form, "csrf_token") or request.headers.get("X-CSRF-Token")
     if not service.tokens_equal(identity.csrf_token, given):
