@@ -55,7 +55,7 @@ async def count_active_owners(*, session: AsyncSession) -> int:
 
 async def server_roles(*, session: AsyncSession, username: str) -> dict[int, ServerRole]:
     rows = await session.execute(select(ConsoleServerRole.server_id, ConsoleServerRole.role).where(ConsoleServerRole.username == username))
-    return dict(rows.tuples().all())
+    return {int(server_id): ServerRole(role) for server_id, role in rows.all()}
 
 
 async def all_server_roles(*, session: AsyncSession) -> list[ConsoleServerRole]:
@@ -102,7 +102,7 @@ async def delete_invitations(*, session: AsyncSession, username: str) -> None:
 
 async def pending_invitations(*, session: AsyncSession, now: datetime) -> dict[str, datetime]:
     rows = await session.execute(select(ConsoleInvitation.username, ConsoleInvitation.expires_at).where(ConsoleInvitation.expires_at > now))
-    return dict(rows.tuples().all())
+    return {username: expires_at for username, expires_at in rows.all()}
 
 
 async def replace_recovery_codes(*, session: AsyncSession, username: str, digests: list[str]) -> None:

@@ -30,6 +30,7 @@ from api_service.console.pages import (
     suppressions,
     template_editor,
     templates,
+    users,
     webhooks,
 )
 from api_service.console.rendering import PREFIX
@@ -54,6 +55,7 @@ SECTIONS = (
     stats,
     domains,
     senders,
+    users,
 )
 
 # `authorize` is given to every section here, so no page can go without the access check.

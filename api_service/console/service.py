@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import html
 import math
 import re
 import secrets
@@ -25,7 +26,10 @@ from api_service.config import Settings
 from api_service.console import repository
 from api_service.console.access import Identity, Pending
 from api_service.console.events import audit_event
-from api_service.models import AccountRole, ConsoleSession, ConsoleUser, ServerRole
+from api_service.errors import PostmarkError
+from api_service.mail.addresses import Mailbox
+from api_service.models import AccountRole, ConsoleInvitation, ConsoleSession, ConsoleUser, ServerRole
+from api_service.senders import system_mail
 
 ADMIN_USERNAME = "admin"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
@@ -419,3 +423,120 @@ async def current_identity(*, session: AsyncSession, settings: Settings, token: 
 async def sign_out(*, session: AsyncSession, token: str | None) -> None:
     if token:
         await repository.delete_session(session=session, token_sha256=sha256(token))
+
+
+# --- invitations -------------------------------------------------------------------------------
+
+INVITATION_PATH = "/console/invitations/"
+INVITATION_TAG = "console-invitation"
+
+
+def invitation_mail(*, username: str, email: str, inviter: str, link: str, hours: float) -> system_mail.SystemMail:
+    text = (
+        f"Hello,\n\n{inviter} invited you to the Postgate mail console as {username}.\n\n"
+        f"Choose your password here (the link works once, for {hours:g} hours):\n\n{link}\n\n"
+        "If you did not expect this, ignore this message.\n"
+    )
+    page = (
+        f"<p>Hello,</p><p>{html.escape(inviter)} invited you to the Postgate mail console as <strong>{html.escape(username)}</strong>.</p>"
+        f'<p><a href="{html.escape(link)}">Choose your password</a> (the link works once, for {hours:g} hours).</p>'
+        "<p>If you did not expect this, ignore this message.</p>"
+    )
+    return system_mail.SystemMail(
+        to=Mailbox(name="", email=email), subject="Your invitation to the Postgate console", text=text, html=page, tag=INVITATION_TAG
+    )
+
+
+async def invite_user(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    username: str,
+    email: str,
+    role: AccountRole | ServerRole,
+    server_ids: list[int] | None = None,
+    can_read_bodies: bool = False,
+    actor: str,
+    client_ip: str | None = None,
+) -> ConsoleUser:
+    """A new user without a password, and a single-use link mailed through Postgate's own mail to set one."""
+    address = clean_email(email)
+    if address is None:
+        raise ConsoleUserError("An invitation needs the email address to send it to.")
+    user = await create_user(
+        session=session,
+        username=username,
+        password=None,
+        role=role,
+        server_ids=server_ids,
+        email=address,
+        can_read_bodies=can_read_bodies,
+        actor=actor,
+    )
+    await send_invitation(session=session, settings=settings, user=user, actor=actor)
+    await audit_event(
+        session=session, actor=actor, action="user.invited", target=user.username, client_ip=client_ip, details={"email": address}
+    )
+    return user
+
+
+async def send_invitation(*, session: AsyncSession, settings: Settings, user: ConsoleUser, actor: str) -> None:
+    """A new link (any earlier one stops working) mailed to the user's address."""
+    if not user.email:
+        raise ConsoleUserError(f"{user.username} has no email address to send an invitation to.")
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    await repository.add_invitation(
+        session=session,
+        row=ConsoleInvitation(
+            token_sha256=sha256(token),
+            username=user.username,
+            invited_by=actor,
+            expires_at=now + timedelta(hours=settings.console_invitation_hours),
+            created_at=now,
+        ),
+    )
+    link = f"{settings.public_base_url}{INVITATION_PATH}{token}"
+    mail = invitation_mail(username=user.username, email=user.email, inviter=actor, link=link, hours=settings.console_invitation_hours)
+    try:
+        await system_mail.send(session=session, settings=settings, mail=mail)
+    except PostmarkError as exc:
+        raise ConsoleUserError(f"The invitation could not be mailed: {exc.message}") from exc
+
+
+async def invitation_user(*, session: AsyncSession, token: str) -> ConsoleUser | None:
+    """The (enabled) user a live invitation link is for, or None."""
+    if not token or len(token) > 200:
+        return None
+    invitation = await repository.get_invitation(session=session, token_sha256=sha256(token), now=datetime.now(UTC))
+    if invitation is None:
+        return None
+    user = await repository.get_user_for_update(session=session, username=invitation.username)
+    return user if user is not None and user.disabled_at is None else None
+
+
+async def accept_invitation(*, session: AsyncSession, token: str, password: str, client_ip: str | None = None) -> ConsoleUser:
+    """Set the invitee's password; the link stops working."""
+    user = await invitation_user(session=session, token=token)
+    if user is None:
+        raise ConsoleUserError("This invitation link is used, expired or withdrawn. Ask an Owner for a new one.")
+    check_password(password)
+    user.password_hash = await asyncio.to_thread(hash_password, password)
+    await repository.delete_invitations(session=session, username=user.username)
+    await session.flush()
+    await audit_event(session=session, actor=user.username, action="user.invitation_accepted", target=user.username, client_ip=client_ip)
+    return user
+
+
+async def users_overview(*, session: AsyncSession) -> tuple[list[ConsoleUser], dict[str, dict[int, ServerRole]], dict[str, datetime]]:
+    """Every user, each one's server roles, and the invitations still open (by user name)."""
+    users = await repository.list_users(session=session)
+    roles: dict[str, dict[int, ServerRole]] = {}
+    for row in await repository.all_server_roles(session=session):
+        roles.setdefault(row.username, {})[row.server_id] = row.role
+    return users, roles, await repository.pending_invitations(session=session, now=datetime.now(UTC))
+
+
+async def set_two_factor_policy(*, session: AsyncSession, required: bool, actor: str, client_ip: str | None = None) -> None:
+    await repository.set_policy(session=session, require_two_factor=required)
+    await audit_event(session=session, actor=actor, action="policy.two_factor", client_ip=client_ip, details={"required": required})

@@ -34,6 +34,7 @@ RAW_SHOWN_BYTES = 256 * 1024
 FORM_FIELD_BYTES = 32 * 1024 * 1024
 NOTICES = {
     "signed-out": "You are signed out.",
+    "password-set": "Your password is set: sign in with it.",
     "server-deleted": "The server is deleted.",
     "saved": "Saved.",
     "colour": "The colour is changed.",

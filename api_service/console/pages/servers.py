@@ -29,6 +29,9 @@ async def servers_page(
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     total, servers = await servers_service.list_servers(session=session, count=500, offset=0, name=request.query_params.get("name") or None)
+    if not identity.sees_every_server:
+        servers = [s for s in servers if identity.can_see_server(s.id)]
+        total = len(servers)
     hints = await servers_service.token_hints(session=session, server_ids=[s.id for s in servers])
     return render(
         request,
