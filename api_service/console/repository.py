@@ -102,7 +102,7 @@ async def delete_invitations(*, session: AsyncSession, username: str) -> None:
 
 async def pending_invitations(*, session: AsyncSession, now: datetime) -> dict[str, datetime]:
     rows = await session.execute(select(ConsoleInvitation.username, ConsoleInvitation.expires_at).where(ConsoleInvitation.expires_at > now))
-    return {username: expires_at for username, expires_at in rows.all()}
+    return {str(username): expires_at for username, expires_at in rows.all()}
 
 
 async def replace_recovery_codes(*, session: AsyncSession, username: str, digests: list[str]) -> None:
