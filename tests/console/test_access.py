@@ -54,7 +54,7 @@ class TestRules:
             (method, route.path)
             for route in app.routes
             if isinstance(route, APIRoute) and route.path.startswith("/console")
-            for method in route.methods
+            for method in route.methods or ()
             if access.capability_of(method, route.path_format.removeprefix("/console")) is None
         ]
         assert missing == []
