@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.console.pages import (
+    account,
     activity,
     auth,
     bounces,
@@ -39,6 +40,7 @@ from api_service.deps import TransactionalRoute
 
 # `templates` before `template_editor`: /templates/push must not be read as /templates/{template_id}.
 SECTIONS = (
+    account,
     templates,
     template_editor,
     inbound,

@@ -3,6 +3,7 @@ page's server, redirects with a notice, paging, and the headers of the sandboxed
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api_service.config import Settings
 from api_service.console import service
 from api_service.console.access import Capability, Identity, Pending, capability_of
 from api_service.console.rendering import PREFIX, SignInRequired
@@ -96,6 +98,22 @@ def search_dates(values: dict[str, str]) -> tuple[datetime | None, datetime | No
     return from_date, to_date, None
 
 
+JSON_BODY_BYTES = 64 * 1024
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > JSON_BODY_BYTES:
+        raise service.ConsoleUserError("The request is too large.")
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise service.ConsoleUserError("The request is not JSON.") from exc
+    if not isinstance(value, dict):
+        raise service.ConsoleUserError("The request is not a JSON object.")
+    return value
+
+
 def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:
     if notice:
         path, _, fragment = url.partition("#")
@@ -108,6 +126,13 @@ def page_number(request: Request) -> int:
         return max(1, min(int(request.query_params.get("page", "1")), MAX_PAGE_WINDOW // PAGE_SIZE))
     except ValueError:
         return 1
+
+
+def console_origin(request: Request, settings: Settings) -> str:
+    """The origin browsers use for the console: PUBLIC_URL's when set, else the request's."""
+    if settings.public_url:
+        return settings.public_base_url
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def is_secure(request: Request) -> bool:
@@ -156,10 +181,6 @@ async def signed_in(request: Request, identity: SessionIdentity) -> Identity:
 Signed = Annotated[Identity, Depends(signed_in)]
 
 
-class TwoFactorEnrolmentRequired(SignInRequired):
-    """The account requires 2FA and this user has none yet: the enrolment page before anything else."""
-
-
 async def authorize(request: Request, identity: SessionIdentity) -> None:
     """The one authorisation check of the console, run before every console route: the route's
     capability (`access.RULES`) for the signed-in user and the page's server. A route without a
@@ -181,7 +202,8 @@ async def authorize(request: Request, identity: SessionIdentity) -> None:
     if identity.pending is Pending.SECOND_FACTOR:
         raise SignInRequired(_sign_in_target(request))
     if identity.pending is Pending.ENROL and capability is not Capability.SET_UP_TWO_FACTOR:
-        raise TwoFactorEnrolmentRequired(f"{PREFIX}/account/two-factor")
+        # The account requires 2FA and this user has none yet: the enrolment page before anything else.
+        raise SignInRequired(f"{PREFIX}/account/two-factor", direct=True)
     raw_server = request.path_params.get("server_id")
     server_id = int(raw_server) if isinstance(raw_server, str) and raw_server.isdigit() and len(raw_server) < 19 else None
     if identity.can(capability, server_id):
