@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
-from api_service.console import passkeys, repository, service, two_factor
+from api_service.console import passkeys, repository, service, sso, two_factor
 from api_service.console.access import Identity, Pending
 from api_service.console.events import audit_event
 from api_service.console.rendering import PREFIX, render
@@ -38,10 +38,20 @@ router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_sch
 def sign_in_page(
     request: Request, *, token: str, next_url: str, error: str | None = None, status: int = 200, username: str = ""
 ) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
     response = render(
         request,
         "sign_in.html",
-        {"form_token": token, "next_url": next_url, "error": error, "notice": notice_of(request), "username": username or "admin"},
+        {
+            "form_token": token,
+            "next_url": next_url,
+            "error": error or (request.query_params.get("sso_error") or "")[:300] or None,
+            "notice": notice_of(request),
+            "username": username or "admin",
+            "sso": sso.enabled(settings),
+            "sso_label": settings.oidc_button_label,
+            "sso_only": settings.sso_only,
+        },
         status=status,
     )
     set_cookie(response, request, SIGN_IN_COOKIE, token, max_age=3600)
