@@ -62,7 +62,9 @@ async def sign_on(client: httpx.AsyncClient) -> httpx.Response:
     assert start.status_code == 303, start.text
     location = start.headers["location"]
     query = parse_qs(urlsplit(location).query)
-    assert query["code_challenge_method"] == ["S256"] and query["nonce"] and query["state"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["nonce"]
+    assert query["state"]
     async with httpx.AsyncClient() as browser:
         answer = await browser.get(location)
     assert answer.status_code == 302, answer.text
@@ -94,7 +96,7 @@ class TestSignOn:
         assert (await client.get("/console/users")).status_code == 403
 
     async def test_role_follows_the_provider_at_each_sign_in(self, sso_app: Any, provider: Provider) -> None:
-        app, client = await sso_app()
+        _, client = await sso_app()
         server = await create_server(client, "S")
         assert server.id == 1
         provider.claims = {"preferred_username": "sue", "groups": ["support"]}
