@@ -55,6 +55,7 @@ async def users_page(
             "roles": roles,
             "invitations": invitations,
             "servers": servers,
+            "server_names": {s.id: s.name for s in servers},
             "role_choices": ROLE_CHOICES,
             "require_two_factor": await service.requires_two_factor(session=session),
             "error": error,
