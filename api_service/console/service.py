@@ -540,3 +540,15 @@ async def users_overview(*, session: AsyncSession) -> tuple[list[ConsoleUser], d
 async def set_two_factor_policy(*, session: AsyncSession, required: bool, actor: str, client_ip: str | None = None) -> None:
     await repository.set_policy(session=session, require_two_factor=required)
     await audit_event(session=session, actor=actor, action="policy.two_factor", client_ip=client_ip, details={"required": required})
+
+
+async def reinvite(*, session: AsyncSession, settings: Settings, username: str, actor: str, client_ip: str | None = None) -> ConsoleUser:
+    """A new invitation link for a user who has not chosen a password yet (the earlier link stops working)."""
+    user = await _user_or_raise(session=session, username=username)
+    if user.password_hash is not None or user.disabled_at is not None:
+        raise ConsoleUserError(f"{user.username} is not waiting for an invitation.")
+    await send_invitation(session=session, settings=settings, user=user, actor=actor)
+    await audit_event(
+        session=session, actor=actor, action="user.invited", target=user.username, client_ip=client_ip, details={"email": user.email}
+    )
+    return user

@@ -29,6 +29,7 @@ from shared.constants import MAX_PAGE_WINDOW, ErrorCode, StreamType
 
 SESSION_COOKIE = "postgate_console"
 SIGN_IN_COOKIE = "postgate_console_sign_in"
+SSO_ERROR_COOKIE = "postgate_console_sso_error"
 PAGE_SIZE = 25
 RAW_SHOWN_BYTES = 256 * 1024
 # Starlette's default is 1 MB a field; a template body may be 5 MB (more once URL-encoded). The wire

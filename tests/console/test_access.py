@@ -175,6 +175,7 @@ class TestUsersPage:
         done = await fresh.post(link, data={"password": PASSWORD, "password_again": PASSWORD})
         assert done.status_code == 303
         assert (await fresh.post(link, data={"password": "x" * 12, "password_again": "x" * 12})).status_code == 404
+        assert (await console.post("/console/users/ivy/invite")).status_code == 422  # has a password now
         ivy = await signed_in_console(fresh, "ivy", PASSWORD)
         assert (await ivy.get(f"/console/servers/{server.id}/activity")).status_code == 200
 

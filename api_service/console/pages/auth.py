@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -17,6 +17,7 @@ from api_service.console.rendering import PREFIX, render
 from api_service.console.web import (
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
+    SSO_ERROR_COOKIE,
     CheckedForm,
     SessionIdentity,
     Signed,
@@ -45,7 +46,7 @@ def sign_in_page(
         {
             "form_token": token,
             "next_url": next_url,
-            "error": error or (request.query_params.get("sso_error") or "")[:300] or None,
+            "error": error or unquote(request.cookies.get(SSO_ERROR_COOKIE, ""))[:300] or None,
             "notice": notice_of(request),
             "username": username or "admin",
             "sso": sso.enabled(settings),
@@ -55,6 +56,7 @@ def sign_in_page(
         status=status,
     )
     set_cookie(response, request, SIGN_IN_COOKIE, token, max_age=3600)
+    response.delete_cookie(SSO_ERROR_COOKIE, path=PREFIX)
     return response
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api_service.console import service, sso
 from api_service.console.rendering import PREFIX
-from api_service.console.web import SESSION_COOKIE, client_ip, console_origin, redirect, safe_next, set_cookie
+from api_service.console.web import SESSION_COOKIE, SSO_ERROR_COOKIE, client_ip, console_origin, redirect, safe_next, set_cookie
 from api_service.deps import AppSettings, Session, TransactionalRoute
 
 router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
@@ -17,8 +17,10 @@ router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_sch
 SSO_COOKIE = "postgate_console_sso"
 
 
-def _back_to_sign_in(message: str) -> Response:
-    response = redirect(f"{PREFIX}/sign-in?{urlencode({'sso_error': message[:300]})}")
+def _back_to_sign_in(request: Request, message: str) -> Response:
+    # The reason travels in a short-lived cookie, not in the URL: a link cannot put words on the page.
+    response = redirect(f"{PREFIX}/sign-in")
+    set_cookie(response, request, SSO_ERROR_COOKIE, quote(message[:300]), max_age=60)
     response.delete_cookie(SSO_COOKIE, path=PREFIX)
     return response
 
@@ -26,7 +28,7 @@ def _back_to_sign_in(message: str) -> Response:
 @router.get("/sso/start")
 async def start(request: Request, session: Session, settings: AppSettings) -> Response:
     if not sso.enabled(settings):
-        return _back_to_sign_in("Single sign-on is not set up (OIDC_ISSUER, OIDC_CLIENT_ID).")
+        return _back_to_sign_in(request, "Single sign-on is not set up (OIDC_ISSUER, OIDC_CLIENT_ID).")
     try:
         url, state = await sso.start(
             session=session,
@@ -35,7 +37,7 @@ async def start(request: Request, session: Session, settings: AppSettings) -> Re
             next_url=safe_next(request.query_params.get("next")),
         )
     except sso.SsoError as exc:
-        return _back_to_sign_in(str(exc))
+        return _back_to_sign_in(request, str(exc))
     response = redirect(url)
     # Binds the sign-on to this browser: a callback URL alone (say, sent to a victim) does not sign in.
     set_cookie(response, request, SSO_COOKIE, state, max_age=sso.LOGIN_MINUTES * 60)
@@ -47,11 +49,13 @@ async def callback(request: Request, session: Session, settings: AppSettings) ->
     params = request.query_params
     state = params.get("state", "")
     if not sso.enabled(settings):
-        return _back_to_sign_in("Single sign-on is not set up.")
+        return _back_to_sign_in(request, "Single sign-on is not set up.")
     if params.get("error"):
-        return _back_to_sign_in(f"The identity provider said: {params.get('error_description') or params['error']}")
+        # Only the error's code: its description is text anyone could put in a link.
+        code = "".join(c for c in params["error"][:40] if c.isalnum() or c == "_")
+        return _back_to_sign_in(request, f"The identity provider refused the sign-in ({code}).")
     if not service.tokens_equal(request.cookies.get(SSO_COOKIE, ""), state):
-        return _back_to_sign_in("This sign-on was started in another browser or expired. Start again.")
+        return _back_to_sign_in(request, "This sign-on was started in another browser or expired. Start again.")
     try:
         token, next_url = await sso.finish(
             session=session,
@@ -62,7 +66,7 @@ async def callback(request: Request, session: Session, settings: AppSettings) ->
             client_ip=client_ip(request),
         )
     except sso.SsoError as exc:
-        return _back_to_sign_in(str(exc))
+        return _back_to_sign_in(request, str(exc))
     response = redirect(safe_next(next_url))
     set_cookie(response, request, SESSION_COOKIE, token, max_age=int(settings.console_session_hours * 3600))
     response.delete_cookie(SSO_COOKIE, path=PREFIX)

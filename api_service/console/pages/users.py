@@ -129,6 +129,14 @@ async def set_role(
     return await _change(request, session, identity, change, "role")
 
 
+@router.post("/users/{username}/invite")
+async def reinvite(
+    request: Request, username: str, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm
+) -> Response:
+    change = service.reinvite(session=session, settings=settings, username=username, actor=identity.username, client_ip=client_ip(request))
+    return await _change(request, session, identity, change, "invited")
+
+
 @router.post("/users/{username}/disable")
 async def disable(
     request: Request, username: str, session: Session, settings: AppSettings, identity: Signed, form: CheckedForm
