@@ -7,7 +7,8 @@ Create Date: 2026-12-08 01:32:48.568968
 Every existing console user becomes an Owner: until now each of them could change everything, so
 nobody loses access by the upgrade. Per-server roles, invitations, recovery codes, passkeys, the
 account's 2FA policy and single sign-ons under way get their own tables. A downgrade drops them;
-users without a password (invited, SSO) are removed, as the older schema requires one.
+users without a password (invited, SSO) are removed, as the older schema requires one. Sessions
+now depend on the user's session version too, so named users sign in again after the upgrade.
 """
 
 from collections.abc import Sequence

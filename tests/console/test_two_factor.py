@@ -212,3 +212,16 @@ class TestPasskeys:
         client = await new_user(app)
         await password_step(client)
         assert (await client.post("/console/account/two-factor/passkeys/options")).status_code == 403
+
+
+class TestTurningOff:
+    async def test_turning_the_app_off_needs_a_current_code(self, app: FastAPI) -> None:
+        client = await new_user(app)
+        await password_step(client)
+        _, codes = await enrol_totp(client)
+        page = await client.get("/console/account/two-factor")
+        wrong = await client.post("/console/account/two-factor/totp/disable", data={"csrf_token": csrf_of(page.text), "code": "123456"})
+        assert wrong.status_code == 422
+        done = await client.post("/console/account/two-factor/totp/disable", data={"csrf_token": csrf_of(page.text), "code": codes[0]})
+        assert done.status_code == 303
+        assert 'id="totp-qr"' in (await client.get("/console/account/two-factor")).text

@@ -100,6 +100,9 @@ async def disable_totp(request: Request, session: Session, settings: AppSettings
         return await account_page(
             request, session, settings, identity, error="The account requires a second factor: add a passkey first.", status=422
         )
+    # A stolen session alone must not be enough to remove the second factor.
+    if await two_factor.check_code(session=session, username=identity.username, code=field(form, "code")[:64]) is None:
+        return await account_page(request, session, settings, identity, error="That code is not right; the app stays on.", status=422)
     try:
         await two_factor.disable_totp(session=session, username=identity.username, actor=identity.username, client_ip=client_ip(request))
     except service.ConsoleUserError as exc:
