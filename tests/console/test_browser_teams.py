@@ -137,6 +137,15 @@ async def test_owner_invites_and_sees_the_users_page(page: Page, stack: Stack) -
     server = (await stack.api("POST", "/servers", json={"Name": "Acme production"})).json()
     stack.state["server_id"] = server["ID"]
     stack.state["token"] = server["ApiTokens"][0]
+    await stack.api("POST", "/senders", json={"FromEmail": "billing@example.com", "Name": "Acme Billing"})
+    for subject, to in (("Your receipt", "reader@example.net"), ("Welcome to Acme", "new.customer@example.net")):
+        async with httpx.AsyncClient(base_url=stack.url, timeout=10) as client:
+            sent = await client.post(
+                "/email",
+                headers={"X-Postmark-Server-Token": stack.state["token"]},
+                json={"From": "billing@example.com", "To": to, "Subject": subject, "TextBody": "Hello"},
+            )
+        assert sent.status_code == 200, sent.text
     await stack.user("vera", ServerRole.VIEWER, [server["ID"]])
     await stack.user("eddie", ServerRole.EDITOR, [server["ID"]])
     await sign_in(page, "admin", ACCOUNT_TOKEN)
