@@ -376,11 +376,21 @@ async def two_factor_throttle(*, session: AsyncSession, settings: Settings, user
     return None if result is None else result.retry_after
 
 
-async def second_factor_passed(*, session: AsyncSession, identity: Identity, client_ip: str, method: str) -> None:
-    """The session is fully signed in now."""
+async def second_factor_passed(*, session: AsyncSession, settings: Settings, identity: Identity, client_ip: str, method: str) -> str | None:
+    """Sign the user in fully: the half-signed-in session is replaced by a new one (a new cookie
+    token and CSRF token, so nothing seen before the second factor stays valid). Returns its token,
+    or None when the half session is gone meanwhile."""
+    now = datetime.now(UTC)
+    row = await repository.get_live_session(session=session, token_sha256=identity.session_digest, now=now)
+    if row is None:
+        return None
+    await repository.delete_session(session=session, token_sha256=identity.session_digest)
     await repository.clear_failures(session=session, username=f"{identity.username[:59]}#2fa", client_ip=client_ip)
-    await repository.set_session_state(session=session, token_sha256=identity.session_digest, pending=None, challenge=None)
+    token = await start_session(
+        session=session, settings=settings, username=identity.username, fingerprint=row.credential_sha256, pending=None, now=now
+    )
     await audit_event(session=session, actor=identity.username, action="sign_in.succeeded", client_ip=client_ip, details={"method": method})
+    return token
 
 
 async def current_identity(*, session: AsyncSession, settings: Settings, token: str | None, now: datetime | None = None) -> Identity | None:

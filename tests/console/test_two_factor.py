@@ -93,9 +93,15 @@ class TestTotp:
         assert first.headers["location"].startswith("/console/sign-in/second-factor")
         assert (await client.get("/console/servers")).status_code == 303  # nothing before the code
         assert (await code_step(client, "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")).status_code == 401
+        half = client.cookies.get("postgate_console")
         ok = await code_step(client, next_code(secret))
         assert ok.status_code == 303
         assert (await client.get("/console/servers")).status_code == 200
+        # The half-signed-in session was replaced, not promoted: its cookie opens nothing.
+        stale = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://postgate.test")
+        stale.cookies.set("postgate_console", half or "", path="/console")
+        assert client.cookies.get("postgate_console") != half
+        assert (await stale.get("/console/servers")).status_code == 303
 
     async def test_a_code_works_once(self, app: FastAPI) -> None:
         client = await new_user(app)

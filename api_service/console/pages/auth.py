@@ -189,8 +189,14 @@ async def check_second_factor(
     if method is None:
         await audit_event(session=session, actor=pending.username, action="sign_in.second_factor_failed", client_ip=client_ip(request))
         return await second_factor_page(request, session, pending, next_url=next_url, status=401, error="That code is not right.")
-    await service.second_factor_passed(session=session, identity=pending, client_ip=client_ip(request), method=method)
-    return redirect(next_url)
+    token = await service.second_factor_passed(
+        session=session, settings=settings, identity=pending, client_ip=client_ip(request), method=method
+    )
+    if token is None:
+        return redirect(f"{PREFIX}/sign-in")
+    signed = redirect(next_url)
+    set_cookie(signed, request, SESSION_COOKIE, token, max_age=int(settings.console_session_hours * 3600))
+    return signed
 
 
 @router.post("/sign-in/second-factor/passkey/options")
@@ -226,5 +232,11 @@ async def use_passkey(request: Request, session: Session, settings: AppSettings,
     if not ok:
         await audit_event(session=session, actor=pending.username, action="sign_in.second_factor_failed", client_ip=client_ip(request))
         return JSONResponse({"error": "That passkey did not sign you in."}, status_code=401)
-    await service.second_factor_passed(session=session, identity=pending, client_ip=client_ip(request), method="passkey")
-    return JSONResponse({"next": safe_next(str(body.get("next") or ""))})
+    token = await service.second_factor_passed(
+        session=session, settings=settings, identity=pending, client_ip=client_ip(request), method="passkey"
+    )
+    if token is None:
+        return JSONResponse({"error": "The sign-in expired; start again."}, status_code=401)
+    answer = JSONResponse({"next": safe_next(str(body.get("next") or ""))})
+    set_cookie(answer, request, SESSION_COOKIE, token, max_age=int(settings.console_session_hours * 3600))
+    return answer
