@@ -3,6 +3,7 @@ Owners manage users; disabling a user ends their sessions at once; invitations b
 
 from __future__ import annotations
 
+import logging
 import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -136,7 +137,8 @@ class TestUsersPage:
         assert changed.status_code == 303, changed.text
         assert (await sam.get(f"/console/servers/{server.id}/settings")).status_code == 200
 
-    async def test_disabling_ends_the_sessions_at_once(self, app: FastAPI, console: Console) -> None:
+    async def test_disabling_ends_the_sessions_at_once(self, app: FastAPI, console: Console, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.INFO, logger="postgate.console.audit")
         await add_user(app, "dan", AccountRole.ADMIN)
         dan = await user_console(app, "dan")
         assert (await dan.get("/console/servers")).status_code == 200
@@ -144,6 +146,9 @@ class TestUsersPage:
         assert (await dan.get("/console/servers")).status_code == 303
         assert (await sign_in(dan.client, "dan", PASSWORD)).status_code == 401
         assert "Disabled" in (await console.get("/console/users")).text
+        events = [r.getMessage() for r in caplog.records if r.name == "postgate.console.audit"]
+        assert any("user.disabled by admin on dan" in e for e in events), events
+        assert any("sign_in.failed by dan" in e for e in events), events
 
     async def test_the_last_owner_cannot_be_demoted_without_an_account_token(self, app: FastAPI, settings: Settings) -> None:
         await add_user(app, "olga", AccountRole.OWNER)
@@ -196,6 +201,11 @@ class TestCli:
         assert (await carl.get("/console/servers")).status_code == 303
         assert await _run(cli.users_main, ["set-role", "carl", "king"], lambda _: "", settings) == 1
         assert await _run(cli.users_main, ["create", "dora", "--role", "editor"], lambda _: PASSWORD, settings) == 1
+        invite = ["create", "erin", "--role", "admin", "--email", "erin@example.com", "--invite"]
+        assert await _run(cli.users_main, invite, lambda _: "", settings) == 0
+        async with app.state.sessionmaker() as session:
+            tags = (await session.execute(select(Message.tag).where(Message.recipients.contains(["erin@example.com"])))).scalars().all()
+        assert tags == ["console-invitation"]
 
 
 async def _run(main: object, argv: list[str], read: object, settings: Settings) -> int:
