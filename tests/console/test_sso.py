@@ -25,11 +25,19 @@ from tests.factories import create_server
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture
-def provider() -> Iterator[Provider]:
+@pytest.fixture(scope="module")
+def running() -> Iterator[Provider]:
     with running_provider() as p:
-        sso._cache.clear()
         yield p
+
+
+@pytest.fixture
+def provider(running: Provider) -> Provider:
+    """The module's provider (one RSA key for all its tests), reset for each test."""
+    running.claims, running.tamper, running.tokens_issued = {}, "", 0
+    running.codes.clear()
+    sso._cache.clear()
+    return running
 
 
 @pytest_asyncio.fixture
