@@ -156,6 +156,22 @@ class Settings(BaseSettings):
     console_failure_window_seconds: float = Field(
         default=900, gt=0, description="Failures older than this are forgotten; the longest a user name and IP pair waits"
     )
+    console_invitation_hours: float = Field(default=72, gt=0, description="A console invitation link works this long")
+    console_break_glass_user: str = Field(
+        default="admin", description="With SSO_ONLY, the one user who may still sign in with a password (an Owner, or `admin`)"
+    )
+    # Console single sign-on (OpenID Connect); off while OIDC_ISSUER is empty.
+    oidc_issuer: str = Field(default="", description="OpenID Connect issuer URL; its /.well-known/openid-configuration is read")
+    oidc_client_id: str = Field(default="", description="The console's client ID at the provider")
+    oidc_client_secret: str = Field(default="", description="The console's client secret at the provider")
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked at sign-on")
+    oidc_role_claim: str = Field(default="groups", description="The ID token claim OIDC_ROLE_MAP reads when an entry names no claim")
+    oidc_role_map: str = Field(
+        default="",
+        description="Claim values to roles: `groups:pg-owners=Owner,pg-admins=Admin,support=Viewer:3`; no match: sign-on refused",
+    )
+    oidc_button_label: str = Field(default="Sign in with single sign-on", description="The SSO button's text on the sign-in page")
+    sso_only: bool = Field(default=False, description="Console passwords off, except for CONSOLE_BREAK_GLASS_USER")
     # Sender signatures, domains and Postgate's own mail (see README, "How Postgate differs").
     sender_auto_confirm: bool = Field(
         default=False,

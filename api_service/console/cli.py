@@ -4,7 +4,7 @@ It reads DATABASE_URL like the services and changes the database directly; it ne
 service. Every change is written to the audit log as `shell:<os user>`.
 
     create-user NAME / set-password NAME          console users (prompts for the password)
-    users list                                    console users
+    users list|create|set-role|disable|enable …   console users and their roles
     tokens create|list|revoke --server ID …       a server's API tokens
     account-tokens create|list|revoke …           account API tokens (besides ACCOUNT_TOKEN)
     audit [--since ISO] [--until ISO] [--format jsonl|csv]   export the audit log
@@ -69,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION", parser_class=Usage
     )
     users.add_parser("list", help="list console users")
-    # Roles, invitations and disabling users: `users create|set-role|disable` are added here (issue 26, users and roles).
+    add_users_commands(users)
 
     tokens = commands.add_parser("tokens", help="a server's API tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=Usage
@@ -217,6 +217,8 @@ def main(
 ) -> int:
     args = parser().parse_args(argv)
     out = out or sys.stdout
+    if args.command == "users" and args.action != "list":
+        return users_change(args, read_password=read_password, settings=settings, out=out)
     password = ""
     if args.command in ("create-user", "set-password"):
         password = read_password("Password: ")
@@ -238,3 +240,95 @@ def main(
         done = "created" if args.command == "create-user" else "has a new password"
         print(f"Console user {args.username.strip().lower()} {done}. Sign in at /console.", file=out)
     return code
+
+
+# --- `users create|set-role|disable|enable` ----------------------------------------------------
+
+
+def add_users_commands(users: argparse._SubParsersAction[Usage]) -> None:
+    """The sub-commands of `postgate users` written here (create, set-role, disable, enable)."""
+    roles = "owner, admin, editor or viewer (editor and viewer need --server)"
+    create = users.add_parser("create", help="add a console user (prompts for the password, or mails an invitation)")
+    create.add_argument("username")
+    create.add_argument("--role", default="viewer", help=f"{roles}; default viewer")
+    create.add_argument("--server", type=int, action="append", default=[], help="a server ID the editor or viewer gets (repeat)")
+    create.add_argument("--email", default=None, help="the user's address (needed with --invite)")
+    create.add_argument("--bodies", action="store_true", help="a viewer may read message bodies")
+    create.add_argument("--invite", action="store_true", help="mail a single-use link to choose a password instead of prompting")
+    set_role = users.add_parser("set-role", help="change a user's role (it applies at their next click)")
+    set_role.add_argument("username")
+    set_role.add_argument("role", help=roles)
+    set_role.add_argument("--server", type=int, action="append", default=[], help="a server ID for an editor or viewer (repeat)")
+    set_role.add_argument("--bodies", action=argparse.BooleanOptionalAction, default=None, help="a viewer may read message bodies")
+    for name, text in (("disable", "disable a user and end their sessions at once"), ("enable", "let a disabled user sign in again")):
+        users.add_parser(name, help=text).add_argument("username")
+
+
+async def _users_apply(settings: Settings, args: argparse.Namespace, password: str | None) -> str:
+    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            if args.action == "create":
+                role = service.parse_role(args.role)
+                if args.invite:
+                    user = await service.invite_user(
+                        session=session,
+                        settings=settings,
+                        username=args.username,
+                        email=args.email or "",
+                        role=role,
+                        server_ids=args.server,
+                        can_read_bodies=args.bodies,
+                        actor="shell",
+                    )
+                    return f"Console user {user.username} is invited: a link to choose a password is mailed to {user.email}."
+                user = await service.create_user(
+                    session=session,
+                    username=args.username,
+                    password=password,
+                    role=role,
+                    server_ids=args.server,
+                    email=args.email,
+                    can_read_bodies=args.bodies,
+                )
+                return f"Console user {user.username} created as {role.value}. Sign in at /console."
+            if args.action == "set-role":
+                role = service.parse_role(args.role)
+                user = await service.set_role(
+                    session=session,
+                    settings=settings,
+                    username=args.username,
+                    role=role,
+                    server_ids=args.server,
+                    can_read_bodies=args.bodies,
+                )
+                return f"Console user {user.username} is now {role.value}."
+            disabled = args.action == "disable"
+            user = await service.set_disabled(session=session, settings=settings, username=args.username, disabled=disabled)
+            return f"Console user {user.username} is {'disabled and signed out' if disabled else 'enabled'}."
+    finally:
+        await engine.dispose()
+
+
+def users_change(args: argparse.Namespace, *, read_password: Callable[[str], str], settings: Settings | None, out: TextIO) -> int:
+    """`postgate users create|set-role|disable|enable …`; 0 when done, 1 when refused."""
+    password = None
+    if args.action == "create" and not args.invite:
+        password = read_password("Password: ")
+        if read_password("Repeat the password: ") != password:
+            print("The passwords differ; nothing changed.", file=sys.stderr)
+            return 1
+    try:
+        print(asyncio.run(_users_apply(settings or get_settings(), args, password)), file=out)
+    except service.ConsoleUserError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except (OSError, DBAPIError) as exc:
+        print(f"{PROG}: cannot use the database of DATABASE_URL: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def users_main(argv: list[str], *, read_password: Callable[[str], str] = getpass.getpass, settings: Settings | None = None) -> int:
+    """`postgate users …` with its arguments (what `python -m api_service.console users …` runs)."""
+    return main(["users", *argv], read_password=read_password, settings=settings)

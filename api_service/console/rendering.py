@@ -121,9 +121,10 @@ class SecurityHeadersMiddleware:
 class SignInRequired(Exception):
     """Raised by the console's session dependency; answered with a redirect to the sign-in page."""
 
-    def __init__(self, next_url: str) -> None:
+    def __init__(self, next_url: str, *, direct: bool = False) -> None:
         super().__init__(next_url)
         self.next_url = next_url
+        self.direct = direct  # go to next_url itself (a page a half-signed-in session may see)
 
 
 def error_page(request: Request, *, status: int, title: str, message: str) -> HTMLResponse:
@@ -169,7 +170,7 @@ def _console_aware(api_handler: Handler | None) -> Callable[[Request, Exception]
 
 async def on_sign_in_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SignInRequired)  # noqa: S101 - registered for this class only
-    target = f"{PREFIX}/sign-in?next={quote(exc.next_url, safe='')}"
+    target = exc.next_url if exc.direct else f"{PREFIX}/sign-in?next={quote(exc.next_url, safe='')}"
     if request.headers.get("HX-Request"):
         return Response(status_code=204, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

@@ -10,11 +10,12 @@ they change data through `console.forms.submit`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.console.pages import (
+    account,
     activity,
     audit,
     auth,
@@ -28,6 +29,7 @@ from api_service.console.pages import (
     senders,
     servers,
     settings,
+    sso,
     stats,
     streams,
     suppressions,
@@ -35,19 +37,22 @@ from api_service.console.pages import (
     templates,
     tls_reports,
     tokens,
+    users,
     webhooks,
 )
 from api_service.console.rendering import PREFIX
-from api_service.console.web import redirect
+from api_service.console.web import authorize, redirect
 from api_service.deps import TransactionalRoute
 
 # `templates` before `template_editor`: /templates/push must not be read as /templates/{template_id}.
 SECTIONS = (
+    account,
     templates,
     template_editor,
     inbound,
     inbound_rules,
     auth,
+    sso,
     servers,
     activity,
     messages,
@@ -64,11 +69,13 @@ SECTIONS = (
     delivery,
     tokens,
     audit,
+    users,
 )
 
+# `authorize` is given to every section here, so no page can go without the access check.
 router = APIRouter()
 for section in SECTIONS:
-    router.include_router(section.router)
+    router.include_router(section.router, dependencies=[Depends(authorize)])
 
 fallback = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_schema=False)
 
@@ -81,4 +88,4 @@ async def not_found(request: Request, rest: str) -> Response:
     raise StarletteHTTPException(404)
 
 
-router.include_router(fallback)
+router.include_router(fallback, dependencies=[Depends(authorize)])

@@ -3,6 +3,7 @@ page's server, redirects with a notice, paging, and the headers of the sandboxed
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api_service.config import Settings
 from api_service.console import service
+from api_service.console.access import Capability, Identity, Pending, capability_of
 from api_service.console.rendering import PREFIX, SignInRequired
 from api_service.core.dates import parse_query_date
 from api_service.core.paging import EntityId
@@ -26,6 +29,7 @@ from shared.constants import MAX_PAGE_WINDOW, ErrorCode, StreamType
 
 SESSION_COOKIE = "postgate_console"
 SIGN_IN_COOKIE = "postgate_console_sign_in"
+SSO_ERROR_COOKIE = "postgate_console_sso_error"
 PAGE_SIZE = 25
 RAW_SHOWN_BYTES = 256 * 1024
 # Starlette's default is 1 MB a field; a template body may be 5 MB (more once URL-encoded). The wire
@@ -34,6 +38,7 @@ FORM_FIELD_BYTES = 32 * 1024 * 1024
 NOTICES = {
     "health-checked": "Checked now: the verdicts below are fresh.",
     "signed-out": "You are signed out.",
+    "password-set": "Your password is set: sign in with it.",
     "server-deleted": "The server is deleted.",
     "saved": "Saved.",
     "colour": "The colour is changed.",
@@ -97,6 +102,22 @@ def search_dates(values: dict[str, str]) -> tuple[datetime | None, datetime | No
     return from_date, to_date, None
 
 
+JSON_BODY_BYTES = 64 * 1024
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > JSON_BODY_BYTES:
+        raise service.ConsoleUserError("The request is too large.")
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise service.ConsoleUserError("The request is not JSON.") from exc
+    if not isinstance(value, dict):
+        raise service.ConsoleUserError("The request is not a JSON object.")
+    return value
+
+
 def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:
     if notice:
         path, _, fragment = url.partition("#")
@@ -109,6 +130,13 @@ def page_number(request: Request) -> int:
         return max(1, min(int(request.query_params.get("page", "1")), MAX_PAGE_WINDOW // PAGE_SIZE))
     except ValueError:
         return 1
+
+
+def console_origin(request: Request, settings: Settings) -> str:
+    """The origin browsers use for the console: PUBLIC_URL's when set, else the request's."""
+    if settings.public_url:
+        return settings.public_base_url
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def is_secure(request: Request) -> bool:
@@ -135,20 +163,66 @@ async def sendable_streams(session: AsyncSession, server: Server) -> list[Any]:
 # --- dependencies ------------------------------------------------------------------------------
 
 
-async def signed_in(request: Request, session: Session, settings: AppSettings) -> service.Identity:
-    identity = await service.current_identity(session=session, settings=settings, token=request.cookies.get(SESSION_COOKIE))
-    if identity is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(target if request.method == "GET" else f"{PREFIX}/servers")
+async def session_identity(request: Request, session: Session, settings: AppSettings) -> Identity | None:
+    """The session's identity, also while it waits for a second factor (None: not signed in)."""
+    return await service.current_identity(session=session, settings=settings, token=request.cookies.get(SESSION_COOKIE))
+
+
+SessionIdentity = Annotated[Identity | None, Depends(session_identity)]
+
+
+def _sign_in_target(request: Request) -> str:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return target if request.method == "GET" else f"{PREFIX}/servers"
+
+
+async def signed_in(request: Request, identity: SessionIdentity) -> Identity:
+    if identity is None or identity.pending is Pending.SECOND_FACTOR:
+        raise SignInRequired(_sign_in_target(request))
     request.state.console_user = identity.username  # for the audit log
     return identity
 
 
-Signed = Annotated[service.Identity, Depends(signed_in)]
+Signed = Annotated[Identity, Depends(signed_in)]
 
 
-async def checked_form(request: Request, identity: Signed) -> FormData:
-    """The posted form, after its CSRF token matched the session's."""
+async def authorize(request: Request, identity: SessionIdentity) -> None:
+    """The one authorisation check of the console, run before every console route: the route's
+    capability (`access.RULES`) for the signed-in user and the page's server. A route without a
+    rule is refused; a server the user has no role on is not found; a known server they may not
+    change is forbidden (403)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", "")
+    capability = capability_of(request.method, path[len(PREFIX) :]) if path.startswith(PREFIX) else None
+    if capability is None:
+        raise StarletteHTTPException(403, "This page has no access rule.")
+    if capability is Capability.PUBLIC:
+        return
+    if identity is None:
+        raise SignInRequired(_sign_in_target(request))
+    if capability is Capability.SECOND_FACTOR:
+        if identity.pending is not Pending.SECOND_FACTOR:
+            raise SignInRequired(f"{PREFIX}/servers")
+        return
+    if identity.pending is Pending.SECOND_FACTOR:
+        raise SignInRequired(_sign_in_target(request))
+    if identity.pending is Pending.ENROL and capability is not Capability.SET_UP_TWO_FACTOR:
+        # The account requires 2FA and this user has none yet: the enrolment page before anything else.
+        raise SignInRequired(f"{PREFIX}/account/two-factor", direct=True)
+    request.state.console_user = identity.username  # who the audit log names for a change made here
+    raw_server = request.path_params.get("server_id")
+    server_id = int(raw_server) if isinstance(raw_server, str) and raw_server.isdigit() and len(raw_server) < 19 else None
+    if identity.can(capability, server_id):
+        return
+    if server_id is not None and not identity.can_see_server(server_id):
+        raise StarletteHTTPException(404)
+    raise StarletteHTTPException(403, "Your role does not allow this. Ask an Owner of this Postgate for access.")
+
+
+async def checked_form(request: Request, identity: SessionIdentity) -> FormData:
+    """The posted form, after its CSRF token matched the session's (`authorize` has checked the rest)."""
+    if identity is None:
+        raise SignInRequired(f"{PREFIX}/servers")
     form = await request.form(max_part_size=FORM_FIELD_BYTES)
     given = field(form, "csrf_token") or request.headers.get("X-CSRF-Token")
     if not service.tokens_equal(identity.csrf_token, given):

@@ -6,9 +6,15 @@ from api_service.models.base import Base
 from api_service.models.bounce import Bounce
 from api_service.models.bounce_dump import BounceDump
 from api_service.models.bulk_request import BulkEntry, BulkRequest
+from api_service.models.console_invitation import ConsoleInvitation
+from api_service.models.console_oidc_login import ConsoleOidcLogin
+from api_service.models.console_passkey import ConsolePasskey
+from api_service.models.console_policy import ConsolePolicy
+from api_service.models.console_recovery_code import ConsoleRecoveryCode
+from api_service.models.console_server_role import ConsoleServerRole, ServerRole
 from api_service.models.console_session import ConsoleSession
 from api_service.models.console_sign_in_failure import ConsoleSignInFailure
-from api_service.models.console_user import ConsoleUser
+from api_service.models.console_user import AccountRole, ConsoleUser
 from api_service.models.data_removal import DataRemoval
 from api_service.models.delivery_destination import DeliveryDestination
 from api_service.models.delivery_domain import DeliveryDomain
@@ -40,6 +46,7 @@ from api_service.models.webhook import Webhook
 from api_service.models.webhook_delivery import WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
+    "AccountRole",
     "AccountToken",
     "AuditEvent",
     "Base",
@@ -47,6 +54,12 @@ __all__ = [
     "BounceDump",
     "BulkEntry",
     "BulkRequest",
+    "ConsoleInvitation",
+    "ConsoleOidcLogin",
+    "ConsolePasskey",
+    "ConsolePolicy",
+    "ConsoleRecoveryCode",
+    "ConsoleServerRole",
     "ConsoleSession",
     "ConsoleSignInFailure",
     "ConsoleUser",
@@ -76,6 +89,7 @@ __all__ = [
     "RetiredTrackingKey",
     "SenderSignature",
     "Server",
+    "ServerRole",
     "ServerToken",
     "SourceIpHealth",
     "Suppression",

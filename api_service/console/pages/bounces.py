@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import service as bounces_service
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.views import BounceView, Pager
@@ -33,7 +33,7 @@ router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_sch
 
 
 async def bounces_page(
-    request: Request, session: AsyncSession, server: Server, identity: service.Identity, *, error: str | None = None, status: int = 200
+    request: Request, session: AsyncSession, server: Server, identity: access.Identity, *, error: str | None = None, status: int = 200
 ) -> HTMLResponse:
     values = {k: request.query_params.get(k, "").strip()[:200] for k in ("type", "email", "state", "stream")}
     bounce_type = BOUNCE_TYPE_BY_NAME.get(values["type"].lower())

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.config import Settings
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.views import Pager, SearchQuery
@@ -132,7 +132,7 @@ async def message_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     message_id: str,
     *,
     error: str | None = None,
@@ -198,7 +198,7 @@ async def resend(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     message_id: str,
     *,
     settings: Settings,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.web import CheckedForm, Signed, field, notice_of, redirect
@@ -21,7 +21,7 @@ router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_sch
 async def senders_page(
     request: Request,
     session: AsyncSession,
-    identity: service.Identity,
+    identity: access.Identity,
     *,
     error: str | None = None,
     status: int = 200,

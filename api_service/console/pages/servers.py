@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.web import CheckedForm, ServerPage, Signed, field, notice_of, redirect, server_url
@@ -22,13 +22,16 @@ router = APIRouter(prefix=PREFIX, route_class=TransactionalRoute, include_in_sch
 async def servers_page(
     request: Request,
     session: AsyncSession,
-    identity: service.Identity,
+    identity: access.Identity,
     *,
     error: str | None = None,
     status: int = 200,
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     total, servers = await servers_service.list_servers(session=session, count=500, offset=0, name=request.query_params.get("name") or None)
+    if not identity.sees_every_server:
+        servers = [s for s in servers if identity.can_see_server(s.id)]
+        total = len(servers)
     hints = await servers_service.token_hints(session=session, server_ids=[s.id for s in servers])
     return render(
         request,

@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_service.config import Settings
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.views import DnsRecord, InboundDns
@@ -82,7 +82,7 @@ async def settings_page(
     session: AsyncSession,
     settings: Settings,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     *,
     error: str | None = None,
     error_card: str = "",

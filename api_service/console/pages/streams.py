@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.web import CheckedForm, ServerPage, Signed, field, notice_of, redirect, server_url
@@ -53,7 +53,7 @@ async def streams_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     *,
     values: dict[str, str] | None = None,
     error: str | None = None,
@@ -115,7 +115,7 @@ async def stream_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     stream_id: str,
     *,
     values: dict[str, str] | None = None,
@@ -154,7 +154,7 @@ async def stream_change(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     stream_id: str,
     change: Callable[[], Awaitable[MessageStream]],
     *,

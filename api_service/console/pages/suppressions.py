@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.web import CheckedForm, ServerPage, Signed, field, notice_of, redirect, sendable_streams, server_url
@@ -31,7 +31,7 @@ async def suppressions_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     *,
     stream: str,
     error: str | None = None,
@@ -72,7 +72,7 @@ def parse_addresses(text: str) -> list[str]:
 
 
 async def change_list(
-    request: Request, session: AsyncSession, server: Server, identity: service.Identity, *, lift: bool, addresses: list[str], stream: str
+    request: Request, session: AsyncSession, server: Server, identity: access.Identity, *, lift: bool, addresses: list[str], stream: str
 ) -> Response:
     """Suppress (or lift) addresses; addresses the service refused one by one re-render the page with them."""
     data = SuppressionChange(Suppressions=[SuppressionAddress(EmailAddress=a) for a in addresses])

@@ -18,7 +18,7 @@ from markupsafe import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.pages.templates import page_notice, templates_url
 from api_service.console.rendering import PREFIX, render
@@ -71,7 +71,7 @@ async def editor_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     *,
     editor: Editor,
     stored: templates_service.StoredTemplate | None,
@@ -210,7 +210,7 @@ async def saved_editor_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     template_id: int,
     *,
     error: str | None = None,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.web import CheckedForm, ServerPage, Signed, field, notice_of, redirect, server_url
@@ -25,7 +25,7 @@ BLANK = {"name": "", "scope": "full", "expires": ""}
 async def tokens_page(
     request: Request,
     session: AsyncSession,
-    identity: service.Identity,
+    identity: access.Identity,
     server: Server | None,
     *,
     error: str | None = None,
@@ -60,7 +60,7 @@ def _values(form: Any) -> dict[str, str]:
     return {"name": field(form, "name"), "scope": field(form, "scope", "full"), "expires": field(form, "expires")}
 
 
-def _created(request: Request, identity: service.Identity, server: Server | None, created: token_service.CreatedToken) -> Response:
+def _created(request: Request, identity: access.Identity, server: Server | None, created: token_service.CreatedToken) -> Response:
     return render(
         request,
         "token_created.html",

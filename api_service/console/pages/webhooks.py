@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from api_service.console import service
+from api_service.console import access
 from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.web import CheckedForm, ServerPage, Signed, checked, field, notice_of, redirect, sendable_streams, server_url
@@ -87,7 +87,7 @@ async def webhooks_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     *,
     values: dict[str, Any] | None = None,
     error: str | None = None,
@@ -141,7 +141,7 @@ async def webhook_page(
     request: Request,
     session: AsyncSession,
     server: Server,
-    identity: service.Identity,
+    identity: access.Identity,
     webhook_id: int,
     *,
     values: dict[str, Any] | None = None,
