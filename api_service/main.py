@@ -17,6 +17,7 @@ from api_service.core.ratelimit import RateLimitMiddleware
 from api_service.core.wire import PostmarkWireMiddleware
 from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
+from api_service.delivery.router import router as schedule_router
 from api_service.domains.router import router as domains_router
 from api_service.email.intake import Intake
 from api_service.email.router import router as email_router
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sender_confirmation_router,
         domains_router,
         messages_router,
+        schedule_router,
         bounces_router,
         smtp_gateway_router,
         webhooks_router,
