@@ -11,6 +11,7 @@ from api_service.bounces.router import router as bounces_router
 from api_service.bulk.router import router as bulk_router
 from api_service.config import Settings, get_settings
 from api_service.console.mount import install_console
+from api_service.core import geoip
 from api_service.core.errors import UnhandledErrors, install_error_handlers
 from api_service.core.observe import RequestLogMiddleware, RouteTap
 from api_service.core.ratelimit import RateLimitMiddleware
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.geo = await geoip.load(settings.geoip_database)
         # Writers 0: each single send in its own transaction, without grouping.
         app.state.intake = Intake(
             sessionmaker=app.state.sessionmaker,

@@ -208,6 +208,14 @@ async def metadata_of(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> 
     return {row[0]: row[1] for row in rows}
 
 
+async def delivered_at(*, session: AsyncSession, message_id: uuid.UUID, email: str) -> datetime | None:
+    """When the next hop accepted the message for this recipient (None: not delivered, or not known)."""
+    stmt = select(MessageRecipient.delivered_at).where(
+        MessageRecipient.message_id == message_id, func.lower(MessageRecipient.email) == email.lower()
+    )
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
+
+
 # --- data removal --------------------------------------------------------------------------------
 
 MESSAGES_TO = text(

@@ -133,6 +133,10 @@ async def get_message_summary(*, session: AsyncSession, message_id: uuid.UUID) -
     return await repository.get_message_summary(session=session, message_id=message_id)
 
 
+async def delivered_at(*, session: AsyncSession, message_id: uuid.UUID, email: str) -> datetime | None:
+    return await repository.delivered_at(session=session, message_id=message_id, email=email)
+
+
 async def record_subscription_change(*, session: AsyncSession, message_id: uuid.UUID, recipient: str, origin: str, suppress: bool) -> None:
     await repository.add_event(
         session=session,

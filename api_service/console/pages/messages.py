@@ -23,7 +23,12 @@ TIMELINE_READS = 100  # the newest opens, and the newest clicks, a message page 
 
 def reader_details(row: MessageOpen | MessageClick) -> list[tuple[str, str]]:
     """Who opened or clicked, as the tracking service recorded it."""
-    return [("Client", row.client_name), ("OS", row.os_name), ("Platform", row.platform)]
+    details = [("Client", row.client_name), ("OS", row.os_name), ("Platform", row.platform)]
+    if row.country:
+        details.append(("Country", ", ".join(p for p in (row.city, row.region, row.country) if p)))
+    # Beyond Postmark: a privacy proxy or a scanner, by the rule that said so (tracking/machines.toml).
+    details.append(("Machine", row.machine_reason) if row.machine else ("Reader", "a person"))
+    return details
 
 
 def message_bodies(raw: bytes) -> tuple[str, str, str | None]:
