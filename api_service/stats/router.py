@@ -28,8 +28,8 @@ MachinesQuery = Annotated[
     bool,
     Query(
         alias="includemachines",
-        description="(includeMachines: query names are case-insensitive) "
-        "Beyond Postmark: count opens and clicks by privacy proxies and scanners too",
+        description="Beyond Postmark (`includeMachines`; query names are case-insensitive): count opens and clicks by "
+        "privacy proxies and scanners too",
     ),
 ]
 
