@@ -326,7 +326,9 @@ async def _not_delivered(
     bounce_type = verdict.bounce_type
     if verdict.outcome is Outcome.RETRY:
         delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
-        if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
+        # A scheduled message's retries count from its release, not from when it was accepted.
+        started = max(message.created_at, message.send_at) if message.send_at is not None else message.created_at
+        if now + timedelta(seconds=delay) <= started + timedelta(seconds=settings.delivery_retry_horizon_seconds):
             await queue.record_deferred(session=session, item=item, response=text, until=now + timedelta(seconds=delay), details=details)
             return
         bounce_type = BounceType.SOFT_BOUNCE

@@ -15,10 +15,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from api_service.delivery import queue
 from api_service.delivery.service import deliver_batch
 from api_service.messages import service as messages
+from api_service.models import Message
 from api_service.worker import _loop
 from shared.schemas.smtp import SMTP_SUBMIT_PATH
 from tests.api.conftest import SinkHandler, Worker
@@ -173,6 +175,22 @@ class TestCancelAndReschedule:
         assert now.status_code == 200
         assert await worker.deliver() == 1
         assert (await details(client, server, message_id))["Status"] == "Sent"
+
+    async def test_retries_count_from_the_release_not_the_acceptance(
+        self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle, worker: Worker
+    ) -> None:
+        worker.settings = worker.settings.model_copy(update={"delivery_retry_horizon_seconds": 600.0})
+        response = await client.post("/email", json=scheduled(3600, To="temp@example.net"), headers=server.headers)
+        message_id = response.json()["MessageID"]
+        async with app.state.sessionmaker() as session, session.begin():  # accepted long ago, released now
+            await session.execute(update(Message).values(created_at=datetime.now(UTC) - timedelta(days=2)))
+        assert (
+            await client.put(f"/messages/outbound/{message_id}/schedule", json={"SendAt": at(-1)}, headers=server.headers)
+        ).status_code == 200
+        assert await worker.deliver() == 1  # greylisted: 451 once, retried (the horizon counts from SendAt)
+        assert await statuses(app) == ["deferred"]
+        assert await worker.deliver() == 1
+        assert await statuses(app) == ["delivered"]
 
 
 class TestRace:
