@@ -574,6 +574,18 @@ class TestStats:
         assert "<td>Chrome</td>" in clients
         assert "<td>Mobile Safari</td>" in clients
 
+    async def test_people_by_default_and_a_toggle_for_machines(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        sent = await send(console.client, server, To="reader@example.net")
+        await track(app, console.client, server, sent, recipient="reader@example.net", user_agent="Mozilla/5.0")  # Apple MPP
+        await track(app, console.client, server, sent, recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        url = f"/console/servers/{server.id}/stats"
+        people = (await console.get(url, days="7")).text
+        assert "unique · 1 in all · 1 by machines, not counted" in people
+        everything = (await console.get(url, days="7", machines="1")).text
+        assert "unique · 2 in all · 1 by machines<" in everything
+        assert 'href="?days=7&machines=1" aria-current="page"' in everything
+
     async def test_without_activity_the_tables_say_so_and_an_unknown_span_is_thirty_days(self, console: Console) -> None:
         server = await create_server(console.client)
         page = (await console.get(f"/console/servers/{server.id}/stats", days="13")).text
