@@ -53,6 +53,8 @@ NOTICES = {
     "stream-added": "The stream is created; send to it with its ID as MessageStream.",
     "stream-archived": "The stream is archived: mail sent to it is refused until it is unarchived.",
     "stream-unarchived": "The stream is active again.",
+    "schedule-cancelled": "The scheduled message is cancelled: it will not be sent.",
+    "schedule-too-late": "Too late to cancel: the message was already released for delivery.",
 }
 
 

@@ -8,6 +8,7 @@ import csv
 import io
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -205,6 +206,24 @@ class TestActivity:
         assert "Welcome" in (await console.get(url, status="Queued", stream="outbound")).text
         assert "No messages match" in (await console.get(url, status="Sent")).text
         assert "No messages match" in (await console.get(url, fromdate="2001-01-01", todate="2001-01-02")).text
+
+    async def test_scheduled_message_is_shown_and_cancelled(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        message_id = await send(console.client, server, Subject="Later", SendAt=send_at)
+        url = f"/console/servers/{server.id}/activity"
+        assert "Later" in (await console.get(url, status="Scheduled")).text
+        page_url = f"/console/servers/{server.id}/messages/{message_id}"
+        page = (await console.get(page_url)).text
+        assert "scheduled for" in page
+        assert "Cancel sending" in page
+        cancelled = await console.post(f"{page_url}/cancel")
+        assert cancelled.headers["location"].endswith("notice=schedule-cancelled")
+        page = (await console.get(page_url)).text
+        assert "badge-cancelled" in page
+        assert "Cancel sending" not in page
+        again = await console.post(f"{page_url}/cancel")
+        assert again.headers["location"].endswith("notice=schedule-too-late")
 
     async def test_paging(self, console: Console) -> None:
         server = await sending_server(console.client)
