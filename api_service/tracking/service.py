@@ -142,6 +142,7 @@ async def classify_click(*, session: AsyncSession, message: Message, recipient: 
     """The machine rules for a click, with the two facts they need beyond the request: how long after delivery,
     and how many other links of the message the recipient clicked just before."""
     table = machines.rules()
+    # The rules that need only the request first (as for an open): a known scanner costs no look-up.
     quick = machines.classify(hit=machines.Hit.OPEN, method=hit.method, user_agent=hit.user_agent, ip=hit.ip, table=table)
     if quick.machine:
         return quick
