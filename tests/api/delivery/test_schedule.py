@@ -300,3 +300,24 @@ class TestRealWorker:
         app.state.start_worker()  # a new worker finds it due and sends it at once
         assert await wait_for(sink[0], 1, seconds=3.0) < 1.5
         assert len(sink[0].received) == 1
+
+    async def test_released_on_time_behind_a_backlog(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        server: ServerHandle,
+        running: list[asyncio.Event],
+        sink: tuple[SinkHandler, int],
+    ) -> None:
+        """Under load: a scheduled message due while the worker drains other mail is not held back past it."""
+        batch = [message(From="app@example.org", To=f"ok{i}@example.net") for i in range(40)]
+        sent_at = datetime.now(UTC)
+        scheduled_id = await schedule(client, server, 2.0)
+        assert (await client.post("/email/batch", json=batch, headers=server.headers)).status_code == 200
+        app.state.start_worker()
+        await wait_for(sink[0], 41, seconds=8.0)
+        arrived = {r.rcpt_tos[0]: r for r in sink[0].received}
+        assert len(arrived) == 41
+        got = await details(client, server, scheduled_id)
+        delivered = datetime.fromisoformat(next(e for e in got["MessageEvents"] if e["Type"] == "Delivered")["ReceivedAt"])
+        assert 2.0 <= (delivered - sent_at).total_seconds() <= 5.0
