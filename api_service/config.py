@@ -315,6 +315,11 @@ class Settings(BaseSettings):
             dns_resolver(value)
         return value
 
+    geoip_database: str = Field(
+        default="",
+        description="A MaxMind-format .mmdb (GeoLite2/GeoIP2 City, DB-IP City Lite) for the Geo of opens and clicks; "
+        "empty: geoip2fast's bundled country database. Read on this machine, never a network call",
+    )
     tracking_base_url: str = Field(
         default="",
         description="Public base of the open, click and unsubscribe URLs written into mail; PUBLIC_URL or the API's own URL when empty",

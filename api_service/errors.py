@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.constants import ErrorCode
@@ -56,8 +58,24 @@ class SenderSignatureNotConfirmed(PostmarkError):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Inactive:
+    """Why one recipient is inactive: HardBounce, SpamComplaint, ManualSuppression or Unsubscribe, and since when."""
+
+    email: str
+    reason: str
+    since: datetime
+
+    def wire(self) -> dict[str, str]:
+        since = self.since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return {"Email": self.email, "Reason": self.reason, "Since": since}
+
+
 class InactiveRecipients(PostmarkError):
-    def __init__(self, addresses: list[str], *, batch: bool = False) -> None:
+    """ErrorCode 406 with Postmark's exact Message; beyond Postmark, `InactiveRecipients` lists each address with its
+    reason, so a client reads them without parsing the Message (whose wording Postmark has changed before)."""
+
+    def __init__(self, addresses: list[str], *, batch: bool = False, details: list[Inactive] | None = None) -> None:
         if batch:
             message = (
                 "You tried to send to a recipient that has been marked as inactive. "
@@ -72,6 +90,11 @@ class InactiveRecipients(PostmarkError):
             )
         super().__init__(ErrorCode.INACTIVE_RECIPIENT, message)
         self.addresses = addresses
+        self.details = details or []
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"InactiveRecipients": [d.wire() for d in self.details]} if self.details else {}
 
 
 class ForbiddenAttachment(PostmarkError):

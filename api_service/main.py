@@ -12,6 +12,7 @@ from api_service.bounces.router import router as bounces_router
 from api_service.bulk.router import router as bulk_router
 from api_service.config import Settings, get_settings
 from api_service.console.mount import install_console
+from api_service.core import geoip
 from api_service.core.errors import UnhandledErrors, install_error_handlers
 from api_service.core.observe import RequestLogMiddleware, RouteTap
 from api_service.core.ratelimit import RateLimitMiddleware
@@ -19,6 +20,7 @@ from api_service.core.wire import PostmarkWireMiddleware
 from api_service.data_removals.router import router as data_removals_router
 from api_service.db import create_engine, create_sessionmaker
 from api_service.delivery.router import router as delivery_router
+from api_service.delivery.schedule_router import router as schedule_router
 from api_service.delivery.tls_router import router as tls_reports_router
 from api_service.dmarc.router import router as dmarc_router
 from api_service.domains.router import router as domains_router
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.geo = await geoip.load(settings.geoip_database)
         # Writers 0: each single send in its own transaction, without grouping.
         app.state.intake = Intake(
             sessionmaker=app.state.sessionmaker,
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         domains_router,
         dmarc_router,
         messages_router,
+        schedule_router,
         bounces_router,
         smtp_gateway_router,
         webhooks_router,

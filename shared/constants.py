@@ -27,6 +27,9 @@ def account_token_problem(token: str) -> str | None:
 
 MAX_RECIPIENTS_PER_FIELD = 50
 MAX_BATCH_MESSAGES = 500
+# Scheduled sending (beyond Postmark): `SendAt` / `X-PM-Send-At` may be at most this far ahead.
+MAX_SCHEDULE_DAYS = 30
+SEND_AT_HEADER = "X-PM-Send-At"
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_BATCH_BYTES = 50 * 1024 * 1024
 MAX_SUBJECT_CHARS = 2000
@@ -413,6 +416,10 @@ class MessageStatus(StrEnum):
     QUEUED = "Queued"
     SENT = "Sent"
     PROCESSED = "Processed"
+    SCHEDULED = "Scheduled"
+    """Beyond Postmark: accepted with a `SendAt` still ahead; becomes Queued when the worker releases it."""
+    CANCELLED = "Cancelled"
+    """Beyond Postmark: a scheduled message cancelled before its release; it never leaves."""
 
 
 class MessageEventType(StrEnum):

@@ -27,7 +27,7 @@ from shared.schemas.email import EmailRequest, MessageHeader
 from shared.schemas.templates import TemplatedEmailRequest
 
 # The fields every message of a request shares, copied into each entry's /email-shaped request.
-SHARED_FIELDS = ("From", "ReplyTo", "Tag", "MessageStream", "TrackOpens", "TrackLinks")
+SHARED_FIELDS = ("From", "ReplyTo", "Tag", "MessageStream", "TrackOpens", "TrackLinks", "SendAt")
 CONTENT_FIELDS = ("Subject", "HtmlBody", "TextBody")
 # A recipient for reading the shared part alone; any valid address does.
 PROBE_RECIPIENT = "bulk@example.com"

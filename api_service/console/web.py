@@ -61,6 +61,8 @@ NOTICES = {
     "stream-archived": "The stream is archived: mail sent to it is refused until it is unarchived.",
     "stream-unarchived": "The stream is active again.",
     "token-revoked": "The token is revoked: it stops working at once.",
+    "schedule-cancelled": "The scheduled message is cancelled: it will not be sent.",
+    "schedule-too-late": "Too late to cancel: the message was already released for delivery.",
 }
 
 

@@ -20,16 +20,54 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.delivery import repository, shaping
 from api_service.delivery.policy import Limits, Policy
 from api_service.delivery.repository import Candidate, Claimed
+from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.messages import service as messages
-from api_service.models import DeliveryDestination, RecipientStatus
-from shared.constants import MessageEventType
+from api_service.models import DeliveryDestination, Message, RecipientStatus
+from shared.constants import MessageEventType, MessageStatus
 
 __all__ = ["Candidate", "Claimed", "Delivered"]
 
 
 async def claim_due(*, session: AsyncSession, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Due recipients and expired leases, held by this claim (one lease token) for `lease_seconds`."""
-    return await repository.claim(session=session, limit=limit, lease_seconds=lease_seconds)
+    """Due recipients and expired leases, held by this claim (one lease token) for `lease_seconds`. A scheduled
+    message whose time has come is released here: it shows Queued from this claim's COMMIT on."""
+    claimed = await repository.claim(session=session, limit=limit, lease_seconds=lease_seconds)
+    if claimed:
+        await messages.release_scheduled(session=session, message_ids={c.message_id for c in claimed})
+    return claimed
+
+
+# --- scheduled sending: cancel and reschedule -------------------------------------------------------------
+
+
+def _not_scheduled(message: Message) -> PostmarkError:
+    return InvalidEmailRequest(
+        f"Message {message.id} is not scheduled (its status is {message.status}): it has been released and can no longer "
+        "be cancelled or rescheduled."
+    )
+
+
+async def _lock_scheduled(*, session: AsyncSession, message: Message) -> None:
+    """Lock the message's queue rows (the order a claim takes: queue rows, then the message) and check that none
+    has been released. A claim that holds some of them is waited for, so exactly one of the two wins."""
+    if message.status != MessageStatus.SCHEDULED:
+        raise _not_scheduled(message)
+    rows = await repository.lock_rows(session=session, message_id=message.id)
+    if not rows or any(r.status != RecipientStatus.QUEUED or r.attempts for r in rows):
+        raise _not_scheduled(message)
+
+
+async def cancel_scheduled(*, session: AsyncSession, message: Message) -> None:
+    """A scheduled message that has not been released is cancelled: it never leaves. Raises (300) otherwise."""
+    await _lock_scheduled(session=session, message=message)
+    await messages.cancel_scheduled(session=session, message_id=message.id)
+
+
+async def reschedule(*, session: AsyncSession, message: Message, send_at: datetime, now: datetime) -> None:
+    """Move a scheduled message's release; a time already past releases it at the next claim."""
+    await _lock_scheduled(session=session, message=message)
+    await repository.move_due(session=session, message_id=message.id, at=max(send_at, now))
+    await messages.set_send_at(session=session, message_id=message.id, send_at=send_at)
 
 
 async def extend_leases(*, session: AsyncSession, items: list[Claimed], lease_seconds: float) -> int:
@@ -160,6 +198,10 @@ async def admit(
             paused_us=taken.wait_us if want and not taken.granted else 0,
         )
         admitted.append(entry)
+    # A scheduled message whose time has come is released here: it shows Queued from this claim's COMMIT on.
+    released = {c.message_id for entry in admitted for c in entry.items}
+    if released:
+        await messages.release_scheduled(session=session, message_ids=released)
     return admitted
 
 

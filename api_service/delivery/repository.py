@@ -454,3 +454,31 @@ async def warmup_counts(*, session: AsyncSession, day: date) -> list[tuple[str, 
         .order_by(DeliveryIpDay.source_ip, DeliveryIpDay.provider)
     )
     return [(r[0], r[1], int(r[2])) for r in rows.all()]
+
+
+# --- scheduled sending ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    status: str
+    attempts: int
+
+
+LOCK_ROWS = text("SELECT status, attempts FROM message_recipients WHERE message_id = :message_id ORDER BY id FOR UPDATE")
+
+
+async def lock_rows(*, session: AsyncSession, message_id: uuid.UUID) -> list[Waiting]:
+    """A message's queue rows, locked until the transaction ends. Taken while a claim holds some of them, this
+    waits for the claim's COMMIT and then reads what it wrote (`sending`): a cancel racing a release sees it."""
+    rows = (await session.execute(LOCK_ROWS, {"message_id": message_id})).all()
+    return [Waiting(status=r[0], attempts=r[1]) for r in rows]
+
+
+async def move_due(*, session: AsyncSession, message_id: uuid.UUID, at: datetime) -> None:
+    """Rows not yet released become due at `at` (the caller holds their locks)."""
+    await session.execute(
+        update(MessageRecipient)
+        .where(MessageRecipient.message_id == message_id, MessageRecipient.status == RecipientStatus.QUEUED.value)
+        .values(next_attempt_at=at)
+    )

@@ -262,7 +262,9 @@ class Batch:
                 self.requeue[entry.destination] += [(item, _text(refused)) for item in items]
 
     def _past_horizon(self, message: Message) -> bool:
-        return datetime.now(UTC) >= message.created_at + timedelta(seconds=self.settings.delivery_retry_horizon_seconds)
+        # Counted from the release of a scheduled message, not from its acceptance.
+        started = max(message.created_at, message.send_at) if message.send_at is not None else message.created_at
+        return datetime.now(UTC) >= started + timedelta(seconds=self.settings.delivery_retry_horizon_seconds)
 
     async def lane(self, entry: queue.Admitted, channel: Channel, work: deque[Group], returned: set[tuple[uuid.UUID, str, str]]) -> None:
         """One connection's worth of the destination's work, group after group, until none is left or
@@ -678,7 +680,9 @@ async def _not_delivered(
     bounce_type = verdict.bounce_type
     if verdict.outcome is Outcome.RETRY:
         delay = retry_delay(attempts=item.attempts, first=settings.delivery_retry_first_seconds)
-        if now + timedelta(seconds=delay) <= message.created_at + timedelta(seconds=settings.delivery_retry_horizon_seconds):
+        # A scheduled message's retries count from its release, not from when it was accepted.
+        started = max(message.created_at, message.send_at) if message.send_at is not None else message.created_at
+        if now + timedelta(seconds=delay) <= started + timedelta(seconds=settings.delivery_retry_horizon_seconds):
             await queue.record_deferred(session=session, item=item, response=text, until=now + timedelta(seconds=delay), details=details)
             return
         bounce_type = BounceType.SOFT_BOUNCE

@@ -11,6 +11,7 @@ import binascii
 import re
 from typing import Any
 
+from api_service.core.dates import parse_send_at
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.mail.addresses import AddressError, Mailbox, parse_address_list, parse_mailbox, split_items
@@ -214,6 +215,7 @@ def from_json(request: EmailRequest, *, template: TemplateReference | None = Non
     track_links = _track_links(request)
 
     stream = (request.MessageStream or DEFAULT_MESSAGE_STREAM).strip().lower()
+    send_at = parse_send_at(request.SendAt) if request.SendAt is not None and request.SendAt.strip() else None
     return OutgoingMessage(
         source=MessageSource.API,
         sender=sender,
@@ -235,6 +237,7 @@ def from_json(request: EmailRequest, *, template: TemplateReference | None = Non
         track_opens=request.TrackOpens,
         track_links=track_links,
         template=template,
+        send_at=send_at,
     )
 
 

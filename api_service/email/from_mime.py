@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from api_service.core.dates import parse_send_at
 from api_service.email.message import OutgoingMessage
 from api_service.errors import InvalidEmailRequest, PostmarkError
 from api_service.mail.addresses import AddressError, Mailbox, normalise_email, parse_address_list, parse_mailbox
@@ -21,6 +22,7 @@ from shared.constants import (
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_CHARS,
     MAX_TAG_CHARS,
+    SEND_AT_HEADER,
     TrackLinks,
 )
 from shared.schemas.base import storable, unstorable
@@ -235,6 +237,11 @@ def from_mime(raw: bytes, *, mail_from: str, rcpt_tos: list[str]) -> OutgoingMes
                 problems.append(InvalidEmailRequest(f"Invalid X-PM-TrackLinks value: '{text[:100]}'."))
         elif lowered == "x-pm-keepid":
             keep_id = text.lower() == "true"
+        elif lowered == "x-pm-send-at" and text:
+            try:
+                parsed.send_at = parse_send_at(text, field_name=SEND_AT_HEADER)
+            except PostmarkError as exc:
+                problems.append(exc)
     metadata = _checked_metadata(metadata, problems)
     parsed.metadata = metadata
     # Postmark replaces the client's Message-ID unless X-PM-KeepID: true asks to keep it.

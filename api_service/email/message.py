@@ -8,6 +8,7 @@ same rules on them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from api_service.errors import PostmarkError
 from api_service.mail.addresses import Mailbox
@@ -46,6 +47,8 @@ class OutgoingMessage:
     """SMTP: every RCPT TO (Bcc included). API: None, the recipients are To, Cc and Bcc."""
     template: TemplateReference | None = None
     """`/email/withTemplate`: Subject and bodies are rendered from this at accept time, before the rules run."""
+    send_at: datetime | None = None
+    """Beyond Postmark (API `SendAt`, SMTP `X-PM-Send-At`): hold the message until then (aware)."""
     invalid_recipients: list[str] = field(default_factory=list)
     problems: list[PostmarkError] = field(default_factory=list)
     """What was wrong while reading it (SMTP only: the API refuses such a message at once)."""

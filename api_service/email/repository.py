@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Text, bindparam, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.errors import Inactive
 from api_service.models import IdempotencyKey
+from shared.constants import SuppressionOrigin, SuppressionReason
+
+UNSUBSCRIBE = "Unsubscribe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +38,8 @@ class SendLookups:
     """Signatures still waiting for their confirmation link to be followed."""
     domains: set[str]
     """Confirmed domains: every address on them may send."""
-    suppressed: set[tuple[str, str]]
+    suppressed: dict[tuple[str, str], Inactive]
+    """(stream, lower-cased address) → why and since when it is inactive."""
     aligned: set[str] = field(default_factory=set)
     """Domains whose mail leaves with the envelope sender on their verified return path (SPF aligned)."""
 
@@ -48,7 +54,7 @@ LOOKUPS = text(
       (SELECT coalesce(array_agg(email), '{}') FROM sender_signatures WHERE email = ANY(:emails) AND NOT confirmed) AS unconfirmed,
       (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND confirmed) AS domains,
       (SELECT coalesce(array_agg(name), '{}') FROM domains WHERE name = ANY(:domains) AND return_path_verified) AS aligned,
-      (SELECT coalesce(json_agg(json_build_array(message_stream, email)), '[]')
+      (SELECT coalesce(json_agg(json_build_array(message_stream, email, reason, origin, created_at)), '[]')
          FROM suppressions WHERE server_id = :server_id AND email = ANY(:recipients)) AS suppressed
     """
 ).bindparams(
@@ -56,6 +62,13 @@ LOOKUPS = text(
     bindparam("domains", type_=ARRAY(Text)),
     bindparam("recipients", type_=ARRAY(Text)),
 )
+
+
+def _inactive(email: str, reason: str, origin: str, since: str) -> Inactive:
+    # A recipient's own manual suppression is the unsubscribe link (or List-Unsubscribe) at work.
+    if reason == SuppressionReason.MANUAL_SUPPRESSION and origin == SuppressionOrigin.RECIPIENT:
+        reason = UNSUBSCRIBE
+    return Inactive(email=email, reason=reason, since=datetime.fromisoformat(since))
 
 
 async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str], domains: set[str], recipients: set[str]) -> SendLookups:
@@ -75,7 +88,7 @@ async def send_lookups(*, session: AsyncSession, server_id: int, emails: set[str
         unconfirmed=set(unconfirmed),
         domains=set(domain_names),
         aligned=set(aligned),
-        suppressed={(stream, email) for stream, email in suppressed},
+        suppressed={(stream, email): _inactive(email, reason, origin, since) for stream, email, reason, origin, since in suppressed},
     )
 
 

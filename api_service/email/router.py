@@ -93,12 +93,15 @@ def send_result(request: EmailRequest, outcome: service.Accepted, *, checks: boo
         Bcc=request.Bcc or None,
         SubmittedAt=format_timestamp(outcome.submitted_at),
         MessageID=str(outcome.message_id),
+        SendAt=format_timestamp(outcome.send_at) if outcome.send_at is not None else None,
     )
 
 
 def batch_error(error: PostmarkError) -> SendResult:
     if isinstance(error, InactiveRecipients):
-        error = InactiveRecipients(error.addresses, batch=True)  # Postmark words it differently in a batch
+        # Postmark words it differently in a batch; the structured list is the same.
+        error = InactiveRecipients(error.addresses, batch=True, details=error.details)
+        return SendResult(ErrorCode=error.error_code, Message=error.message, **error.extra)
     return SendResult(ErrorCode=error.error_code, Message=error.message)
 
 

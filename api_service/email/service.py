@@ -8,10 +8,11 @@ cannot go to gets an `SMTPApiError` bounce, as Postmark does).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
 
@@ -41,6 +42,7 @@ from shared.constants import (
     FORBIDDEN_ATTACHMENT_EXTENSIONS,
     IDEMPOTENCY_KEY_HEADER,
     MAX_RECIPIENTS_PER_FIELD,
+    MAX_SCHEDULE_DAYS,
     BounceType,
     DeliveryType,
     ErrorCode,
@@ -87,6 +89,8 @@ class Accepted:
     """The From domain, when the message went on a Broadcasts stream (the bulk rules' guard rails)."""
     aligned: bool = True
     """Its return path is on the From domain (a verified ReturnPathDomain): SPF aligns for DMARC."""
+    send_at: datetime | None = None
+    """Set when the message is held until then (scheduled sending)."""
 
 
 # --- idempotency ------------------------------------------------------------------------------
@@ -176,6 +180,13 @@ def static_problems(message: OutgoingMessage) -> list[PostmarkError]:
         )
     if any(forbidden_extension(name) for name in message.attachment_names):
         problems.append(ForbiddenAttachment())
+    if message.send_at is not None and message.send_at > datetime.now(UTC) + timedelta(days=MAX_SCHEDULE_DAYS):
+        problems.append(
+            InvalidEmailRequest(
+                f"'SendAt' ({message.send_at.isoformat()}) is more than {MAX_SCHEDULE_DAYS} days ahead; "
+                f"a message may be scheduled at most {MAX_SCHEDULE_DAYS} days in advance."
+            )
+        )
     return problems
 
 
@@ -278,7 +289,7 @@ async def accept(
             )
         except PostmarkError as exc:
             results.append(exc)
-    queued = [row for row in stored.messages if row.status == MessageStatus.QUEUED.value]
+    queued = [row for row in stored.messages if row.status in (MessageStatus.QUEUED.value, MessageStatus.SCHEDULED.value)]
     counts = await pipeline.tracked_links([(row.raw_mime, row.track_links) for row in queued])
     for row, count in zip(queued, counts, strict=True):
         row.tracked_links = count
@@ -326,7 +337,8 @@ def _accept_one(
     inactive = [r for r in recipients if (message.message_stream, r.lower()) in lookups.suppressed]
     active = [r for r in recipients if (message.message_stream, r.lower()) not in lookups.suppressed]
     if not active and policy is Policy.REJECT:
-        raise InactiveRecipients(inactive)
+        details = [dataclasses.replace(lookups.suppressed[(message.message_stream, r.lower())], email=r) for r in inactive]
+        raise InactiveRecipients(inactive, details=details)
 
     refused: dict[str, str] = dict.fromkeys(message.invalid_recipients, INVALID_RECIPIENT)
     if problems:
@@ -347,12 +359,16 @@ def _accept_one(
     stream = message.message_stream if message.message_stream in lookups.streams else DEFAULT_MESSAGE_STREAM
     info = lookups.streams.get(stream)
     track_links = message.track_links or server.track_links
+    # A SendAt already past (or now) sends at once, as if none were given.
+    send_at = message.send_at if message.send_at is not None and message.send_at > now and active else None
+    status = MessageStatus.PROCESSED if not active else MessageStatus.SCHEDULED if send_at is not None else MessageStatus.QUEUED
     row = Message(
         id=message_id,
         server_id=server.id,
         message_stream=stream,
         source=message.source.value,
-        status=(MessageStatus.QUEUED if active else MessageStatus.PROCESSED).value,
+        status=status.value,
+        send_at=send_at,
         from_header=message.from_header,
         from_email=message.sender.email if message.sender else "",
         envelope_from=message.envelope_from or (message.sender.email if message.sender else ""),
@@ -376,7 +392,7 @@ def _accept_one(
         created_at=now,
     )
     stored.messages.append(row)
-    stored.recipients.extend(messages.queue_rows(active, message_id=message_id, kinds=message.kinds(), at=now))
+    stored.recipients.extend(messages.queue_rows(active, message_id=message_id, kinds=message.kinds(), at=send_at or now))
     stored.bounces.extend((row, recipient, reason) for recipient, reason in refused.items())
     bulk = info is not None and info.stream_type == StreamType.BROADCASTS and message.sender is not None
     bulk_domain = domain_of(message.sender.email) if bulk and message.sender is not None else ""
@@ -388,6 +404,7 @@ def _accept_one(
         refused=len(refused),
         bulk_domain=bulk_domain,
         aligned=bulk_domain in lookups.aligned if bulk_domain else True,
+        send_at=send_at,
     )
 
 

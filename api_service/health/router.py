@@ -3,8 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api_service.core.errors import DATABASE_OUTAGE
+from api_service.core.errors import DATABASE_OUTAGE, error_responses
+from api_service.core.geoip import Locator
 from api_service.db import ping
+from api_service.servers.deps import AccountAuth
 
 router = APIRouter(tags=["Health"])
 
@@ -20,3 +22,14 @@ async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unavailable"}, status_code=503, headers={"Retry-After": "5"})
     DATABASE_OUTAGE.succeeded()  # "reachable again", once, when an outage was being reported
     return JSONResponse({"status": "ok"})
+
+
+@router.get(
+    "/health/details",
+    dependencies=[AccountAuth],
+    responses=error_responses(invalid="Nothing to get wrong: no parameters", account=True),
+)
+async def health_details(request: Request) -> JSONResponse:
+    """The account token's view of what the API runs with: the GeoIP database in use and its date."""
+    locator: Locator = request.app.state.geo
+    return JSONResponse({"GeoIP": locator.info.wire()})

@@ -33,7 +33,7 @@ from sqlalchemy.orm import defer
 
 from api_service.core.listing import page_of
 from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
-from shared.constants import MessageEventType
+from shared.constants import MessageEventType, MessageStatus
 
 
 @dataclass(slots=True)
@@ -145,7 +145,7 @@ async def add_event(
 SETTLE = text(
     """
     UPDATE messages AS m SET status = 'Sent'
-     WHERE m.id = ANY(:ids) AND m.status = 'Queued'
+     WHERE m.id = ANY(:ids) AND m.status IN ('Queued', 'Scheduled')
        AND NOT EXISTS (SELECT 1 FROM message_recipients r
                         WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred', 'sending'))
     """
@@ -171,6 +171,29 @@ async def settle_messages(*, session: AsyncSession, message_ids: set[uuid.UUID])
         await session.execute(SETTLE, {"ids": list(message_ids)})
 
 
+# --- scheduled sending ----------------------------------------------------------------------------
+
+RELEASE_SCHEDULED = text("UPDATE messages SET status = 'Queued' WHERE id = ANY(:ids) AND status = 'Scheduled'").bindparams(
+    bindparam("ids", type_=ARRAY(Uuid))
+)
+
+
+async def release_scheduled(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
+    """Scheduled messages whose recipients a worker just claimed become Queued (only those rows are written)."""
+    if message_ids:
+        await session.execute(RELEASE_SCHEDULED, {"ids": list(message_ids)})
+
+
+async def cancel_scheduled(*, session: AsyncSession, message_id: uuid.UUID) -> None:
+    """The message becomes Cancelled and its (locked, unreleased) recipient rows go: nothing is left to deliver."""
+    await session.execute(update(Message).where(Message.id == message_id).values(status=MessageStatus.CANCELLED.value))
+    await session.execute(delete(MessageRecipient).where(MessageRecipient.message_id == message_id))
+
+
+async def set_send_at(*, session: AsyncSession, message_id: uuid.UUID, send_at: datetime) -> None:
+    await session.execute(update(Message).where(Message.id == message_id).values(send_at=send_at))
+
+
 # --- for the tracking URLs (opens, clicks and unsubscribes are recorded by tracking/) ---------------
 
 
@@ -183,6 +206,14 @@ async def get_message_summary(*, session: AsyncSession, message_id: uuid.UUID) -
 async def metadata_of(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
     rows = (await session.execute(select(Message.id, Message.metadata_).where(Message.id.in_(message_ids)))).all()
     return {row[0]: row[1] for row in rows}
+
+
+async def delivered_at(*, session: AsyncSession, message_id: uuid.UUID, email: str) -> datetime | None:
+    """When the next hop accepted the message for this recipient (None: not delivered, or not known)."""
+    stmt = select(MessageRecipient.delivered_at).where(
+        MessageRecipient.message_id == message_id, func.lower(MessageRecipient.email) == email.lower()
+    )
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
 
 
 # --- data removal --------------------------------------------------------------------------------

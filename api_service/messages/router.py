@@ -17,7 +17,14 @@ from api_service.models import Message
 from api_service.servers.deps import CurrentServer
 from shared.constants import ErrorCode, MessageStatus
 from shared.schemas.base import format_timestamp
-from shared.schemas.messages import EmailName, MessageDump, MessageEvent, OutboundMessage, OutboundMessageDetails, OutboundMessageList
+from shared.schemas.messages import (
+    EmailName,
+    MessageDump,
+    MessageEvent,
+    OutboundMessage,
+    OutboundMessageDetails,
+    OutboundMessageList,
+)
 
 router = APIRouter(route_class=TransactionalRoute, tags=["Messages"])
 ERRORS = error_responses(
@@ -43,6 +50,7 @@ def summary_fields(m: Message) -> dict[str, object]:
         "TrackLinks": m.track_links,
         "Metadata": m.metadata_,
         "Sandboxed": m.sandboxed,
+        "SendAt": format_timestamp(m.send_at) if m.send_at is not None else None,
     }
 
 
@@ -55,7 +63,7 @@ async def list_outbound(
     recipient: Annotated[str | None, Query()] = None,
     fromemail: Annotated[str | None, Query()] = None,
     tag: Annotated[str | None, Query()] = None,
-    status: Annotated[str | None, Query(description="queued, sent or processed")] = None,
+    status: Annotated[str | None, Query(description="queued, sent or processed; beyond Postmark, scheduled or cancelled")] = None,
     subject: Annotated[str | None, Query()] = None,
     messagestream: Annotated[str | None, Query()] = None,
     fromdate: Annotated[str | None, Query(description="YYYY-MM-DD or ISO 8601; no offset means US Eastern, as in Postmark")] = None,
@@ -66,7 +74,7 @@ async def list_outbound(
     if status:
         status_value = next((s.value for s in MessageStatus if s.value.lower() == status.lower()), None)
         if status_value is None:
-            raise PostmarkError(ErrorCode.MESSAGE_QUERY, "status must be queued, sent or processed.")
+            raise PostmarkError(ErrorCode.MESSAGE_QUERY, "status must be queued, sent, processed, scheduled or cancelled.")
     metadata = {k.removeprefix("metadata_"): v for k, v in request.query_params.items() if k.startswith("metadata_")}
     filters = repository.MessageFilter(
         recipient=recipient,

@@ -110,12 +110,31 @@ async def list_events(*, session: AsyncSession, message_id: uuid.UUID) -> list[M
     return await repository.list_events(session=session, message_id=message_id)
 
 
+# --- scheduled sending (the queue rows are locked by `delivery.queue` first, as its claim locks them) -------
+
+
+async def release_scheduled(*, session: AsyncSession, message_ids: set[uuid.UUID]) -> None:
+    await repository.release_scheduled(session=session, message_ids=message_ids)
+
+
+async def cancel_scheduled(*, session: AsyncSession, message_id: uuid.UUID) -> None:
+    await repository.cancel_scheduled(session=session, message_id=message_id)
+
+
+async def set_send_at(*, session: AsyncSession, message_id: uuid.UUID, send_at: datetime) -> None:
+    await repository.set_send_at(session=session, message_id=message_id, send_at=send_at)
+
+
 # --- for the tracking URLs --------------------------------------------------------------------------
 
 
 async def get_message_summary(*, session: AsyncSession, message_id: uuid.UUID) -> Message | None:
     """A message without its raw MIME, by id alone (the tracking endpoints know no server yet)."""
     return await repository.get_message_summary(session=session, message_id=message_id)
+
+
+async def delivered_at(*, session: AsyncSession, message_id: uuid.UUID, email: str) -> datetime | None:
+    return await repository.delivered_at(session=session, message_id=message_id, email=email)
 
 
 async def record_subscription_change(*, session: AsyncSession, message_id: uuid.UUID, recipient: str, origin: str, suppress: bool) -> None:

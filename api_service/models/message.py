@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -47,3 +48,4 @@ class Message(CreatedAtMixin, Base):
     list_unsubscribe: Mapped[bool] = mapped_column(default=False, doc="Sent on a Broadcasts stream with Postmark unsubscribe handling")
     tracked_links: Mapped[int] = mapped_column(default=0, doc="Links rewritten for click tracking in each recipient's copy")
     raw_mime: Mapped[bytes] = mapped_column(LargeBinary)
+    send_at: Mapped[datetime | None] = mapped_column(default=None, doc="Scheduled sending: when its recipients are released")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api_service.models.base import Base, CreatedAtMixin, StrEnumType
@@ -20,6 +20,8 @@ class MessageOpen(CreatedAtMixin, Base):
     __table_args__ = (
         Index("ix_message_opens_server_id_created_at", "server_id", "created_at"),
         Index("uq_message_opens_first", "message_id", "recipient", unique=True, postgresql_where=text("first_open")),
+        # Beyond Postmark: a person's first (machines' hits before it do not count), for PostFirstOpenOnly and the stats.
+        Index("uq_message_opens_first_human", "message_id", "recipient", unique=True, postgresql_where=text("first_human")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -42,3 +44,9 @@ class MessageOpen(CreatedAtMixin, Base):
     country: Mapped[str] = mapped_column(String(100), default="")
     region: Mapped[str] = mapped_column(String(100), default="")
     city: Mapped[str] = mapped_column(String(100), default="")
+    country_iso: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    region_iso: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    coords: Mapped[str] = mapped_column(String(40), default="", server_default="", doc="Postmark's Geo.Coords: 'latitude,longitude'")
+    machine: Mapped[bool] = mapped_column(default=False, server_default=false(), doc="Beyond Postmark: a proxy or scanner, not a person")
+    machine_reason: Mapped[str] = mapped_column(String(40), default="", server_default="", doc="Which rule of tracking/machines.toml")
+    first_human: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -25,6 +25,25 @@ class StatsFilter:
     message_stream: str | None = None
     from_date: datetime | None = None
     to_date: datetime | None = None
+    include_machines: bool = False
+    """Beyond Postmark: count privacy proxies' and scanners' opens and clicks too (by default, people only)."""
+
+
+def _people(model: type[MessageOpen] | type[MessageClick], f: StatsFilter) -> ColumnElement[bool] | None:
+    """The opens or clicks the stats count: people only, unless machines are asked for."""
+    return None if f.include_machines else model.machine.is_(False)
+
+
+def _first(model: type[MessageOpen] | type[MessageClick], f: StatsFilter) -> Any:
+    """A recipient's first (open, or click of a link) as the stats count it: a person's first by default."""
+    if not f.include_machines:
+        return model.first_human
+    return model.first_open if model is MessageOpen else MessageClick.first_click
+
+
+def _counted(stmt: Any, model: type[MessageOpen] | type[MessageClick], f: StatsFilter) -> Any:
+    people = _people(model, f)
+    return stmt if people is None else stmt.where(people)
 
 
 def day_of(column: Any) -> ColumnElement[str]:
@@ -59,6 +78,7 @@ class ClickDay(NamedTuple):
     day: str
     clicks: int
     unique: int
+    machine: int = 0
 
 
 class ReadTimeDay(NamedTuple):
@@ -117,42 +137,49 @@ class OpenDay:
     with_client: int
     with_platform: int
     with_read_time: int
+    machine: int = 0
+    """Beyond Postmark: machines' opens of the day, counted whatever `include_machines` says."""
 
 
 async def opens(*, session: AsyncSession, f: StatsFilter) -> list[OpenDay]:
     day = day_of(MessageOpen.created_at)
-    first = MessageOpen.first_open
+    first = _first(MessageOpen, f)
+    people = _people(MessageOpen, f)
+    counted = func.count() if people is None else func.count().filter(people)
     stmt = select(
         day,
-        func.count(),
+        counted,
         func.count().filter(first),
         func.count().filter(and_(first, MessageOpen.client_family != UNKNOWN)),
         func.count().filter(and_(first, MessageOpen.platform != UNKNOWN)),
         func.count().filter(and_(first, MessageOpen.read_seconds > 0)),
+        func.count().filter(MessageOpen.machine),
     )
     stmt = _filtered(
         stmt, f, server_id=MessageOpen.server_id, created=MessageOpen.created_at, tag=MessageOpen.tag, stream=MessageOpen.message_stream
     )
     rows = (await session.execute(stmt.group_by(day).order_by(day))).all()
-    return [OpenDay(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+    return [OpenDay(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6])) for r in rows]
 
 
 async def clicks(*, session: AsyncSession, f: StatsFilter) -> list[ClickDay]:
-    """Clicks per day, and first clicks of a link by a recipient."""
+    """Clicks per day, and first clicks of a link by a recipient (people's, unless machines are included)."""
     day = day_of(MessageClick.created_at)
-    stmt = select(day, func.count(), func.count().filter(MessageClick.first_click))
+    people = _people(MessageClick, f)
+    counted = func.count() if people is None else func.count().filter(people)
+    stmt = select(day, counted, func.count().filter(_first(MessageClick, f)), func.count().filter(MessageClick.machine))
     stmt = _filtered(
         stmt, f, server_id=MessageClick.server_id, created=MessageClick.created_at, tag=MessageClick.tag, stream=MessageClick.message_stream
     )
     rows = (await session.execute(stmt.group_by(day).order_by(day))).all()
-    return [ClickDay(r[0], int(r[1]), int(r[2])) for r in rows]
+    return [ClickDay(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
 
 
 async def opens_by(*, session: AsyncSession, f: StatsFilter, column: InstrumentedAttribute[Any]) -> list[KeyedCount]:
     """Opens per day and value of an opens column."""
     day = day_of(MessageOpen.created_at)
     stmt = _filtered(
-        select(day, column, func.count()),
+        _counted(select(day, column, func.count()), MessageOpen, f),
         f,
         server_id=MessageOpen.server_id,
         created=MessageOpen.created_at,
@@ -167,7 +194,7 @@ async def clicks_by(*, session: AsyncSession, f: StatsFilter, column: Instrument
     """Clicks per day and value of a clicks column."""
     day = day_of(MessageClick.created_at)
     stmt = _filtered(
-        select(day, column, func.count()),
+        _counted(select(day, column, func.count()), MessageClick, f),
         f,
         server_id=MessageClick.server_id,
         created=MessageClick.created_at,
@@ -183,7 +210,7 @@ async def read_times(*, session: AsyncSession, f: StatsFilter) -> list[ReadTimeD
     day = day_of(MessageOpen.created_at)
     seconds = func.least(MessageOpen.read_seconds, 21)
     stmt = _filtered(
-        select(day, seconds, func.count()).where(MessageOpen.first_open, MessageOpen.read_seconds > 0),
+        select(day, seconds, func.count()).where(_first(MessageOpen, f), MessageOpen.read_seconds > 0),
         f,
         server_id=MessageOpen.server_id,
         created=MessageOpen.created_at,

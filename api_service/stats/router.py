@@ -24,10 +24,25 @@ ERRORS = error_responses(invalid="ErrorCode 900: invalid date; 1226: no such mes
 TagQuery = Annotated[str | None, Query()]
 DateQuery = Annotated[str | None, Query(description="YYYY-MM-DD, inclusive, US Eastern")]
 StreamQuery = Annotated[str | None, Query(description="Stream ID; all streams when absent")]
+MachinesQuery = Annotated[
+    bool,
+    Query(
+        alias="includemachines",
+        description="Beyond Postmark (`includeMachines`; query names are case-insensitive): count opens and clicks by "
+        "privacy proxies and scanners too",
+    ),
+]
 
 
 async def _filter(
-    *, session: AsyncSession, server: Server, tag: str | None, fromdate: str | None, todate: str | None, messagestream: str | None
+    *,
+    session: AsyncSession,
+    server: Server,
+    tag: str | None,
+    fromdate: str | None,
+    todate: str | None,
+    messagestream: str | None,
+    include_machines: bool = False,
 ) -> service.StatsFilter:
     stream = None
     if messagestream:
@@ -38,6 +53,7 @@ async def _filter(
         message_stream=stream,
         from_date=parse_query_date(fromdate, error_code=ErrorCode.STATS_DATE_INVALID),
         to_date=parse_query_date(todate, error_code=ErrorCode.STATS_DATE_INVALID, end_of_day=True),
+        include_machines=include_machines,
     )
 
 
@@ -49,9 +65,18 @@ async def overview(
     fromdate: DateQuery = None,
     todate: DateQuery = None,
     messagestream: StreamQuery = None,
+    include_machines: MachinesQuery = False,
 ) -> OutboundOverview:
     """Totals of sends, bounces, spam complaints, opens and clicks (a message counts once per recipient)."""
-    f = await _filter(session=session, server=server, tag=tag, fromdate=fromdate, todate=todate, messagestream=messagestream)
+    f = await _filter(
+        session=session,
+        server=server,
+        tag=tag,
+        fromdate=fromdate,
+        todate=todate,
+        messagestream=messagestream,
+        include_machines=include_machines,
+    )
     return await service.overview(session=session, f=f)
 
 
@@ -63,8 +88,17 @@ def _series(path: str, summary: str, compute: Callable[..., Awaitable[StatsSerie
         fromdate: DateQuery = None,
         todate: DateQuery = None,
         messagestream: StreamQuery = None,
+        include_machines: MachinesQuery = False,
     ) -> StatsSeries:
-        f = await _filter(session=session, server=server, tag=tag, fromdate=fromdate, todate=todate, messagestream=messagestream)
+        f = await _filter(
+            session=session,
+            server=server,
+            tag=tag,
+            fromdate=fromdate,
+            todate=todate,
+            messagestream=messagestream,
+            include_machines=include_machines,
+        )
         return await compute(session=session, f=f)
 
     endpoint.__doc__ = summary

@@ -66,6 +66,8 @@ async def overview(*, session: AsyncSession, f: StatsFilter) -> OutboundOverview
         WithClientRecorded=sum(d.with_client for d in opens),
         WithPlatformRecorded=sum(d.with_platform for d in opens),
         WithReadTimeRecorded=sum(d.with_read_time for d in opens),
+        MachineOpens=sum(d.machine for d in opens),
+        MachineClicks=sum(d.machine for d in clicks),
     )
 
 

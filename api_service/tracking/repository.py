@@ -17,31 +17,52 @@ from api_service.core.listing import Clause, page_of
 from api_service.models import MessageClick, MessageOpen
 
 
+async def _insert_first(
+    *, session: AsyncSession, model: type[MessageOpen] | type[MessageClick], first: str, values: dict[str, Any], human: bool
+) -> Any:
+    """Insert a hit, marked as the first (`first`: Postmark's, of any reader) and as a person's first (`first_human`)
+    where it is one, race-free: each flag has a partial unique index, and ON CONFLICT DO NOTHING (with no target it
+    covers both) tries the likelier combinations first."""
+    tries = [(True, human), (False, human), (True, False)] if human else [(True, False)]
+    for is_first, is_human in tries:
+        stmt = pg_insert(model).values(**values, **{first: is_first}, first_human=is_human).on_conflict_do_nothing().returning(model)
+        row = (await session.execute(stmt)).scalar_one_or_none()
+        if row is not None:
+            return row
+    return (await session.execute(pg_insert(model).values(**values, **{first: False}, first_human=False).returning(model))).scalar_one()
+
+
 async def insert_open(*, session: AsyncSession, values: dict[str, Any]) -> MessageOpen:
-    """Insert an open; the first of its recipient is marked so, race-free (a partial unique index)."""
-    first = (
-        pg_insert(MessageOpen)
-        .values(**values, first_open=True)
-        .on_conflict_do_nothing(index_elements=["message_id", "recipient"], index_where=text("first_open"))
-        .returning(MessageOpen)
+    """Insert an open; the first of its recipient, and a person's first, are marked so (race-free)."""
+    row: MessageOpen = await _insert_first(
+        session=session, model=MessageOpen, first="first_open", values=values, human=not values["machine"]
     )
-    row = (await session.execute(first)).scalar_one_or_none()
-    if row is None:
-        row = (await session.execute(pg_insert(MessageOpen).values(**values, first_open=False).returning(MessageOpen))).scalar_one()
     return row
 
 
 async def insert_click(*, session: AsyncSession, values: dict[str, Any]) -> MessageClick:
-    first = (
-        pg_insert(MessageClick)
-        .values(**values, first_click=True)
-        .on_conflict_do_nothing(index_elements=["message_id", "recipient", "link_sha256"], index_where=text("first_click"))
-        .returning(MessageClick)
+    """Insert a click; the first of its link by its recipient, and a person's first of it, are marked so."""
+    row: MessageClick = await _insert_first(
+        session=session, model=MessageClick, first="first_click", values=values, human=not values["machine"]
     )
-    row = (await session.execute(first)).scalar_one_or_none()
-    if row is None:
-        row = (await session.execute(pg_insert(MessageClick).values(**values, first_click=False).returning(MessageClick))).scalar_one()
     return row
+
+
+RECENT_LINKS = text(
+    """
+    SELECT count(DISTINCT link_sha256) FROM message_clicks
+     WHERE message_id = :message_id AND recipient = :recipient AND link_sha256 <> :link
+       AND created_at >= :since
+    """
+)
+
+
+async def other_links_clicked_since(
+    *, session: AsyncSession, message_id: uuid.UUID, recipient: str, link_sha256: str, since: datetime
+) -> int:
+    """How many other links of the message the recipient clicked since `since` (a scanner walks them all at once)."""
+    params = {"message_id": message_id, "recipient": recipient, "link": link_sha256, "since": since}
+    return int((await session.execute(RECENT_LINKS, params)).scalar_one())
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from api_service.core.dates import parse_query_date
 from api_service.core.errors import error_responses
+from api_service.core.geoip import NOWHERE, Locator
 from api_service.core.paging import SearchPaging
 from api_service.deps import Session, TransactionalRoute
 from api_service.domains import service as domains
@@ -154,17 +155,30 @@ def _unknown_link() -> HTMLResponse:
     return _page("Link not found", "<p>This link is not valid.</p>", status=404)
 
 
-@public_router.get(f"{TRACKING_PATH_PREFIX}{OPEN_SEGMENT}/{{token}}")
+def hit_of(request: Request) -> service.Hit:
+    """Who is fetching, from where (the Geo read from the database on this machine: `core.geoip`)."""
+    ip = client_ip(request)
+    locator: Locator | None = getattr(request.app.state, "geo", None)
+    return service.Hit(
+        user_agent=request.headers.get("user-agent", ""),
+        ip=ip,
+        method=request.method,
+        geo=locator.locate(ip) if locator is not None else NOWHERE,
+    )
+
+
+# HEAD too: link checkers and scanners send it (and are recorded as machines); a HEAD answer has no body.
+@public_router.api_route(f"{TRACKING_PATH_PREFIX}{OPEN_SEGMENT}/{{token}}", methods=["GET", "HEAD"])
 async def open_pixel(token: str, request: Request, session: Session) -> Response:
     """The open-tracking pixel: a 1×1 GIF whatever the token."""
-    await service.record_open(session=session, token=token, user_agent=request.headers.get("user-agent", ""), ip=client_ip(request))
+    await service.record_open(session=session, token=token, hit=hit_of(request))
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
-@public_router.get(f"{TRACKING_PATH_PREFIX}{CLICK_SEGMENT}/{{token}}")
+@public_router.api_route(f"{TRACKING_PATH_PREFIX}{CLICK_SEGMENT}/{{token}}", methods=["GET", "HEAD"])
 async def follow_link(token: str, request: Request, session: Session) -> Response:
     """A tracked link: record the click, then 302 to the link that was in the message."""
-    url = await service.follow_link(session=session, token=token, user_agent=request.headers.get("user-agent", ""), ip=client_ip(request))
+    url = await service.follow_link(session=session, token=token, hit=hit_of(request))
     if url is None:
         return _unknown_link()
     return RedirectResponse(url, status_code=302, headers=NO_STORE)

@@ -12,11 +12,12 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api_service.core.geoip import NOWHERE, Geo
 from api_service.mail.parse import parse_head
 from api_service.mail.useragent import ClientInfo, parse_user_agent
 from api_service.messages import service as messages
@@ -24,7 +25,7 @@ from api_service.models import Message, MessageClick, MessageOpen, Server
 from api_service.servers import service as servers
 from api_service.streams import service as streams
 from api_service.suppressions import service as suppressions
-from api_service.tracking import repository, tokens
+from api_service.tracking import machines, repository, tokens
 from api_service.tracking.copies import UNSUBSCRIBE_MAILBOX
 from api_service.tracking.repository import ActivityFilter
 from api_service.webhooks import payloads
@@ -101,18 +102,33 @@ async def resolve(*, session: AsyncSession, token: str, kind: tokens.Kind) -> Re
     return found if found is not None and found.payload.kind is kind else None
 
 
-async def record_open(*, session: AsyncSession, token: str, user_agent: str, ip: str) -> bool:
-    """Record an open and queue its webhooks; False for a token that is not ours or records nothing."""
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """Who fetched a tracking URL, and how."""
+
+    user_agent: str
+    ip: str
+    method: str = "GET"
+    geo: Geo = NOWHERE
+
+
+async def record_open(*, session: AsyncSession, token: str, hit: Hit) -> bool:
+    """Record an open and queue its webhooks; False for a token that is not ours or records nothing.
+
+    A hook with PostFirstOpenOnly gets a recipient's first open by a person (beyond Postmark: a proxy's or a
+    scanner's fetch before it does not count, and none at all while only machines have fetched)."""
     found = await resolve(session=session, token=token, kind=tokens.Kind.OPEN)
     if found is None or found.server is None or found.message is None or not found.recordable:
         return False
     message = found.message
+    verdict = machines.classify(hit=machines.Hit.OPEN, method=hit.method, user_agent=hit.user_agent, ip=hit.ip)
     row = await store_open(
         session=session,
         message=message,
         recipient=found.payload.recipient,
-        client=parse_user_agent(user_agent),
-        ip=ip,
+        client=parse_user_agent(hit.user_agent),
+        hit=hit,
+        verdict=verdict,
         at=datetime.now(UTC),
     )
     await webhooks.event_recorded(
@@ -121,12 +137,40 @@ async def record_open(*, session: AsyncSession, token: str, user_agent: str, ip:
         stream=message.message_stream,
         trigger=WebhookTrigger.OPEN,
         payload=payloads.open_payload(row, metadata=message.metadata_),
-        first_open=row.first_open,
+        first_open=row.first_human,
     )
     return True
 
 
-async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip: str) -> str | None:
+async def classify_click(*, session: AsyncSession, message: Message, recipient: str, link: str, hit: Hit, at: datetime) -> machines.Verdict:
+    """The machine rules for a click, with the two facts they need beyond the request: how long after delivery,
+    and how many other links of the message the recipient clicked just before."""
+    table = machines.rules()
+    # The rules that need only the request first (as for an open): a known scanner costs no look-up.
+    quick = machines.classify(hit=machines.Hit.OPEN, method=hit.method, user_agent=hit.user_agent, ip=hit.ip, table=table)
+    if quick.machine:
+        return quick
+    delivered = await messages.delivered_at(session=session, message_id=message.id, email=recipient)
+    window = timedelta(seconds=table.behaviour.burst_window_seconds)
+    others = await repository.other_links_clicked_since(
+        session=session, message_id=message.id, recipient=recipient, link_sha256=_link_key(link), since=at - window
+    )
+    return machines.classify(
+        hit=machines.Hit.CLICK,
+        method=hit.method,
+        user_agent=hit.user_agent,
+        ip=hit.ip,
+        seconds_since_delivery=(at - delivered).total_seconds() if delivered is not None else None,
+        other_links_just_before=others,
+        table=table,
+    )
+
+
+def _link_key(link: str) -> str:
+    return hashlib.sha256(link.encode()).hexdigest()
+
+
+async def follow_link(*, session: AsyncSession, token: str, hit: Hit) -> str | None:
     """Record a click and return where it goes: only ever a URL sealed into this message. Once
     the message is gone (or the address removed) the link still goes there, unrecorded."""
     found = await resolve(session=session, token=token, kind=tokens.Kind.CLICK)
@@ -135,17 +179,23 @@ async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip:
     message = found.message
     if found.server is None or message is None or not found.recordable:
         return found.payload.url
+    now = datetime.now(UTC)
+    recipient, link = found.payload.recipient, found.payload.url
+    verdict = await classify_click(session=session, message=message, recipient=recipient, link=link, hit=hit, at=now)
     row = await store_click(
         session=session,
         message=message,
-        recipient=found.payload.recipient,
-        link=found.payload.url,
+        recipient=recipient,
+        link=link,
         location=found.payload.location,
-        client=parse_user_agent(user_agent),
-        ip=ip,
-        at=datetime.now(UTC),
+        client=parse_user_agent(hit.user_agent),
+        hit=hit,
+        verdict=verdict,
+        at=now,
     )
-    if row.first_click:  # Postmark sends one Click webhook per link and recipient
+    # Postmark sends one Click webhook per link and recipient; beyond Postmark, a person's first click of a link
+    # that a scanner followed first is sent too (its `Machine` says which is which).
+    if row.first_click or row.first_human:
         await webhooks.event_recorded(
             session=session,
             server=found.server,
@@ -159,7 +209,7 @@ async def follow_link(*, session: AsyncSession, token: str, user_agent: str, ip:
 # --- the opens and clicks tables ------------------------------------------------------------------
 
 
-def _reader(message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> dict[str, Any]:
+def _reader(message: Message, recipient: str, client: ClientInfo, hit: Hit, verdict: machines.Verdict, at: datetime) -> dict[str, Any]:
     return {
         "server_id": message.server_id,
         "message_id": message.id,
@@ -174,17 +224,32 @@ def _reader(message: Message, recipient: str, client: ClientInfo, ip: str, at: d
         "os_company": client.os_company,
         "os_family": client.os_family,
         "platform": client.platform.value,
-        "ip": ip[:45],
-        "country": "",
-        "region": "",
-        "city": "",
+        "ip": hit.ip[:45],
+        "country_iso": hit.geo.country_iso,
+        "country": hit.geo.country[:100],
+        "region_iso": hit.geo.region_iso,
+        "region": hit.geo.region[:100],
+        "city": hit.geo.city[:100],
+        "coords": hit.geo.coords,
+        "machine": verdict.machine,
+        "machine_reason": verdict.reason[:40],
         "created_at": at,
     }
 
 
-async def store_open(*, session: AsyncSession, message: Message, recipient: str, client: ClientInfo, ip: str, at: datetime) -> MessageOpen:
-    """An open with its `Opened` event; `first_open` on the returned row says whether it was the recipient's first."""
-    row = await repository.insert_open(session=session, values=_reader(message, recipient, client, ip, at) | {"read_seconds": 0})
+async def store_open(
+    *,
+    session: AsyncSession,
+    message: Message,
+    recipient: str,
+    client: ClientInfo,
+    hit: Hit,
+    at: datetime,
+    verdict: machines.Verdict = machines.PERSON,
+) -> MessageOpen:
+    """An open with its `Opened` event; `first_open` on the returned row says whether it was the recipient's first,
+    `first_human` whether it was a person's first."""
+    row = await repository.insert_open(session=session, values=_reader(message, recipient, client, hit, verdict, at) | {"read_seconds": 0})
     await messages.add_event(
         session=session,
         message_id=message.id,
@@ -203,14 +268,15 @@ async def store_click(
     link: str,
     location: ClickLocation,
     client: ClientInfo,
-    ip: str,
+    hit: Hit,
     at: datetime,
+    verdict: machines.Verdict = machines.PERSON,
 ) -> MessageClick:
     """A click with its `LinkClicked` event; `first_click` says whether the recipient followed this link before."""
-    values = _reader(message, recipient, client, ip, at) | {
+    values = _reader(message, recipient, client, hit, verdict, at) | {
         "click_location": location.value,
         "original_link": link,
-        "link_sha256": hashlib.sha256(link.encode()).hexdigest(),
+        "link_sha256": _link_key(link),
     }
     row = await repository.insert_click(session=session, values=values)
     await messages.add_event(

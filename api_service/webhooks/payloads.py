@@ -111,14 +111,29 @@ def _reader(row: MessageOpen | MessageClick, metadata: dict[str, str]) -> dict[s
         "OS": _client(row.os_name, row.os_company, row.os_family),
         "Platform": row.platform,
         "UserAgent": row.user_agent,
-        # No GeoIP database ships with Postgate: only the address is known.
-        "Geo": {"IP": row.ip} if row.ip else {},
+        "Geo": geo_of(row),
         "MessageID": str(row.message_id),
         "ReceivedAt": row.created_at,
         "Tag": row.tag,
         "Recipient": row.recipient,
         "Metadata": metadata,
+        "Machine": row.machine,
+        "MachineReason": row.machine_reason,
     }
+
+
+def geo_of(row: MessageOpen | MessageClick) -> dict[str, str]:
+    """Postmark's Geo, from the database on this machine (`core.geoip`): the fields it knows, and the IP."""
+    fields = {
+        "CountryISOCode": row.country_iso,
+        "Country": row.country,
+        "RegionISOCode": row.region_iso,
+        "Region": row.region,
+        "City": row.city,
+        "Coords": row.coords,
+        "IP": row.ip,
+    }
+    return {key: value for key, value in fields.items() if value}
 
 
 def open_payload(row: MessageOpen, *, metadata: dict[str, str]) -> OpenWebhook:

@@ -54,6 +54,7 @@ class BulkEmailRequest(WireModel):
     TrackLinks: str | None = Field(default=None, description="None | HtmlAndText | HtmlOnly | TextOnly")
     Attachments: list[Attachment] | None = None
     Headers: list[MessageHeader] | None = None
+    SendAt: str | None = Field(default=None, description="Beyond Postmark: every message is held until then (as on `/email`)")
     Messages: list[BulkMessage] | None = Field(
         default=None,
         description="One entry per message: at most 10,000 (50 with the test token); the body ≤ 50 MB (1 MB with the test token)",

@@ -49,6 +49,11 @@ class EmailRequest(WireModel):
     Metadata: dict[str, Any] | None = Field(default=None, description="≤ 10 keys; key ≤ 20, value ≤ 80 chars")
     Attachments: list[Attachment] | None = None
     MessageStream: str | None = Field(default=None, description="Defaults to `outbound`")
+    SendAt: str | None = Field(
+        default=None,
+        description="Beyond Postmark: ISO 8601 with an offset (`2030-01-02T09:00:00+01:00`); the message is held until then "
+        "(at most 30 days ahead; a time already past sends at once)",
+    )
 
     model_config = WireModel.model_config | {
         "json_schema_extra": {
@@ -68,6 +73,14 @@ class EmailRequest(WireModel):
     }
 
 
+class InactiveRecipient(WireResponse):
+    """Beyond Postmark: one recipient a 406 names, readable without parsing `Message`."""
+
+    Email: str
+    Reason: str = Field(description="HardBounce, SpamComplaint, ManualSuppression or Unsubscribe")
+    Since: str = Field(description="When the address was suppressed (ISO 8601, UTC)")
+
+
 class SendResult(WireResponse):
     """The answer for one message: `ErrorCode` 0 on success."""
 
@@ -78,3 +91,7 @@ class SendResult(WireResponse):
     Bcc: str | None = None
     SubmittedAt: str | None = None
     MessageID: str | None = None
+    SendAt: str | None = Field(default=None, description="Beyond Postmark: when a scheduled message will be released")
+    InactiveRecipients: list[InactiveRecipient] | None = Field(
+        default=None, description="Beyond Postmark, with ErrorCode 406: each inactive recipient, why, and since when"
+    )

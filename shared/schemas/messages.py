@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.schemas.base import WireResponse
+from shared.schemas.base import WireModel, WireResponse
 
 
 class EmailName(WireResponse):
@@ -26,11 +26,12 @@ class OutboundMessage(WireResponse):
     From: str
     Subject: str
     Attachments: list[str]
-    Status: str = Field(description="Queued, Sent or Processed")
+    Status: str = Field(description="Queued, Sent or Processed; beyond Postmark, Scheduled or Cancelled")
     TrackOpens: bool
     TrackLinks: str
     Metadata: dict[str, str]
     Sandboxed: bool
+    SendAt: str | None = Field(default=None, description="Beyond Postmark: the release time of a scheduled message")
 
 
 class MessageEvent(WireResponse):
@@ -54,3 +55,19 @@ class OutboundMessageList(WireResponse):
 
 class MessageDump(WireResponse):
     Body: str
+
+
+class ScheduleRequest(WireModel):
+    """Beyond Postmark: `PUT /messages/outbound/{id}/schedule` moves a scheduled message's release."""
+
+    SendAt: str | None = Field(default=None, description="ISO 8601 with an offset; at most 30 days ahead; a past time sends now")
+
+
+class ScheduleResult(WireResponse):
+    """Beyond Postmark: what became of a scheduled message."""
+
+    ErrorCode: int = 0
+    Message: str
+    MessageID: str
+    Status: str = Field(description="Scheduled (rescheduled) or Cancelled")
+    SendAt: str | None = None

@@ -27,6 +27,12 @@ class OutboundOverview(WireResponse):
     WithClientRecorded: int
     WithPlatformRecorded: int
     WithReadTimeRecorded: int
+    MachineOpens: int = Field(
+        default=0, description="Beyond Postmark: opens by privacy proxies and scanners (not in Opens unless includeMachines=true)"
+    )
+    MachineClicks: int = Field(
+        default=0, description="Beyond Postmark: clicks by scanners (not in TotalClicks unless includeMachines=true)"
+    )
 
 
 class StatsSeries(WireResponse):

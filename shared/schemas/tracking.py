@@ -19,18 +19,22 @@ class ReaderEvent(WireResponse):
     OS: ClientDetails
     Platform: str = Field(description="Desktop, Mobile, WebMail or Unknown")
     UserAgent: str
-    Geo: dict[str, str] = Field(description="Only IP: Postgate ships no GeoIP database")
+    Geo: dict[str, str] = Field(
+        description="CountryISOCode, Country, RegionISOCode, Region, City, Coords and IP, as far as the GeoIP database on the server knows"
+    )
     MessageID: str
     ReceivedAt: str
     Tag: str
     Recipient: str
     Metadata: dict[str, str]
+    Machine: bool = Field(default=False, description="Beyond Postmark: a privacy proxy or security scanner, not a person")
+    MachineReason: str = Field(default="", description="Beyond Postmark: which rule of api_service/tracking/machines.toml said so")
 
 
 class OpenEvent(ReaderEvent):
     RecordType: str = "Open"
     FirstOpen: bool
-    ReadSeconds: int = Field(description="Always 0: Postgate does not measure read time")
+    ReadSeconds: int = Field(description="Always 0: Postgate does not measure read time (README: ReadSeconds)")
 
 
 class ClickEvent(ReaderEvent):

@@ -100,18 +100,22 @@ class OpenWebhook(WireResponse):
 
     RecordType: Literal["Open"] = "Open"
     FirstOpen: bool
-    ReadSeconds: int = Field(description="Always 0: Postgate does not measure read time")
+    ReadSeconds: int = Field(description="Always 0: Postgate does not measure read time (README: ReadSeconds)")
     MessageStream: str
     Client: ClientDetails
     OS: ClientDetails
     Platform: Platform
     UserAgent: str
-    Geo: dict[str, str] = Field(description="Only IP: Postgate ships no GeoIP database")
+    Geo: dict[str, str] = Field(
+        description="CountryISOCode, Country, RegionISOCode, Region, City, Coords and IP, as far as the GeoIP database on the server knows"
+    )
     MessageID: str
     ReceivedAt: Timestamp
     Tag: str
     Recipient: str
     Metadata: dict[str, str]
+    Machine: bool = Field(default=False, description="Beyond Postmark: a privacy proxy or security scanner fetched it, not a person")
+    MachineReason: str = Field(default="", description="Beyond Postmark: which rule said so (api_service/tracking/machines.toml)")
 
 
 class ClickWebhook(WireResponse):
@@ -125,12 +129,16 @@ class ClickWebhook(WireResponse):
     OS: ClientDetails
     Platform: Platform
     UserAgent: str
-    Geo: dict[str, str] = Field(description="Only IP: Postgate ships no GeoIP database")
+    Geo: dict[str, str] = Field(
+        description="CountryISOCode, Country, RegionISOCode, Region, City, Coords and IP, as far as the GeoIP database on the server knows"
+    )
     MessageID: str
     ReceivedAt: Timestamp
     Tag: str
     Recipient: str
     Metadata: dict[str, str]
+    Machine: bool = Field(default=False, description="Beyond Postmark: a security scanner or link checker followed it, not a person")
+    MachineReason: str = Field(default="", description="Beyond Postmark: which rule said so (api_service/tracking/machines.toml)")
 
 
 class StreamPausedWebhook(WireResponse):

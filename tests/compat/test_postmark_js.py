@@ -210,6 +210,10 @@ class TestSendErrors:
         )
         assert [r["ErrorCode"] for r in results] == [406, 0]
         assert "Found inactive addresses: gone@example.net. Inactive" in results[0]["Message"]
+        # Beyond Postmark, readable without the Message: postmark.js hands the extra key through untouched.
+        [inactive] = results[0]["InactiveRecipients"]
+        assert (inactive["Email"], inactive["Reason"]) == ("gone@example.net", "HardBounce")
+        assert "InactiveRecipients" not in results[1]
 
 
 class TestServer:

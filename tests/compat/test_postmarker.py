@@ -157,7 +157,10 @@ class TestPostmarkerGenericCalls:
         assert [s["EmailAddress"] for s in dump["Suppressions"]] == ["quiet@example.net"]
         with pytest.raises(ClientError) as caught:
             postmark.emails.send(From="app@compat.example", To="quiet@example.net", Subject="x", TextBody="x")
-        assert caught.value.error_code == 406
+        assert caught.value.error_code == 406  # the 406's extra InactiveRecipients key changes nothing for postmarker
+        [refused] = postmark.emails.send_batch({"From": "app@compat.example", "To": "quiet@example.net", "Subject": "x", "TextBody": "x"})
+        assert refused["ErrorCode"] == 406
+        assert [(i["Email"], i["Reason"]) for i in refused["InactiveRecipients"]] == [("quiet@example.net", "ManualSuppression")]
         removed = postmark.call(
             "POST", "/message-streams/outbound/suppressions/delete", data={"Suppressions": [{"EmailAddress": "quiet@example.net"}]}
         )

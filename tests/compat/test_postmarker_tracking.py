@@ -33,7 +33,9 @@ def record_activity(settings: Settings, message_id: str) -> None:
             assert message is not None
             client = parse_user_agent(IPHONE)
             at = datetime.now(UTC)
-            await tracking.store_open(session=session, message=message, recipient="user@example.net", client=client, ip="", at=at)
+            await tracking.store_open(
+                session=session, message=message, recipient="user@example.net", client=client, hit=tracking.Hit(user_agent="", ip=""), at=at
+            )
             await tracking.store_click(
                 session=session,
                 message=message,
@@ -41,7 +43,7 @@ def record_activity(settings: Settings, message_id: str) -> None:
                 link="https://example.com/a",
                 location=ClickLocation.HTML,
                 client=client,
-                ip="",
+                hit=tracking.Hit(user_agent="", ip=""),
                 at=at,
             )
         await engine.dispose()

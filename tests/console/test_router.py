@@ -8,6 +8,7 @@ import csv
 import io
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -205,6 +206,24 @@ class TestActivity:
         assert "Welcome" in (await console.get(url, status="Queued", stream="outbound")).text
         assert "No messages match" in (await console.get(url, status="Sent")).text
         assert "No messages match" in (await console.get(url, fromdate="2001-01-01", todate="2001-01-02")).text
+
+    async def test_scheduled_message_is_shown_and_cancelled(self, console: Console) -> None:
+        server = await sending_server(console.client)
+        send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        message_id = await send(console.client, server, Subject="Later", SendAt=send_at)
+        url = f"/console/servers/{server.id}/activity"
+        assert "Later" in (await console.get(url, status="Scheduled")).text
+        page_url = f"/console/servers/{server.id}/messages/{message_id}"
+        page = (await console.get(page_url)).text
+        assert "scheduled for" in page
+        assert "Cancel sending" in page
+        cancelled = await console.post(f"{page_url}/cancel")
+        assert cancelled.headers["location"].endswith("notice=schedule-cancelled")
+        page = (await console.get(page_url)).text
+        assert "badge-cancelled" in page
+        assert "Cancel sending" not in page
+        again = await console.post(f"{page_url}/cancel")
+        assert again.headers["location"].endswith("notice=schedule-too-late")
 
     async def test_paging(self, console: Console) -> None:
         server = await sending_server(console.client)
@@ -608,6 +627,18 @@ class TestStats:
         clients = page[page.index("<h2>Opens by email client</h2>") : page.index("<h2>Clicks by platform</h2>")]
         assert "<td>Chrome</td>" in clients
         assert "<td>Mobile Safari</td>" in clients
+
+    async def test_people_by_default_and_a_toggle_for_machines(self, app: FastAPI, console: Console) -> None:
+        server = await sending_server(console.client)
+        sent = await send(console.client, server, To="reader@example.net")
+        await track(app, console.client, server, sent, recipient="reader@example.net", user_agent="Mozilla/5.0")  # Apple MPP
+        await track(app, console.client, server, sent, recipient="reader@example.net", user_agent=CHROME_WINDOWS)
+        url = f"/console/servers/{server.id}/stats"
+        people = (await console.get(url, days="7")).text
+        assert "unique · 1 in all · 1 by machines, not counted" in people
+        everything = (await console.get(url, days="7", machines="1")).text
+        assert "unique · 2 in all · 1 by machines<" in everything
+        assert 'href="?days=7&machines=1" aria-current="page"' in everything
 
     async def test_without_activity_the_tables_say_so_and_an_unknown_span_is_thirty_days(self, console: Console) -> None:
         server = await create_server(console.client)

@@ -7,9 +7,20 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.bounces import service as bounces_service
+from api_service.console.forms import Refused, submit
 from api_service.console.rendering import PREFIX, render
 from api_service.console.views import BounceView, TimelineEntry
-from api_service.console.web import RAW_SHOWN_BYTES, REMOTE_CONTENT, ServerPage, Signed, html_preview_headers
+from api_service.console.web import (
+    RAW_SHOWN_BYTES,
+    REMOTE_CONTENT,
+    CheckedForm,
+    ServerPage,
+    Signed,
+    html_preview_headers,
+    redirect,
+    server_url,
+)
+from api_service.delivery import queue
 from api_service.deps import Session, TransactionalRoute
 from api_service.messages import service as messages_service
 from api_service.models import Message, MessageClick, MessageOpen, Server
@@ -23,7 +34,12 @@ TIMELINE_READS = 100  # the newest opens, and the newest clicks, a message page 
 
 def reader_details(row: MessageOpen | MessageClick) -> list[tuple[str, str]]:
     """Who opened or clicked, as the tracking service recorded it."""
-    return [("Client", row.client_name), ("OS", row.os_name), ("Platform", row.platform)]
+    details = [("Client", row.client_name), ("OS", row.os_name), ("Platform", row.platform)]
+    if row.country:
+        details.append(("Country", ", ".join(p for p in (row.city, row.region, row.country) if p)))
+    # Beyond Postmark: a privacy proxy or a scanner, by the rule that said so (tracking/machines.toml).
+    details.append(("Machine", row.machine_reason) if row.machine else ("Reader", "a person"))
+    return details
 
 
 def message_bodies(raw: bytes) -> tuple[str, str, str | None]:
@@ -108,6 +124,21 @@ async def message_page(request: Request, message_id: str, server: ServerPage, se
             "reads_left_out": reads_left_out,
         },
     )
+
+
+@router.post("/servers/{server_id}/messages/{message_id}/cancel")
+async def cancel_scheduled(message_id: str, server: ServerPage, session: Session, identity: Signed, form: CheckedForm) -> Response:
+    """Cancel a scheduled message that has not been released (as `DELETE /messages/outbound/{id}/schedule`)."""
+    url = server_url(server, f"messages/{message_id}")
+
+    async def change() -> None:
+        message = await messages_service.get_message_or_raise(session=session, server_id=server.id, message_id=message_id)
+        await queue.cancel_scheduled(session=session, message=message)
+
+    async def refused(r: Refused) -> Response:
+        return redirect(url, notice="schedule-too-late")
+
+    return await submit(session=session, change=change, done=lambda _: redirect(url, notice="schedule-cancelled"), refused=refused)
 
 
 @router.get("/servers/{server_id}/messages/{message_id}/html")

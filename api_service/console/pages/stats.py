@@ -49,7 +49,8 @@ async def stats(request: Request, server: ServerPage, session: Session, identity
     zone = ZoneInfo(stats_service.TIME_ZONE)
     today = datetime.now(zone).date()
     days = [today - timedelta(days=span - 1 - i) for i in range(span)]
-    f = stats_service.StatsFilter(server_id=server.id, from_date=datetime.combine(days[0], time.min, zone))
+    machines = request.query_params.get("machines") == "1"  # beyond Postmark: people only unless asked
+    f = stats_service.StatsFilter(server_id=server.id, from_date=datetime.combine(days[0], time.min, zone), include_machines=machines)
     overview = await stats_service.overview(session=session, f=f)
     opens = await stats_service.opens(session=session, f=f)
     clicks = await stats_service.clicks(session=session, f=f)
@@ -74,6 +75,7 @@ async def stats(request: Request, server: ServerPage, session: Session, identity
             "section": "stats",
             "span": span,
             "spans": STATS_DAYS,
+            "machines": machines,
             "chart": bar_chart(days, series, title=f"Messages sent, bounced, opened and clicked per day, last {span} days"),
             "series": series,
             "columns": [name for name, _ in columns],

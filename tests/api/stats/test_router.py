@@ -32,7 +32,9 @@ async def activity(app: FastAPI, message_id: str, *, opens: list[datetime], clic
         assert row is not None
         client = parse_user_agent(CHROME)
         for at in opens:
-            await tracking.store_open(session=session, message=row, recipient=row.recipients[0], client=client, ip="", at=at)
+            await tracking.store_open(
+                session=session, message=row, recipient=row.recipients[0], client=client, hit=tracking.Hit(user_agent="", ip=""), at=at
+            )
         for at, link in clicks:
             await tracking.store_click(
                 session=session,
@@ -41,7 +43,7 @@ async def activity(app: FastAPI, message_id: str, *, opens: list[datetime], clic
                 link=link,
                 location=ClickLocation.TEXT,
                 client=client,
-                ip="",
+                hit=tracking.Hit(user_agent="", ip=""),
                 at=at,
             )
 

@@ -173,14 +173,18 @@ class TestOpenAndClickTracking:
         stats = (await client.get("/stats/outbound", headers=server.headers)).json()
         assert (stats["Sent"], stats["Tracked"], stats["WithOpenTracking"], stats["WithLinkTracking"]) == (1, 1, 1, 1)
         assert stats["TotalTrackedLinksSent"] == 2
+        # The clicks came within seconds of delivery, as a scanner's do: people-only stats leave them out.
+        assert (stats["Opens"], stats["UniqueOpens"], stats["TotalClicks"], stats["UniqueLinksClicked"]) == (2, 1, 0, 0)
+        assert (stats["MachineOpens"], stats["MachineClicks"]) == (0, 3)
+        stats = (await client.get("/stats/outbound?includeMachines=true", headers=server.headers)).json()
         assert (stats["Opens"], stats["UniqueOpens"], stats["TotalClicks"], stats["UniqueLinksClicked"]) == (2, 1, 3, 2)
         assert stats["WithClientRecorded"] == 1
         platforms = (await client.get("/stats/outbound/opens/platforms", headers=server.headers)).json()
         assert (platforms["Desktop"], platforms["Mobile"]) == (1, 1)
         assert len(platforms["Days"]) == 1
-        locations = (await client.get("/stats/outbound/clicks/location?tag=welcome", headers=server.headers)).json()
+        locations = (await client.get("/stats/outbound/clicks/location?tag=welcome&includeMachines=true", headers=server.headers)).json()
         assert (locations["HTML"], locations["Text"]) == (2, 1)
-        browsers = (await client.get("/stats/outbound/clicks/browserfamilies", headers=server.headers)).json()
+        browsers = (await client.get("/stats/outbound/clicks/browserfamilies?includeMachines=true", headers=server.headers)).json()
         assert browsers["Chrome"] == 3
         none = (await client.get("/stats/outbound/opens?tag=other", headers=server.headers)).json()
         assert none == {"Days": [], "Opens": 0, "Unique": 0}
