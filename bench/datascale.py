@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import statistics
@@ -63,7 +64,7 @@ SELECT g, p, first_name,
        now() - make_interval(secs => (CAST(:n AS integer) - g) * {DAYS} * 86400.0::float8 / CAST(:n AS integer)) AS created,
        first_name || '.' || ({LAST})[(p / 20) % 25 + 1] || (p / 500) || '@' || ({DOMAINS})[(p * 7) % 8 + 1] AS to_addr,
        CASE WHEN g % 10 = 3 THEN 'cc' || (p % 997) || '@' || ({DOMAINS})[(p * 3) % 8 + 1] END AS cc_addr,
-       ({TAGS})[(g * 7) % 10 + 1] AS tag,
+       ({TAGS})[(g / 10 * 7) % 10 + 1] AS tag,
        g > CAST(:n AS integer) - CAST(:n AS integer) / 1000 AS queued
   FROM (SELECT g, p, ({FIRST})[p % 20 + 1] AS first_name
           FROM (SELECT g, floor(500000 * power(((g * 2654435761) % 4294967291)::float8 / 4294967291.0, 2))::int AS p
@@ -282,8 +283,27 @@ def _console_cookie(client: httpx.Client, base: str, account: str) -> dict[str, 
     return {"Cookie": cookie}
 
 
-def run(*, database_url: str, quick: bool, messages: int | None = None) -> list[Row]:
-    """Fill `messages` (quick: 20,000; default 1,000,000) and time each read path, one client, warm."""
+async def _reuse(database_url: str) -> tuple[int, int, str]:
+    """(messages, the biggest server's id, a new token of it) of a database a `--keep` run filled."""
+    token = secrets.token_hex(16)
+    conn = await asyncpg.connect(**_connect_kwargs(database_url))
+    try:
+        server_id = await conn.fetchval("SELECT id FROM servers WHERE name = 'scale-1'")
+        await conn.execute(
+            "INSERT INTO server_tokens (server_id, token_sha256, hint) VALUES ($1, $2, $3)",
+            server_id,
+            hashlib.sha256(token.encode()).hexdigest(),
+            token[-4:],
+        )
+        n = await conn.fetchval("SELECT count(*) FROM messages")
+    finally:
+        await conn.close()
+    return int(n), int(server_id), token
+
+
+def run(*, database_url: str, quick: bool, messages: int | None = None, reuse: bool = False) -> list[Row]:
+    """Fill `messages` (quick: 20,000; default 1,000,000) and time each read path, one client, warm.
+    With `reuse`, the database was filled by an earlier run and is only measured."""
     n = messages or (20_000 if quick else 1_000_000)
     port = free_port()
     account = "bench-account-token"
@@ -296,15 +316,18 @@ def run(*, database_url: str, quick: bool, messages: int | None = None) -> list[
     )
     rows: list[Row] = []
     try:
-        admin = {"X-Postmark-Account-Token": account}
-        servers = [httpx.post(f"{base}/servers", json={"Name": f"scale-{i}"}, headers=admin).json() for i in (1, 2, 3)]
-        started = time.monotonic()
-        asyncio.run(fill(database_url, server_ids=[s["ID"] for s in servers], n=n))
-        print(f"datascale: {n:,} messages filled in {time.monotonic() - started:.0f} s")
-        biggest = servers[0]
-        samples = asyncio.run(_samples(database_url, biggest["ID"]))
+        if reuse:
+            n, server_id, token = asyncio.run(_reuse(database_url))
+        else:
+            admin = {"X-Postmark-Account-Token": account}
+            servers = [httpx.post(f"{base}/servers", json={"Name": f"scale-{i}"}, headers=admin).json() for i in (1, 2, 3)]
+            started = time.monotonic()
+            asyncio.run(fill(database_url, server_ids=[s["ID"] for s in servers], n=n))
+            print(f"datascale: {n:,} messages filled in {time.monotonic() - started:.0f} s")
+            server_id, token = servers[0]["ID"], servers[0]["ApiTokens"][0]
+        samples = asyncio.run(_samples(database_url, server_id))
         with httpx.Client(timeout=120) as client:
-            probes = _probes(base, biggest["ID"], biggest["ApiTokens"][0], samples, _console_cookie(client, base, account))
+            probes = _probes(base, server_id, token, samples, _console_cookie(client, base, account))
             for probe in probes:
                 times, errors = _measure(client, probe)
                 seconds = sum(times) / 1000
@@ -332,16 +355,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.datascale")
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages to fill (the issue's target is 10,000,000)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed) instead of dropping it")
+    parser.add_argument("--reuse", metavar="URL", help="measure a database an earlier --keep run filled (migrated to head first)")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    url = with_database(base, f"postgate_bench_{secrets.token_hex(4)}")
-    ensure_database(url)
+    url = args.reuse or with_database(base, f"postgate_bench_{secrets.token_hex(4)}")
+    if not args.reuse:
+        ensure_database(url)
     migrate(url)
     try:
         print("| Path | Requests | p50 ms | p99 ms | Errors |\n|---|---|---|---|---|")
-        run(database_url=url, quick=False, messages=args.messages)
+        run(database_url=url, quick=False, messages=args.messages, reuse=bool(args.reuse))
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             print(f"datascale: kept {url}")
         else:
             drop_database(url)
