@@ -27,20 +27,25 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import platform
 import secrets
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 from api_service.devtools.embedded_db import _connect_kwargs, drop_database, ensure_database, migrate, with_database
-from bench.procs import free_port, start
+from bench import report
+from bench.procs import ROOT, free_port, start
 from bench.rest import Row
 
+RESULTS = ROOT / "bench" / "RESULTS.md"
 ROUND = 1_000_000
 DAYS = 45
 REQUESTS = 30
@@ -351,11 +356,23 @@ def run(*, database_url: str, quick: bool, messages: int | None = None, reuse: b
     return rows
 
 
+def results_meta() -> dict[str, str]:
+    """What RESULTS.md says of a run of this group alone."""
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "mode": "datascale group alone (python -m bench.datascale --record); the other rows are from the last full run",
+        "load": "load average {:.1f} {:.1f} {:.1f} at the end (shared machine: other agents' work ran alongside)".format(*os.getloadavg()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.datascale")
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages to fill (the issue's target is 10,000,000)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed) instead of dropping it")
     parser.add_argument("--reuse", metavar="URL", help="measure a database an earlier --keep run filled (migrated to head first)")
+    parser.add_argument("--record", action="store_true", help="write the rows into bench/RESULTS.md and RESULTS.json (group datascale)")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     url = args.reuse or with_database(base, f"postgate_bench_{secrets.token_hex(4)}")
@@ -364,7 +381,9 @@ def main() -> None:
     migrate(url)
     try:
         print("| Path | Requests | p50 ms | p99 ms | Errors |\n|---|---|---|---|---|")
-        run(database_url=url, quick=False, messages=args.messages, reuse=bool(args.reuse))
+        rows = run(database_url=url, quick=False, messages=args.messages, reuse=bool(args.reuse))
+        if args.record:
+            report.merge(RESULTS, group="datascale", rows=rows, meta=results_meta())
     finally:
         if args.keep or args.reuse:
             print(f"datascale: kept {url}")
