@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,16 @@ def targets(rows: list[Row]) -> list[str]:
             "| Delivery to a local sink with 2 workers ≥ 2,000 msg/s (after the trust issue's per-message fencing) |"
             f" {_met(drain2.rate >= 2000)} | {drain2.rate:,.0f} msg/s |"
         )
+    scale = _find(rows, "Data scale")
+    if scale:
+        worst = max(scale, key=lambda r: r.p99_ms)
+        over = [r.scenario.split(": ", 1)[1] for r in scale if r.p99_ms > 150]
+        size = scale[0].scenario.split(":", 1)[0].removeprefix("Data scale ")
+        lines.append(
+            "| Data scale (issue 25): searches, details, stats, bounces and the console's activity page each p99 ≤ 150 ms with 10M"
+            f" messages | {_met(not over and '10,000,000' in size)} | measured on {size}: worst p99 {worst.p99_ms:,.0f} ms"
+            f" ({worst.scenario.split(': ', 1)[1]}); over 150 ms: {', '.join(over) or 'none'} |"
+        )
     return lines
 
 
@@ -74,6 +86,17 @@ def earlier_targets(rows: list[Row], soak: dict[str, Any] | None) -> list[str]:
             f"| Memory flat under a 10-minute soak | {_met(growth <= 0.1 and soak['seconds'] >= 600)} | {soak['seconds']:.0f} s soak: RSS {soak['rss_after_warmup_mb']:.0f} → {soak['rss_end_mb']:.0f} MB after warm-up ({growth:+.1%}), {soak['messages']:,} messages |"
         )
     return lines if len(lines) > 2 else []
+
+
+def merge(path: Path, *, group: str, rows: list[Row], meta: dict[str, Any]) -> None:
+    """One group's rows into RESULTS.json and RESULTS.md (`path`), the other groups' rows kept, for a
+    group run on its own (`python -m bench.datascale --record`), as `python -m bench --only` does."""
+    saved = path.with_suffix(".json")
+    previous = json.loads(saved.read_text()) if saved.exists() else {"rows": [], "soak": None}
+    kept = [r for r in previous["rows"] if r["group"] != group]
+    merged = [*kept, *(dict(asdict(r), group=group) for r in rows)]
+    saved.write_text(json.dumps({"rows": merged, "soak": previous["soak"]}, indent=1))
+    write(path, rows=[Row(**{k: v for k, v in r.items() if k != "group"}) for r in merged], meta=meta, soak=previous["soak"])
 
 
 def write(path: Path, *, rows: list[Row], meta: dict[str, Any], soak: dict[str, Any] | None = None) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import defer
 
 from api_service.core.listing import page_rows
 from api_service.models import Bounce, BounceDump, Message, Suppression
-from shared.constants import BounceType
+from shared.constants import MAX_PAGE_WINDOW, BounceType
 
 
 @dataclass(slots=True)
@@ -73,7 +73,7 @@ def _clauses(f: BounceFilter) -> list[ColumnElement[bool] | None]:
 async def list_bounces(
     *, session: AsyncSession, server_id: int, filters: BounceFilter, count: int, offset: int
 ) -> tuple[int, list[BounceRow]]:
-    """A page of bounces (their dumps are not loaded)."""
+    """A page of bounces (their dumps are not loaded); the total counts at most the search window."""
     total, rows = await page_rows(
         session=session,
         stmt=select(Bounce).where(Bounce.server_id == server_id),
@@ -83,6 +83,8 @@ async def list_bounces(
         offset=offset,
         columns=[or_(Bounce.dump.is_not(None), Bounce.dump_id.is_not(None)), _suppressed()],
         options=[defer(Bounce.dump), defer(Bounce.content)],
+        count_at_most=MAX_PAGE_WINDOW,
+        plan_per_search=True,
     )
     return total, [BounceRow(bounce=b, dump_available=bool(d), suppressed=bool(s)) for b, d, s in rows]
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     CursorResult,
     Table,
     Uuid,
+    and_,
     bindparam,
     delete,
     func,
@@ -33,7 +34,8 @@ from sqlalchemy.orm import defer
 
 from api_service.core.listing import page_of
 from api_service.models import Message, MessageEvent, MessageRecipient, RecipientStatus
-from shared.constants import MessageEventType, MessageStatus
+from api_service.models.message import recipients_text
+from shared.constants import MAX_PAGE_WINDOW, MessageEventType, MessageStatus
 
 
 @dataclass(slots=True)
@@ -49,10 +51,27 @@ class MessageFilter:
     metadata: dict[str, str] | None = None
 
 
+def _recipient_clause(term: str) -> ColumnElement[bool]:
+    """The recipients, joined with commas, contain `term` (any case).
+
+    The trigram index finds the messages; but a whole address drags in its domain's trigrams
+    (`gma`, `ail`, `com` …), which nearly every message has, and reading those postings cost more
+    than the search (70 ms of 72 on a million messages). So the index is asked only for the part up
+    to the `@`, which every match contains, and the whole term is checked on the few rows it finds,
+    through the unindexed expression (the same comparison, so the answer is the same)."""
+    local, at, domain = term.partition("@")
+    if not (at and domain and len(local) >= 3):
+        return recipients_text(Message.recipients).icontains(term, autoescape=True)
+    return and_(
+        recipients_text(Message.recipients).icontains(local + at, autoescape=True),
+        func.array_to_string(Message.recipients, ",").icontains(term, autoescape=True),
+    )
+
+
 def _clauses(f: MessageFilter) -> list[ColumnElement[bool] | None]:
     """One clause per search parameter; None where the parameter was not given (or empty)."""
     return [
-        func.array_to_string(Message.recipients, ",").icontains(f.recipient, autoescape=True) if f.recipient else None,
+        _recipient_clause(f.recipient) if f.recipient else None,
         Message.from_email.icontains(f.from_email, autoescape=True) if f.from_email else None,
         Message.tag == f.tag if f.tag else None,
         Message.status == f.status if f.status else None,
@@ -67,7 +86,8 @@ def _clauses(f: MessageFilter) -> list[ColumnElement[bool] | None]:
 async def list_messages(
     *, session: AsyncSession, server_id: int, filters: MessageFilter, count: int, offset: int
 ) -> tuple[int, list[Message]]:
-    """A page of sent messages, newest first (their raw MIME is not loaded)."""
+    """A page of sent messages, newest first (their raw MIME is not loaded). The total counts at most
+    the search window (10,000 messages, see README "At scale")."""
     return await page_of(
         session=session,
         stmt=select(Message).where(Message.server_id == server_id),
@@ -76,6 +96,8 @@ async def list_messages(
         count=count,
         offset=offset,
         options=[defer(Message.raw_mime)],
+        count_at_most=MAX_PAGE_WINDOW,
+        plan_per_search=True,
     )
 
 

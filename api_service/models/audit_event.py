@@ -12,7 +12,7 @@ from api_service.models.base import Base, utcnow
 
 class AuditEvent(Base):
     """One change (or failed sign-in): append-only, a trigger refuses UPDATE and DELETE except the
-    retention purge (migration 0019)."""
+    retention purge (migration 0020)."""
 
     __tablename__ = "audit_events"
 

@@ -35,3 +35,7 @@ class Bounce(Base):
     )
     content: Mapped[str | None] = mapped_column(Text, default=None)
     bounced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# `emailFilter` is a case-insensitive substring search: a trigram index on what it compares (migration 0023).
+Index("ix_bounces_email_trgm", Bounce.email, postgresql_using="gin", postgresql_ops={"email": "gin_trgm_ops"})

@@ -1,7 +1,7 @@
 """sender health checks, and the DMARC and TLS reports received
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-08 01:33:28.545871
 
 New tables only: the last health checks of each domain and sending IP (JSONB lists, rewritten
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

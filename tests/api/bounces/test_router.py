@@ -98,6 +98,8 @@ class TestBounces:
             ("inactive=true", 1),
             ("inactive=false", 1),
             ("emailFilter=full", 1),
+            ("emailFilter=FULL@", 1),
+            ("emailFilter=%25", 0),
             ("tag=welcome", 2),
             ("messagestream=broadcast", 0),
         ],

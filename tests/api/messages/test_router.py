@@ -3,6 +3,8 @@ from __future__ import annotations
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
+from sqlalchemy import text
 
 from tests.factories import ServerHandle, create_server, message, sending_server
 
@@ -36,6 +38,11 @@ class TestOutboundSearch:
             ("", 3),
             ("tag=welcome", 2),
             ("recipient=bob@example.net", 1),
+            ("recipient=BOB@Example", 1),
+            ("recipient=example.net", 3),
+            ("recipient=%25", 0),
+            ("recipient=_", 0),
+            ("subject=PASS", 1),
             ("subject=welcome", 2),
             ("status=queued", 3),
             ("status=sent", 0),
@@ -49,6 +56,25 @@ class TestOutboundSearch:
     )
     async def test_filters(self, client: httpx.AsyncClient, server: ServerHandle, query: str, total: int) -> None:
         assert (await search(client, server, query))["TotalCount"] == total
+
+    async def test_total_count_stops_at_the_paging_window(self, app: FastAPI, client: httpx.AsyncClient, server: ServerHandle) -> None:
+        # Counting every match costs seconds on millions of messages; no page reaches past 10,000.
+        async with app.state.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (id, server_id, message_stream, source, status, from_header, from_email, envelope_from, subject,"
+                    ' tag, "to", cc, bcc, recipients, metadata, attachments, track_opens, track_links, sandboxed, list_unsubscribe,'
+                    " tracked_links, raw_mime)"
+                    " SELECT gen_random_uuid(), :sid, 'outbound', 'api', 'Sent', 'x@example.com', 'x@example.com', '', 'Bulk', 'bulk',"
+                    " '[]', '[]', '[]', ARRAY['many@example.net'], '{}', '{}', false, 'None', false, false, 0, ''"
+                    " FROM generate_series(1, 10005)"
+                ),
+                {"sid": server.id},
+            )
+        assert (await search(client, server, "tag=bulk"))["TotalCount"] == 10_000
+        assert (await search(client, server, "tag=welcome"))["TotalCount"] == 2
+        last = await client.get("/messages/outbound?count=500&offset=9500&tag=bulk", headers=server.headers)
+        assert len(last.json()["Messages"]) == 500
 
     async def test_paging_window_over_10000_returns_700(self, client: httpx.AsyncClient, server: ServerHandle) -> None:
         response = await client.get("/messages/outbound?count=500&offset=9600", headers=server.headers)

@@ -1,6 +1,6 @@
 """delivery destinations: learned limits, shared connection slots, domain → destination, warm-up counts
 
-Revision ID: 0015
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-08 01:40:00.000000
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
+revision: str = "0019"
 down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

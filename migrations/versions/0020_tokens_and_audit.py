@@ -1,7 +1,7 @@
 """named, scoped, revocable API tokens and the append-only audit log
 
-Revision ID: 0019
-Revises: 0015
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-08 01:50:00.000000
 
 A server's existing token becomes its token named "default" with scope "full". Account tokens
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0019"
-down_revision: str | None = "0015"
+revision: str = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

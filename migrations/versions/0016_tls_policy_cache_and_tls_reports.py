@@ -1,7 +1,7 @@
 """MTA-STS policy cache and TLS-RPT session counts and reports
 
-Revision ID: 0017
-Revises: 0023
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-08 01:39:38.236055
 
 Three new tables, nothing existing changes: `mta_sts_policies` keeps each recipient domain's last
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0017"
-down_revision: str | None = "0023"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

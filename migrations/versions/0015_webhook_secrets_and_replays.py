@@ -1,6 +1,6 @@
 """a signing key per webhook, rotated with an overlap; replays of past deliveries
 
-Revision ID: 0023
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-08 01:50:00.000000
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0023"
+revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """a sending domain's own tracking host, its optional Ed25519 DKIM key, streams paused on complaints
 
-Revision ID: 0016
-Revises: 0017
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-08 02:00:00.000000
 
 `tracking_domain` (a CNAME of the tracking host, verified like the return path) is the host of the
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0017"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
