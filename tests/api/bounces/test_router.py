@@ -54,11 +54,13 @@ class TestBounces:
         assert item["MessageID"] == sent.json()["MessageID"]
         again = await client.post("/email", json=message(To="gone@example.net"), headers=server.headers)
         assert again.status_code == 422
-        assert again.json() == {
-            "ErrorCode": 406,
-            "Message": "You tried to send to recipient(s) that have been marked as inactive. Found inactive addresses: gone@example.net. "
-            "Inactive recipients are ones that have generated a hard bounce, a spam complaint, or a manual suppression.",
-        }
+        refused = again.json()
+        assert refused["ErrorCode"] == 406
+        assert refused["Message"] == (
+            "You tried to send to recipient(s) that have been marked as inactive. Found inactive addresses: gone@example.net. "
+            "Inactive recipients are ones that have generated a hard bounce, a spam complaint, or a manual suppression."
+        )
+        assert [(r["Email"], r["Reason"]) for r in refused["InactiveRecipients"]] == [("gone@example.net", "HardBounce")]
         mixed = await client.post("/email", json=message(To="gone@example.net, ok@example.net"), headers=server.headers)
         assert mixed.status_code == 200
         assert mixed.json()["Message"] == "Message OK, but will not deliver to these inactive addresses: gone@example.net."
