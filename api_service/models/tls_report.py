@@ -4,7 +4,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Date, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,7 +24,7 @@ class TlsReport(CreatedAtMixin, Base):
     __tablename__ = "tls_reports"
     __table_args__ = (UniqueConstraint("policy_domain", "day", name="uq_tls_reports_policy_domain_day"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     policy_domain: Mapped[str] = mapped_column(String(253))
     day: Mapped[date] = mapped_column(Date, index=True)
     report_id: Mapped[str] = mapped_column(String(200), unique=True)

@@ -63,7 +63,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_tls_report_sessions_day"), "tls_report_sessions", ["day"], unique=False)
     op.create_table(
         "tls_reports",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("policy_domain", sa.String(length=253), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("report_id", sa.String(length=200), nullable=False),
