@@ -649,7 +649,11 @@ class TestProperties:
             st.tuples(
                 st.binary(max_size=2000),
                 st.sampled_from([("application", "pdf"), ("image", "png"), ("application", "octet-stream"), ("text", "csv")]),
-                st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters='"\\'), min_size=1, max_size=60),
+                # A name wrapped whole in <…> loses the brackets: the stdlib's parameter unquoting
+                # (email.utils.unquote) strips them, as it strips quotes; no mail client writes one.
+                st.text(
+                    st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters='"\\'), min_size=1, max_size=60
+                ).filter(lambda n: not (n.strip().startswith("<") and n.strip().endswith(">"))),
                 st.booleans(),
             ),
             max_size=4,
