@@ -36,6 +36,7 @@ SIV_BYTES = 16
 SEPARATOR = b"\x00"
 V2 = b"\x02"
 V2_PREFIX_BYTES = 1 + 8 + ID_BYTES  # version, server id, message id
+MAX_SERVER_ID = 2**63 - 1
 MAX_TOKEN_CHARS = 4096  # the public routes refuse longer ones; a link whose token would be longer stays untracked
 
 
@@ -112,7 +113,9 @@ def server_id_of(token: str) -> int | None:
     raw = _raw(token)
     if raw is None or raw[:1] != V2 or len(raw) <= V2_PREFIX_BYTES + SIV_BYTES:
         return None
-    return int.from_bytes(raw[1:9], "big")
+    server_id = int.from_bytes(raw[1:9], "big")
+    # A forged id past PostgreSQL's bigint would fail the look-up itself (a 500): no server has it.
+    return server_id if 0 < server_id <= MAX_SERVER_ID else None
 
 
 def unseal_v2(secret: str, token: str) -> Payload | None:

@@ -60,6 +60,12 @@ class TestTokens:
     def test_garbage_never_raises(self, text: str) -> None:
         assert tokens.unseal("secret", text) is None
 
+    @given(server_id=st.integers(min_value=0, max_value=2**64 - 1))
+    def test_a_server_id_a_database_cannot_hold_is_no_server(self, server_id: int) -> None:
+        raw = tokens.V2 + server_id.to_bytes(8, "big") + uuid.uuid4().bytes + bytes(40)
+        token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        assert tokens.server_id_of(token) == (server_id if 0 < server_id < 2**63 else None)
+
     def test_recipient_and_link_are_not_readable_in_the_token(self) -> None:
         payload = tokens.Payload(tokens.Kind.CLICK, uuid.uuid4(), "someone@example.net", ClickLocation.HTML, "https://example.com/secret")
         raw = base64.urlsafe_b64decode(tokens.seal("secret", payload) + "==")
