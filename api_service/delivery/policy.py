@@ -30,7 +30,7 @@ class Limits:
     connections: int = 3
     messages_per_connection: int = 100
     per_second: float | None = None
-    per_minute: float | None = 600.0
+    per_minute: float | None = None
     per_hour: float | None = None
 
 
@@ -66,7 +66,9 @@ PROVIDER_LIMITS: dict[str, Limits] = {
     "yandex": Limits(connections=3, messages_per_connection=50, per_second=5.0),
     "mailru": Limits(connections=3, messages_per_connection=50, per_second=5.0),
 }
-DEFAULT_LIMITS = Limits()
+# Any other destination: 600 a minute. Only here: a provider's or the relay's limits name their own
+# rates, and a dataclass default would have capped them at 10 a second as well.
+DEFAULT_LIMITS = Limits(per_minute=600.0)
 # A relay is a service that takes volume (SES starts at 14 messages/s and says so with a 454):
 # many connections, long ones; learning finds its rate.
 RELAY_LIMITS = Limits(connections=20, messages_per_connection=1000, per_second=None)

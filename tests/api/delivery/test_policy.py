@@ -36,6 +36,16 @@ class TestDestinations:
         assert destination_key(hosts=["mx.notgoogle.com"], policy=Policy()) == "mx:mx.notgoogle.com"
 
 
+class TestBuiltInRates:
+    def test_only_other_destinations_get_the_default_600_a_minute(self) -> None:
+        policy = parse_policy("")
+        relay = policy.limits("relay:smtp.example.net:587")
+        assert (relay.per_second, relay.per_minute, relay.per_hour) == (None, None, None)  # learning finds a relay's rate
+        google = policy.limits("google")
+        assert (google.per_second, google.per_minute) == (20.0, None)
+        assert policy.limits("mx:mx.example.net").per_minute == DEFAULT_LIMITS.per_minute == 600.0
+
+
 class TestPolicyFile:
     def test_file_overrides_defaults_providers_and_destinations(self) -> None:
         policy = parse_policy(
